@@ -23,10 +23,11 @@ export interface QuantizedLinear {
   lb?: Float32Array;
   bias?: Float32Array;
   /**
-   * Outlier input channels kept in higher precision (LLM.int4()-style mixed precision): for these
-   * channels the weight columns are zero in `qweight` and `outlierWeight` [out, nOutliers] holds them
-   * in f32, multiplied with the unquantized (smoothed) activations.
+   * Input channels whose (smoothed) weight columns were kept in floating point instead of int4
+   * (ASER's outlier set O_f, LLM.int4()'s threshold channels). Their columns are zero in `qweight`
+   * and their exact product is carried by the side path: the quantizer appends one L_A column per
+   * outlier channel (one-hot e_j) and the matching L_B row (the column of W, transposed), so the
+   * kernels need no separate outlier path. Recorded here for accounting and diagnostics only.
    */
   outlierChannels?: Uint32Array;
-  outlierWeight?: Float32Array;
 }
