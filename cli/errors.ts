@@ -1,0 +1,42 @@
+// One-line errors with a hint, and consistent exit codes, for every command.
+import { GpuUnavailableError } from '../runtime/device.js';
+import { LoadError, NotFoundError } from '../loaders/errors.js';
+
+export const EXIT = {
+  ok: 0,
+  /** The command ran and failed (bad model file, numeric error, …). */
+  failure: 1,
+  /** Bad arguments or input (unknown option, prompt longer than the context, …). */
+  usage: 2,
+  /** No WebGPU adapter: the machine needs a driver. */
+  noGpu: 3,
+} as const;
+
+/** A mistake in what the user asked for; printed without a stack trace, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+export function describeError(err: unknown): { line: string; hint?: string; code: number } {
+  if (err instanceof GpuUnavailableError) return { line: err.message, code: EXIT.noGpu };
+  if (err instanceof UsageError) return { line: err.message, hint: err.hint, code: EXIT.usage };
+  if (err instanceof NotFoundError) return { line: err.message, code: EXIT.failure };
+  if (err instanceof LoadError) return { line: err.message, code: EXIT.failure };
+  if (err instanceof Error) {
+    const hint = (err as Error & { hint?: string }).hint;
+    return { line: `${err.name === 'Error' ? '' : err.name + ': '}${err.message}`.split('\n')[0]!, hint, code: EXIT.failure };
+  }
+  return { line: String(err), code: EXIT.failure };
+}
+
+export function reportError(err: unknown, verbose: boolean): number {
+  const { line, hint, code } = describeError(err);
+  process.stderr.write(`aser: error: ${line}\n`);
+  if (hint) process.stderr.write(`aser: hint: ${hint}\n`);
+  if (verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+  else if (code === EXIT.failure && !(err instanceof LoadError)) process.stderr.write('aser: (run with --verbose for details)\n');
+  return code;
+}
