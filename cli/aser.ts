@@ -1,40 +1,8 @@
 #!/usr/bin/env node
-// `aser`: the command-line front end. Each command lives in cli/commands/<name>.ts; this file only
-// wires yargs, global options and the one-line error policy (stack traces only with --verbose).
-import yargs from 'yargs';
+// The `aser` executable: runs cli/main.ts and exits with its code.
 import { hideBin } from 'yargs/helpers';
-import { EXIT, reportError } from './errors.js';
-import { commands } from './commands/index.js';
-
-export async function main(argv: string[]): Promise<number> {
-  let exitCode: number = EXIT.ok;
-  const verbose = argv.includes('--verbose');
-  let parser = yargs(argv)
-    .scriptName('aser')
-    .usage('$0 <command> [options]\n\nWebGPU runtime for ASER-quantized LLaMA-family models (W4A8 + low-rank error reconstruction).')
-    .option('verbose', { type: 'boolean', default: false, describe: 'Print stack traces and debug details' })
-    .demandCommand(1, 'Name a command (see the list above).')
-    .strict()
-    .recommendCommands()
-    .help()
-    .alias('h', 'help')
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${y.help ? '' : ''}aser: error: ${msg}\naser: hint: run \`aser --help\` or \`aser <command> --help\`\n`);
-      exitCode = EXIT.usage;
-      throw new Error('__usage__');
-    });
-  for (const command of commands) parser = parser.command(command as never);
-  try {
-    await parser.parseAsync();
-  } catch (err) {
-    if ((err as Error)?.message === '__usage__') return EXIT.usage;
-    return reportError(err, verbose);
-  }
-  return exitCode;
-}
+import { main } from './main.js';
+import { reportError } from './errors.js';
 
 main(hideBin(process.argv)).then(
   (code) => {
@@ -43,7 +11,7 @@ main(hideBin(process.argv)).then(
     setImmediate(() => process.exit(code));
   },
   (err) => {
-    process.exitCode = reportError(err, process.argv.includes('--verbose'));
-    setImmediate(() => process.exit(process.exitCode as number));
+    const code = reportError(err, process.argv.includes('--verbose'));
+    setImmediate(() => process.exit(code));
   },
 );
