@@ -18,9 +18,9 @@ export async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`${y.help ? '' : ''}aser: error: ${msg}\naser: hint: run \`aser --help\` or \`aser <command> --help\`\n`);
+      process.stderr.write(`aser: error: ${msg}\naser: hint: run \`aser --help\` or \`aser <command> --help\`\n`);
       exitCode = EXIT.usage;
       throw new Error('__usage__');
     });

@@ -1,9 +1,10 @@
 // llama2.c checkpoints: the legacy v0 header (7 int32) and the v1 "ak42" export (256-byte header, fp32).
 // Weights are read lazily, one tensor at a time, and exposed under canonical Hugging Face names with
 // ropeStyle 'interleaved' (llama2.c rotates adjacent pairs), so no q/k permutation happens here.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import type { ModelConfig, ModelSource, TensorRef } from '../runtime/model.js';
-import { FormatError, NotFoundError } from './errors.js';
+import { FormatError, LoadError } from './errors.js';
+import { openForRead, readAt } from './read-at.js';
 
 const MAGIC_AK42 = 0x616b3432;
 const V1_HEADER_BYTES = 256;
@@ -105,19 +106,16 @@ function tensorLayout(h: Llama2cHeader): Array<[string | null, number[]]> {
 }
 
 export function loadLlama2c(file: string, id = file): ModelSource {
-  let fd: number;
+  const fd = openForRead(file, 'llama2.c checkpoint');
   try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    throw new NotFoundError(file, `cannot open llama2.c checkpoint (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
-  try {
-    const fileBytes = fstatSync(fd).size;
-    const headBytes = new Uint8Array(Math.min(V1_HEADER_BYTES, fileBytes));
-    readSync(fd, headBytes, 0, headBytes.length, 0);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new FormatError(file, 'not a llama2.c checkpoint: not a regular file');
+    const fileBytes = stat.size;
+    const headBytes = readAt(fd, file, 0, Math.min(V1_HEADER_BYTES, fileBytes), 'header');
     const h = parseHeader(file, new DataView(headBytes.buffer), fileBytes);
 
     const tensors = new Map<string, TensorRef>();
+    let closed = false;
     let offset = h.headerBytes;
     for (const [name, shape] of tensorLayout(h)) {
       const byteLength = shape.reduce((a, b) => a * b, 1) * 4;
@@ -127,10 +125,8 @@ export function loadLlama2c(file: string, id = file): ModelSource {
       tensors.set(name, {
         name, dtype: 'f32', shape, byteLength,
         read() {
-          const out = new Uint8Array(byteLength);
-          const got = readSync(fd, out, 0, byteLength, at);
-          if (got !== byteLength) throw new FormatError(file, `short read of ${name}`);
-          return out;
+          if (closed) throw new LoadError(file, `read of ${name} after close()`);
+          return readAt(fd, file, at, byteLength, name);
         },
       });
     }
@@ -142,7 +138,6 @@ export function loadLlama2c(file: string, id = file): ModelSource {
       headDim: h.dim / h.nHeads, vocabSize: h.vocabSize, maxSeqLen: h.maxSeqLen, normEps: 1e-5, ropeTheta: 10000,
       ropeStyle: 'interleaved', tiedEmbeddings: h.sharedClassifier, attentionBias: false, bosId: 1, eosId: 2,
     };
-    let closed = false;
     return {
       id, config,
       tensor(name) {

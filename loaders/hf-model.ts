@@ -1,0 +1,115 @@
+// A Hugging Face model directory (config.json, safetensors weights, tokenizer.json) -> ModelSource +
+// TextTokenizer. HF names are already the canonical ones; every tensor the config implies is checked
+// for presence and shape up front, so a wrong or partial download fails at load with the list of what is off.
+import { existsSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { ModelConfig, ModelSource, TextTokenizer } from '../runtime/model.js';
+import { layerTensorName } from '../runtime/model.js';
+import { FormatError, NotFoundError } from './errors.js';
+import { parseHfConfig } from './hf-config.js';
+import { loadHfTokenizer } from './hf-tokenizer.js';
+import { isRecord, readJsonFile } from './json-file.js';
+import { openSafetensorsDir, type SafetensorsSet } from './safetensors.js';
+
+export interface LoadedModel {
+  source: ModelSource;
+  tokenizer: TextTokenizer;
+}
+
+/** Every tensor a model with `config` needs, with its shape (linear weights [out, in]). */
+export function requiredTensorShapes(config: ModelConfig): Array<{ name: string; shape: number[] }> {
+  const { dim, hiddenDim, vocabSize, nHeads, nKvHeads, headDim } = config;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const out = [
+    { name: 'model.embed_tokens.weight', shape: [vocabSize, dim] },
+    { name: 'model.norm.weight', shape: [dim] },
+  ];
+  if (!config.tiedEmbeddings) out.push({ name: 'lm_head.weight', shape: [vocabSize, dim] });
+  for (let l = 0; l < config.nLayers; l++) {
+    const t = (suffix: string, shape: number[]) => out.push({ name: layerTensorName(l, suffix), shape });
+    t('input_layernorm.weight', [dim]);
+    t('post_attention_layernorm.weight', [dim]);
+    t('self_attn.q_proj.weight', [qDim, dim]);
+    t('self_attn.k_proj.weight', [kvDim, dim]);
+    t('self_attn.v_proj.weight', [kvDim, dim]);
+    t('self_attn.o_proj.weight', [dim, qDim]);
+    if (config.attentionBias) {
+      t('self_attn.q_proj.bias', [qDim]);
+      t('self_attn.k_proj.bias', [kvDim]);
+      t('self_attn.v_proj.bias', [kvDim]);
+    }
+    t('mlp.gate_proj.weight', [hiddenDim, dim]);
+    t('mlp.up_proj.weight', [hiddenDim, dim]);
+    t('mlp.down_proj.weight', [dim, hiddenDim]);
+  }
+  return out;
+}
+
+/** Throws one FormatError listing every missing tensor and every shape mismatch (the first few of each). */
+export function checkRequiredTensors(where: string, config: ModelConfig, has: (name: string) => boolean, shapeOf: (name: string) => number[]): void {
+  const missing: string[] = [];
+  const mismatched: string[] = [];
+  for (const { name, shape } of requiredTensorShapes(config)) {
+    if (!has(name)) missing.push(name);
+    else if (JSON.stringify(shapeOf(name)) !== JSON.stringify(shape)) mismatched.push(`${name} is [${shapeOf(name)}], the config implies [${shape}]`);
+  }
+  const list = (xs: string[]) => xs.slice(0, 5).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  const problems: string[] = [];
+  if (missing.length) problems.push(`missing ${missing.length} tensor(s): ${list(missing)}`);
+  if (mismatched.length) problems.push(`wrong shape: ${list(mismatched)}`);
+  if (problems.length) throw new FormatError(where, `weights do not match config.json: ${problems.join('; ')}`);
+}
+
+function tokenIdField(json: Record<string, unknown>, field: string): number | undefined {
+  const v = Array.isArray(json[field]) ? (json[field] as unknown[])[0] : json[field];
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** Opens the weights of an HF directory as a ModelSource, checked against `config`. */
+export function openHfWeights(dir: string, config: ModelConfig, id = basename(resolve(dir))): ModelSource {
+  const weights: SafetensorsSet = openSafetensorsDir(dir);
+  try {
+    checkRequiredTensors(dir, config, (n) => weights.has(n), (n) => weights.entry(n).shape);
+  } catch (err) {
+    weights.close();
+    throw err;
+  }
+  return {
+    id,
+    config,
+    tensor: (name) => weights.tensor(name),
+    has: (name) => weights.has(name),
+    names: () => weights.names(),
+    close: () => weights.close(),
+  };
+}
+
+export interface HfModelOptions {
+  /** A tokenizer to use instead of the directory's tokenizer.json. */
+  tokenizer?: TextTokenizer;
+  /** Identity for logs and caches (default: the directory name). */
+  id?: string;
+}
+
+/**
+ * Loads a Hugging Face model directory: config.json (llama / qwen2), model.safetensors or its sharded
+ * index, and tokenizer.json (+ tokenizer_config.json). BOS/EOS come from config.json, else the tokenizer.
+ */
+export function loadHfModel(dir: string, options: HfModelOptions = {}): LoadedModel {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new NotFoundError(dir, 'no such model directory (expected config.json, *.safetensors and tokenizer.json inside)');
+  }
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile)) throw new NotFoundError(configFile, 'missing: a Hugging Face model directory needs its config.json');
+  const json = readJsonFile(configFile, 'config.json');
+  if (!isRecord(json)) throw new FormatError(configFile, 'config.json is not a JSON object');
+
+  const tokenizer = options.tokenizer ?? loadHfTokenizer(dir, { bosId: tokenIdField(json, 'bos_token_id'), eosId: tokenIdField(json, 'eos_token_id') });
+  const config = parseHfConfig(configFile, json, { bosId: tokenizer.bosId, eosId: tokenizer.eosId });
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new FormatError(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize} (vocab_size): wrong tokenizer?`);
+  }
+  const source = openHfWeights(dir, config, options.id);
+  return { source, tokenizer };
+}
