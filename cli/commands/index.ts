@@ -1,5 +1,9 @@
 // Every `aser` command, in the order `aser --help` lists them.
 import type { CommandModule } from 'yargs';
+import { demoCommand } from './demo.js';
+import { pplCommand } from './ppl.js';
+import { generateCommand } from './generate.js';
+import { convertCommand } from './convert.js';
 import { infoCommand } from './info.js';
 
-export const commands: CommandModule<object, never>[] = [infoCommand as never];
+export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, convertCommand, infoCommand] as never[];

@@ -1,0 +1,124 @@
+// `aser chat`: an interactive terminal chat. Answers stream as they are sampled; the history is kept
+// within the context window (oldest turns dropped first); Ctrl-C stops an answer, Ctrl-C at the
+// prompt (or Ctrl-D) exits.
+import { createInterface } from 'node:readline';
+import type { CommandModule } from 'yargs';
+import { UsageError } from '../errors.js';
+import { openServing, servingOptions, type ServingArgs } from './serve.js';
+import { fitHistory } from '../../serve/chat-history.js';
+import type { ChatMessage } from '../../serve/chat-template.js';
+import { CompletionText } from '../../serve/text-stream.js';
+
+interface ChatArgs extends ServingArgs {
+  system?: string;
+  'max-tokens': number;
+  temperature: number;
+  'top-p': number;
+  seed?: number;
+}
+
+const HELP = 'Ctrl-C stops an answer; Ctrl-C at the prompt or Ctrl-D exits; /reset forgets the conversation.';
+
+export const chatCommand: CommandModule<object, ChatArgs> = {
+  command: 'chat',
+  describe: 'Chat with a model in the terminal (streaming; history kept within the context window)',
+  builder: (y) =>
+    y
+      .options(servingOptions)
+      .option('system', { type: 'string', describe: 'System message that starts the conversation' })
+      .option('max-tokens', { type: 'number', default: 128, describe: 'Longest answer in tokens' })
+      .option('temperature', { type: 'number', default: 0.8, describe: 'Sampling temperature (0 = greedy)' })
+      .option('top-p', { type: 'number', default: 0.9, describe: 'Nucleus sampling threshold' })
+      .option('seed', { type: 'number', describe: 'Sampling seed (default: random)' })
+      .example('$0 chat', 'chat with stories260k')
+      .example('$0 chat --model llama3-8b --system "You are terse."', 'a bigger model with a system message') as never,
+  handler: async (args) => {
+    if (!(args['max-tokens'] >= 1)) throw new UsageError(`--max-tokens must be at least 1, got ${args['max-tokens']}`);
+    if (!(args.temperature >= 0)) throw new UsageError(`--temperature must be >= 0, got ${args.temperature}`);
+    if (!(args['top-p'] > 0 && args['top-p'] <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${args['top-p']}`);
+    const serving = await openServing(args);
+    const { engine, chatTemplate } = serving;
+    const out = process.stdout;
+    const tty = Boolean(process.stdin.isTTY);
+    const dim = (s: string) => (out.isTTY ? `\x1b[2m${s}\x1b[22m` : s);
+    out.write(dim(`aser chat: ${engine.modelId}, context ${engine.contextLength} tokens, chat template: ${chatTemplate.origin}. ${HELP}`) + '\n');
+
+    const rl = createInterface({ input: process.stdin, output: out, terminal: tty, prompt: '> ' });
+    const history: ChatMessage[] = args.system ? [{ role: 'system', content: args.system }] : [];
+    const encode = (messages: ChatMessage[]) => chatTemplate.encode(engine.tokenizer, chatTemplate.render(messages, true));
+    const stopTokens = chatTemplate.stopTokens(engine.tokenizer);
+    // Room kept for the answer when fitting history; never more than half the context.
+    const reserve = Math.min(args['max-tokens'], Math.floor(engine.contextLength / 2));
+    let answering: AbortController | undefined;
+    let seed = args.seed;
+
+    const onInterrupt = () => {
+      if (answering) answering.abort();
+      else rl.close();
+    };
+    rl.on('SIGINT', onInterrupt);
+    // Without a terminal, readline does not see Ctrl-C; the signal does.
+    process.on('SIGINT', onInterrupt);
+
+    async function answer(): Promise<void> {
+      const fitted = fitHistory(history, encode, engine.contextLength, reserve);
+      if (!fitted) {
+        history.pop();
+        out.write(dim(`(that message does not fit in the ${engine.contextLength}-token context; try a shorter one or /reset)`) + '\n');
+        return;
+      }
+      if (fitted.dropped > 0) {
+        history.splice(history.findIndex((m) => m.role !== 'system'), fitted.dropped);
+        out.write(dim(`(dropped the ${fitted.dropped} oldest messages to fit the context)`) + '\n');
+      }
+      const text = new CompletionText(engine.tokenizer, fitted.ids, chatTemplate.stop, { trimStart: true });
+      answering = new AbortController();
+      try {
+        const result = await engine.generate(
+          fitted.ids,
+          {
+            maxTokens: Math.min(args['max-tokens'], engine.contextLength - fitted.ids.length),
+            temperature: args.temperature, topP: args['top-p'], seed,
+            logprobs: false, topLogprobs: 0, stopTokens, signal: answering.signal,
+          },
+          (token) => {
+            const stopped = text.push(token.id);
+            out.write(text.take().text);
+            return !stopped;
+          },
+        );
+        out.write(text.finish().text);
+        if (result.finish === 'aborted' && answering.signal.aborted) out.write(dim(' [stopped]'));
+        else if (result.finish === 'length') out.write(dim(' [length limit]'));
+      } finally {
+        answering = undefined;
+        if (seed !== undefined) seed++; // a fixed --seed makes the whole session reproducible, not every answer alike
+      }
+      out.write('\n');
+      history.push({ role: 'assistant', content: text.value.trimEnd() });
+    }
+
+    try {
+      rl.prompt();
+      for await (const line of rl) {
+        const input = line.trim();
+        if (input === '/exit' || input === '/quit') break;
+        if (input === '/reset') {
+          history.splice(0, history.length, ...history.filter((m) => m.role === 'system'));
+          out.write(dim('(conversation cleared)') + '\n');
+        } else if (input === '/help') {
+          out.write(dim(HELP) + '\n');
+        } else if (input !== '') {
+          history.push({ role: 'user', content: input });
+          await answer();
+        }
+        rl.prompt();
+      }
+    } finally {
+      process.off('SIGINT', onInterrupt);
+      rl.close();
+      if (tty) out.write('\n');
+      serving.close();
+    }
+  },
+};

@@ -1,0 +1,28 @@
+import type { CommandModule } from 'yargs';
+import { dirname } from 'node:path';
+import { convertLlama2cToHf } from '../../loaders/convert.js';
+import { resolveModel } from '../../loaders/registry.js';
+import { UsageError } from '../errors.js';
+
+interface ConvertArgs { from: string; to: string; model: string; out: string; tokenizerDir?: string; overwrite: boolean }
+
+export const convertCommand: CommandModule<object, ConvertArgs> = {
+  command: 'convert',
+  describe: 'Convert a llama2.c checkpoint into a Hugging Face directory (safetensors + config.json + tokenizer.json)',
+  builder: (y) =>
+    y
+      .option('from', { type: 'string', choices: ['llama2c'], default: 'llama2c', describe: 'Source format' })
+      .option('to', { type: 'string', choices: ['hf'], default: 'hf', describe: 'Target format' })
+      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or llama2.c .bin path' })
+      .option('tokenizer-dir', { type: 'string', describe: 'Directory with tokenizer.json (default: next to the model)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Output directory (written atomically)' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
+      .example('$0 convert --from llama2c --to hf --model stories260k --out /tmp/stories260k-hf', 'then: aser ppl --model /tmp/stories260k-hf') as never,
+  handler: (args) => {
+    const resolved = resolveModel(args.model);
+    resolved.source.close();
+    if (resolved.format !== 'llama2c') throw new UsageError(`${args.model} is a ${resolved.format} model, not llama2.c`);
+    const result = convertLlama2cToHf(resolved.path, args.tokenizerDir ?? dirname(resolved.path), args.out, { overwrite: args.overwrite });
+    console.log(`wrote ${result.dir}: ${result.tensorCount} tensors, ${(result.weightBytes / 1e6).toFixed(2)} MB, rope ${result.config.ropeStyle}`);
+  },
+};

@@ -1,0 +1,69 @@
+import type { CommandModule } from 'yargs';
+import { generate } from '../../runtime/generate.js';
+import { createDetokenizer } from '../../loaders/detokenizer.js';
+import { modelOptions, openSession } from '../session.js';
+import { UsageError } from '../errors.js';
+
+interface GenerateArgs {
+  model: string;
+  dtype: 'f32' | 'f16';
+  tokenizer?: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed?: number;
+  json: boolean;
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate',
+  describe: 'Generate text from a prompt, streaming tokens as they come',
+  builder: (y) =>
+    y
+      .options(modelOptions)
+      .option('prompt', { type: 'string', default: '', describe: 'Text to continue (BOS is prepended)' })
+      .option('max-tokens', { type: 'number', default: 100, describe: 'Most tokens to generate' })
+      .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })
+      .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling threshold' })
+      .option('seed', { type: 'number', describe: 'Sampler seed (printed when omitted)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object with the text and timings instead of streaming' })
+      .example('$0 generate --prompt "Once upon a time" --max-tokens 100', 'greedy story from the default model')
+      .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
+  handler: async (args) => {
+    if (!Number.isInteger(args.maxTokens) || args.maxTokens < 0) throw new UsageError(`--max-tokens ${args.maxTokens} must be an integer ≥ 0`);
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer });
+    try {
+      const prompt = session.tokenizer.encode(args.prompt, { bos: true });
+      const limit = session.executor.maxSeqLen;
+      if (prompt.length >= limit) {
+        throw new UsageError(`the prompt is ${prompt.length} tokens, the context holds ${limit}`, 'shorten the prompt');
+      }
+      const detok = createDetokenizer(session.tokenizer, prompt);
+      let text = '';
+      if (!args.json) process.stdout.write(args.prompt);
+      const result = await generate(session.executor, prompt, {
+        maxTokens: args.maxTokens, temperature: args.temperature, topP: args.topP, seed: args.seed,
+        onToken: (id) => {
+          const piece = detok.push(id);
+          text += piece;
+          if (!args.json && piece) process.stdout.write(piece);
+        },
+      });
+      const tail = detok.flush();
+      text += tail;
+      const decodeRate = result.tokens.length > 1 ? (result.tokens.length - 1) / result.decodeSeconds : 0;
+      if (args.json) {
+        console.log(JSON.stringify({
+          model: session.source.id, prompt: args.prompt, text, tokens: result.tokens.length, stopReason: result.stopReason,
+          seed: result.seed, prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: decodeRate,
+        }));
+      } else {
+        process.stdout.write(tail + '\n');
+        process.stderr.write(`[${result.tokens.length} tokens, ${result.stopReason}, seed ${result.seed}, prefill ${(result.prefillSeconds * 1000).toFixed(0)} ms, decode ${decodeRate.toFixed(1)} tok/s]\n`);
+      }
+    } finally {
+      session.close();
+    }
+  },
+};

@@ -1,0 +1,125 @@
+// `aser serve`: the OpenAI-compatible HTTP server (serve/server.ts) over one model on one GPU.
+import { dirname, join } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { modelOptions, openSession, type Session, type SessionOptions } from '../session.js';
+import { UsageError } from '../errors.js';
+import { ExecutorEngine } from '../../serve/executor-engine.js';
+import { loadChatTemplate, type ChatTemplate } from '../../serve/chat-template.js';
+import { startServer } from '../../serve/server.js';
+
+/**
+ * How `--artifact DIR` becomes a session with quantized linears. Unset until the artifact loader is
+ * wired; then it replaces openSession for runs that name an artifact.
+ */
+export const artifactHook: { open?: (artifactDir: string, options: SessionOptions) => Promise<Session> } = {};
+
+export interface ServingArgs {
+  model: string;
+  dtype: 'f32' | 'f16';
+  tokenizer?: string;
+  artifact?: string;
+  ctx?: number;
+  /** The model id clients send (default: the model's own id, e.g. the preset name). */
+  'served-name'?: string;
+}
+
+export interface Serving {
+  session: Session;
+  engine: ExecutorEngine;
+  chatTemplate: ChatTemplate;
+  close(): void;
+}
+
+/** tokenizer_config.json beside the tokenizer.json that was loaded (llama2.c tokenizer.bin has none). */
+function tokenizerConfigPath(session: Session): string | undefined {
+  const file = (session.tokenizer as { file?: unknown }).file;
+  return typeof file === 'string' && file.endsWith('.json') ? join(dirname(file), 'tokenizer_config.json') : undefined;
+}
+
+/** Opens the model for serving or chat: session (GPU, model, executor), engine and chat template. */
+export async function openServing(args: ServingArgs): Promise<Serving> {
+  const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx };
+  let session: Session;
+  if (args.artifact) {
+    if (!artifactHook.open) throw new UsageError('--artifact is not supported by this build yet', 'serve the dense model (leave out --artifact)');
+    session = await artifactHook.open(args.artifact, options);
+  } else session = await openSession(options);
+  try {
+    const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
+    const engine = new ExecutorEngine(session.executor, session.tokenizer, { modelId: args['served-name'] ?? session.source.id, contextLength: args.ctx });
+    return { session, engine, chatTemplate, close: () => session.close() };
+  } catch (err) {
+    session.close();
+    throw err;
+  }
+}
+
+export const servingOptions = {
+  ...modelOptions,
+  artifact: { type: 'string', describe: 'ASER artifact directory (quantized weights) to serve instead of the dense model' },
+  ctx: { type: 'number', describe: 'Context length in tokens (default: the model\'s maximum)' },
+  'served-name': { type: 'string', describe: 'Model id that clients send and /v1/models lists (default: the model\'s id)' },
+} as const;
+
+interface ServeArgs extends ServingArgs {
+  host: string;
+  port: number;
+  'max-queue': number;
+  'max-body': number;
+  timeout: number;
+  'max-tokens': number;
+  quiet: boolean;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /metrics)',
+  builder: (y) =>
+    y
+      .options(servingOptions)
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind (loopback by default; there is no authentication)' })
+      .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
+      .option('max-queue', { type: 'number', default: 64, describe: 'Requests that may wait for the GPU; more get HTTP 429' })
+      .option('max-body', { type: 'number', default: 1 << 20, describe: 'Largest request body in bytes; larger gets HTTP 413' })
+      .option('timeout', { type: 'number', default: 300, describe: 'Seconds a request may take, queue wait included; then HTTP 504' })
+      .option('max-tokens', { type: 'number', default: 256, describe: 'max_tokens when a request sets none' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'Do not log each request' })
+      .example('$0 serve', 'serve stories260k on http://127.0.0.1:8080/v1')
+      .example('curl -s localhost:8080/v1/completions -H "content-type: application/json" -d \'{"model":"stories260k","prompt":"Once upon a time","max_tokens":32}\'', 'ask for a completion') as never,
+  handler: async (args) => {
+    for (const [name, v, min] of [['port', args.port, 0], ['max-queue', args['max-queue'], 0], ['max-body', args['max-body'], 1], ['timeout', args.timeout, 0.001], ['max-tokens', args['max-tokens'], 1]] as const) {
+      if (!Number.isFinite(v) || v < min) throw new UsageError(`--${name} must be a number >= ${min}, got ${v}`);
+    }
+    const serving = await openServing(args);
+    const log = (line: string) => process.stderr.write(`aser: ${line}\n`);
+    let server;
+    try {
+      server = await startServer({
+        engine: serving.engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
+        maxQueue: args['max-queue'], maxBodyBytes: args['max-body'], requestTimeoutMs: Math.round(args.timeout * 1000),
+        defaultMaxTokens: args['max-tokens'], log: args.quiet ? undefined : log,
+      });
+    } catch (err) {
+      serving.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new UsageError(`port ${args.port} on ${args.host} is already in use`, 'pick another with --port (0 = any free port)');
+      if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`cannot bind to --host ${args.host}`, 'use an address of this machine, e.g. 127.0.0.1');
+      throw err;
+    }
+    if (!LOOPBACK.has(args.host)) log(`warning: listening on ${args.host}: anyone who can reach this address can use the model (no authentication)`);
+    log(`serving ${serving.engine.modelId} (context ${serving.engine.contextLength} tokens, chat template: ${serving.chatTemplate.origin}) on ${server.url}/v1`);
+    log(`adapter ${serving.session.gpu.describe()}; Ctrl-C stops`);
+    // Machine-readable line for scripts and tests that start the server with --port 0.
+    process.stdout.write(`listening ${server.url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    log('shutting down');
+    await server.close();
+    serving.close();
+  },
+};
