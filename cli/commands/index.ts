@@ -5,5 +5,7 @@ import { pplCommand } from './ppl.js';
 import { generateCommand } from './generate.js';
 import { convertCommand } from './convert.js';
 import { infoCommand } from './info.js';
+import { synthCommand } from './synth.js';
+import { planCommand } from './plan.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, convertCommand, infoCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, convertCommand, synthCommand, planCommand, infoCommand] as never[];

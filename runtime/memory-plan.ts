@@ -1,0 +1,285 @@
+// GPU memory a model will need before anything is allocated: weights (dense or W4A8 + low-rank side
+// path), embedding and classifier, KV cache and the executor's activation buffers, in bytes, plus the
+// tensors too large for one storage binding (those are split by rows across bindings). Pure arithmetic
+// on a ModelConfig; the figures follow the buffers runtime/executor.ts and kernels/w4a8_* create.
+import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from './model.js';
+import { w4WordCount } from '../kernels/w4_layout.js';
+import { denseRowStride } from '../kernels/matmul_dense.js';
+
+export type PlanWeights = 'f32' | 'f16' | 'w4a8';
+
+export interface MemoryPlanOptions {
+  /** Block linears: dense f32/f16, or packed int4 + per-channel scales + f16 L_A/L_B + smoothing. */
+  weights: PlanWeights;
+  /**
+   * w4a8 side-path rank: one for every block linear, or one per linear in layer-major, BLOCK_LINEARS
+   * order (nLayers·7 values, e.g. from an artifact's manifest). Wins over `alpha`.
+   */
+  rank?: number | number[];
+  /** ASER rank threshold α: the rank is the mean-rank estimate meanRankForAlpha(α, dim). */
+  alpha?: number;
+  /** Outlier channels per linear kept in floating point: extra side-path columns on top of the rank (default 0). */
+  outliers?: number;
+  /** Per-input-channel smoothing vectors (w4a8; default true). */
+  smoothing?: boolean;
+  /** L_A/L_B element type on the GPU: f16 where shader-f16 is granted (default), f32 otherwise. */
+  lowRankDtype?: 'f16' | 'f32';
+  /** KV-cache length in tokens (the executor's maxSeqLen). */
+  ctx: number;
+  kvDtype: 'f32' | 'f16';
+  /** Tokens per prefill chunk (the executor's maxBatchTokens): sizes the activation buffers. */
+  maxBatchTokens: number;
+  /** Embedding/classifier storage (default: f32 for f32 weights, else f16). */
+  tableDtype?: 'f32' | 'f16';
+  /**
+   * 'gpu' (what the executor does today): the whole table on the GPU. 'host': rows are gathered on the
+   * CPU and uploaded per token, so only the classifier (if untied) holds vocab·dim on the GPU.
+   */
+  embedding?: 'gpu' | 'host';
+  /** Largest storage binding (default 128 MiB, the WebGPU default limit). */
+  maxStorageBufferBindingSize?: number;
+}
+
+/** One line of the breakdown. */
+export interface MemoryPlanItem {
+  key: 'weights' | 'scales' | 'lowRank' | 'smoothing' | 'biases' | 'norms' | 'embedding' | 'classifier' | 'kvCache' | 'activations' | 'w4a8Scratch';
+  label: string;
+  bytes: number;
+  /** How the figure is computed, in words. */
+  note: string;
+}
+
+/** A tensor (or a family of identically shaped ones) larger than one storage binding. */
+export interface SplitTensor {
+  name: string;
+  /** How many tensors of this shape the model has. */
+  count: number;
+  bytes: number;
+  /** Bindings one such tensor is split across (by rows). */
+  bindings: number;
+}
+
+export interface MemoryPlan {
+  config: ModelConfig;
+  options: Required<Omit<MemoryPlanOptions, 'rank' | 'alpha'>> & { rank?: number | number[]; alpha?: number };
+  /** Mean side-path columns per block linear (rank + outliers); 0 for dense weights. */
+  meanRank: number;
+  /** Where the rank came from. */
+  rankSource: 'none' | 'rank' | 'alpha';
+  items: MemoryPlanItem[];
+  total: number;
+  largestTensor: { name: string; bytes: number };
+  split: SplitTensor[];
+}
+
+export class MemoryPlanError extends Error {
+  override name = 'MemoryPlanError';
+}
+
+/** The WebGPU default maxStorageBufferBindingSize: what every adapter grants without raised limits. */
+export const DEFAULT_MAX_BINDING_BYTES = 128 * 1024 * 1024;
+
+/**
+ * ASER paper Table 4 (Qwen-7B, d = 4096): α → mean rank over all linears. 0 → 0 added as the end point.
+ */
+export const ALPHA_MEAN_RANK_D4096: ReadonlyArray<readonly [number, number]> = [
+  [0, 0], [0.015, 5.41], [0.03, 14.0], [0.05, 30.58], [0.075, 49.6], [0.1, 59.93],
+];
+
+/**
+ * Mean side-path rank for threshold α: linear interpolation in Table 4 (measured at d = 4096), scaled
+ * by dim/4096 for other widths (an assumption: rank grows with width). α outside [0, 0.1] has no
+ * measured estimate; pass an explicit rank instead.
+ */
+export function meanRankForAlpha(alpha: number, dim = 4096): number {
+  const table = ALPHA_MEAN_RANK_D4096;
+  const last = table[table.length - 1]![0];
+  if (!(alpha >= 0 && alpha <= last)) throw new MemoryPlanError(`α = ${alpha} is outside [0, ${last}], where the paper's Table 4 gives mean ranks; give a rank instead`);
+  let i = 1;
+  while (table[i]![0] < alpha) i++;
+  const [a0, r0] = table[i - 1]!;
+  const [a1, r1] = table[i]!;
+  return (r0 + ((alpha - a0) / (a1 - a0)) * (r1 - r0)) * (dim / 4096);
+}
+
+/** [in, out] of each block linear. */
+export function linearShapes(c: ModelConfig): Record<BlockLinearName, { in: number; out: number }> {
+  const q = c.nHeads * c.headDim;
+  const kv = c.nKvHeads * c.headDim;
+  return {
+    'self_attn.q_proj': { in: c.dim, out: q },
+    'self_attn.k_proj': { in: c.dim, out: kv },
+    'self_attn.v_proj': { in: c.dim, out: kv },
+    'self_attn.o_proj': { in: q, out: c.dim },
+    'mlp.gate_proj': { in: c.dim, out: c.hiddenDim },
+    'mlp.up_proj': { in: c.dim, out: c.hiddenDim },
+    'mlp.down_proj': { in: c.hiddenDim, out: c.dim },
+  };
+}
+
+/** Rows of logits the classifier computes at once: as many as fit 64 MiB (the executor's MAX_LOGITS_BYTES). */
+function headRows(vocab: number, maxBatchTokens: number, maxBinding: number): number {
+  return Math.max(1, Math.min(maxBatchTokens, Math.floor(Math.min(64 << 20, maxBinding) / (vocab * 4))));
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new MemoryPlanError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** Per-linear side-path ranks (error rank only, before outliers), layer-major, BLOCK_LINEARS order. */
+function resolveRanks(c: ModelConfig, o: MemoryPlanOptions): { ranks: number[]; source: MemoryPlan['rankSource'] } {
+  const n = c.nLayers * BLOCK_LINEARS.length;
+  if (o.weights !== 'w4a8') {
+    if (o.rank !== undefined || o.alpha !== undefined) throw new MemoryPlanError(`a rank or α only applies to w4a8 weights, not ${o.weights}`);
+    return { ranks: [], source: 'none' };
+  }
+  const shapes = linearShapes(c);
+  const cap = (i: number) => { const s = shapes[BLOCK_LINEARS[i % BLOCK_LINEARS.length]!.name]; return Math.min(s.in, s.out); };
+  if (Array.isArray(o.rank)) {
+    if (o.rank.length !== n) throw new MemoryPlanError(`${o.rank.length} per-linear ranks given; the model has ${c.nLayers} layers × ${BLOCK_LINEARS.length} linears = ${n}`);
+    o.rank.forEach((r, i) => {
+      if (!(Number.isInteger(r) && r >= 0 && r <= cap(i))) throw new MemoryPlanError(`rank[${i}] = ${r} must be an integer in 0..${cap(i)}`);
+    });
+    return { ranks: [...o.rank], source: 'rank' };
+  }
+  if (o.rank !== undefined) {
+    if (!(Number.isFinite(o.rank) && o.rank >= 0)) throw new MemoryPlanError(`rank must be a non-negative number, got ${o.rank}`);
+    return { ranks: Array.from({ length: n }, (_, i) => Math.min(o.rank as number, cap(i))), source: 'rank' };
+  }
+  if (o.alpha !== undefined) {
+    const r = meanRankForAlpha(o.alpha, c.dim);
+    return { ranks: Array.from({ length: n }, (_, i) => Math.min(r, cap(i))), source: 'alpha' };
+  }
+  return { ranks: Array.from({ length: n }, () => 0), source: 'none' };
+}
+
+/** The breakdown of GPU memory for `config` run with `options`. */
+export function planMemory(config: ModelConfig, options: MemoryPlanOptions): MemoryPlan {
+  const c = config;
+  const ctx = positiveInt('ctx', options.ctx);
+  const B = positiveInt('maxBatchTokens', options.maxBatchTokens);
+  if (options.weights !== 'f32' && options.weights !== 'f16' && options.weights !== 'w4a8') throw new MemoryPlanError(`weights must be f32, f16 or w4a8, got ${String(options.weights)}`);
+  const outliers = options.outliers ?? 0;
+  if (!(Number.isInteger(outliers) && outliers >= 0)) throw new MemoryPlanError(`outliers must be a non-negative integer, got ${outliers}`);
+  const maxBinding = options.maxStorageBufferBindingSize ?? DEFAULT_MAX_BINDING_BYTES;
+  positiveInt('maxStorageBufferBindingSize', maxBinding);
+  const w4 = options.weights === 'w4a8';
+  const resolved: MemoryPlan['options'] = {
+    ...options,
+    weights: options.weights,
+    outliers: w4 ? outliers : 0,
+    smoothing: w4 && (options.smoothing ?? true),
+    lowRankDtype: options.lowRankDtype ?? 'f16',
+    ctx, kvDtype: options.kvDtype, maxBatchTokens: B,
+    tableDtype: options.tableDtype ?? (options.weights === 'f32' ? 'f32' : 'f16'),
+    embedding: options.embedding ?? 'gpu',
+    maxStorageBufferBindingSize: maxBinding,
+  };
+  if (resolved.kvDtype !== 'f32' && resolved.kvDtype !== 'f16') throw new MemoryPlanError(`kvDtype must be f32 or f16, got ${String(resolved.kvDtype)}`);
+  const { ranks, source } = resolveRanks(c, options);
+
+  const shapes = linearShapes(c);
+  const lrBytes = resolved.lowRankDtype === 'f16' ? 2 : 4;
+  const denseBytes = options.weights === 'f32' ? 4 : 2;
+  let weights = 0, scales = 0, lowRank = 0, smoothing = 0, sideCols = 0, maxSide = 0;
+  for (let l = 0; l < c.nLayers; l++) {
+    BLOCK_LINEARS.forEach(({ name }, j) => {
+      const s = shapes[name];
+      if (!w4) {
+        weights += s.out * denseRowStride(s.in) * denseBytes;
+        return;
+      }
+      weights += w4WordCount(s.out, s.in) * 4;
+      scales += s.out * 4;
+      const cols = ranks[l * BLOCK_LINEARS.length + j]! + resolved.outliers;
+      lowRank += Math.ceil(cols * (s.in + s.out) * lrBytes); // a fractional mean-rank estimate rounds up per linear
+      sideCols += cols;
+      maxSide = Math.max(maxSide, cols);
+      if (resolved.smoothing) smoothing += s.in * 4;
+    });
+  }
+  const nLinears = c.nLayers * BLOCK_LINEARS.length;
+  const meanRank = w4 ? sideCols / nLinears : 0;
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  const biases = c.attentionBias ? c.nLayers * (qDim + 2 * kvDim) * 4 : 0;
+  const norms = (2 * c.nLayers + 1) * c.dim * 4;
+  const tableBytes = resolved.tableDtype === 'f32' ? 4 : 2;
+  const table = c.vocabSize * denseRowStride(c.dim) * tableBytes;
+  const embedding = resolved.embedding === 'gpu' ? table : 0;
+  // Tied: the classifier reads the embedding table (on the GPU already, or uploaded for it alone).
+  const classifier = c.tiedEmbeddings && resolved.embedding === 'gpu' ? 0 : table;
+  const kvPerBuffer = ctx * kvDim * (resolved.kvDtype === 'f16' ? 2 : 4);
+  const kvCache = 2 * c.nLayers * kvPerBuffer;
+
+  const rows = headRows(c.vocabSize, B, maxBinding);
+  const activationParts = {
+    ids: B * 4,
+    'x, xn, delta': 3 * B * c.dim * 4,
+    'q, att': 2 * B * qDim * 4,
+    'k, v': 2 * B * kvDim * 4,
+    'gate, up, act': 3 * B * c.hiddenDim * 4,
+    rope: ctx * (c.headDim / 2) * 8,
+    headIn: rows * c.dim * 4,
+    logits: rows * c.vocabSize * 4,
+    'targets, nll': ctx * 4 + 2 * ctx * 8,
+    'logits readback': c.vocabSize * 4,
+  };
+  const activations = Object.values(activationParts).reduce((a, b) => a + b, 0);
+  // One set shared by all quantized linears: xq int8 lanes [B, in padded to 32], s_x [B], and the
+  // partial side-path products [max(B, 256 k-split workgroups), rank padded to 8] (kernels/w4a8_act_quant).
+  const maxIn = Math.max(...Object.values(shapes).map((s) => s.in));
+  const w4a8Scratch = w4 ? B * Math.ceil(maxIn / 32) * 32 + B * 4 + Math.max(B, 256) * Math.ceil(maxSide / 8) * 8 * 4 : 0;
+
+  const perLinear = `${nLinears} linears`;
+  const items: MemoryPlanItem[] = [
+    { key: 'weights', label: w4 ? 'W4 weights (packed)' : `${options.weights} weights`, bytes: weights, note: w4 ? `${perLinear}, in·out/2 (in padded to 32)` : `${perLinear}, in·out·${denseBytes}` },
+  ];
+  if (w4) {
+    items.push(
+      { key: 'scales', label: 'weight scales', bytes: scales, note: 'f32 per output channel' },
+      { key: 'lowRank', label: 'L_A, L_B', bytes: lowRank, note: `${resolved.lowRankDtype} r·(in+out), mean r = ${round2(meanRank)}${resolved.outliers ? ` (incl. ${resolved.outliers} outlier cols)` : ''}` },
+      { key: 'smoothing', label: 'smoothing vectors', bytes: smoothing, note: resolved.smoothing ? 'f32 per linear input channel' : 'off' },
+    );
+  }
+  if (biases) items.push({ key: 'biases', label: 'q/k/v biases', bytes: biases, note: 'f32' });
+  items.push(
+    { key: 'norms', label: 'RMSNorm weights', bytes: norms, note: `f32, ${2 * c.nLayers + 1} × dim` },
+    { key: 'embedding', label: 'embedding', bytes: embedding, note: resolved.embedding === 'gpu' ? `${resolved.tableDtype} vocab·dim` : 'kept on the host (rows uploaded per token)' },
+    { key: 'classifier', label: 'classifier', bytes: classifier, note: classifier === 0 ? 'tied: reads the embedding' : `${resolved.tableDtype} vocab·dim${c.tiedEmbeddings ? ' (tied, table kept for it)' : ''}` },
+    { key: 'kvCache', label: 'KV cache', bytes: kvCache, note: `2·${c.nLayers} layers·${ctx} ctx·${c.nKvHeads}·${c.headDim} ${resolved.kvDtype}` },
+    { key: 'activations', label: 'activations', bytes: activations, note: `f32, ${B}-token batch, ${rows} logit rows` },
+  );
+  if (w4) items.push({ key: 'w4a8Scratch', label: 'w4a8 scratch', bytes: w4a8Scratch, note: 'xq, s_x, partial L_A products' });
+  const total = items.reduce((n, it) => n + it.bytes, 0);
+
+  // Largest single tensors, by family; row-split where one exceeds the binding limit.
+  const families: Array<{ name: string; count: number; rows: number; rowBytes: number }> = [];
+  for (const { name } of BLOCK_LINEARS) {
+    const s = shapes[name];
+    const rowBytes = w4 ? w4WordCount(1, s.in) * 4 : denseRowStride(s.in) * denseBytes;
+    families.push({ name: `layers.*.${name}.weight`, count: c.nLayers, rows: s.out, rowBytes });
+  }
+  if (embedding) families.push({ name: 'model.embed_tokens.weight', count: 1, rows: c.vocabSize, rowBytes: denseRowStride(c.dim) * tableBytes });
+  if (classifier) families.push({ name: c.tiedEmbeddings ? 'model.embed_tokens.weight (classifier)' : 'lm_head.weight', count: 1, rows: c.vocabSize, rowBytes: denseRowStride(c.dim) * tableBytes });
+  families.push({ name: 'kv cache (per layer, K or V)', count: 2 * c.nLayers, rows: ctx, rowBytes: kvDim * (resolved.kvDtype === 'f16' ? 2 : 4) });
+  families.push({ name: 'gate/up/act activations', count: 3, rows: B, rowBytes: c.hiddenDim * 4 });
+  families.push({ name: 'logits', count: 1, rows, rowBytes: c.vocabSize * 4 });
+  let largestTensor = { name: '', bytes: 0 };
+  const split: SplitTensor[] = [];
+  for (const f of families) {
+    const bytes = f.rows * f.rowBytes;
+    if (bytes > largestTensor.bytes) largestTensor = { name: f.name, bytes };
+    if (bytes > maxBinding) {
+      const rowsPerBinding = Math.floor(maxBinding / f.rowBytes);
+      if (rowsPerBinding < 1) throw new MemoryPlanError(`one row of ${f.name} (${f.rowBytes} bytes) exceeds the ${maxBinding}-byte binding limit`);
+      split.push({ name: f.name, count: f.count, bytes, bindings: Math.ceil(f.rows / rowsPerBinding) });
+    }
+  }
+  return { config: c, options: resolved, meanRank, rankSource: source, items, total, largestTensor, split };
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
