@@ -7,5 +7,7 @@ import { convertCommand } from './convert.js';
 import { infoCommand } from './info.js';
 import { synthCommand } from './synth.js';
 import { planCommand } from './plan.js';
+import { serveCommand } from './serve.js';
+import { chatCommand } from './chat.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, convertCommand, synthCommand, planCommand, infoCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, synthCommand, planCommand, infoCommand] as never[];

@@ -1,0 +1,56 @@
+// What the HTTP layer and the terminal chat need from a model: tokenize, then generate one sequence
+// token by token. serve/executor-engine.ts implements it on the runtime's Executor; nothing in
+// serve/ above this file knows about the GPU.
+import type { TextTokenizer } from '../runtime/model.js';
+
+export interface TokenLogprob {
+  id: number;
+  /** Natural log of the token's probability under the model's raw distribution (temperature 1, no top-p). */
+  logprob: number;
+}
+
+export interface SampledToken extends TokenLogprob {
+  /** The most likely alternatives, best first; empty unless `GenerateParams.topLogprobs` > 0. */
+  top: TokenLogprob[];
+}
+
+export interface GenerateParams {
+  /** Tokens to sample at most; the engine also stops when the context is full. */
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  seed?: number;
+  /** Compute each sampled token's logprob (and `topLogprobs` alternatives). */
+  logprobs: boolean;
+  topLogprobs: number;
+  /** Sampling one of these ends generation with 'stop'; it is not passed to `onToken`. */
+  stopTokens: readonly number[];
+  signal?: AbortSignal;
+}
+
+/** Why a generation ended: an end token, a length limit, or `onToken`/the signal asked it to stop. */
+export type EngineFinish = 'stop' | 'length' | 'aborted';
+
+export interface GenerationResult {
+  finish: EngineFinish;
+  promptTokens: number;
+  /** Tokens sampled, including a final stop token. */
+  sampledTokens: number;
+  /** Of the prompt, tokens that were already in the KV cache from the previous request. */
+  reusedPromptTokens: number;
+}
+
+export interface GenerationEngine {
+  /** Served model id (what `/v1/models` lists). */
+  readonly modelId: string;
+  /** Longest prompt + completion, in tokens. */
+  readonly contextLength: number;
+  readonly tokenizer: TextTokenizer;
+  /**
+   * Prefill `prompt`, then sample until a stop token, `maxTokens`, the context end, the signal, or
+   * `onToken` returning false. One generation at a time: callers serialize (serve/scheduler.ts).
+   */
+  generate(prompt: readonly number[], params: GenerateParams, onToken: (token: SampledToken) => boolean | void): Promise<GenerationResult>;
+  close(): void;
+}
