@@ -328,9 +328,12 @@ export class ArtifactWriter {
   }
 }
 
-function numericFields(diag: Record<string, unknown>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(diag)) if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
+/** The finite numbers of a diagnostics object, nested plain objects flattened ("sampled.error"); arrays dropped. */
+function numericFields(diag: Record<string, unknown>, prefix = '', out: Record<string, number> = {}): Record<string, number> {
+  for (const [k, v] of Object.entries(diag)) {
+    if (typeof v === 'number' && Number.isFinite(v)) out[prefix + k] = v;
+    else if (isRecord(v) && !ArrayBuffer.isView(v) && prefix === '') numericFields(v, `${k}.`, out);
+  }
   return out;
 }
 

@@ -1,19 +1,21 @@
-// --model resolution: a preset name from models.json, a llama2.c .bin file, or a Hugging Face directory
-// -> ModelSource + TextTokenizer. Nothing is ever downloaded; a missing model is a NotFoundError that
-// says where to put the files or which variable to set.
+// --model resolution: a preset name from models.json, a llama2.c .bin file, a GGUF file, or a Hugging
+// Face directory -> ModelSource + TextTokenizer. Nothing is ever downloaded; a missing model is a
+// NotFoundError that says where to put the files or which variable to set.
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelSource, TextTokenizer } from '../runtime/model.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
+import { isGgufFile, loadGguf } from './gguf.js';
+import { ggufTokenizer } from './gguf-tokenizer.js';
 import { loadHfModel } from './hf-model.js';
 import { loadHfTokenizer } from './hf-tokenizer.js';
 import { isRecord, readJsonFile } from './json-file.js';
 import { loadLlama2c } from './llama2c.js';
 import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
 
-export type ModelFormat = 'llama2c' | 'hf';
+export type ModelFormat = 'llama2c' | 'hf' | 'gguf';
 
 export interface ModelPreset {
   name: string;
@@ -137,6 +139,21 @@ function loadLlama2cModel(file: string, id: string, tokenizerPath: string | unde
   }
 }
 
+/** A GGUF file with `tokenizerPath` when given, else its embedded SentencePiece vocabulary. */
+function loadGgufModel(file: string, id: string, tokenizerPath: string | undefined): ResolvedModel {
+  const source = loadGguf(file, id);
+  try {
+    const c = source.config;
+    const tokenizer = tokenizerPath
+      ? loadTokenizerFile(tokenizerPath, { vocabSize: c.vocabSize, bosId: c.bosId, eosId: c.eosId })
+      : ggufTokenizer(source.gguf);
+    return { source, tokenizer, format: 'gguf', path: file };
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
+
 function loadHfDir(dir: string, id: string | undefined, tokenizerPath: string | undefined): ResolvedModel {
   const tokenizer = tokenizerPath ? loadTokenizerFile(tokenizerPath) : undefined;
   const { source, tokenizer: tok } = loadHfModel(dir, { tokenizer, id });
@@ -153,7 +170,7 @@ function missingPresetError(p: ModelPreset): NotFoundError {
   return new NotFoundError(p.path, `model ${p.name} is not installed: download ${from} (${files}) into this directory, or set ${p.env ?? 'the path in models.json'} to where it is`);
 }
 
-/** A preset name, a llama2.c checkpoint, or a Hugging Face directory -> model and tokenizer. */
+/** A preset name, a llama2.c checkpoint, a GGUF file, or a Hugging Face directory -> model and tokenizer. */
 export function resolveModel(nameOrPath: string, options: ResolveOptions = {}): ResolvedModel {
   const env = options.env ?? process.env;
   const registry = loadRegistry(options.registry ?? findModelsJson(), env);
@@ -169,7 +186,7 @@ export function resolveModel(nameOrPath: string, options: ResolveOptions = {}): 
   const path = resolve(expandPath(nameOrPath, process.cwd()));
   if (!existsSync(path)) {
     const names = [...registry.presets.keys()].join(', ');
-    throw new NotFoundError(nameOrPath, `no such model: not a preset in ${registry.file} (${names}) and no file or directory by that name; give a llama2.c .bin checkpoint or a Hugging Face model directory`);
+    throw new NotFoundError(nameOrPath, `no such model: not a preset in ${registry.file} (${names}) and no file or directory by that name; give a llama2.c .bin checkpoint, a .gguf file or a Hugging Face model directory`);
   }
   if (statSync(path).isDirectory()) {
     if (existsSync(join(path, 'config.json'))) return loadHfDir(path, undefined, options.tokenizer);
@@ -181,6 +198,7 @@ export function resolveModel(nameOrPath: string, options: ResolveOptions = {}): 
     return loadHfDir(dirname(path), undefined, options.tokenizer);
   }
   if (extname(name) === '.json') throw new LoadError(path, 'a JSON file is not a model: give the model directory (Hugging Face) or a llama2.c .bin');
+  if (extname(name) === '.gguf' || isGgufFile(path)) return loadGgufModel(path, basename(path, extname(path)), options.tokenizer);
   return loadLlama2cModel(path, basename(path, extname(path)), options.tokenizer);
 }
 

@@ -9,5 +9,6 @@ import { synthCommand } from './synth.js';
 import { planCommand } from './plan.js';
 import { serveCommand } from './serve.js';
 import { chatCommand } from './chat.js';
+import { exportCommand } from './export.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, synthCommand, planCommand, infoCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand] as never[];

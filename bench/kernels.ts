@@ -1,0 +1,437 @@
+// Matmul kernel benchmark: W4A8 fused (kernel A + kernel B) vs f32 and f16 dense, the side path off vs
+// on at ranks 5/14/31/50/60, fused vs unfused, at stories260K and LLaMA-3-8B linear shapes, decode
+// (1 token) and prefill (128, 512 tokens). Every number comes from the same run on the same adapter,
+// beside this adapter's measured copy bandwidth and dot4I8Packed / f32-fma throughput.
+// Prints a table and writes bench/results/kernels.json.
+//
+//   node dist/bench/kernels.js [--quick] [--out bench/results/kernels.json]
+//
+// Shapes are written in→out (a linear [out, in] reading `in` features). Times are medians of the
+// samples (GPU timestamp queries when the device has them, else wall clock around submit→done); the
+// minimum is recorded too. Memory traffic counted for GB/s: weights (incl. scales, L_A, L_B) read once,
+// x read once, y written once; intermediates (packed activations, t) are not counted.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openNodeDevice } from '../loaders/node-gpu.js';
+import type { GpuContext } from '../runtime/device.js';
+import type { LinearOp } from '../runtime/linear.js';
+import { PipelineCache } from '../runtime/pipelines.js';
+import { createBuffer, uniformBuffer } from '../runtime/buffers.js';
+import { createDenseLinear } from '../runtime/dense-linear.js';
+import { createQuantizedLinear, type QuantizedLinearOp } from '../runtime/quantized-linear.js';
+import type { QuantizedLinear } from '../runtime/quantized.js';
+import { isCpuAdapter } from '../kernels/matmul_dense.js';
+import { packW4, w4Blocks } from '../kernels/w4_layout.js';
+import { BenchTimer } from './gpu-timer.js';
+
+interface Shape {
+  name: string;
+  inF: number;
+  outF: number;
+  model: 'stories260k' | 'llama3-8b';
+}
+
+const SHAPES: Shape[] = [
+  { name: 'attn 64→64', inF: 64, outF: 64, model: 'stories260k' },
+  { name: 'w1/w3 64→172', inF: 64, outF: 172, model: 'stories260k' },
+  { name: 'w2 172→64', inF: 172, outF: 64, model: 'stories260k' },
+  { name: 'q/o 4096→4096', inF: 4096, outF: 4096, model: 'llama3-8b' },
+  { name: 'gate/up 4096→14336', inF: 4096, outF: 14336, model: 'llama3-8b' },
+  { name: 'down 14336→4096', inF: 14336, outF: 4096, model: 'llama3-8b' },
+  { name: 'k/v 4096→1024', inF: 4096, outF: 1024, model: 'llama3-8b' },
+];
+const RANKS = [5, 14, 31, 50, 60];
+
+type Variant =
+  | { kind: 'dense'; dtype: 'f32' | 'f16' }
+  | { kind: 'w4a8'; rank: number; fused: boolean };
+
+function variantName(v: Variant): string {
+  return v.kind === 'dense' ? `${v.dtype} dense` : `w4a8 ${v.fused ? 'fused' : 'unfused'} r${v.rank}`;
+}
+
+export interface KernelBenchRow {
+  shape: string;
+  inF: number;
+  outF: number;
+  model: string;
+  tokens: number;
+  variant: string;
+  medianMs: number;
+  minMs: number;
+  samples: number;
+  reps: number;
+  gbPerS: number;
+  gopPerS: number;
+  /** Fractions of this adapter's measured peaks (copy bandwidth; dot4 throughput for w4a8, fma for dense). */
+  bwFraction: number;
+  opsFraction: number;
+  /** Side path: r·(in+out)/(in·out) and the measured latency over the same layer at rank 0. */
+  flopsOverheadPct?: number;
+  latencyOverheadPct?: number;
+}
+
+interface Peaks {
+  copyGBs: number;
+  dot4GOPs: number;
+  fmaGFLOPs: number;
+  /** One empty-ish dispatch (1 workgroup), ms. */
+  dispatchMs: number;
+}
+
+interface Budget {
+  /** Time spent per case (after one warm-up run), ms. */
+  caseMs: number;
+  maxSamples: number;
+}
+
+function seeded(n: number, seed: number, scale: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s >>> 8) / 2 ** 24 * 2 - 1) * scale;
+  }
+  return out;
+}
+
+function syntheticLayer(inF: number, outF: number, rank: number): QuantizedLinear {
+  const q = new Int8Array(inF * outF);
+  let s = 12345;
+  for (let i = 0; i < q.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    q[i] = (s >>> 24) % 15 - 7;
+  }
+  return {
+    inFeatures: inF, outFeatures: outF, wBits: 4, aBits: 8,
+    qweight: packW4(q, outF, inF),
+    wScale: seeded(outF, 2, 0.01).map((v) => Math.abs(v) + 1e-3),
+    rank,
+    la: rank ? seeded(inF * rank, 3, 0.05) : undefined,
+    lb: rank ? seeded(rank * outF, 4, 0.05) : undefined,
+  };
+}
+
+/** Bytes of weights (+ scales and side path) read, x read, y written. */
+function bytesMoved(v: Variant, s: Shape, tokens: number, lrBytes: number): number {
+  const act = tokens * (s.inF + s.outF) * 4;
+  if (v.kind === 'dense') return s.outF * Math.ceil(s.inF / 4) * 4 * (v.dtype === 'f32' ? 4 : 2) + act;
+  return s.outF * w4Blocks(s.inF) * 16 + s.outF * 4 + v.rank * (s.inF + s.outF) * lrBytes + act;
+}
+
+function opsDone(v: Variant, s: Shape, tokens: number): number {
+  const side = v.kind === 'w4a8' ? v.rank * (s.inF + s.outF) : 0;
+  return 2 * tokens * (s.inF * s.outF + side);
+}
+
+// ---------------------------------------------------------------- peaks
+async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchTimer, quick: boolean): Promise<Peaks> {
+  const { device } = gpu;
+  const cpu = isCpuAdapter(gpu);
+  const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const chains = 8;
+  const defines = { WG: wg, DOT_CHAINS: chains };
+  const spec = (entryPoint: string) => ({ shader: 'bench_probes.wgsl', entryPoint, defines, label: `bench_probe_${entryPoint}` });
+  const copyBytes = (cpu ? 64 : 512) * 2 ** 20;
+  const src = createBuffer(device, copyBytes, 'bench/copy-src');
+  const dst = createBuffer(device, copyBytes, 'bench/copy-dst');
+  const sink = createBuffer(device, 16, 'bench/sink');
+  const iters = cpu ? (quick ? 256 : 1024) : 4096;
+  const params = uniformBuffer(device, [iters, 0, 0, 0], 'uuuu', 'bench/probe-params');
+  const grid = (groups: number): [number, number] => {
+    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+    return groups <= max ? [groups, 1] : [max, Math.ceil(groups / max)];
+  };
+  try {
+    const copy = await cache.getChecked(spec('copy'));
+    const copyBg = device.createBindGroup({ layout: copy.getBindGroupLayout(0), entries: [
+      { binding: 1, resource: { buffer: src } }, { binding: 2, resource: { buffer: dst } }] });
+    const [cx, cy] = grid(Math.ceil(copyBytes / 16 / wg));
+    const tc = await timer.measure((p) => { p.setPipeline(copy); p.setBindGroup(0, copyBg); p.dispatchWorkgroups(cx, cy); }, { samples: quick ? 3 : 7 });
+
+    const computeGroups = cpu ? 16 : 2048;
+    const threads = computeGroups * wg;
+    const run = async (entry: string) => {
+      const pipe = await cache.getChecked(spec(entry));
+      const bg = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [
+        { binding: 0, resource: { buffer: params } }, { binding: 3, resource: { buffer: sink } }] });
+      return timer.measure((p) => { p.setPipeline(pipe); p.setBindGroup(0, bg); p.dispatchWorkgroups(computeGroups); }, { samples: quick ? 3 : 5 });
+    };
+    const td = await run('dot4');
+    const tf = await run('fma_peak');
+
+    const tiny = await cache.getChecked(spec('copy'));
+    const tinyBg = device.createBindGroup({ layout: tiny.getBindGroupLayout(0), entries: [
+      { binding: 1, resource: { buffer: src, size: 16 } }, { binding: 2, resource: { buffer: dst, size: 16 } }] });
+    const n = 100;
+    const tt = await timer.measure((p) => { p.setPipeline(tiny); p.setBindGroup(0, tinyBg); for (let i = 0; i < n; i++) p.dispatchWorkgroups(1); }, { samples: 5 });
+    return {
+      copyGBs: (2 * copyBytes) / (tc.minMs * 1e6),
+      dot4GOPs: (threads * iters * chains * 8) / (td.minMs * 1e6),
+      fmaGFLOPs: (threads * iters * chains * 2) / (tf.minMs * 1e6),
+      dispatchMs: tt.medianMs / n,
+    };
+  } finally {
+    src.destroy();
+    dst.destroy();
+    sink.destroy();
+    params.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- cases
+interface OpTiming {
+  samples: number[];
+  reps: number;
+}
+
+/**
+ * Times a group of ops (the variants of one shape and token count) round-robin: one sample of each op
+ * per round, so a burst of load from other processes hits every variant alike. One warm-up sample each
+ * first; an op whose warm-up took more than half the budget keeps that single sample.
+ */
+async function timeGroup(timer: BenchTimer, encoders: Array<(p: GPUComputePassEncoder) => void>, budget: Budget, ops?: number[]): Promise<OpTiming[]> {
+  const out: OpTiming[] = [];
+  for (const [i, enc] of encoders.entries()) {
+    let first = await timer.sample(enc, 1);
+    // A small op that looks slow was most likely descheduled (shared machine): look again.
+    if (first > budget.caseMs / 2 && (ops?.[i] ?? Infinity) < 1e8) first = Math.min(first, await timer.sample(enc, 1));
+    const slow = first > budget.caseMs / 2;
+    out.push({ samples: slow ? [first] : [], reps: slow ? 0 : Math.max(1, Math.min(20, Math.ceil(2 / Math.max(first, 1e-3)))) });
+  }
+  const live = out.map((o, i) => [o, i] as const).filter(([o]) => o.reps > 0);
+  if (live.length === 0) return out;
+  // Estimate one round from the warm-ups, then fill the group's budget.
+  let round = 0;
+  for (const [o, i] of live) round += (await timer.sample(encoders[i]!, o.reps)) * o.reps;
+  const rounds = Math.max(1, Math.min(budget.maxSamples, Math.floor((budget.caseMs * live.length) / Math.max(round, 1e-3))));
+  for (let r = 0; r < rounds; r++) for (const [o, i] of live) o.samples.push(await timer.sample(encoders[i]!, o.reps));
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+interface Plan {
+  tokens: number;
+  shapes: Shape[];
+  variants: Variant[];
+}
+
+function plans(quick: boolean): Plan[] {
+  const stories = SHAPES.filter((s) => s.model === 'stories260k');
+  const llama = SHAPES.filter((s) => s.model === 'llama3-8b');
+  const square = llama.filter((s) => s.inF === 4096 && s.outF === 4096);
+  const all: Variant[] = [
+    { kind: 'dense', dtype: 'f32' },
+    { kind: 'dense', dtype: 'f16' },
+    { kind: 'w4a8', rank: 0, fused: true },
+    ...RANKS.map((rank) => ({ kind: 'w4a8' as const, rank, fused: true })),
+    { kind: 'w4a8', rank: 0, fused: false },
+    { kind: 'w4a8', rank: 14, fused: false },
+  ];
+  const headline: Variant[] = [
+    { kind: 'dense', dtype: 'f32' },
+    { kind: 'dense', dtype: 'f16' },
+    { kind: 'w4a8', rank: 0, fused: true },
+    { kind: 'w4a8', rank: 14, fused: true },
+    { kind: 'w4a8', rank: 14, fused: false },
+  ];
+  if (quick) {
+    return [
+      { tokens: 1, shapes: [...stories, ...square], variants: all },
+      { tokens: 128, shapes: [...stories, ...square], variants: headline },
+      { tokens: 512, shapes: stories, variants: headline },
+    ];
+  }
+  return [
+    { tokens: 1, shapes: SHAPES, variants: all },
+    { tokens: 128, shapes: stories, variants: all },
+    { tokens: 128, shapes: square, variants: all },
+    { tokens: 128, shapes: llama.filter((s) => s !== square[0]), variants: headline },
+    { tokens: 512, shapes: stories, variants: headline },
+    // The full-size prefill at 512 tokens is the slowest part on CPU adapters: the headline three only.
+    { tokens: 512, shapes: llama, variants: headline.slice(0, 4).filter((v) => v.kind === 'dense' || v.rank === 14) },
+  ];
+}
+
+/** 1-minute load average (other processes on a shared machine skew CPU-adapter timings). */
+function loadAverage(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+function fmt(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const quick = argv.includes('--quick');
+  const outIdx = argv.indexOf('--out');
+  const outPath = resolve(outIdx >= 0 ? argv[outIdx + 1]! : 'bench/results/kernels.json');
+  const started = performance.now();
+
+  const gpu = await openNodeDevice();
+  const cache = new PipelineCache(gpu.device);
+  const timer = new BenchTimer(gpu);
+  const { device } = gpu;
+  const cpu = isCpuAdapter(gpu);
+  const budget: Budget = quick ? { caseMs: cpu ? 250 : 200, maxSamples: 7 } : { caseMs: cpu ? 500 : 500, maxSamples: 11 };
+
+  console.log(`device  ${gpu.describe()}  (${gpu.adapterInfo.description || gpu.adapterInfo.vendor})`);
+  console.log(`timer   ${timer.kind}${quick ? '   [--quick]' : ''}   load average ${loadAverage() ?? '?'}`);
+  const peaks = await measurePeaks(gpu, cache, timer, quick);
+  console.log(`peaks   copy ${fmt(peaks.copyGBs)} GB/s | dot4I8Packed ${fmt(peaks.dot4GOPs)} GOP/s (8 ops per dot4) | f32 fma ${fmt(peaks.fmaGFLOPs)} GFLOP/s | one dispatch ${fmt(peaks.dispatchMs * 1000, 1)} µs\n`);
+
+  const maxTokens = 512;
+  const maxIn = Math.max(...SHAPES.map((s) => s.inF));
+  const maxOut = Math.max(...SHAPES.map((s) => s.outF));
+  const x = createBuffer(device, maxTokens * maxIn * 4, 'bench/x');
+  device.queue.writeBuffer(x, 0, seeded(maxTokens * maxIn, 9, 2));
+  const y = createBuffer(device, maxTokens * maxOut * 4, 'bench/y');
+
+  const rows: KernelBenchRow[] = [];
+  const breakdown: Record<string, number> = {};
+  const header = `${'shape (in→out)'.padEnd(20)} ${'tok'.padStart(4)} ${'variant'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(9)} ${'GB/s'.padStart(7)} ${'%bw'.padStart(5)} ${'GOP/s'.padStart(7)} ${'%ops'.padStart(5)}  side path: latency% (min) / FLOPs%`;
+  console.log(header);
+  console.log('-'.repeat(header.length));
+  const deadline = started + (quick ? 60 : 300) * 1000;
+  const rate = new Map<string, number>(); // best ops/ms seen per variant at prefill, to skip what cannot finish
+  const skipped: string[] = [];
+  for (const plan of plans(quick)) {
+    for (const shape of plan.shapes) {
+      const variants = plan.variants.filter((v) => {
+        const known = plan.tokens > 1 ? rate.get(variantName(v)) : undefined;
+        const estimate = known ? opsDone(v, shape, plan.tokens) / known : 0;
+        if (performance.now() + estimate > deadline) {
+          skipped.push(`${shape.name} ${plan.tokens} tok ${variantName(v)} (≈${fmt(estimate / 1000, 0)} s left out to stay in the time budget)`);
+          return false;
+        }
+        return true;
+      });
+      if (variants.length === 0) continue;
+      const weight = variants.some((v) => v.kind === 'dense') ? seeded(shape.inF * shape.outF, 1, 0.05) : undefined;
+      const ops: LinearOp[] = variants.map((v) =>
+        v.kind === 'dense'
+          ? createDenseLinear(gpu, cache, { inFeatures: shape.inF, outFeatures: shape.outF, weight: weight! }, { label: `${shape.name}/${v.dtype}`, dtype: v.dtype, maxTokens: plan.tokens })
+          : createQuantizedLinear(gpu, cache, syntheticLayer(shape.inF, shape.outF, v.rank), { label: `${shape.name}/${variantName(v)}`, maxTokens: plan.tokens, fused: v.fused }),
+      );
+      try {
+        const timings = await timeGroup(timer, ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, plan.tokens)), budget, variants.map((v) => opsDone(v, shape, plan.tokens)));
+        const rank0 = variants.findIndex((v) => v.kind === 'w4a8' && v.fused && v.rank === 0);
+        variants.forEach((v, i) => {
+          const t = timings[i]!;
+          const med = median(t.samples), min = Math.min(...t.samples);
+          const lrBytes = v.kind === 'w4a8' && (ops[i] as QuantizedLinearOp).lowRank === 'f16' ? 2 : 4;
+          const bytes = bytesMoved(v, shape, plan.tokens, lrBytes);
+          const ops_ = opsDone(v, shape, plan.tokens);
+          if (plan.tokens > 1) rate.set(variantName(v), Math.max(rate.get(variantName(v)) ?? 0, ops_ / min));
+          const row: KernelBenchRow = {
+            shape: shape.name, inF: shape.inF, outF: shape.outF, model: shape.model, tokens: plan.tokens, variant: variantName(v),
+            medianMs: med, minMs: min, samples: t.samples.length, reps: Math.max(1, t.reps),
+            gbPerS: bytes / (med * 1e6), gopPerS: ops_ / (med * 1e6),
+            bwFraction: bytes / (med * 1e6) / peaks.copyGBs,
+            opsFraction: ops_ / (med * 1e6) / (v.kind === 'dense' ? peaks.fmaGFLOPs : peaks.dot4GOPs),
+          };
+          if (v.kind === 'w4a8' && v.fused && v.rank > 0 && rank0 >= 0) {
+            const base = Math.min(...timings[rank0]!.samples);
+            row.flopsOverheadPct = (100 * v.rank * (shape.inF + shape.outF)) / (shape.inF * shape.outF);
+            row.latencyOverheadPct = (100 * (min - base)) / base;
+          }
+          rows.push(row);
+          const side = row.flopsOverheadPct !== undefined ? `${fmt(row.latencyOverheadPct!, 1).padStart(7)} / ${fmt(row.flopsOverheadPct, 2)}` : '';
+          console.log(
+            `${shape.name.padEnd(20)} ${String(plan.tokens).padStart(4)} ${variantName(v).padEnd(20)} ${fmt(med, 3).padStart(10)} ${fmt(min, 3).padStart(9)} ` +
+              `${fmt(row.gbPerS).padStart(7)} ${fmt(100 * row.bwFraction, 0).padStart(5)} ${fmt(row.gopPerS).padStart(7)} ${fmt(100 * row.opsFraction, 0).padStart(5)}  ${side}`,
+          );
+        });
+        // What bounds the decode layer: each stage alone (4096→4096, rank 0 and 14, fused and unfused).
+        if (plan.tokens === 1 && shape.inF === 4096 && shape.outF === 4096) {
+          const stages: Array<{ name: string; enc: (p: GPUComputePassEncoder) => void }> = [];
+          variants.forEach((v, i) => {
+            if (v.kind !== 'w4a8' || (v.rank !== 0 && v.rank !== 14)) return;
+            const qop = ops[i] as QuantizedLinearOp;
+            for (const stage of (v.fused ? ['act_quant', 'matmul'] : ['act_quant', 'matmul', 'side']) as Array<'act_quant' | 'matmul' | 'side'>) {
+              stages.push({ name: `${variantName(v)}/${stage}`, enc: (p) => qop.encodeStage(p, x, y, 1, stage) });
+            }
+          });
+          const ts = await timeGroup(timer, stages.map((s) => s.enc), budget);
+          stages.forEach((s, i) => (breakdown[s.name] = Math.min(...ts[i]!.samples)));
+        }
+      } finally {
+        for (const op of ops) op.destroy();
+      }
+    }
+  }
+  x.destroy();
+  y.destroy();
+
+  // Targets (decode 4096→4096).
+  const find = (variant: string, shape = 'q/o 4096→4096', tokens = 1) => rows.find((r) => r.variant === variant && r.shape === shape && r.tokens === tokens);
+  const f32 = find('f32 dense'), f16 = find('f16 dense'), fused0 = find('w4a8 fused r0'), fused14 = find('w4a8 fused r14'), unfused14 = find('w4a8 unfused r14');
+  const ratio = (a?: KernelBenchRow, b?: KernelBenchRow) => (a && b ? { min: a.minMs / b.minMs, median: a.medianMs / b.medianMs } : { min: NaN, median: NaN });
+  const targets = {
+    'decode 4096² fused W4A8 r0 vs f32 dense (≥ 4×)': ratio(f32, fused0),
+    'decode 4096² fused W4A8 r0 vs f16 dense (≥ 2×)': ratio(f16, fused0),
+    'decode 4096² fused W4A8 r14 vs f32 dense': ratio(f32, fused14),
+    'decode 4096² fused W4A8 r14 vs f16 dense': ratio(f16, fused14),
+    'decode 4096² fused vs unfused at r14 (≥ 1.3×)': ratio(unfused14, fused14),
+  };
+  const sideRatios = rows
+    .filter((r) => r.tokens === 1 && r.flopsOverheadPct !== undefined && r.variant !== 'w4a8 fused r5' && r.model === 'llama3-8b')
+    .map((r) => ({ shape: r.shape, variant: r.variant, latencyPerFlops: r.latencyOverheadPct! / r.flopsOverheadPct! }));
+
+  console.log('\ntargets (decode, q/o 4096→4096; ratio of min times, of medians in brackets)');
+  for (const [k, v] of Object.entries(targets)) console.log(`  ${k.padEnd(48)} ${fmt(v.min)}×  (${fmt(v.median)}×)`);
+  console.log('  side path r ≥ 14, decode, LLaMA shapes: latency overhead / FLOPs overhead (min times; target ≤ 1.5)');
+  for (const s of sideRatios) console.log(`    ${s.shape.padEnd(20)} ${s.variant.padEnd(18)} ${fmt(s.latencyPerFlops)}`);
+  console.log('  decode 4096→4096 stages alone (median ms):');
+  for (const [k, v] of Object.entries(breakdown)) console.log(`    ${k.padEnd(32)} ${fmt(v, 3)}`);
+  console.log(`  one dispatch ≈ ${fmt(peaks.dispatchMs, 4)} ms`);
+  if (skipped.length) {
+    console.log(`  left out to stay in the time budget (${quick ? 60 : 300} s):`);
+    for (const s of skipped) console.log(`    ${s}`);
+  }
+
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch { /* not a git checkout */ }
+  const result = {
+    bench: 'kernels',
+    date: new Date().toISOString(),
+    adapter: { ...gpu.adapterInfo, describe: gpu.describe(), features: gpu.features },
+    timer: timer.kind,
+    quick,
+    commit,
+    shapeConvention: 'in→out: a linear layer [out, in] reading in features and writing out',
+    peaks,
+    targets,
+    sideRatios,
+    decodeStagesMs: breakdown,
+    skipped,
+    load: loadAverage(),
+    rows,
+    seconds: (performance.now() - started) / 1000,
+  };
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\nwrote ${outPath} (${fmt(result.seconds, 0)} s)`);
+  timer.destroy();
+  device.destroy();
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,42 @@
+import type { CommandModule } from 'yargs';
+import { existsSync } from 'node:fs';
+import { exportGguf, type GgufExportDType } from '../../loaders/gguf-writer.js';
+import { ggufVocabForExport } from '../../loaders/gguf-tokenizer.js';
+import type { GgufModelSource } from '../../loaders/gguf.js';
+import { resolveModel } from '../../loaders/registry.js';
+import { UsageError } from '../errors.js';
+
+interface ExportArgs { format: string; model: string; out: string; dtype: GgufExportDType; tokenizer?: string; overwrite: boolean; json: boolean }
+
+export const exportCommand: CommandModule<object, ExportArgs> = {
+  command: 'export',
+  describe: 'Write a model as a GGUF file that llama.cpp loads (llama architecture, SentencePiece vocabulary embedded)',
+  builder: (y) =>
+    y
+      .option('format', { type: 'string', choices: ['gguf'], default: 'gguf', describe: 'Output format' })
+      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name, llama2.c .bin, .gguf or HF directory' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Output .gguf file (written atomically)' })
+      .option('dtype', { type: 'string', choices: ['f32', 'f16'], default: 'f32', describe: 'Storage of matrices and the embedding (norms stay f32)' })
+      .option('tokenizer', { type: 'string', describe: 'tokenizer.bin or tokenizer.json to embed (default: the one next to the model)' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output file' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .example('$0 export --format gguf --model stories260k --out /tmp/stories260k.gguf', 'then: llama-cli -m /tmp/stories260k.gguf, or aser ppl --model /tmp/stories260k.gguf')
+      .example('$0 export --model stories260k --dtype f16 --out /tmp/stories260k-f16.gguf', 'f16 weights') as never,
+  handler: (args) => {
+    if (existsSync(args.out) && !args.overwrite) throw new UsageError(`${args.out} already exists`, 'pass --overwrite to replace it');
+    const resolved = resolveModel(args.model, { tokenizer: args.tokenizer });
+    try {
+      const c = resolved.source.config;
+      const gguf = resolved.format === 'gguf' ? (resolved.source as GgufModelSource).gguf : undefined;
+      const { vocab, from } = ggufVocabForExport(resolved.path, c, { tokenizer: args.tokenizer, gguf });
+      const result = exportGguf(resolved.source, vocab, args.out, { dtype: args.dtype });
+      if (args.json) {
+        console.log(JSON.stringify({ out: result.path, bytes: result.bytes, tensors: result.tensorCount, dtype: result.dtype, vocabulary: from, model: resolved.source.id }));
+        return;
+      }
+      console.log(`wrote ${result.path}: ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(2)} MB, ${result.dtype}, vocabulary from ${from}`);
+    } finally {
+      resolved.source.close();
+    }
+  },
+};

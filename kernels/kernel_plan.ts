@@ -1,0 +1,42 @@
+// The plan of one dispatch as plain data (ORT ProgramInfo style): `spec` carries only compile-time facts
+// (shader file, defines, label), so it is the pipeline key; everything that merely moves loop bounds
+// (token counts, positions, sizes) travels in `uniforms`, so one pipeline serves every sequence length.
+import type { KernelSpec } from '../runtime/pipelines.js';
+
+export interface KernelPlan {
+  spec: KernelSpec;
+  /** Workgroup counts; large 1-D grids are folded into x·y (shaders use wid.x + wid.y·nwg.x). */
+  workgroups: [number, number, number];
+  /** Bytes of the shader's `Params` uniform struct, field for field. */
+  uniforms: ArrayBuffer;
+  /** What each binding holds, in binding order (binding 0 is always the uniforms; '' = unused by this variant). */
+  bindings: readonly string[];
+}
+
+/** WebGPU guarantees at least this many workgroups per dimension; we never ask for more. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/** Packs 32-bit uniform fields; `types[i]` is 'u' (u32), 'i' (i32) or 'f' (f32). Padded to 16 bytes. */
+export function packUniforms(fields: readonly number[], types: string): ArrayBuffer {
+  if (types.length !== fields.length) throw new RangeError(`packUniforms: ${fields.length} fields but ${types.length} types`);
+  const bytes = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const view = new DataView(bytes);
+  fields.forEach((v, i) => {
+    const t = types[i];
+    if (t === 'f') view.setFloat32(i * 4, v, true);
+    else if (t === 'i') view.setInt32(i * 4, v, true);
+    else {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`packUniforms: field ${i} = ${v} is not a u32`);
+      view.setUint32(i * 4, v, true);
+    }
+  });
+  return bytes;
+}
+
+/** A 1-D count of workgroups as an x·y grid that respects the per-dimension limit. */
+export function grid1d(groups: number): [number, number, number] {
+  if (groups <= MAX_WORKGROUPS_PER_DIM) return [Math.max(1, groups), 1, 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS_PER_DIM);
+  if (y > MAX_WORKGROUPS_PER_DIM) throw new RangeError(`grid1d: ${groups} workgroups exceed the dispatch limit`);
+  return [Math.ceil(groups / y), y, 1];
+}

@@ -1,0 +1,14 @@
+// Plan for kernels/vec_add.wgsl.
+import type { KernelSpec } from '../runtime/pipelines.js';
+import { spreadGroups } from './matmul_dense.js';
+
+export const VEC_ADD_WG = 256;
+
+export function vecAddSpec(): KernelSpec {
+  return { shader: 'vec_add.wgsl', entryPoint: 'main', defines: { WG: VEC_ADD_WG }, label: 'vec_add' };
+}
+
+export function vecAddDispatch(n: number, maxPerDim: number): [number, number, number] {
+  const [gx, gz] = spreadGroups(Math.ceil(n / VEC_ADD_WG), maxPerDim);
+  return [gx, 1, gz];
+}

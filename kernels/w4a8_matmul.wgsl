@@ -1,0 +1,288 @@
+// Kernel B of the quantized linear: int4 weights × int8-lane activations with dot4I8Packed, int32
+// accumulation, and the epilogue
+//   y[t, o] = s_x[t] · s_w[o] · acc[t, o]  (+ Σ_j t[t, j] · L_B[j, o] with HAS_LR)  (+ bias[o])
+//   xq     u32 [tokens, words_per_row]          from kernel A (4 int8 lanes per word, k order)
+//   sx     f32 [tokens]                         bound for exactly `tokens` rows: tokens = arrayLength(&sx)
+//   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the kernels/w4_layout.ts layout
+//   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
+//   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
+//   lb     [rank][out_total] (f16 with LR_F16, else f32)
+//   acc_dbg i32 [tokens, out_total]             DEBUG_ACC only: the exact integer accumulators
+// Weight lanes: (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 hold 16·q as int8, so the int32 sum is 16·acc
+// and `>> 4` recovers acc exactly (no sign-extension work in the inner loop).
+// Entry points:
+//   gemv  decode: a workgroup owns GEMV_ROWS·GEMV_RPT consecutive rows × GEMV_KSPLIT k-splits; thread
+//         (ro, ks) owns rows ro + i·GEMV_ROWS (i < GEMV_RPT) and reads one 16-byte block per row and
+//         step, neighbouring threads reading neighbouring 16-byte chunks (coalesced), each activation
+//         load serving GEMV_RPT rows; k-splits are summed in workgroup memory (integers: exact).
+//   gemm  prefill: TM tokens × TN rows per workgroup, k in steps of TKB blocks through workgroup
+//         memory, RM×RN outputs per thread; the side path runs as a second small tiled product in
+//         the epilogue, RC2 rank columns at a time.
+#ifdef LR_F16
+enable f16;
+#endif
+
+struct Params {
+  in_blocks: u32,      // ceil(K / 32)
+  words_per_row: u32,  // xq row stride, in u32 words (8 · in_blocks)
+  out_total: u32,      // y, s_w, bias, L_B row stride, in elements
+  out_offset: u32,     // first output row of this slice
+  slice_rows: u32,     // rows in this slice's qw
+  rank: u32,           // r; 0 without side path
+  rank_pad: u32,       // tpart stride per split, in elements
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> sx: array<f32>;
+@group(0) @binding(3) var<storage, read> qw: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> sw: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+#ifdef HAS_BIAS
+@group(0) @binding(6) var<storage, read> bias: array<f32>;
+#endif
+#ifdef HAS_LR
+@group(0) @binding(7) var<storage, read> tpart: array<f32>;
+#ifdef LR_F16
+@group(0) @binding(8) var<storage, read> lb: array<f16>;
+#else
+@group(0) @binding(8) var<storage, read> lb: array<f32>;
+#endif
+#endif
+#ifdef DEBUG_ACC
+@group(0) @binding(9) var<storage, read_write> acc_dbg: array<i32>;
+#endif
+
+const LO_MASK: u32 = 0xF0F0F0F0u;
+
+// 16 · Σ over one 32-wide block: weight block w (4 words) against activation words a (k 0..15), b (k 16..31).
+fn block_dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return dot4I8Packed(a.x, (w.x << 4u) & LO_MASK) + dot4I8Packed(a.y, w.x & LO_MASK)
+       + dot4I8Packed(a.z, (w.y << 4u) & LO_MASK) + dot4I8Packed(a.w, w.y & LO_MASK)
+       + dot4I8Packed(b.x, (w.z << 4u) & LO_MASK) + dot4I8Packed(b.y, w.z & LO_MASK)
+       + dot4I8Packed(b.z, (w.w << 4u) & LO_MASK) + dot4I8Packed(b.w, w.w & LO_MASK);
+}
+
+fn lb_at(j: u32, col: u32) -> f32 {
+#ifdef HAS_LR
+  return f32(lb[j * p.out_total + col]);
+#else
+  return 0.0;
+#endif
+}
+
+// Sum of kernel A's split partials: t[t, j].
+fn t_at(tok: u32, j: u32, splits: u32) -> f32 {
+#ifdef HAS_LR
+  var v = 0.0;
+  for (var s = 0u; s < splits; s++) { v += tpart[(tok * splits + s) * p.rank_pad + j]; }
+  return v;
+#else
+  return 0.0;
+#endif
+}
+
+fn lr_splits(tokens: u32) -> u32 {
+#ifdef HAS_LR
+  return arrayLength(&tpart) / (tokens * p.rank_pad);
+#else
+  return 0u;
+#endif
+}
+
+fn store(tok: u32, o: u32, acc16: i32, side: f32) {
+  let col = p.out_offset + o;
+  let acc = acc16 >> 4u;
+  var v = sx[tok] * sw[col] * f32(acc) + side;
+#ifdef HAS_BIAS
+  v += bias[col];
+#endif
+  y[tok * p.out_total + col] = v;
+#ifdef DEBUG_ACC
+  acc_dbg[tok * p.out_total + col] = acc;
+#endif
+}
+
+// ---------------------------------------------------------------- GEMV (decode)
+const GR: u32 = GEMV_ROWS;     // threads along rows
+const GK: u32 = GEMV_KSPLIT;   // threads along k
+const RPT: u32 = GEMV_RPT;     // rows per thread, strided by GR (reuses each activation load RPT times)
+var<workgroup> ired: array<i32, GEMV_ROWS * GEMV_RPT * GEMV_KSPLIT>;
+#ifdef HAS_LR
+var<workgroup> fred: array<f32, GEMV_ROWS * GEMV_RPT * GEMV_KSPLIT>;
+var<workgroup> t_sh: array<f32, T_MAX>;
+#endif
+
+@compute @workgroup_size(GEMV_ROWS * GEMV_KSPLIT)
+fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row0 = (wid.x + wid.z * nwg.x) * GR * RPT;
+  if (row0 >= p.slice_rows) { return; }
+  let tok = wid.y;
+  let tokens = arrayLength(&sx);
+  let ro = lid % GR;
+  let ks = lid / GR;
+  let xbase = tok * (p.words_per_row / 4u);
+
+  var acc: array<i32, GEMV_RPT>;
+  var rows: array<u32, GEMV_RPT>;
+  for (var i = 0u; i < RPT; i++) {
+    acc[i] = 0;
+    rows[i] = min(row0 + ro + i * GR, p.slice_rows - 1u);
+  }
+  for (var c = ks; c < p.in_blocks; c += GK) {
+    let a = xq[xbase + 2u * c];
+    let b = xq[xbase + 2u * c + 1u];
+    let wrow = c * p.slice_rows;
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16(qw[wrow + rows[i]], a, b); }
+  }
+#ifdef HAS_LR
+  let splits = lr_splits(tokens);
+  for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_at(tok, j, splits); }
+  workgroupBarrier();
+  // Side path: k-split ks takes rank columns ks, ks + GK, …; the partial sums ride the same tree as
+  // the integer accumulators. Straight-line and unmasked (rows are clamped), which CPU adapters need.
+  var side: array<f32, GEMV_RPT>;
+  for (var i = 0u; i < RPT; i++) { side[i] = 0.0; }
+  for (var j = ks; j < p.rank; j += GK) {
+    let tj = t_sh[j];
+    for (var i = 0u; i < RPT; i++) { side[i] += tj * lb_at(j, p.out_offset + rows[i]); }
+  }
+  for (var i = 0u; i < RPT; i++) { fred[(ks * RPT + i) * GR + ro] = side[i]; }
+#endif
+  for (var i = 0u; i < RPT; i++) { ired[(ks * RPT + i) * GR + ro] = acc[i]; }
+  workgroupBarrier();
+  for (var h = GK / 2u; h > 0u; h >>= 1u) {
+    if (ks < h) {
+      for (var i = 0u; i < RPT; i++) {
+        ired[(ks * RPT + i) * GR + ro] += ired[((ks + h) * RPT + i) * GR + ro];
+#ifdef HAS_LR
+        fred[(ks * RPT + i) * GR + ro] += fred[((ks + h) * RPT + i) * GR + ro];
+#endif
+      }
+    }
+    workgroupBarrier();
+  }
+  if (ks == 0u) {
+    for (var i = 0u; i < RPT; i++) {
+      let r = ro + i * GR;
+      if (row0 + r < p.slice_rows) {
+#ifdef HAS_LR
+        store(tok, row0 + r, ired[i * GR + ro], fred[i * GR + ro]);
+#else
+        store(tok, row0 + r, ired[i * GR + ro], 0.0);
+#endif
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- GEMM (prefill)
+const TM_: u32 = TM;
+const TN_: u32 = TN;
+const TKB_: u32 = TKB;
+const RC2_: u32 = RC2;
+const WGX: u32 = TN / RN;  // threads along out
+const WGY: u32 = TM / RM;  // threads along tokens
+var<workgroup> xs: array<u32, TKB * 8 * TM>;   // [word][token]
+var<workgroup> ws: array<u32, TKB * 4 * TN>;   // [word][row]
+#ifdef HAS_LR
+var<workgroup> ts: array<f32, RC2 * TM>;       // [rank col][token]
+var<workgroup> lbs: array<f32, RC2 * TN>;      // [rank col][row]
+#endif
+
+@compute @workgroup_size(TN / RN, TM / RM)
+fn gemm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let tokens = arrayLength(&sx);
+  let tx = lid3.x;
+  let ty = lid3.y;
+  let lid = ty * WGX + tx;
+  let o0 = wid.x * TN_;
+  let t0 = wid.y * TM_;
+  let xstride = p.words_per_row;  // in u32 words
+
+  var acc: array<array<i32, RN>, RM>;
+  for (var i = 0u; i < RM; i++) { for (var j = 0u; j < RN; j++) { acc[i][j] = 0; } }
+
+  for (var cb = 0u; cb < p.in_blocks; cb += TKB_) {
+    // activation tile: TM tokens × TKB·8 words (a token's words are contiguous).
+    for (var e = lid; e < TM_ * TKB_ * 2u; e += WGX * WGY) {
+      let tt = e / (TKB_ * 2u);
+      let q4 = e % (TKB_ * 2u);  // vec4 index within the token's k step
+      let tok = t0 + tt;
+      var v = vec4<u32>(0u);
+      if (tok < tokens && cb * 2u + q4 < p.in_blocks * 2u) { v = xq[tok * (xstride / 4u) + cb * 2u + q4]; }
+      let wd = q4 * 4u;
+      xs[(wd + 0u) * TM_ + tt] = v.x;
+      xs[(wd + 1u) * TM_ + tt] = v.y;
+      xs[(wd + 2u) * TM_ + tt] = v.z;
+      xs[(wd + 3u) * TM_ + tt] = v.w;
+    }
+    // weight tile: TKB blocks × TN rows, each block of TN rows contiguous in memory.
+    for (var e = lid; e < TN_ * TKB_; e += WGX * WGY) {
+      let oo = e % TN_;
+      let bb = e / TN_;
+      var v = vec4<u32>(0u);
+      if (cb + bb < p.in_blocks) { v = qw[(cb + bb) * p.slice_rows + min(o0 + oo, p.slice_rows - 1u)]; }
+      ws[(bb * 4u + 0u) * TN_ + oo] = v.x;
+      ws[(bb * 4u + 1u) * TN_ + oo] = v.y;
+      ws[(bb * 4u + 2u) * TN_ + oo] = v.z;
+      ws[(bb * 4u + 3u) * TN_ + oo] = v.w;
+    }
+    workgroupBarrier();
+    for (var wj = 0u; wj < TKB_ * 4u; wj++) {  // weight word wj pairs with activation words 2wj, 2wj+1
+      var lo: array<u32, RN>;
+      var hi: array<u32, RN>;
+      for (var j = 0u; j < RN; j++) {
+        let wv = ws[wj * TN_ + tx + j * WGX];
+        lo[j] = (wv << 4u) & LO_MASK;
+        hi[j] = wv & LO_MASK;
+      }
+      for (var i = 0u; i < RM; i++) {
+        let a = xs[(2u * wj) * TM_ + ty + i * WGY];
+        let b = xs[(2u * wj + 1u) * TM_ + ty + i * WGY];
+        for (var j = 0u; j < RN; j++) { acc[i][j] += dot4I8Packed(a, lo[j]) + dot4I8Packed(b, hi[j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  var side: array<array<f32, RN>, RM>;
+  for (var i = 0u; i < RM; i++) { for (var j = 0u; j < RN; j++) { side[i][j] = 0.0; } }
+#ifdef HAS_LR
+  let splits = lr_splits(tokens);
+  for (var r0 = 0u; r0 < p.rank; r0 += RC2_) {
+    for (var e = lid; e < RC2_ * TM_; e += WGX * WGY) {
+      let jj = e / TM_;
+      let tt = e % TM_;
+      var v = 0.0;
+      if (r0 + jj < p.rank && t0 + tt < tokens) { v = t_at(t0 + tt, r0 + jj, splits); }
+      ts[e] = v;
+    }
+    for (var e = lid; e < RC2_ * TN_; e += WGX * WGY) {
+      let jj = e / TN_;
+      let oo = e % TN_;
+      var v = 0.0;
+      if (r0 + jj < p.rank && o0 + oo < p.slice_rows) { v = lb_at(r0 + jj, p.out_offset + o0 + oo); }
+      lbs[e] = v;
+    }
+    workgroupBarrier();
+    for (var jj = 0u; jj < RC2_; jj++) {
+      for (var i = 0u; i < RM; i++) {
+        let tv = ts[jj * TM_ + ty + i * WGY];
+        for (var j = 0u; j < RN; j++) { side[i][j] = fma(tv, lbs[jj * TN_ + tx + j * WGX], side[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+#endif
+  for (var i = 0u; i < RM; i++) {
+    let tok = t0 + ty + i * WGY;
+    if (tok >= tokens) { continue; }
+    for (var j = 0u; j < RN; j++) {
+      let o = o0 + tx + j * WGX;
+      if (o < p.slice_rows) { store(tok, o, acc[i][j], side[i][j]); }
+    }
+  }
+}

@@ -1,0 +1,182 @@
+/// <reference types="@webgpu/types" />
+// Dense f32/f16 LinearOp over kernels/matmul_dense: GEMV for decode, tiled GEMM for prefill.
+// Weights bigger than one storage binding are split along `out` into slices (one buffer, bind group
+// and dispatch each); activations bigger than one binding are split along tokens. Both are invisible
+// to the caller.
+import type { GpuContext } from './device.js';
+import type { LinearOp } from './linear.js';
+import type { PipelineCache } from './pipelines.js';
+import { uniformBuffer, STORAGE, uploadBuffer } from './buffers.js';
+import { f32ToF16Array } from './dtype.js';
+import { BindGroupCache, LinearConfigError, checkActivationBuffers, tokenChunks } from './linear-support.js';
+import {
+  denseElementBytes,
+  denseKernelSpec,
+  denseParams,
+  denseRowStride,
+  denseTiling,
+  denseWeightFormat,
+  gemmDispatch,
+  gemvDispatch,
+  type DenseTiling,
+} from '../kernels/matmul_dense.js';
+
+export interface DenseWeights {
+  inFeatures: number;
+  outFeatures: number;
+  /** [out, in] row-major (Hugging Face layout). */
+  weight: Float32Array;
+  /** [out] */
+  bias?: Float32Array;
+}
+
+export interface DenseLinearOptions {
+  label: string;
+  /** Storage type of the weight on the GPU; activations and accumulation are always f32. */
+  dtype: 'f32' | 'f16';
+  maxTokens: number;
+  /** Largest weight slice in bytes (default: the device's maxStorageBufferBindingSize); tests force splits with it. */
+  maxSliceBytes?: number;
+  /** Largest activation binding in bytes (default: maxStorageBufferBindingSize); tests force token chunks with it. */
+  maxBindingBytes?: number;
+  /** Overrides of the adapter-derived tiling (benchmarks and tests). */
+  tiling?: Partial<DenseTiling>;
+}
+
+interface Slice {
+  rowStart: number;
+  rows: number;
+  weight: GPUBuffer;
+  params: GPUBuffer;
+}
+
+interface Dispatch {
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+export function createDenseLinear(gpu: GpuContext, cache: PipelineCache, w: DenseWeights, opts: DenseLinearOptions): LinearOp {
+  const { inFeatures, outFeatures } = w;
+  const label = opts.label;
+  if (!Number.isInteger(inFeatures) || !Number.isInteger(outFeatures) || inFeatures < 1 || outFeatures < 1) {
+    throw new LinearConfigError(label, `shape [${outFeatures}, ${inFeatures}] must be positive integers`);
+  }
+  if (w.weight.length !== inFeatures * outFeatures) {
+    throw new LinearConfigError(label, `weight has ${w.weight.length} values, expected ${outFeatures}×${inFeatures}`);
+  }
+  if (w.bias && w.bias.length !== outFeatures) throw new LinearConfigError(label, `bias has ${w.bias.length} values, expected ${outFeatures}`);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new LinearConfigError(label, `maxTokens = ${opts.maxTokens} must be a positive integer`);
+  if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new LinearConfigError(label, `dtype ${String(opts.dtype)} is not f32 or f16`);
+
+  const device = gpu.device;
+  const tiling: DenseTiling = { ...denseTiling(gpu), ...opts.tiling };
+  const format = denseWeightFormat(gpu, opts.dtype);
+  const elemBytes = denseElementBytes(format);
+  const rowStride = denseRowStride(inFeatures);
+  const rowBytes = rowStride * elemBytes;
+  const maxSlice = Math.min(opts.maxSliceBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const rowsPerSlice = Math.floor(maxSlice / rowBytes);
+  if (rowsPerSlice < 1) throw new LinearConfigError(label, `one weight row (${rowBytes} bytes) exceeds the ${maxSlice}-byte binding limit`);
+  if (Math.ceil(Math.min(rowsPerSlice, outFeatures) / tiling.tn) > gpu.limits.maxComputeWorkgroupsPerDimension) {
+    throw new LinearConfigError(label, `${outFeatures} rows need more GEMM workgroups than the adapter allows in one dimension`);
+  }
+
+  const slices: Slice[] = [];
+  for (let rowStart = 0; rowStart < outFeatures; rowStart += rowsPerSlice) {
+    const rows = Math.min(rowsPerSlice, outFeatures - rowStart);
+    const name = slices.length || rowStart + rows < outFeatures ? `${label}/w[${rowStart}:${rowStart + rows}]` : `${label}/w`;
+    slices.push({
+      rowStart,
+      rows,
+      weight: uploadWeightSlice(device, w.weight, inFeatures, rowStart, rows, rowStride, opts.dtype, name),
+      params: uniformBuffer(device, denseParams(inFeatures, outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`),
+    });
+  }
+  const bias = w.bias ? uploadBuffer(device, w.bias, `${label}/bias`) : undefined;
+
+  const planOpts = { format, hasBias: !!bias, tiling };
+  const gemv = cache.get(denseKernelSpec('gemv', planOpts));
+  const gemm = cache.get(denseKernelSpec('gemm', planOpts));
+  const bindGroups = new BindGroupCache<{ pipeline: GPUComputePipeline; dispatches: Dispatch[] }>();
+  const maxBinding = Math.min(opts.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
+
+  const build = (x: GPUBuffer, y: GPUBuffer, tokens: number) => {
+    const useGemv = tokens <= tiling.gemvMaxTokens;
+    const pipeline = useGemv ? gemv : gemm;
+    const layout = pipeline.getBindGroupLayout(0);
+    const dispatches: Dispatch[] = [];
+    for (const chunk of tokenChunks(tokens, Math.max(inFeatures, outFeatures) * 4, maxBinding)) {
+      for (const s of slices) {
+        const entries: GPUBindGroupEntry[] = [
+          { binding: 0, resource: { buffer: s.params } },
+          { binding: 1, resource: { buffer: x, offset: chunk.t0 * inFeatures * 4, size: chunk.count * inFeatures * 4 } },
+          { binding: 2, resource: { buffer: s.weight } },
+          { binding: 3, resource: { buffer: y, offset: chunk.t0 * outFeatures * 4, size: chunk.count * outFeatures * 4 } },
+        ];
+        if (bias) entries.push({ binding: 4, resource: { buffer: bias } });
+        dispatches.push({
+          bindGroup: device.createBindGroup({ layout, entries, label: `${label}/${useGemv ? 'gemv' : 'gemm'}` }),
+          workgroups: useGemv
+            ? gemvDispatch(s.rows, chunk.count, tiling, gpu.limits.maxComputeWorkgroupsPerDimension)
+            : gemmDispatch(s.rows, chunk.count, tiling),
+        });
+      }
+    }
+    return { pipeline, dispatches };
+  };
+
+  let byteSize = slices.reduce((n, s) => n + s.weight.size + s.params.size, 0) + (bias?.size ?? 0);
+  return {
+    inFeatures,
+    outFeatures,
+    label,
+    get byteSize() {
+      return byteSize;
+    },
+    encode(pass, x, y, tokens) {
+      checkActivationBuffers(label, x, y, tokens, inFeatures, outFeatures, opts.maxTokens);
+      const { pipeline, dispatches } = bindGroups.get(x, y, tokens, () => build(x, y, tokens));
+      pass.setPipeline(pipeline);
+      for (const d of dispatches) {
+        pass.setBindGroup(0, d.bindGroup);
+        pass.dispatchWorkgroups(...d.workgroups);
+      }
+    },
+    destroy() {
+      for (const s of slices) {
+        s.weight.destroy();
+        s.params.destroy();
+      }
+      bias?.destroy();
+      bindGroups.clear();
+      byteSize = 0;
+    },
+  };
+}
+
+/** Rows [rowStart, rowStart + rows) of W, each padded to rowStride elements, written straight into a mapped buffer. */
+function uploadWeightSlice(
+  device: GPUDevice,
+  weight: Float32Array,
+  inFeatures: number,
+  rowStart: number,
+  rows: number,
+  rowStride: number,
+  dtype: 'f32' | 'f16',
+  label: string,
+): GPUBuffer {
+  const elemBytes = dtype === 'f32' ? 4 : 2;
+  const buffer = device.createBuffer({ size: Math.max(4, Math.ceil((rows * rowStride * elemBytes) / 4) * 4), usage: STORAGE, mappedAtCreation: true, label });
+  const mapped = buffer.getMappedRange();
+  if (dtype === 'f32') {
+    const dst = new Float32Array(mapped);
+    if (rowStride === inFeatures) dst.set(weight.subarray(rowStart * inFeatures, (rowStart + rows) * inFeatures));
+    else for (let r = 0; r < rows; r++) dst.set(weight.subarray((rowStart + r) * inFeatures, (rowStart + r + 1) * inFeatures), r * rowStride);
+  } else {
+    const dst = new Uint16Array(mapped, 0, rows * rowStride);
+    if (rowStride === inFeatures) dst.set(f32ToF16Array(weight.subarray(rowStart * inFeatures, (rowStart + rows) * inFeatures)));
+    else for (let r = 0; r < rows; r++) dst.set(f32ToF16Array(weight.subarray((rowStart + r) * inFeatures, (rowStart + r + 1) * inFeatures)), r * rowStride);
+  }
+  buffer.unmap();
+  return buffer;
+}

@@ -1,0 +1,79 @@
+// Autoregressive generation over an Executor: prefill the prompt, then sample one token per forward,
+// streaming ids to the caller. Stops on a stop token, after maxTokens, at the end of the KV cache, or
+// when the caller aborts.
+import { ContextOverflowError, ExecutorError, type Executor } from './executor.js';
+import { Sampler, type SamplerOptions } from './sampler.js';
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Most tokens to generate (stop tokens excluded). */
+  maxTokens: number;
+  /** Ids that end generation (not emitted); default: the model's EOS. */
+  stopTokens?: readonly number[];
+  /** Called with each generated id as soon as it is chosen; may be async (awaited). */
+  onToken?: (id: number, index: number) => void | Promise<void>;
+  signal?: AbortSignal;
+  /** Continue after what the executor already holds instead of starting from reset(). */
+  keepCache?: boolean;
+}
+
+export type StopReason = 'stop' | 'max_tokens' | 'context' | 'aborted';
+
+export interface GenerateResult {
+  /** Generated ids, without the stop token. The KV cache holds the prompt and all of them but the last. */
+  tokens: number[];
+  stopReason: StopReason;
+  /** The sampler's seed (report it to reproduce a run). */
+  seed: number;
+  promptTokens: number;
+  prefillSeconds: number;
+  /** Time from the first generated token to the last. */
+  decodeSeconds: number;
+}
+
+export async function generate(executor: Executor, promptTokens: readonly number[], opts: GenerateOptions): Promise<GenerateResult> {
+  if (promptTokens.length === 0) throw new ExecutorError('generate: the prompt is empty (give at least a BOS token)');
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new RangeError(`generate: maxTokens ${opts.maxTokens} must be an integer ≥ 0`);
+  if (!opts.keepCache) executor.reset();
+  const start = executor.position;
+  if (start + promptTokens.length > executor.maxSeqLen) {
+    throw new ContextOverflowError(
+      `generate: a prompt of ${promptTokens.length} tokens${start ? ` after ${start} cached` : ''} does not fit the context of ${executor.maxSeqLen} tokens`,
+    );
+  }
+  const sampler = new Sampler(opts);
+  const stop = new Set(opts.stopTokens ?? [executor.config.eosId]);
+  const tokens: number[] = [];
+  const t0 = performance.now();
+  await executor.forward(promptTokens);
+  let logits = await executor.logits();
+  const t1 = performance.now();
+  let stopReason: StopReason = 'max_tokens';
+  while (tokens.length < opts.maxTokens) {
+    if (opts.signal?.aborted) {
+      stopReason = 'aborted';
+      break;
+    }
+    const id = sampler.sample(logits);
+    if (stop.has(id)) {
+      stopReason = 'stop';
+      break;
+    }
+    tokens.push(id);
+    await opts.onToken?.(id, tokens.length - 1);
+    if (tokens.length === opts.maxTokens) break;
+    if (executor.position >= executor.maxSeqLen) {
+      stopReason = 'context';
+      break;
+    }
+    await executor.forward([id]);
+    logits = await executor.logits();
+  }
+  return {
+    tokens,
+    stopReason,
+    seed: sampler.seed,
+    promptTokens: promptTokens.length,
+    prefillSeconds: (t1 - t0) / 1000,
+    decodeSeconds: (performance.now() - t1) / 1000,
+  };
+}

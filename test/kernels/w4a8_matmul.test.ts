@@ -1,0 +1,149 @@
+// Whole quantized layers (kernel A + kernel B, fused and unfused) against the CPU reference:
+// integer parts (packed activations, s_x, int32 accumulators) bit for bit, floats within TOL.
+import { afterAll, describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.js';
+import { openNodeDevice } from '../../loaders/node-gpu.js';
+import type { GpuContext } from '../../runtime/device.js';
+import { PipelineCache } from '../../runtime/pipelines.js';
+import { createQuantizedLinear, type QuantizedLinearOptions } from '../../runtime/quantized-linear.js';
+import { LinearConfigError } from '../../runtime/linear-support.js';
+import { quantizedLinearRef } from '../../kernels/w4a8_matmul.ref.js';
+import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.ref.js';
+import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
+import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
+import { seededFloats } from './linear-harness.js';
+import { f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer } from './quant-harness.js';
+
+// Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
+// f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
+// sqrt(n)·2^-24 ≈ 2e-6, so 1e-5 leaves a wide margin while catching any wrong term.
+const TOL = 1e-5;
+// The unfused baseline folds the smoothing into L_A before rounding it to f16, so its side path
+// differs from the reference by one f16 rounding (2^-11 relative) of each L_A entry.
+const F16_ULP = 2 ** -11;
+
+/** GPU-style tilings (k-split GEMV with a reduction tree, many act-quant splits) exercised on any adapter. */
+const GPU_TILING: Pick<QuantizedLinearOptions, 'actQuantTiling' | 'matmulTiling'> = {
+  actQuantTiling: { wg: 128, rankChunk: 8, targetWorkgroups: 256, minBlocksPerSplit: 1 },
+  matmulTiling: { gemvRows: 32, gemvKsplit: 8, gemvRowsPerThread: 2, gemvMaxTokens: 4, rm: 4, rn: 4 },
+};
+
+interface Case extends SyntheticLayer {
+  name: string;
+  tokens: number;
+  fused?: boolean;
+  /** Token rows to overwrite: 'zero' (all 0), 'tiny' (below the zero-row threshold), 'huge' (±1e30). */
+  special?: Record<number, 'zero' | 'tiny' | 'huge'>;
+  opts?: Partial<QuantizedLinearOptions>;
+  /** Intermediates only hold the last token chunk: skip their checks when chunking. */
+  yOnly?: boolean;
+}
+
+function makeInput(c: Case, seed: number): Float32Array {
+  const x = seededFloats(c.tokens * c.inF, seed, 2);
+  for (const [row, kind] of Object.entries(c.special ?? {})) {
+    const r = Number(row);
+    for (let k = 0; k < c.inF; k++) {
+      const i = r * c.inF + k;
+      x[i] = kind === 'zero' ? 0 : kind === 'tiny' ? x[i]! * 1e-32 : x[i]! * 1e30;
+    }
+  }
+  return x;
+}
+
+async function check(gpu: GpuContext, cache: PipelineCache, c: Case, seed: number): Promise<void> {
+  const q = syntheticQuantizedLinear(c, seed);
+  const x = makeInput(c, seed + 100);
+  const op = createQuantizedLinear(gpu, cache, q, { label: c.name, maxTokens: c.tokens, fused: c.fused, debugAcc: true, ...c.opts });
+  try {
+    const got = await runQuantized(gpu, op, x, c.tokens);
+    const ref = quantizedLinearRef(q, x, c.tokens, op.lowRank);
+    for (let i = 0; i < got.y.length; i++) if (!Number.isFinite(got.y[i]!)) throw new Error(`y[${i}] = ${got.y[i]}`);
+
+    if (!c.yOnly) {
+      expect(firstMismatch(got.xq, packActivationsRef(ref.xq, c.tokens, c.inF)), 'packed activations').toBe(-1);
+      expect(firstMismatch(f32Bits(got.sx), f32Bits(ref.sx)), 's_x bits').toBe(-1);
+      expect(firstMismatch(got.acc!, ref.acc), 'int32 accumulators').toBe(-1);
+    }
+    // Float parts: t (fused) and y.
+    const rank = op.lowRank === 'none' ? 0 : q.rank;
+    const la = rank ? (op.lowRank === 'f16' ? roundToF16(q.la!) : q.la!) : new Float32Array(0);
+    const lb = rank ? (op.lowRank === 'f16' ? roundToF16(q.lb!) : q.lb!) : new Float32Array(0);
+    const xs = actQuantRef(x, c.tokens, c.inF, { aBits: q.aBits, invSmooth: q.smooth ? inverseSmoothing(q.smooth) : undefined }).xs;
+    const tAbs = tAbsScale(xs, la, c.tokens, c.inF, rank);
+    if (got.t && !c.yOnly) {
+      let worst = 0;
+      for (let i = 0; i < got.t.length; i++) worst = Math.max(worst, Math.abs(got.t[i]! - ref.t[i]!) / (tAbs[i]! + 1e-30));
+      expect(worst, 't = x̃·L_A').toBeLessThan(TOL);
+    }
+    let worst = 0;
+    for (let t = 0; t < c.tokens; t++) {
+      for (let o = 0; o < c.outF; o++) {
+        let scale = ref.scale[t * c.outF + o]!;
+        let sideScale = 0;
+        for (let j = 0; j < rank; j++) sideScale += tAbs[t * rank + j]! * Math.abs(lb[j * c.outF + o]!);
+        const i = t * c.outF + o;
+        const foldError = c.fused === false && op.lowRank === 'f16' ? F16_ULP * sideScale : 0;
+        worst = Math.max(worst, Math.max(0, Math.abs(got.y[i]! - ref.y[i]!) - foldError) / (scale + sideScale + 1e-30));
+      }
+    }
+    expect(worst, 'y').toBeLessThan(TOL);
+  } finally {
+    op.destroy();
+  }
+}
+
+const CASES: Case[] = [
+  { name: 'gemv 1 token, in 37, out 13, r 3, smooth, bias', tokens: 1, inF: 37, outF: 13, rank: 3, smooth: true, bias: true },
+  { name: 'gemv 2 tokens, A6, out 1, r 1', tokens: 2, inF: 100, outF: 1, rank: 1, aBits: 6 },
+  { name: 'gemm 1000 tokens, r 0, bias', tokens: 1000, inF: 64, outF: 40, rank: 0, bias: true },
+  {
+    name: 'gemm 67 tokens, A4, r 14, smooth, bias, zero/tiny/huge rows', tokens: 67, inF: 172, outF: 64, rank: 14, aBits: 4, smooth: true, bias: true,
+    special: { 0: 'zero', 5: 'tiny', 9: 'huge', 66: 'zero' },
+  },
+  { name: 'gemm 5 tokens, in 300, out 70, r 31', tokens: 5, inF: 300, outF: 70, rank: 31, smooth: true },
+  { name: 'gemv 1 token, in 1000, r 31, GPU tiling (k-splits)', tokens: 1, inF: 1000, outF: 45, rank: 31, bias: true, opts: GPU_TILING },
+  { name: 'gemv 3 tokens, zero row, r 5, GPU tiling', tokens: 3, inF: 200, outF: 33, rank: 5, smooth: true, special: { 1: 'zero' }, opts: GPU_TILING },
+  { name: 'gemm 70 tokens, r 20, bias, GPU tiling (4×4 per thread)', tokens: 70, inF: 130, outF: 75, rank: 20, bias: true, smooth: true, opts: GPU_TILING },
+  { name: 'unfused gemv 1 token, r 14, smooth, bias', tokens: 1, inF: 172, outF: 64, rank: 14, smooth: true, bias: true, fused: false },
+  { name: 'unfused gemm 40 tokens, A6, r 5', tokens: 40, inF: 64, outF: 172, rank: 5, aBits: 6, fused: false },
+  {
+    name: 'split weight (4 slices) gemm + gemv slices', tokens: 9, inF: 40, outF: 50, rank: 5, bias: true,
+    opts: { maxSliceBytes: 13 * 2 * 16 },
+  },
+  {
+    name: 'token chunks (3) with split weight', tokens: 150, inF: 40, outF: 50, rank: 5, smooth: true, bias: true, yOnly: true,
+    opts: { maxSliceBytes: 20 * 2 * 16, maxBindingBytes: 64 * 64 * 4 },
+  },
+];
+
+describe('quantized linear on the default adapter', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(CASES.map((c, i) => [`${c.name} (seed ${1000 + 17 * i})`, c, 1000 + 17 * i] as const))('%s', async (_n, c, seed) => {
+    await check(await testGpu(), await cache, c, seed);
+  });
+
+  it('rejects inconsistent layers with the layer name', async () => {
+    const gpu = await testGpu();
+    const q = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 2 }, 1);
+    const mk = (patch: object) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), { ...q, ...patch }, { label: 'blk.0.q', maxTokens: 4 });
+    expect(mk({ qweight: new Uint32Array(3) })).toThrow(/blk\.0\.q: qweight has 3 words/);
+    expect(mk({ aBits: 5 })).toThrow(LinearConfigError);
+    expect(mk({ lb: new Float32Array(3) })).toThrow(/lb has 3 values/);
+    expect(mk({ smooth: new Float32Array(40) })).toThrow(/smooth\[0\] = 0/);
+  });
+});
+
+describe('quantized linear without subgroups and shader-f16', () => {
+  let bare: Promise<GpuContext> | undefined;
+  const open = () => (bare ??= openNodeDevice({ disable: ['shader-f16', 'subgroups'] }));
+  afterAll(async () => (bare ? (await bare).device.destroy() : undefined));
+  it('uses f32 L_A/L_B and the atomic-only absmax, fused and unfused', async () => {
+    const gpu = await open();
+    expect(gpu.features.subgroups || gpu.features.shaderF16).toBe(false);
+    const cache = new PipelineCache(gpu.device);
+    await check(gpu, cache, { name: 'bare gemv', tokens: 1, inF: 172, outF: 64, rank: 14, smooth: true, bias: true, special: {} }, 5);
+    await check(gpu, cache, { name: 'bare gemm', tokens: 33, inF: 100, outF: 30, rank: 9, aBits: 4, special: { 3: 'zero' } }, 6);
+    await check(gpu, cache, { name: 'bare unfused', tokens: 7, inF: 64, outF: 20, rank: 3, fused: false }, 7);
+  });
+});

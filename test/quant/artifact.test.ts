@@ -1,0 +1,169 @@
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, readArtifact, readArtifactManifest, sha256File, writeArtifact, type ArtifactHeader,
+} from '../../loaders/artifact.js';
+import { loadLlama2c } from '../../loaders/llama2c.js';
+import { BLOCK_LINEARS } from '../../runtime/model.js';
+import { CalibrationStats, LINEAR_INPUT_KINDS } from '../../quant/calibrate.js';
+import { quantizeModel } from '../../quant/quantize-model.js';
+import { FormatError, LoadError, NotFoundError } from '../../loaders/errors.js';
+import type { QuantizedLinear } from '../../runtime/quantized.js';
+import { quantizeLinear, type QuantDiagnostics } from '../../quant/methods.js';
+import { LinearInputStats } from '../../quant/stats.js';
+import { ensureNativeBuilt, gaussian } from './helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'aser-artifact-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const header: ArtifactHeader = {
+  source: { id: 'synthetic', sha256: 'ab'.repeat(32), files: [{ name: 'model.bin', sha256: 'ab'.repeat(32), bytes: 123 }] },
+  method: 'aser', wBits: 4, aBits: 8, rank: 4, alpha: null, options: { outliers: 2 },
+  calibration: { dataset: 'synthetic', samples: 2, seqLen: 40, seed: 7, tokens: 80 },
+};
+
+let layers: Map<string, QuantizedLinear>;
+let diagnostics: Map<string, QuantDiagnostics>;
+
+beforeAll(() => {
+  ensureNativeBuilt();
+  const g = gaussian(3);
+  layers = new Map();
+  diagnostics = new Map();
+  // two transformer layers, different shapes (in not a multiple of 32), with smoothing, outliers and a bias
+  const shapes: Array<[string, number, number, 'aser' | 'rtn' | 'lorc']> = [
+    ['model.layers.0.self_attn.q_proj', 24, 40, 'aser'],
+    ['model.layers.0.mlp.down_proj', 40, 70, 'lorc'],
+    ['model.layers.1.self_attn.k_proj', 8, 40, 'rtn'],
+  ];
+  for (const [name, out, inF, method] of shapes) {
+    const stats = new LinearInputStats(inF, { sampleTokens: 16 });
+    const x = Float32Array.from({ length: 80 * inF }, (_, i) => g() * (i % inF === 3 ? 25 : 1));
+    stats.add(x);
+    const weight = Float32Array.from({ length: out * inF }, () => g() * 0.1);
+    const bias = name.includes('q_proj') ? Float32Array.from({ length: out }, () => g()) : undefined;
+    const { linear, diag } = quantizeLinear(method, { name, weight, outFeatures: out, inFeatures: inF, bias, stats },
+      method === 'rtn' ? {} : { rank: 4, outliers: 2 });
+    layers.set(name, linear);
+    diagnostics.set(name, diag);
+  }
+});
+
+function freshArtifact(name: string): string {
+  const dir = join(root, name);
+  writeArtifact(dir, header, layers, diagnostics);
+  return dir;
+}
+
+describe('artifact directory', () => {
+  it('round trip: write → read gives identical QuantizedLinear fields', () => {
+    const dir = freshArtifact('roundtrip');
+    expect(readdirSync(dir).sort()).toEqual(['layer-000.safetensors', 'layer-001.safetensors', MANIFEST_FILE]);
+    const { manifest, layers: read } = readArtifact(dir, { expectModelHash: header.source.sha256 });
+    expect(manifest.formatVersion).toBe(ARTIFACT_FORMAT_VERSION);
+    expect(manifest.createdBy).toMatch(/^aser-webgpu/);
+    expect(manifest.calibration).toEqual(header.calibration);
+    expect(manifest.layers['model.layers.0.self_attn.q_proj']!.outliers.length).toBe(2);
+    expect(manifest.layers['model.layers.0.self_attn.q_proj']!.errorRank).toBe(4);
+    expect(manifest.layers['model.layers.0.mlp.down_proj']!.diag!.outputErrorAfter).toBeGreaterThan(0);
+    expect(manifest.layers['model.layers.0.mlp.down_proj']!.diag!['sampled.error']).toBeGreaterThan(0);
+    expect([...read.keys()].sort()).toEqual([...layers.keys()].sort());
+    for (const [name, want] of layers) {
+      const got = read.get(name)!;
+      expect(got, name).toEqual(want); // every field, typed arrays element by element
+    }
+    expect(read.get('model.layers.0.self_attn.q_proj')!.smooth).toBeDefined();
+    expect(read.get('model.layers.0.self_attn.q_proj')!.bias).toBeDefined();
+  });
+
+  it('a flipped byte in a tensor file is refused (sha256 mismatch)', () => {
+    const dir = freshArtifact('corrupt');
+    const file = join(dir, 'layer-001.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0x10;
+    writeFileSync(file, bytes);
+    expect(() => readArtifact(dir)).toThrow(FormatError);
+    expect(() => readArtifact(dir)).toThrow(/layer-001\.safetensors: sha256 mismatch: manifest\.json says [0-9a-f]{64}, the file has/);
+  });
+
+  it('a manifest of another format version is refused with a clear message', () => {
+    const dir = freshArtifact('version');
+    const path = join(dir, MANIFEST_FILE);
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    m.formatVersion = ARTIFACT_FORMAT_VERSION + 1;
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifact(dir)).toThrow(/artifact format version 2 is not supported: this build reads version 1/);
+    m.formatVersion = ARTIFACT_FORMAT_VERSION;
+    m.format = 'something-else';
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(dir)).toThrow(/not an ASER artifact manifest/);
+  });
+
+  it('a missing tensor file or manifest is refused, naming the file', () => {
+    const dir = freshArtifact('missing');
+    unlinkSync(join(dir, 'layer-000.safetensors'));
+    expect(() => readArtifact(dir)).toThrow(NotFoundError);
+    expect(() => readArtifact(dir)).toThrow(/layer-000\.safetensors: tensor file listed in manifest\.json is missing/);
+    unlinkSync(join(dir, MANIFEST_FILE));
+    expect(() => readArtifact(dir)).toThrow(/manifest\.json: not an ASER artifact: manifest\.json is missing/);
+  });
+
+  it('an artifact made from another model is refused when the model hash is given', () => {
+    const dir = freshArtifact('otherModel');
+    expect(() => readArtifact(dir, { expectModelHash: 'cd'.repeat(32) })).toThrow(/made from model synthetic with sha256 (ab)+, but the model given has sha256 (cd)+/);
+  });
+
+  it('replaces an existing artifact only by a complete one, and never a foreign directory', () => {
+    const dir = freshArtifact('replace');
+    const first = readArtifactManifest(dir).createdAt;
+    writeArtifact(dir, { ...header, method: 'lorc' }, layers);
+    expect(readArtifactManifest(dir).method).toBe('lorc');
+    expect(readArtifactManifest(dir).createdAt >= first).toBe(true);
+    // a failing write (bad linear) leaves the previous artifact untouched and no temporary directory behind
+    const broken = new Map(layers);
+    broken.set('model.layers.2.mlp.up_proj', { ...layers.get('model.layers.1.self_attn.k_proj')!, wScale: new Float32Array(3) });
+    expect(() => writeArtifact(dir, header, broken)).toThrow(/wScale has 3 values, needs 8/);
+    expect(readArtifactManifest(dir).method).toBe('lorc');
+    expect(readdirSync(root).filter((f) => f.startsWith('.'))).toEqual([]);
+    // a directory that is not an artifact is never replaced
+    const foreign = join(root, 'foreign');
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, 'notes.txt'), 'keep me');
+    expect(() => writeArtifact(foreign, header, layers)).toThrow(LoadError);
+    expect(() => writeArtifact(foreign, header, layers)).toThrow(/is not an ASER artifact .* refusing to replace it/);
+    expect(readFileSync(join(foreign, 'notes.txt'), 'utf8')).toBe('keep me');
+  });
+
+  it('stories260K: quantizeModel over every block linear, written and read back against the model hash', () => {
+    const modelFile = new URL('../../../shared/models/stories260K/model.bin', import.meta.url).pathname;
+    const model = loadLlama2c(modelFile, 'stories260k');
+    try {
+      const { dim, hiddenDim, nLayers } = model.config;
+      const width = { attn_in: dim, attn_out: dim, mlp_in: dim, mlp_act: hiddenDim } as const;
+      const stats = new CalibrationStats();
+      const g = gaussian(77);
+      for (let layer = 0; layer < nLayers; layer++) {
+        for (const kind of LINEAR_INPUT_KINDS) {
+          stats.add(layer, kind, Float32Array.from({ length: 64 * width[kind] }, (_, i) => g() * (i % width[kind] === 1 ? 20 : 1)), 64, { sampleTokens: 32 });
+        }
+      }
+      const seen: string[] = [];
+      const q = quantizeModel(model, stats, 'aser', { alpha: 0.3, onLinear: (name) => seen.push(name) });
+      expect(q.layers.size).toBe(nLayers * BLOCK_LINEARS.length);
+      expect(seen[0]).toBe('model.layers.0.self_attn.q_proj');
+      expect(q.layers.get('model.layers.0.mlp.down_proj')!.inFeatures).toBe(hiddenDim);
+      const source = describeModelFiles('stories260k', [modelFile]);
+      expect(source.sha256).toBe(sha256File(modelFile));
+      const dir = join(root, 'stories260k');
+      writeArtifact(dir, { ...header, source, rank: null, alpha: 0.3 }, q.layers, q.diagnostics);
+      const back = readArtifact(dir, { expectModelHash: source.sha256 });
+      expect(back.layers.size).toBe(q.layers.size);
+      for (const [name, want] of q.layers) expect(back.layers.get(name), name).toEqual(want);
+      expect(back.manifest.layers['model.layers.4.mlp.up_proj']!.errorRank).toBe(q.diagnostics.get('model.layers.4.mlp.up_proj')!.rank);
+    } finally {
+      model.close();
+    }
+  });
+});

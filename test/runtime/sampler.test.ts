@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { Sampler, SamplerError, argmax, createRng, createSampler } from '../../runtime/sampler.js';
+
+const logitsOf = (probs: number[]) => Float32Array.from(probs, (p) => Math.log(p));
+
+function frequencies(s: Sampler, logits: Float32Array, n: number): number[] {
+  const counts = new Array(logits.length).fill(0);
+  for (let i = 0; i < n; i++) counts[s.sample(logits)]++;
+  return counts.map((c) => c / n);
+}
+
+describe('sampler', () => {
+  it('is greedy at temperature 0 (first index on ties)', () => {
+    expect(argmax([1, 5, 5, 2])).toBe(1);
+    expect(new Sampler({ temperature: 0, seed: 1 }).sample(Float32Array.of(0.1, -3, 7.5, 7.4))).toBe(2);
+  });
+
+  it('is deterministic per seed and differs across seeds', () => {
+    const logits = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i));
+    const run = (seed: number) => Array.from({ length: 40 }, ((s) => () => s(logits))(createSampler({ temperature: 1, topP: 0.9, seed })));
+    expect(run(7)).toEqual(run(7));
+    expect(run(7)).not.toEqual(run(8));
+    expect(createRng(3)()).toBe(createRng(3)());
+  });
+
+  it('samples the softmax distribution at temperature 1 and sharpens it below 1', () => {
+    const probs = [0.5, 0.3, 0.15, 0.05];
+    const f = frequencies(new Sampler({ temperature: 1, seed: 11 }), logitsOf(probs), 40000);
+    f.forEach((v, i) => expect(Math.abs(v - probs[i]!)).toBeLessThan(0.01)); // ~4σ at n = 40000
+    const sharp = frequencies(new Sampler({ temperature: 0.5, seed: 12 }), logitsOf(probs), 40000);
+    const z = probs.reduce((a, p) => a + p * p, 0);
+    sharp.forEach((v, i) => expect(Math.abs(v - (probs[i]! * probs[i]!) / z)).toBeLessThan(0.01));
+  });
+
+  it('keeps only the nucleus with top-p', () => {
+    const probs = [0.05, 0.5, 0.15, 0.3];
+    const f = frequencies(new Sampler({ temperature: 1, topP: 0.7, seed: 13 }), logitsOf(probs), 20000);
+    expect(f[0]).toBe(0);
+    expect(f[2]).toBe(0);
+    expect(Math.abs(f[1]! - 0.5 / 0.8)).toBeLessThan(0.015);
+    // topP below the top token's mass leaves only that token.
+    expect(frequencies(new Sampler({ temperature: 1, topP: 0.2, seed: 14 }), logitsOf(probs), 500)[1]).toBe(1);
+  });
+
+  it('rejects bad options', () => {
+    expect(() => new Sampler({ temperature: -1 })).toThrow(SamplerError);
+    expect(() => new Sampler({ topP: 0 })).toThrow(/topP 0/);
+    expect(() => new Sampler({ topP: 1.5 })).toThrow(SamplerError);
+  });
+});
