@@ -280,7 +280,7 @@ async function loadNodeLlamaCpp(): Promise<NlcModule> {
   try {
     return (await import(name)) as NlcModule;
   } catch (err) {
-    throw new Error(`peer-llamacpp: cannot load node-llama-cpp (${(err as Error).message}); install it with: npm i -D node-llama-cpp`);
+    throw new Error(`peer-llamacpp: cannot load node-llama-cpp (${(err as Error).message}); install it first (700 MB of prebuilt binaries, kept out of the default install): npm i --no-save node-llama-cpp`);
   }
 }
 
