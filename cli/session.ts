@@ -5,12 +5,19 @@ import { Executor } from '../runtime/executor.js';
 import type { GpuContext } from '../runtime/device.js';
 import type { ModelSource, TextTokenizer } from '../runtime/model.js';
 import { UsageError } from './errors.js';
+import { readArtifact, describeModelFiles, type Artifact } from '../loaders/artifact.js';
+import { PipelineCache } from '../runtime/pipelines.js';
+import { createQuantizedLinear } from '../runtime/quantized-linear.js';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface SessionOptions {
   model: string;
   dtype?: 'f32' | 'f16';
   maxSeqLen?: number;
   tokenizer?: string;
+  /** Quantized artifact directory: its linears replace the dense block linears (fused W4A8 kernels). */
+  artifact?: string;
 }
 
 export interface Session {
@@ -18,19 +25,32 @@ export interface Session {
   source: ModelSource;
   tokenizer: TextTokenizer;
   executor: Executor;
+  artifact?: Artifact;
   close(): void;
 }
 
 export async function openSession(opts: SessionOptions): Promise<Session> {
-  const { source, tokenizer } = resolveModel(opts.model, { tokenizer: opts.tokenizer });
+  const resolved = resolveModel(opts.model, { tokenizer: opts.tokenizer });
+  const { source, tokenizer } = resolved;
+  const artifact = opts.artifact ? readArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
   const gpu = await openNodeDevice();
   const dtype = opts.dtype ?? 'f32';
   if (dtype === 'f16' && !gpu.features.shaderF16) {
     throw new UsageError(`--dtype f16 needs the shader-f16 feature, which this adapter (${gpu.describe()}) lacks`, 'use --dtype f32');
   }
-  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen: opts.maxSeqLen });
+  const pipelines = new PipelineCache(gpu.device);
+  const maxSeqLen = Math.min(opts.maxSeqLen ?? 2048, source.config.maxSeqLen);
+  const maxBatchTokens = Math.min(512, maxSeqLen);
+  const linearFactory = artifact
+    ? (layer: number, name: string) => {
+        const module = `model.layers.${layer}.${name}`;
+        const q = artifact.layers.get(module);
+        return q && createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: maxBatchTokens });
+      }
+    : undefined;
+  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory });
   return {
-    gpu, source, tokenizer, executor,
+    gpu, source, tokenizer, executor, artifact,
     close() {
       executor.destroy();
       source.close();
@@ -43,4 +63,13 @@ export const modelOptions = {
   model: { type: 'string', default: 'stories260k', describe: 'Preset name from models.json, a llama2.c .bin file, or a Hugging Face model directory' },
   dtype: { type: 'string', choices: ['f32', 'f16'], default: 'f32', describe: 'Weight precision of the dense path (f16 needs shader-f16)' },
   tokenizer: { type: 'string', describe: 'tokenizer.json or llama2.c tokenizer.bin (default: next to the model)' },
+  artifact: { type: 'string', describe: 'Quantized artifact directory (from aser quantize): runs the fused W4A8 kernels' },
 } as const;
+
+/** The weight files of a resolved model, hashed: what an artifact records as its source. */
+export function modelIdentity(id: string, path: string) {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(path, f))
+    : [path];
+  return describeModelFiles(id, files);
+}

@@ -8,6 +8,7 @@ interface GenerateArgs {
   model: string;
   dtype: 'f32' | 'f16';
   tokenizer?: string;
+  artifact?: string;
   prompt: string;
   maxTokens: number;
   temperature: number;
@@ -32,7 +33,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
     if (!Number.isInteger(args.maxTokens) || args.maxTokens < 0) throw new UsageError(`--max-tokens ${args.maxTokens} must be an integer ≥ 0`);
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer });
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact });
     try {
       const prompt = session.tokenizer.encode(args.prompt, { bos: true });
       const limit = session.executor.maxSeqLen;

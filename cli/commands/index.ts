@@ -10,5 +10,6 @@ import { planCommand } from './plan.js';
 import { serveCommand } from './serve.js';
 import { chatCommand } from './chat.js';
 import { exportCommand } from './export.js';
+import { quantizeCommand } from './quantize.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand] as never[];

@@ -9,6 +9,7 @@ interface PplArgs {
   model: string;
   dtype: 'f32' | 'f16';
   tokenizer?: string;
+  artifact?: string;
   dataset: string;
   ctx: number;
   protocol: PplProtocol;
@@ -32,7 +33,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
   handler: async (args) => {
     if (!Number.isInteger(args.ctx) || args.ctx < 2) throw new UsageError(`--ctx ${args.ctx} must be an integer ≥ 2`);
     const data = loadDatasetText(args.dataset, { protocol: args.protocol });
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx });
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, maxSeqLen: args.ctx });
     try {
       const { maxSeqLen } = session.source.config;
       if (args.ctx > maxSeqLen) throw new UsageError(`--ctx ${args.ctx} is longer than the model's context of ${maxSeqLen} tokens`, `use --ctx ${maxSeqLen} or less`);

@@ -1,0 +1,90 @@
+import type { CommandModule } from 'yargs';
+import { join } from 'node:path';
+import { resolveModel } from '../../loaders/registry.js';
+import { openNodeDevice } from '../../loaders/node-gpu.js';
+import { writeArtifact } from '../../loaders/artifact.js';
+import { Executor } from '../../runtime/executor.js';
+import { collectCalibrationStats, drawCalibrationWindows } from '../../quant/calibrate.js';
+import { quantizeModel } from '../../quant/quantize-model.js';
+import { QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
+import { dataDir, loadDatasetText } from '../../eval/datasets.js';
+import { progressBar } from '../progress.js';
+import { UsageError } from '../errors.js';
+import { modelIdentity } from '../session.js';
+
+interface QuantizeArgs {
+  model: string; method: string; wbits: number; abits: number; rank?: number; alpha?: number; outliers?: string;
+  calib: string; calibSamples: number; calibLen: number; seed: number; out: string; json: boolean;
+}
+
+/** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
+function calibrationText(name: string): { name: string; text: string } {
+  const files: Record<string, string> = { tinystories: 'tinystories/calib.txt' };
+  if (files[name]) return { name, text: loadDatasetText(join(dataDir(), files[name])).text };
+  if (name === 'c4') {
+    const lines = loadDatasetText(join(dataDir(), 'c4/c4-train.00000-of-01024.first1000.jsonl')).text.split('\n').filter(Boolean);
+    return { name, text: lines.map((l) => (JSON.parse(l) as { text: string }).text).join('\n\n') };
+  }
+  if (['wikitext2', 'ptb'].includes(name)) throw new UsageError(`${name} has no calibration split here`, 'use --calib c4 (the paper calibrates on C4 train) or tinystories');
+  return { name, text: loadDatasetText(name).text };
+}
+
+export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
+  command: 'quantize',
+  describe: 'Calibrate a model and quantize every block linear (ASER or a baseline) into a checksummed artifact',
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .option('method', { type: 'string', choices: [...QUANT_METHODS], default: 'aser', describe: 'Quantization method' })
+      .option('wbits', { type: 'number', default: 4, describe: 'Weight bits (4)' })
+      .option('abits', { type: 'number', choices: [8, 6, 4], default: 8, describe: 'Activation bits' })
+      .option('rank', { type: 'number', describe: 'Fixed error-reconstruction rank per layer' })
+      .option('alpha', { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' })
+      .option('outliers', { type: 'string', describe: "ASER outlier channels f per layer, or 'auto'" })
+      .option('calib', { type: 'string', default: 'tinystories', describe: 'tinystories | c4 (train sample) | a text file' })
+      .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
+      .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per window L' })
+      .option('seed', { type: 'number', default: 0, describe: 'Seed for the window draw' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the manifest summary as JSON' })
+      .example('$0 quantize --method aser --rank 8 --out /tmp/s260k-aser', 'ASER W4A8 at rank 8 on the default model')
+      .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels') as never,
+  handler: async (args) => {
+    if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+    const method = args.method as QuantMethod;
+    const lowRank = ['lorc', 'l2qer', 'aser-noas', 'aser'].includes(method);
+    const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
+    const resolved = resolveModel(args.model);
+    const { source, tokenizer } = resolved;
+    const calib = calibrationText(args.calib);
+    const stream = tokenizer.encode(calib.text, { bos: false });
+    if (stream.length < args.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${args.calibLen}`);
+    const windows = drawCalibrationWindows(stream, args.calibSamples, args.calibLen, args.seed);
+    const gpu = await openNodeDevice();
+    const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(args.calibLen, source.config.maxSeqLen) });
+    const started = performance.now();
+    const bar = progressBar('calibrate', windows.length, 'windows');
+    const stats = await collectCalibrationStats(executor, windows, { seed: args.seed, onWindow: (d) => bar.update(d) });
+    bar.finish();
+    executor.destroy();
+    const linears = source.config.nLayers * 7;
+    const qbar = progressBar(`quantize ${method}`, linears, 'linears');
+    let done = 0;
+    const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
+    const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers };
+    const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
+    qbar.finish();
+    const manifest = writeArtifact(args.out, {
+      source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+      rank: rank ?? null, alpha: args.alpha ?? null, options: { outliers: outliers ?? null },
+      calibration: { dataset: calib.name, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
+    }, result.layers, result.diagnostics as Map<string, object>);
+    source.close();
+    gpu.device.destroy();
+    const ranks = Object.values(manifest.layers).map((l) => l.rank);
+    const meanRank = ranks.reduce((a, b) => a + b, 0) / Math.max(1, ranks.length);
+    const summary = { out: args.out, method, wBits: args.wbits, aBits: args.abits, linears: ranks.length, meanSideRank: meanRank, seconds: (performance.now() - started) / 1000 };
+    if (args.json) console.log(JSON.stringify(summary));
+    else console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, ${summary.seconds.toFixed(1)} s`);
+  },
+};
