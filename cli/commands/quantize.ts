@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { resolveModel } from '../../loaders/registry.js';
 import { openNodeDevice } from '../../loaders/node-gpu.js';
-import { writeArtifact } from '../../loaders/artifact.js';
+import { writeArtifact, type ArtifactManifest } from '../../loaders/artifact.js';
 import { Executor } from '../../runtime/executor.js';
 import { collectCalibrationStats, drawCalibrationWindows } from '../../quant/calibrate.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
@@ -29,6 +29,61 @@ function calibrationText(name: string): { name: string; text: string } {
   return { name, text: loadDatasetText(name).text };
 }
 
+export interface QuantizeRequest {
+  model: string; method: QuantMethod; wbits: number; abits: number; rank?: number; alpha?: number;
+  outliers?: number | 'auto'; calib: string; calibSamples: number; calibLen: number; seed: number; out: string;
+}
+
+/** Calibrates `model` on the GPU, quantizes every block linear and writes the artifact atomically. */
+export async function quantizeToArtifact(args: QuantizeRequest): Promise<{ manifest: ArtifactManifest; seconds: number }> {
+  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+  const method = args.method;
+  const lowRank = ['lorc', 'l2qer', 'aser-noas', 'aser'].includes(method);
+  const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
+  const resolved = resolveModel(args.model);
+  const { source, tokenizer } = resolved;
+  try {
+    const calib = calibrationText(args.calib);
+    const stream = tokenizer.encode(calib.text, { bos: false });
+    if (stream.length < args.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${args.calibLen}`);
+    const windows = drawCalibrationWindows(stream, args.calibSamples, args.calibLen, args.seed);
+    const gpu = await openNodeDevice();
+    const started = performance.now();
+    try {
+      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(args.calibLen, source.config.maxSeqLen) });
+      const bar = progressBar('calibrate', windows.length, 'windows');
+      const stats = await collectCalibrationStats(executor, windows, { seed: args.seed, onWindow: (d) => bar.update(d) });
+      bar.finish();
+      executor.destroy();
+      const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
+      let done = 0;
+      const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers };
+      const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
+      qbar.finish();
+      const manifest = writeArtifact(args.out, {
+        source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+        rank: rank ?? null, alpha: args.alpha ?? null, options: { outliers: args.outliers ?? null },
+        calibration: { dataset: calib.name, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
+      }, result.layers, result.diagnostics as Map<string, object>);
+      return { manifest, seconds: (performance.now() - started) / 1000 };
+    } finally {
+      gpu.device.destroy();
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Side-path MACs over base MACs, summed over every quantized linear (per token). */
+export function sidePathFlopsOverhead(manifest: ArtifactManifest): number {
+  let base = 0, side = 0;
+  for (const l of Object.values(manifest.layers)) {
+    base += l.inFeatures * l.outFeatures;
+    side += l.rank * (l.inFeatures + l.outFeatures);
+  }
+  return base ? side / base : 0;
+}
+
 export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
   describe: 'Calibrate a model and quantize every block linear (ASER or a baseline) into a checksummed artifact',
@@ -50,41 +105,13 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .example('$0 quantize --method aser --rank 8 --out /tmp/s260k-aser', 'ASER W4A8 at rank 8 on the default model')
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels') as never,
   handler: async (args) => {
-    if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
-    const method = args.method as QuantMethod;
-    const lowRank = ['lorc', 'l2qer', 'aser-noas', 'aser'].includes(method);
-    const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
-    const resolved = resolveModel(args.model);
-    const { source, tokenizer } = resolved;
-    const calib = calibrationText(args.calib);
-    const stream = tokenizer.encode(calib.text, { bos: false });
-    if (stream.length < args.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${args.calibLen}`);
-    const windows = drawCalibrationWindows(stream, args.calibSamples, args.calibLen, args.seed);
-    const gpu = await openNodeDevice();
-    const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(args.calibLen, source.config.maxSeqLen) });
-    const started = performance.now();
-    const bar = progressBar('calibrate', windows.length, 'windows');
-    const stats = await collectCalibrationStats(executor, windows, { seed: args.seed, onWindow: (d) => bar.update(d) });
-    bar.finish();
-    executor.destroy();
-    const linears = source.config.nLayers * 7;
-    const qbar = progressBar(`quantize ${method}`, linears, 'linears');
-    let done = 0;
     const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
-    const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers };
-    const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
-    qbar.finish();
-    const manifest = writeArtifact(args.out, {
-      source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: { outliers: outliers ?? null },
-      calibration: { dataset: calib.name, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
-    }, result.layers, result.diagnostics as Map<string, object>);
-    source.close();
-    gpu.device.destroy();
+    const { manifest, seconds } = await quantizeToArtifact({ ...args, method: args.method as QuantMethod, outliers });
+    const method = manifest.method;
     const ranks = Object.values(manifest.layers).map((l) => l.rank);
     const meanRank = ranks.reduce((a, b) => a + b, 0) / Math.max(1, ranks.length);
-    const summary = { out: args.out, method, wBits: args.wbits, aBits: args.abits, linears: ranks.length, meanSideRank: meanRank, seconds: (performance.now() - started) / 1000 };
+    const summary = { out: args.out, method, wBits: args.wbits, aBits: args.abits, linears: ranks.length, meanSideRank: meanRank, flopsOverhead: sidePathFlopsOverhead(manifest), seconds };
     if (args.json) console.log(JSON.stringify(summary));
-    else console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, ${summary.seconds.toFixed(1)} s`);
+    else console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
   },
 };
