@@ -7,12 +7,6 @@ import { ExecutorEngine } from '../../serve/executor-engine.js';
 import { loadChatTemplate, type ChatTemplate } from '../../serve/chat-template.js';
 import { startServer } from '../../serve/server.js';
 
-/**
- * How `--artifact DIR` becomes a session with quantized linears. Unset until the artifact loader is
- * wired; then it replaces openSession for runs that name an artifact.
- */
-export const artifactHook: { open?: (artifactDir: string, options: SessionOptions) => Promise<Session> } = {};
-
 export interface ServingArgs {
   model: string;
   dtype: 'f32' | 'f16';
@@ -39,11 +33,7 @@ function tokenizerConfigPath(session: Session): string | undefined {
 /** Opens the model for serving or chat: session (GPU, model, executor), engine and chat template. */
 export async function openServing(args: ServingArgs): Promise<Serving> {
   const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx };
-  let session: Session;
-  if (args.artifact) {
-    if (!artifactHook.open) throw new UsageError('--artifact is not supported by this build yet', 'serve the dense model (leave out --artifact)');
-    session = await artifactHook.open(args.artifact, options);
-  } else session = await openSession(options);
+  const session: Session = await openSession({ ...options, artifact: args.artifact });
   try {
     const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
     const engine = new ExecutorEngine(session.executor, session.tokenizer, { modelId: args['served-name'] ?? session.source.id, contextLength: args.ctx });
