@@ -3,6 +3,7 @@
 // and a small seeded reservoir sample of whole token rows (for the methods whose objective includes
 // activation quantization, which H alone cannot see: SmoothQuant+'s search and the sampled diagnostics).
 import { gram, matrix, symmetrizeFromUpper, type Mat } from './linalg.js';
+import { createRng as seededRandom } from '../runtime/sampler.js';
 
 export interface InputStatsOptions {
   /** Token rows kept in the reservoir sample (default 256; 0 = none). */
@@ -14,17 +15,8 @@ export interface InputStatsOptions {
 /** Rows converted to f64 per dsyrk call: large enough for BLAS3 speed, small enough to bound memory. */
 const CHUNK_ROWS = 512;
 
-/** mulberry32: tiny, seedable, good enough to pick calibration windows and sample rows. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The runtime's seeded PRNG (mulberry32): picks calibration windows and sampled rows. */
+export { createRng as seededRandom } from '../runtime/sampler.js';
 
 export class LinearInputStats {
   readonly features: number;
