@@ -5,12 +5,12 @@
 // directory, fsynced, renamed over the target only when complete); reading checks the version and every
 // checksum before anything is returned.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { w4WordCount, w4Blocks, W4_WORDS_PER_BLOCK } from '../kernels/w4_layout.js';
 import { f16ToF32Array, f32ToF16Array } from '../runtime/dtype.js';
 import type { QuantizedLinear } from '../runtime/quantized.js';
-import { writeBytesAtomic } from './atomic.js';
+import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteTensor } from './safetensors.js';
@@ -192,22 +192,6 @@ export function artifactFileFor(moduleName: string): string {
 
 // ---------------------------------------------------------------------------------------------------
 // writing
-
-function tempSibling(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-}
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some file systems refuse fsync on directories; the rename is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /** An existing path may be replaced only if it is an artifact (has our manifest) or an empty directory. */
 function checkReplaceable(dir: string): void {

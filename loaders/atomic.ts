@@ -4,12 +4,13 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSy
 import { basename, dirname, join } from 'node:path';
 import { LoadError } from './errors.js';
 
-function tempSibling(path: string): string {
+/** A hidden, unique temporary name beside `path` (same directory, so a rename is atomic). */
+export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
 }
 
 /** fsync a directory so a rename inside it is durable (best effort: some file systems refuse). */
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');
