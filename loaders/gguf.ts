@@ -21,6 +21,7 @@ import { f16BitsToF32 } from '../runtime/dtype.js';
 import { requiredTensorShapes } from './hf-model.js';
 import { FormatError, LoadError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';
+import { tensorMapSource } from './tensor-map-source.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -612,24 +613,15 @@ export function loadGguf(file: string, id = basename(file, extname(file))): Gguf
       });
     }
     return {
-      id,
-      config,
+      ...tensorMapSource(file, id, config, refs, () => {
+        if (!closed) closeSync(fd);
+        closed = true;
+      }),
       gguf,
       ggufTensor(canonical) {
         const t = byName.get(canonical);
         if (!t) throw new FormatError(file, `no tensor named ${canonical}`);
         return t;
-      },
-      tensor(name) {
-        const t = refs.get(name);
-        if (!t) throw new FormatError(file, `no tensor named ${name}`);
-        return t;
-      },
-      has: (name) => refs.has(name),
-      names: () => [...refs.keys()],
-      close() {
-        if (!closed) closeSync(fd);
-        closed = true;
       },
     };
   } catch (err) {

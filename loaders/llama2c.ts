@@ -3,6 +3,7 @@
 // ropeStyle 'interleaved' (llama2.c rotates adjacent pairs), so no q/k permutation happens here.
 import { closeSync, fstatSync } from 'node:fs';
 import type { ModelConfig, ModelSource, TensorRef } from '../runtime/model.js';
+import { tensorMapSource } from './tensor-map-source.js';
 import { FormatError, LoadError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';
 
@@ -138,20 +139,10 @@ export function loadLlama2c(file: string, id = file): ModelSource {
       headDim: h.dim / h.nHeads, vocabSize: h.vocabSize, maxSeqLen: h.maxSeqLen, normEps: 1e-5, ropeTheta: 10000,
       ropeStyle: 'interleaved', tiedEmbeddings: h.sharedClassifier, attentionBias: false, bosId: 1, eosId: 2,
     };
-    return {
-      id, config,
-      tensor(name) {
-        const t = tensors.get(name);
-        if (!t) throw new FormatError(file, `no tensor named ${name}`);
-        return t;
-      },
-      has: (name) => tensors.has(name),
-      names: () => [...tensors.keys()],
-      close() {
-        if (!closed) closeSync(fd);
-        closed = true;
-      },
-    };
+    return tensorMapSource(file, id, config, tensors, () => {
+      if (!closed) closeSync(fd);
+      closed = true;
+    });
   } catch (err) {
     closeSync(fd);
     throw err;
