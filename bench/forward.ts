@@ -5,15 +5,14 @@
 //
 //   node dist/bench/forward.js [--model file.bin] [--prefill 256] [--decode 128] [--repeats 5] [--dtype f32,f16] [--out file] [--profile] [--attention auto|keys|rows]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join, resolve } from 'node:path';
 import { loadLlama2c } from '../loaders/llama2c.js';
 import { openNodeDevice } from '../loaders/node-gpu.js';
 import { Executor, type ExecutorDType } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { argmax } from '../runtime/sampler.js';
 import { repoRoot } from '../eval/datasets.js';
+import { runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Args {
   model: string;
@@ -195,19 +194,10 @@ export async function main(argv: string[]): Promise<number> {
     settings: { prefill: args.prefill, decode: args.decode, repeats: args.repeats, attention: args.attention },
     results: rows,
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, JSON.stringify(report, null, 2) + '\n');
+  writeJsonReport(args.out, report);
   console.log(`  wrote ${args.out}`);
   gpu.device.destroy();
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

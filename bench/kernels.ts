@@ -11,9 +11,8 @@
 // minimum is recorded too. Memory traffic counted for GB/s: weights (incl. scales, L_A, L_B) read once,
 // x read once, y written once; intermediates (packed activations, t) are not counted.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { openNodeDevice } from '../loaders/node-gpu.js';
 import type { GpuContext } from '../runtime/device.js';
 import type { LinearOp } from '../runtime/linear.js';
@@ -25,6 +24,7 @@ import type { QuantizedLinear } from '../runtime/quantized.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { packW4, w4Blocks } from '../kernels/w4_layout.js';
 import { BenchTimer } from './gpu-timer.js';
+import { runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Shape {
   name: string;
@@ -421,17 +421,11 @@ export async function main(argv: string[]): Promise<number> {
     rows,
     seconds: (performance.now() - started) / 1000,
   };
-  mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify(result, null, 2) + '\n');
+  writeJsonReport(outPath, result);
   console.log(`\nwrote ${outPath} (${fmt(result.seconds, 0)} s)`);
   timer.destroy();
   device.destroy();
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, main);

@@ -17,11 +17,10 @@
 // llama.cpp hides CPU-type Vulkan devices (llvmpipe) unless GGML_VK_VISIBLE_DEVICES is set; the bench
 // sets it to 0 when unset. The machine is small and shared: the load average is recorded.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { loadDatasetText, repoRoot } from '../eval/datasets.js';
 import { perplexityOfTokens } from '../eval/ppl.js';
 import { exportGguf } from '../loaders/gguf-writer.js';
@@ -38,6 +37,7 @@ import { PipelineCache } from '../runtime/pipelines.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { createQuantizedLinear } from '../runtime/quantized-linear.js';
 import { argmax } from '../runtime/sampler.js';
+import { runIfMain, writeJsonReport } from './lib/report.js';
 
 type OurWeights = 'f32' | 'f16' | 'w4a8';
 type Peer = 'cpu' | 'vulkan';
@@ -605,19 +605,10 @@ export async function main(argv: string[]): Promise<number> {
     agreement,
     logitAgreement,
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, JSON.stringify(report, null, 2) + '\n');
+  writeJsonReport(args.out, report);
   console.log(`  wrote ${args.out}`);
   gpu.device.destroy();
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -8,10 +8,10 @@
 // (lognormal, 8 channels ×50 as activation outliers); H = T·E[xxᵀ] = T·D (BBᵀ/k + 0.1 I) D with
 // T = 262144 (128 × 2048 tokens, the paper's calibration), 256 sampled rows from the same model.
 // W is Gaussian (σ = 0.02) with a few heavy columns. Building H is not timed; quantizeLinear is.
-import { pathToFileURL } from 'node:url';
 import { blasThreads, gram, matmul, matrix, svd, symEigTop, type Mat } from '../quant/linalg.js';
 import { quantizeLinear, type QuantMethod, QUANT_METHODS } from '../quant/methods.js';
 import { LinearInputStats, seededRandom } from '../quant/stats.js';
+import { runIfMain } from './lib/report.js';
 
 const TOKENS = 128 * 2048;
 const LATENT = 256;
@@ -140,9 +140,4 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
 }
 
 // `node dist/bench/quant-layer.js …` runs it directly; `npm run bench -- quant-layer …` imports main().
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then((code) => (process.exitCode = code), (err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, main);

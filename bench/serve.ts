@@ -7,13 +7,12 @@
 //                            [--requests N (per level, default max(8, 2·clients))] [--max-tokens 48]
 //                            [--time-limit 60 (s per level)] [--out file]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join, resolve } from 'node:path';
 import { repoRoot } from '../eval/datasets.js';
 import { openServing } from '../cli/commands/serve.js';
 import { startServer } from '../serve/server.js';
+import { runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Args {
   model: string;
@@ -235,19 +234,10 @@ export async function main(argv: string[]): Promise<number> {
     baseline,
     results: rows,
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, JSON.stringify(report, null, 2) + '\n');
+  writeJsonReport(args.out, report);
   console.log(`  wrote ${args.out}`);
   serving.close();
   return rows.every((r) => r.errors === 0) ? 0 : 1;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);
