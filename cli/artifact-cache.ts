@@ -1,0 +1,53 @@
+// Quantized artifacts made on demand and kept: evaluations ask for (model, method, bits, rank/α,
+// calibration) and get a directory, quantizing only when no valid artifact with those settings exists.
+// The key holds the model's weight hash, so a changed model never reuses a stale artifact. A cached
+// artifact whose manifest is unreadable is quantized again; damaged tensor files are refused by
+// readArtifact when the artifact is used.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
+import { resolveModel } from '../loaders/registry.js';
+import { cacheKey } from '../eval/cache.js';
+import { repoRoot } from '../eval/datasets.js';
+import { quantizeToArtifact, type QuantizeRequest } from './commands/quantize.js';
+import { modelIdentity } from './session.js';
+
+export type ArtifactRequest = Omit<QuantizeRequest, 'out'>;
+
+/** ASER_ARTIFACT_CACHE, else `.cache/artifacts` in the repository (git-ignored). */
+export function defaultArtifactCacheDir(): string {
+  return process.env.ASER_ARTIFACT_CACHE ? resolve(process.env.ASER_ARTIFACT_CACHE) : join(repoRoot(), '.cache', 'artifacts');
+}
+
+/** The weight hash of a model name or path (what artifacts record as their source). */
+export function modelHash(model: string): string {
+  const resolved = resolveModel(model);
+  try {
+    return modelIdentity(resolved.source.id, resolved.path).sha256;
+  } finally {
+    resolved.source.close();
+  }
+}
+
+export function artifactKey(req: ArtifactRequest, hash = modelHash(req.model)): string {
+  const { model: _model, ...settings } = req;
+  return `${req.method}-w${req.wbits}a${req.abits}-${cacheKey('artifact', { modelHash: hash, ...settings })}`;
+}
+
+/**
+ * Returns the directory of an artifact made with exactly these settings, quantizing it first when
+ * the cache has none. `fresh` reports whether it was just made.
+ */
+export async function ensureArtifact(req: ArtifactRequest, opts: { cacheDir?: string } = {}): Promise<{ dir: string; manifest: ArtifactManifest; fresh: boolean }> {
+  const dir = join(opts.cacheDir ?? defaultArtifactCacheDir(), artifactKey(req));
+  if (existsSync(dir)) {
+    try {
+      // Only the manifest here: the runtime's readArtifact checks every tensor's sha256 before use.
+      return { dir, manifest: readArtifactManifest(dir), fresh: false };
+    } catch {
+      // unreadable: fall through and quantize again (the write replaces it atomically)
+    }
+  }
+  const { manifest } = await quantizeToArtifact({ ...req, out: dir });
+  return { dir, manifest, fresh: true };
+}
