@@ -133,8 +133,13 @@ function calibrationFor(hash: string, req: CalibrationRequest): () => Promise<Ca
   };
 }
 
+/**
+ * What an artifact computes: its tensors' checksums and every manifest field the runtime reads (aBits
+ * lives in the manifest, not in the tensor files: W4A8 and W4A6 RTN share identical tensors).
+ */
 function manifestDigest(m: ArtifactManifest): string {
-  return createHash('sha256').update(canonicalJson(m.files)).digest('hex').slice(0, 32);
+  const { createdAt: _at, createdBy: _by, ...what } = m;
+  return createHash('sha256').update(canonicalJson(what)).digest('hex').slice(0, 32);
 }
 
 function rankSummary(m: ArtifactManifest | undefined): { meanSideRank: number; meanRank: number; flopsPct: number } {
