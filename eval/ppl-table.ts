@@ -120,7 +120,7 @@ export interface PplTable {
 // Calibration statistics per (model hash, calibration settings), shared by every table and sweep in
 // this process.
 const calibrations = new Map<string, Promise<CalibrationStats>>();
-function calibrationFor(hash: string, req: CalibrationRequest): () => Promise<CalibrationStats> {
+export function calibrationStatsFor(hash: string, req: CalibrationRequest): () => Promise<CalibrationStats> {
   const key = canonicalJson({ hash, calib: req.calib, samples: req.calibSamples, len: req.calibLen, seed: req.seed });
   return () => {
     let p = calibrations.get(key);
@@ -177,7 +177,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const maxWindows = opts.maxWindows ?? 64;
   const calibration = { calib: opts.calib ?? 'tinystories', calibSamples: opts.calibSamples ?? 64, calibLen: opts.calibLen ?? 256, seed: opts.seed ?? 0 };
   const hash = modelHash(opts.model);
-  const stats = calibrationFor(hash, { model: opts.model, ...calibration });
+  const stats = calibrationStatsFor(hash, { model: opts.model, ...calibration });
   const results = openResultCache({ dir: opts.cacheDir, enabled: opts.cache ?? true });
 
   // 1. artifacts: every (method, abits), quantized only where the artifact cache has none
