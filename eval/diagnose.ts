@@ -27,6 +27,8 @@ export interface DiagnoseOptions {
   rank?: number;
   /** As in the ppl table: 'side' (default) counts ASER's outlier columns against rank, 'reconstruction' adds them. */
   rankBudget?: 'side' | 'reconstruction';
+  /** ASER's outlier channel count f (default 'auto'). */
+  outliers?: number | 'auto';
   calib?: string;
   calibSamples?: number;
   calibLen?: number;
@@ -61,7 +63,7 @@ export interface LinearDiagnosis {
 
 export interface Diagnosis {
   model: string;
-  settings: { wbits: number; abits: number; rank: number; rankBudget: 'side' | 'reconstruction'; calibration: { dataset: string; samples: number; seqLen: number; seed: number } };
+  settings: { wbits: number; abits: number; rank: number; rankBudget: 'side' | 'reconstruction'; outliers: number | 'auto'; calibration: { dataset: string; samples: number; seqLen: number; seed: number } };
   linears: LinearDiagnosis[];
 }
 
@@ -83,7 +85,7 @@ export async function runDiagnose(opts: DiagnoseOptions): Promise<Diagnosis> {
     const byMethod = new Map<QuantMethod, Map<string, QuantDiagnostics>>();
     for (const method of DIAGNOSE_METHODS) {
       const low = method !== 'rtn';
-      const q = quantizeModel(source, stats, method, { wBits: wbits, aBits: abits, layers, ...(low ? { rank, rankIncludesOutliers: rankBudget === 'side' } : {}) });
+      const q = quantizeModel(source, stats, method, { wBits: wbits, aBits: abits, layers, outliers: opts.outliers, ...(low ? { rank, rankIncludesOutliers: rankBudget === 'side' } : {}) });
       byMethod.set(method, q.diagnostics);
       say(`diagnose ${METHOD_LABELS[method]}: ${q.diagnostics.size} linears`);
     }
@@ -117,7 +119,7 @@ export async function runDiagnose(opts: DiagnoseOptions): Promise<Diagnosis> {
     }
     return {
       model: opts.model,
-      settings: { wbits, abits, rank, rankBudget, calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed } },
+      settings: { wbits, abits, rank, rankBudget, outliers: opts.outliers ?? 'auto', calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed } },
       linears,
     };
   } finally {
