@@ -1,8 +1,9 @@
 // The method table on a tiny configuration (real model, real calibration, real kernels): well-formed
-// cells, markdown and CSV; a second run answered entirely from the caches; and the fused integer
+// cells, markdown and CSV; a second run answered entirely from the caches, a third resuming after a
+// lost cell; and the fused integer
 // kernels agreeing with the f32 fake-quant simulation of the same artifact (`ppl --simulate`).
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatPplTableCsv, formatPplTableMarkdown, pplCell, runPplTable, type PplTableOptions } from '../../eval/ppl-table.js';
@@ -26,7 +27,7 @@ describe('runPplTable', () => {
     cacheDir: join(root, 'eval'), artifactCacheDir: join(root, 'artifacts'),
   };
 
-  it('makes a well-formed table, a second run does no work, and --simulate agrees with the fused kernels', async () => {
+  it('makes a well-formed table, a second run does no work, an interrupted one resumes, and --simulate agrees with the fused kernels', async () => {
     const log1: string[] = [];
     const t1 = await runPplTable({ ...opts, onProgress: (m) => log1.push(m) });
     expect(t1.cells).toHaveLength(3 * 2);
@@ -60,6 +61,14 @@ describe('runPplTable', () => {
     expect(t2.cells.map((c) => c.ppl)).toEqual(t1.cells.map((c) => c.ppl));
     expect(log2.some((m) => m.startsWith('quantized'))).toBe(false);
     expect(readdirSync(opts.cacheDir!)).toHaveLength(evalFiles);
+
+    // An interrupted run resumes: with one cell's result gone, only that cell is computed again.
+    const aserFile = readdirSync(opts.cacheDir!).find((f) => JSON.parse(readFileSync(join(opts.cacheDir!, f), 'utf8')).settings.method === 'aser')!;
+    rmSync(join(opts.cacheDir!, aserFile));
+    const t3 = await runPplTable(opts);
+    const recomputed = t3.cells.filter((c) => !c.cached);
+    expect(recomputed.map((c) => c.method)).toEqual(['aser']);
+    expect(recomputed[0]!.ppl).toBe(pplCell(t1, 'aser', recomputed[0]!.abits, 'tinystories')!.ppl);
 
     const text = loadDatasetText('tinystories').text.slice(0, 40_000);
     for (const abits of [8, 6]) {
