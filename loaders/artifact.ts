@@ -106,7 +106,12 @@ export function sha256File(path: string): string {
     const hash = createHash('sha256');
     const buf = new Uint8Array(HASH_CHUNK);
     for (;;) {
-      const got = readSync(fd, buf, 0, buf.length, null);
+      let got: number;
+      try {
+        got = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        throw new LoadError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
       if (got <= 0) break;
       hash.update(buf.subarray(0, got));
     }
@@ -376,7 +381,8 @@ function validateManifest(file: string, raw: unknown): ArtifactManifest {
   }
   if (!isRecord(m.files)) bad('"files" must be an object');
   for (const [name, f] of Object.entries(m.files as Record<string, unknown>)) {
-    if (name !== basename(name) || name === MANIFEST_FILE) bad(`files: ${JSON.stringify(name)} is not a plain tensor file name`);
+    // A plain *.safetensors name in the artifact directory: never a path, '.', '..' or the manifest.
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*\.safetensors$/.test(name)) bad(`files: ${JSON.stringify(name)} is not a plain *.safetensors file name`);
     if (!isRecord(f) || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256) || !isNonNegInt(f.bytes)) {
       bad(`files.${name} must be {sha256: 64 hex digits, bytes}`);
     }
@@ -385,7 +391,7 @@ function validateManifest(file: string, raw: unknown): ArtifactManifest {
   for (const [name, l] of Object.entries(m.layers as Record<string, unknown>)) {
     if (!isRecord(l)) bad(`layers.${name} is not an object`);
     const e = l as Record<string, unknown>;
-    if (typeof e.file !== 'string' || !(m.files as Record<string, unknown>)[e.file]) bad(`layers.${name}.file ${JSON.stringify(e.file)} is not listed in "files"`);
+    if (typeof e.file !== 'string' || !Object.hasOwn(m.files as object, e.file)) bad(`layers.${name}.file ${JSON.stringify(e.file)} is not listed in "files"`);
     for (const k of ['inFeatures', 'outFeatures', 'wBits', 'aBits', 'rank', 'errorRank'] as const) {
       if (!isNonNegInt(e[k])) bad(`layers.${name}.${k} must be a non-negative integer`);
     }
@@ -429,7 +435,9 @@ export function readArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
   for (const [name, f] of Object.entries(manifest.files)) {
     const path = join(dir, name);
     if (!existsSync(path)) throw new NotFoundError(path, `tensor file listed in ${MANIFEST_FILE} is missing (incomplete or damaged artifact)`);
-    const bytes = statSync(path).size;
+    const st = statSync(path);
+    if (!st.isFile()) throw new FormatError(path, `tensor file listed in ${MANIFEST_FILE} is not a regular file`);
+    const bytes = st.size;
     if (bytes !== f.bytes) throw new FormatError(path, `is ${bytes} bytes, ${MANIFEST_FILE} says ${f.bytes} (truncated or modified)`);
     const sha = sha256File(path);
     if (sha !== f.sha256) throw new FormatError(path, `sha256 mismatch: ${MANIFEST_FILE} says ${f.sha256}, the file has ${sha} (corrupted or modified)`);
