@@ -217,6 +217,51 @@ function checkReplaceable(dir: string): void {
 }
 
 /**
+ * Test-only hook (ASER_TEST_ARTIFACT_PAUSE_MS): at each step of a write, say so on stderr and pause,
+ * so a crash test can SIGKILL the writer inside a chosen window. Unset, it costs one env lookup.
+ */
+function testPause(step: string): void {
+  const ms = Number(process.env.ASER_TEST_ARTIFACT_PAUSE_MS ?? 0);
+  if (!(ms > 0)) return;
+  process.stderr.write(`aser-test: artifact ${step}\n`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Whether a process id is alive (EPERM: alive, someone else's). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes staging directories of earlier writers to `dir` that died mid-write (their names carry the
+ * writer's pid; `.NAME.tmp-PID-xxxx`). They are hidden, never read, and only take space.
+ */
+export function removeStaleStaging(dir: string): string[] {
+  const parent = dirname(dir);
+  const prefix = `.${basename(dir)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    rmSync(join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
  * Writes an artifact file by file into a temporary sibling directory (so a quantizer can stream layer
  * by layer), then `commit` writes the manifest and renames the directory over `dir`. An existing
  * artifact at `dir` is replaced only by a complete new one; anything else there is refused.
@@ -234,6 +279,7 @@ export class ArtifactWriter {
   static begin(dir: string): ArtifactWriter {
     checkReplaceable(dir);
     mkdirSync(dirname(dir), { recursive: true });
+    removeStaleStaging(dir);
     const staging = tempSibling(dir);
     mkdirSync(staging);
     return new ArtifactWriter(dir, staging);
@@ -263,6 +309,7 @@ export class ArtifactWriter {
     const path = join(this.staging, file);
     writeSafetensors(path, tensors, { format: ARTIFACT_FORMAT });
     this.files[file] = { sha256: sha256File(path), bytes: statSync(path).size };
+    testPause(`wrote ${file}`);
   }
 
   /** Writes manifest.json and moves the finished artifact into place. */
@@ -282,10 +329,12 @@ export class ArtifactWriter {
       validateManifest(join(this.dir, MANIFEST_FILE), JSON.parse(JSON.stringify(manifest)));
       writeBytesAtomic(join(this.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
       fsyncDir(this.staging);
+      testPause('manifest written');
       if (existsSync(this.dir)) {
         checkReplaceable(this.dir);
         const old = tempSibling(this.dir);
         renameSync(this.dir, old);
+        testPause('previous artifact moved aside');
         try {
           renameSync(this.staging, this.dir);
         } catch (err) {
