@@ -18,6 +18,8 @@ export interface SessionOptions {
   tokenizer?: string;
   /** Quantized artifact directory: its linears replace the dense block linears (fused W4A8 kernels). */
   artifact?: string;
+  /** Check every block's outputs for NaN/Inf (slow; names the first bad layer). */
+  checkNumerics?: boolean;
 }
 
 export interface Session {
@@ -48,7 +50,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
         return q && createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: maxBatchTokens });
       }
     : undefined;
-  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory });
+  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: opts.checkNumerics });
   return {
     gpu, source, tokenizer, executor, artifact,
     close() {
@@ -58,6 +60,11 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
     },
   };
 }
+
+/** `--check-numerics`, for the commands that run a model (ppl, generate, serve). */
+export const numericsOption = {
+  'check-numerics': { type: 'boolean', default: false, describe: 'Check every block\'s outputs for NaN/Inf and name the first bad layer and op (slow: a readback per layer)' },
+} as const;
 
 export const modelOptions = {
   model: { type: 'string', default: 'stories260k', describe: 'Preset name from models.json, a llama2.c .bin file, or a Hugging Face model directory' },

@@ -1,7 +1,7 @@
 // `aser serve`: the OpenAI-compatible HTTP server (serve/server.ts) over one model on one GPU.
 import { dirname, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { modelOptions, openSession, type Session, type SessionOptions } from '../session.js';
+import { modelOptions, numericsOption, openSession, type Session, type SessionOptions } from '../session.js';
 import { UsageError } from '../errors.js';
 import { ExecutorEngine } from '../../serve/executor-engine.js';
 import { loadChatTemplate, type ChatTemplate } from '../../serve/chat-template.js';
@@ -15,6 +15,7 @@ export interface ServingArgs {
   ctx?: number;
   /** The model id clients send (default: the model's own id, e.g. the preset name). */
   'served-name'?: string;
+  'check-numerics'?: boolean;
 }
 
 export interface Serving {
@@ -32,7 +33,7 @@ function tokenizerConfigPath(session: Session): string | undefined {
 
 /** Opens the model for serving or chat: session (GPU, model, executor), engine and chat template. */
 export async function openServing(args: ServingArgs): Promise<Serving> {
-  const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx };
+  const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'] };
   const session: Session = await openSession({ ...options, artifact: args.artifact });
   try {
     const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
@@ -46,6 +47,7 @@ export async function openServing(args: ServingArgs): Promise<Serving> {
 
 export const servingOptions = {
   ...modelOptions,
+  ...numericsOption,
   artifact: { type: 'string', describe: 'ASER artifact directory (quantized weights) to serve instead of the dense model' },
   ctx: { type: 'number', describe: 'Context length in tokens (default: the model\'s maximum)' },
   'served-name': { type: 'string', describe: 'Model id that clients send and /v1/models lists (default: the model\'s id)' },
