@@ -13,7 +13,7 @@
 // Residual adds ride in the norm that follows them. The last layer's add is fused into the final
 // norm, which runs only on the rows that need logits: the last row for `forward`, the scored rows for
 // `nll` (whose log-softmax and target NLL run on the GPU too; full logit rows are never read back).
-import type { GpuContext } from './device.js';
+import { GpuDeviceLostError, GpuOutOfMemoryError, type GpuContext } from './device.js';
 import type { LinearOp } from './linear.js';
 import {
   BLOCK_LINEARS,
@@ -260,6 +260,8 @@ export class Executor {
   };
 
   private pos = 0;
+  /** Set when the device is lost: every later call fails with GpuDeviceLostError. */
+  private lost?: GPUDeviceLostInfo;
   /** Row of `logits` holding the last processed token's logits, or -1 when none is valid. */
   private lastLogitsRow = -1;
   private steps = 0;
@@ -289,6 +291,7 @@ export class Executor {
     const cpu = (this.cpu = isCpuAdapter(gpu));
     const fixed = opts.attention && opts.attention !== 'auto' ? opts.attention : undefined;
     this.attentionChoice = (rows) => fixed ?? attentionVariant(rows, cpu);
+    gpu.device.lost.then((info) => (this.lost = info));
     if (opts.checkNumerics) this.numerics = new NumericsChecker(gpu.device, model.id);
     this.headRows = opts.headRows ?? Math.max(1, Math.min(this.maxBatchTokens, Math.floor(Math.min(MAX_LOGITS_BYTES, gpu.limits.maxStorageBufferBindingSize) / (c.vocabSize * 4))));
   }
@@ -309,8 +312,10 @@ export class Executor {
     const validation = await gpu.device.popErrorScope();
     const oom = await gpu.device.popErrorScope();
     if (validation || oom) {
+      const need = ex.memory().total;
       ex.destroy();
-      throw new ExecutorError(`${model.id}: GPU setup failed: ${(oom ?? validation)!.message}`);
+      if (oom) throw new GpuOutOfMemoryError(`${model.id}: out of GPU memory while allocating the model (~${(need / 2 ** 20).toFixed(0)} MiB planned): ${oom.message.split('\n')[0]}`);
+      throw new ExecutorError(`${model.id}: GPU setup failed: ${validation!.message}`);
     }
     return ex;
   }
@@ -494,10 +499,25 @@ export class Executor {
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(() => {
       if (this.destroyed) throw new ExecutorError('the executor was destroyed');
-      return fn();
+      if (this.lost) throw this.lostError();
+      return fn().catch((err: unknown) => this.asDeviceLoss(err));
     });
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  private lostError(): GpuDeviceLostError {
+    const info = this.lost!;
+    return new GpuDeviceLostError(`${this.model.id}: the GPU device was lost (${info.reason}${info.message ? `: ${info.message.split('\n')[0]}` : ''}); re-create the device and the executor`, info.reason);
+  }
+
+  /** A failed GPU call on a device that is being lost (its lost promise may settle a moment later) is a device loss. */
+  private async asDeviceLoss(err: unknown): Promise<never> {
+    if (!this.lost && !(err instanceof ExecutorError)) {
+      await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 250))]);
+    }
+    if (this.lost) throw this.lostError();
+    throw err;
   }
 
   private checkTokens(tokens: ArrayLike<number>, what: string): Uint32Array {

@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js';
 import { ExecutorEngine } from '../../serve/executor-engine.js';
 import { loadChatTemplate, type ChatTemplate } from '../../serve/chat-template.js';
 import { startServer } from '../../serve/server.js';
+import { RecoveringEngine, type DeviceEngine } from '../../serve/recovering-engine.js';
 
 export interface ServingArgs {
   model: string;
@@ -86,10 +87,13 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const serving = await openServing(args);
     const log = (line: string) => process.stderr.write(`aser: ${line}\n`);
+    // On GPU device loss the engine re-opens device, model and executor (serve/recovering-engine.ts).
+    const onDevice = (s: Serving): DeviceEngine => ({ engine: s.engine, device: s.session.gpu.device, close: () => s.close() });
+    const engine = new RecoveringEngine(onDevice(serving), async () => onDevice(await openServing(args)), { log });
     let server;
     try {
       server = await startServer({
-        engine: serving.engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
+        engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
         maxQueue: args['max-queue'], maxBodyBytes: args['max-body'], requestTimeoutMs: Math.round(args.timeout * 1000),
         defaultMaxTokens: args['max-tokens'], log: args.quiet ? undefined : log,
       });
@@ -112,6 +116,6 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     });
     log('shutting down');
     await server.close();
-    serving.close();
+    engine.close();
   },
 };
