@@ -13,7 +13,7 @@
 // Residual adds ride in the norm that follows them. The last layer's add is fused into the final
 // norm, which runs only on the rows that need logits: the last row for `forward`, the scored rows for
 // `nll` (whose log-softmax and target NLL run on the GPU too; full logit rows are never read back).
-import { GpuDeviceLostError, GpuOutOfMemoryError, type GpuContext } from './device.js';
+import { createBufferChecked, GpuDeviceLostError, GpuOutOfMemoryError, type GpuContext } from './device.js';
 import type { LinearOp } from './linear.js';
 import {
   BLOCK_LINEARS,
@@ -445,10 +445,10 @@ export class Executor {
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
       const staging = {} as Record<LinearInputKind, GPUBuffer>;
-      for (const kind of Object.keys(cols) as LinearInputKind[]) {
-        staging[kind] = this.device.createBuffer({ size: rowsMax * cols[kind] * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
-      }
       try {
+        for (const kind of Object.keys(cols) as LinearInputKind[]) {
+          staging[kind] = await createBufferChecked(this.device, { size: rowsMax * cols[kind] * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
+        }
         for (let t0 = 0; t0 < ids.length; t0 += this.maxBatchTokens) {
           const chunk = ids.subarray(t0, Math.min(ids.length, t0 + this.maxBatchTokens));
           const T = chunk.length;
@@ -560,7 +560,7 @@ export class Executor {
           continue;
         }
         const qkvCols = (c.nHeads + 2 * c.nKvHeads) * c.headDim;
-        check.begin(T * 4 * (5 * c.dim + qkvCols + c.nHeads * c.headDim + 3 * c.hiddenDim));
+        await check.begin(T * 4 * (5 * c.dim + qkvCols + c.nHeads * c.headDim + 3 * c.hiddenDim));
         this.encodeLayer(rec, l, T, (kind, src, cols) => {
           const { dst, offset, bytes } = check.reserve(kind, T, cols);
           rec.copy(src, dst, bytes, offset);

@@ -4,6 +4,7 @@
 // order, so a NaN/Inf is reported at the first layer and op that produced it. Debug-speed by design;
 // when the mode is off none of this exists.
 import { NonFiniteError } from './executor.js';
+import { createBufferChecked } from './device.js';
 
 // MAP_READ | COPY_DST as a literal (globals may be absent at import time).
 const READBACK_USAGE = 0x0001 | 0x0008;
@@ -34,10 +35,11 @@ export class NumericsChecker {
   ) {}
 
   /** Starts a layer whose taps total at most `bytes`. */
-  begin(bytes: number): void {
+  async begin(bytes: number): Promise<void> {
     if (!this.staging || this.staging.size < bytes) {
       this.staging?.destroy();
-      this.staging = this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: READBACK_USAGE, label: 'check-numerics' });
+      this.staging = undefined;
+      this.staging = await createBufferChecked(this.device, { size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: READBACK_USAGE, label: 'check-numerics' });
     }
     this.taps = [];
     this.used = 0;
