@@ -22,6 +22,8 @@ const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', '
 interface FormatReport {
   format: string;
   cases: number;
+  /** Process RSS (MiB) when this format finished (workers included while they ran). */
+  rssAfterMiB?: number;
   outcomes: Record<string, number>;
   failures: Array<{ index: number; failure: string; input: string }>;
   hangs: number[];
@@ -146,6 +148,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for (const f of formats) {
       reports.push(f === 'http' ? await fuzzHttp(cases, seed, 15_000) : await fuzzLoaderFormat(f, cases, seed, hangMs, tokenizerBin));
+      reports.at(-1)!.rssAfterMiB = +(process.memoryUsage().rss / 2 ** 20).toFixed(1);
     }
   } finally {
     clearInterval(sampler);

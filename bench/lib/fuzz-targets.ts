@@ -301,6 +301,7 @@ export function tinyLlama2c(c: TinyLlama = TINY): Uint8Array {
 
 export type Llama2cInput =
   | { kind: 'bytes'; ms: Array<Mutation & { pos: number; head: boolean }> }
+  | { kind: 'consistent'; c: TinyLlama; delta: number }
   | { kind: 'header'; v1: boolean; fields: number[]; shared: boolean; bodyBytes: number; exact: boolean };
 
 export function llama2cTarget(): FuzzTarget<Llama2cInput> {
@@ -308,8 +309,13 @@ export function llama2cTarget(): FuzzTarget<Llama2cInput> {
   const file = join(dir, 'model.bin');
   const base = tinyLlama2c();
   const field = fc.oneof(fc.integer({ min: 1, max: 16 }), fc.constantFrom(0, -1, -16, 2 ** 16, 2 ** 16 + 1, 2 ** 22, 2 ** 31 - 1, -(2 ** 31)), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }));
+  // Consistent small headers with a body of exactly the right size, or a few bytes off.
+  const consistent = fc
+    .record({ kvHeads: fc.constantFrom(1, 2), group: fc.constantFrom(1, 2), headDim: fc.constantFrom(2, 4), hidden: fc.integer({ min: 1, max: 16 }), layers: fc.integer({ min: 1, max: 3 }), vocab: fc.integer({ min: 1, max: 32 }), seq: fc.integer({ min: 1, max: 16 }), delta: fc.constantFrom(0, 0, 0, -4, -1, 1, 4) })
+    .map((r) => ({ kind: 'consistent' as const, c: { dim: r.kvHeads * r.group * r.headDim, hidden: r.hidden, layers: r.layers, heads: r.kvHeads * r.group, kvHeads: r.kvHeads, vocab: r.vocab, seq: r.seq }, delta: r.delta }));
   const arbitrary: fc.Arbitrary<Llama2cInput> = fc.oneof(
     fc.record({ kind: fc.constant('bytes' as const), ms: mutations }),
+    consistent,
     fc.record({
       kind: fc.constant('header' as const),
       v1: fc.boolean(),
@@ -325,7 +331,10 @@ export function llama2cTarget(): FuzzTarget<Llama2cInput> {
     run(input) {
       let bytes: Uint8Array;
       if (input.kind === 'bytes') bytes = mutate(base, input.ms, 28);
-      else {
+      else if (input.kind === 'consistent') {
+        const full = tinyLlama2c(input.c);
+        bytes = input.delta <= 0 ? full.subarray(0, full.length + input.delta) : Uint8Array.from([...full, ...new Uint8Array(input.delta)]);
+      } else {
         const headerBytes = input.v1 ? 256 : 28;
         // With `exact`, the body is exactly what the header promises when that is small (a valid file
         // whenever the fields are consistent); otherwise an arbitrary length.

@@ -139,7 +139,7 @@ export async function runHttpCase(baseUrl: string, model: string, c: HttpCase, b
   const status = res.status;
   const type = res.headers.get('content-type') ?? '';
   if (status >= 500) return done(String(status), `${c.method} ${path} answered ${status}: ${text.slice(0, 200)}`);
-  if (c.method === 'HEAD') return done(String(status));
+  if (c.method === 'HEAD') return done(`${status}:head`);
   if (status >= 400) {
     let parsed: unknown;
     try {

@@ -52,7 +52,7 @@ describe('fuzzed loaders end in a consistent load or a typed error', () => {
   });
 
   it('artifact manifests and tensor files: JSON and byte mutations', () => {
-    const seen = fuzz(artifactTarget());
+    const seen = fuzz(artifactTarget(), Math.min(RUNS, 150));
     expect(seen.FormatError).toBeGreaterThan(RUNS / 4);
   });
 });
