@@ -1,11 +1,12 @@
 // Fuzzing at scale: ≥ 10,000 generated/mutated cases per format through the real loaders
-// (safetensors, llama2.c checkpoints, GGUF, llama2.c tokenizer.bin, artifact manifests) and through
+// (safetensors, llama2.c checkpoints, GGUF, llama2.c tokenizer.bin, artifact manifests, HF config.json
+// checked against its weights) and through
 // the real HTTP server over loopback. Every case must end in a consistent load or a typed error
 // (HTTP: a well-formed answer or an OpenAI 4xx) within the per-case bound. Loader cases run in a
 // worker thread watched by this one, so a hanging case is detected, recorded and skipped. Prints a
 // table and writes bench/results/fuzz.json with the outcomes per format.
 //
-//   node dist/bench/fuzz.js [--cases 10000] [--formats safetensors,llama2c,gguf,llama2c-tokenizer,artifact-manifest,http]
+//   node dist/bench/fuzz.js [--cases 10000] [--formats safetensors,llama2c,gguf,llama2c-tokenizer,artifact-manifest,hf-config,http]
 //                           [--seed 8] [--hang-ms 10000] [--out bench/results/fuzz.json]
 import { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
@@ -17,7 +18,7 @@ import type { FuzzWorkerData, FuzzWorkerResult } from './lib/fuzz-worker.js';
 import { httpCase, runHttpCase } from './lib/http-fuzz.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
-const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', 'artifact-manifest'];
+const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', 'artifact-manifest', 'hf-config'];
 
 interface FormatReport {
   format: string;
@@ -44,13 +45,21 @@ async function fuzzLoaderFormat(format: string, cases: number, seed: number, han
   const bar = progressBar(`fuzz ${format}`, cases, 'cases');
   let start = 0;
   let totalMs = 0;
+  const merge = (r: FuzzWorkerResult) => {
+    for (const [k, v] of Object.entries(r.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
+    report.failures.push(...r.failures.slice(0, Math.max(0, 10 - report.failures.length)));
+    report.maxCaseMs = Math.max(report.maxCaseMs, r.maxMs);
+    totalMs += r.totalMs;
+  };
   while (start < cases) {
     const progress = new SharedArrayBuffer(4);
     const view = new Int32Array(progress);
+    let partial: FuzzWorkerResult | undefined;
     view[0] = start;
     const data: FuzzWorkerData = { format, start, count: cases - start, seed, tokenizerBin, progress };
-    const worker = new Worker(new URL('./lib/fuzz-worker.js', import.meta.url), { workerData: data });
-    const outcome = await new Promise<{ result?: FuzzWorkerResult; hungAt?: number; error?: Error }>((done) => {
+    // A heap cap turns an unbounded allocation into a worker crash here instead of a machine out of memory.
+    const worker = new Worker(new URL('./lib/fuzz-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
+    const outcome = await new Promise<{ result?: FuzzWorkerResult; hungAt?: number; crashedAt?: number; error?: Error }>((done) => {
       let lastIndex = -1;
       let lastMove = performance.now();
       const watch = setInterval(() => {
@@ -65,7 +74,10 @@ async function fuzzLoaderFormat(format: string, cases: number, seed: number, han
         }
       }, 100);
       worker.on('message', (m: { kind: string; done?: number; result?: FuzzWorkerResult }) => {
-        if (m.kind === 'progress') bar.update(start + m.done!);
+        if (m.kind === 'progress') {
+          bar.update(start + m.done!);
+          partial = m.result;
+        }
         if (m.kind === 'result') {
           clearInterval(watch);
           done({ result: m.result });
@@ -73,23 +85,29 @@ async function fuzzLoaderFormat(format: string, cases: number, seed: number, han
       });
       worker.on('error', (error) => {
         clearInterval(watch);
-        done({ error });
+        done({ crashedAt: Atomics.load(view, 0), error });
       });
     });
-    if (outcome.error) throw outcome.error;
+    const stoppedAt = outcome.crashedAt ?? outcome.hungAt;
+    if (stoppedAt !== undefined) {
+      // Keep what the worker last reported; cases after that report and before the stop are counted as unreported.
+      if (partial) merge(partial);
+      const lost = stoppedAt - start - (partial?.done ?? 0);
+      if (lost > 0) report.outcomes.unreported = (report.outcomes.unreported ?? 0) + lost;
+    }
+    if (outcome.crashedAt !== undefined) {
+      report.outcomes.crash = (report.outcomes.crash ?? 0) + 1;
+      report.failures.push({ index: outcome.crashedAt, failure: `worker crashed: ${outcome.error?.message}`, input: '(see the case index and seed)' });
+      start = outcome.crashedAt + 1;
+      continue;
+    }
     if (outcome.hungAt !== undefined) {
-      // Cases before the hung one were counted by a worker that never reported: rerun them is wasteful,
-      // so the report counts the hang and continues after it (their outcomes are lost, not hidden).
       report.hangs.push(outcome.hungAt);
       report.outcomes.hang = (report.outcomes.hang ?? 0) + 1;
       start = outcome.hungAt + 1;
       continue;
     }
-    const r = outcome.result!;
-    for (const [k, v] of Object.entries(r.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
-    report.failures.push(...r.failures.slice(0, 10 - report.failures.length));
-    report.maxCaseMs = Math.max(report.maxCaseMs, r.maxMs);
-    totalMs += r.totalMs;
+    merge(outcome.result!);
     start = cases;
   }
   bar.finish();
@@ -153,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     clearInterval(sampler);
   }
-  const failed = (r: FormatReport) => Object.entries(r.outcomes).filter(([k]) => k.startsWith('failure') || k === 'hang').reduce((a, [, v]) => a + v, 0);
+  const failed = (r: FormatReport) => Object.entries(r.outcomes).filter(([k]) => k.startsWith('failure') || k === 'hang' || k === 'crash').reduce((a, [, v]) => a + v, 0);
   console.log('\n| format | cases | loaded / 2xx | typed errors / 4xx | failures | hangs | max ms/case | mean ms/case |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of reports) {

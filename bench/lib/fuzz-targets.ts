@@ -16,7 +16,10 @@ import { exportGguf, GGUF_TOKEN_TYPE } from '../../loaders/gguf-writer.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { MANIFEST_FILE, readArtifact, writeArtifact } from '../../loaders/artifact.js';
 import { w4WordCount } from '../../kernels/w4_layout.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelConfig, ModelSource } from '../../runtime/model.js';
+import { parseHfConfig, toHfConfigJson } from '../../loaders/hf-config.js';
+import { openHfWeights, requiredTensorShapes } from '../../loaders/hf-model.js';
+import { writeSafetensors } from '../../loaders/safetensors.js';
 import type { QuantizedLinear } from '../../runtime/quantized.js';
 
 /** What one case ended in. `failure` is set for anything that is neither a load nor a typed error. */
@@ -498,6 +501,52 @@ export function artifactTarget(): FuzzTarget<ArtifactInput> {
         }
       } finally {
         if (input.kind === 'tensor-bytes') restore();
+      }
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hugging Face config.json against the weights it must describe
+
+export type HfConfigInput = { kind: 'json'; picks: Parameters<typeof mutateJson>[1] } | { kind: 'bytes'; ms: Array<Mutation & { pos: number; head: boolean }> };
+
+export function hfConfigTarget(): FuzzTarget<HfConfigInput> {
+  const dir = scratchDir('hf');
+  const config: ModelConfig = {
+    arch: 'qwen2', dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 4, vocabSize: 16, maxSeqLen: 32, normEps: 1e-6,
+    ropeTheta: 10000, ropeStyle: 'half', tiedEmbeddings: false, attentionBias: true, bosId: 1, eosId: 2,
+  };
+  writeSafetensors(join(dir, 'model.safetensors'), requiredTensorShapes(config).map(({ name, shape }) => ({
+    name, dtype: 'f32' as const, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 4),
+  })));
+  const json = toHfConfigJson(config);
+  const text = JSON.stringify(json, null, 2);
+  const file = join(dir, 'config.json');
+  writeFileSync(file, text);
+  return {
+    name: 'hf-config',
+    fixtures: { dir },
+    arbitrary: fc.oneof(
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('json' as const), picks: jsonPicks }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('bytes' as const), ms: mutations }) },
+    ),
+    run(input) {
+      const bytes = input.kind === 'json' ? JSON.stringify(mutateJson(json, input.picks)) : new TextDecoder().decode(mutate(new TextEncoder().encode(text), input.ms, text.length));
+      writeFileSync(file, bytes);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(bytes);
+      } catch {
+        return; // readJsonFile's FormatError path is covered by its own tests; nothing to check against weights
+      }
+      const c = parseHfConfig(file, parsed);
+      const src = openHfWeights(dir, c);
+      try {
+        for (const name of src.names()) src.tensor(name).read();
+      } finally {
+        src.close();
       }
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),

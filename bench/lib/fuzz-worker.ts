@@ -3,7 +3,7 @@
 // time out a case that hangs (a synchronous loader cannot be interrupted in its own thread).
 import { parentPort, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
-import { artifactTarget, classify, ggufTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from './fuzz-targets.js';
+import { artifactTarget, classify, ggufTarget, hfConfigTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from './fuzz-targets.js';
 
 export interface FuzzWorkerData {
   format: string;
@@ -30,6 +30,7 @@ export function makeTarget(format: string, tokenizerBin: string): FuzzTarget<any
     case 'gguf': return ggufTarget();
     case 'llama2c-tokenizer': return llama2cTokenizerTarget(tokenizerBin);
     case 'artifact-manifest': return artifactTarget();
+    case 'hf-config': return hfConfigTarget();
     default: throw new Error(`unknown fuzz format ${format}`);
   }
 }
@@ -50,7 +51,7 @@ if (parentPort && workerData) {
       result.maxMs = Math.max(result.maxMs, r.ms);
       result.totalMs += r.ms;
       result.done++;
-      if (i % 50 === 0) parentPort!.postMessage({ kind: 'progress', done: result.done });
+      if (i % 50 === 0) parentPort!.postMessage({ kind: 'progress', done: result.done, result });
     });
   } finally {
     target.cleanup();

@@ -9,7 +9,9 @@ import { openSafetensors } from '../../loaders/safetensors.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadGguf } from '../../loaders/gguf.js';
 import { readArtifact } from '../../loaders/artifact.js';
-import { artifactTarget, tinyGguf } from '../../bench/lib/fuzz-targets.js';
+import { artifactTarget, hfConfigTarget, tinyGguf } from '../../bench/lib/fuzz-targets.js';
+import { parseHfConfig } from '../../loaders/hf-config.js';
+import { openHfWeights } from '../../loaders/hf-model.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'aser-limits-'));
 
@@ -95,3 +97,30 @@ describe('size claims are checked against the file before anything is allocated'
   });
 });
 
+
+describe('configs that imply billions of tensors are refused before listing them', () => {
+  it('HF config.json with num_hidden_layers 2^40, and a GGUF with block_count 2^32-1', () => {
+    const target = hfConfigTarget();
+    try {
+      const dir = tmp();
+      cpSync(target.fixtures!.dir!, dir, { recursive: true });
+      const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      json.num_hidden_layers = 2 ** 40;
+      const file = join(dir, 'config.json');
+      refusedCheaply(dir, () => openHfWeights(dir, parseHfConfig(file, json)), /the config implies 13194139533315 tensors \(1099511627776 layers\), the weights hold 27/);
+    } finally {
+      target.cleanup();
+    }
+    const dir = tmp();
+    const gguf = Uint8Array.from(tinyGguf(dir));
+    // llama.block_count is a u32 in the metadata: find its key and set the value that follows to 2^32-1.
+    const key = new TextEncoder().encode('llama.block_count');
+    let at = -1;
+    for (let i = 0; i < gguf.length - key.length && at < 0; i++) if (key.every((b, j) => gguf[i + j] === b)) at = i + key.length;
+    expect(at).toBeGreaterThan(0);
+    new DataView(gguf.buffer).setUint32(at + 4, 0xffffffff, true); // after the u32 value-type tag
+    const file = join(dir, 'layers.gguf');
+    writeFileSync(file, gguf);
+    refusedCheaply(file, () => loadGguf(file), /implies \d+ tensors \(4294967295 layers\)/);
+  });
+});
