@@ -1,12 +1,12 @@
 // Fuzzing at scale: ≥ 10,000 generated/mutated cases per format through the real loaders
 // (safetensors, llama2.c checkpoints, GGUF, llama2.c tokenizer.bin, artifact manifests, HF config.json
-// checked against its weights) and through
+// checked against its weights, HF tokenizer.json) and through
 // the real HTTP server over loopback. Every case must end in a consistent load or a typed error
 // (HTTP: a well-formed answer or an OpenAI 4xx) within the per-case bound. Loader cases run in a
 // worker thread watched by this one, so a hanging case is detected, recorded and skipped. Prints a
 // table and writes bench/results/fuzz.json with the outcomes per format.
 //
-//   node dist/bench/fuzz.js [--cases 10000] [--formats safetensors,llama2c,gguf,llama2c-tokenizer,artifact-manifest,hf-config,http]
+//   node dist/bench/fuzz.js [--cases 10000] [--formats safetensors,llama2c,gguf,llama2c-tokenizer,artifact-manifest,hf-config,hf-tokenizer,http]
 //                           [--seed 8] [--hang-ms 10000] [--out bench/results/fuzz.json]
 import { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ import type { FuzzWorkerData, FuzzWorkerResult } from './lib/fuzz-worker.js';
 import { httpCase, runHttpCase } from './lib/http-fuzz.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
-const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', 'artifact-manifest', 'hf-config'];
+const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', 'artifact-manifest', 'hf-config', 'hf-tokenizer'];
 
 interface FormatReport {
   format: string;

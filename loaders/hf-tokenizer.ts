@@ -66,6 +66,8 @@ export class HfTokenizer implements TextTokenizer {
   ) {
     this.file = options.file ?? 'tokenizer.json';
     this.tok = HfTokenizer.build(this.file, json, config);
+    // The library checks little when it builds; a probe surfaces a broken pipeline at load, not mid-request.
+    this.guard('encode a probe text', () => this.tok.decode(this.tok.encode('Hello world 1', { add_special_tokens: true }).ids, {}));
     let maxId = -1;
     for (const id of this.tok.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
@@ -92,7 +94,7 @@ export class HfTokenizer implements TextTokenizer {
 
   encode(text: string, options: HfEncodeOptions = {}): number[] {
     const tok = options.parseSpecial === false ? this.plainTextTokenizer() : this.tok;
-    const ids = text.length === 0 ? [] : tok.encode(text, { add_special_tokens: false }).ids;
+    const ids = text.length === 0 ? [] : this.guard('encode', () => tok.encode(text, { add_special_tokens: false }).ids);
     return options.bos ? [this.bosId, ...ids] : ids;
   }
 
@@ -102,7 +104,16 @@ export class HfTokenizer implements TextTokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
     }
     if (ids.length === 0) return '';
-    return this.tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+    return this.guard('decode', () => this.tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+  }
+
+  /** Library failures (a tokenizer.json the library accepted but cannot run) as a FormatError naming the file. */
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new FormatError(this.file, `tokenizer.json cannot ${what} (${(err as Error)?.message ?? String(err)}): broken or unsupported tokenizer`);
+    }
   }
 
   tokenToId(token: string): number | undefined {

@@ -14,6 +14,7 @@ import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadGguf } from '../../loaders/gguf.js';
 import { exportGguf, GGUF_TOKEN_TYPE } from '../../loaders/gguf-writer.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
+import { loadHfTokenizer } from '../../loaders/hf-tokenizer.js';
 import { MANIFEST_FILE, readArtifact, writeArtifact } from '../../loaders/artifact.js';
 import { w4WordCount } from '../../kernels/w4_layout.js';
 import type { ModelConfig, ModelSource } from '../../runtime/model.js';
@@ -548,6 +549,30 @@ export function hfConfigTarget(): FuzzTarget<HfConfigInput> {
       } finally {
         src.close();
       }
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hugging Face tokenizer.json
+
+export function hfTokenizerTarget(tokenizerJson: string): FuzzTarget<HfConfigInput> {
+  const dir = scratchDir('hftok');
+  const text = readFileSync(tokenizerJson, 'utf8');
+  const json = JSON.parse(text) as unknown;
+  const file = join(dir, 'tokenizer.json');
+  return {
+    name: 'hf-tokenizer',
+    arbitrary: fc.oneof(
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('json' as const), picks: jsonPicks }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('bytes' as const), ms: mutations }) },
+    ),
+    run(input) {
+      writeFileSync(file, input.kind === 'json' ? JSON.stringify(mutateJson(json, input.picks)) : mutate(new TextEncoder().encode(text), input.ms, 2000));
+      const tok = loadHfTokenizer(file, { bosId: 1, eosId: 2 });
+      // A loaded tokenizer must encode and decode plain text without throwing.
+      tok.decode(tok.encode('Once upon a time, Lily saw a big red ball.', { bos: true }));
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -3,7 +3,7 @@
 // time out a case that hangs (a synchronous loader cannot be interrupted in its own thread).
 import { parentPort, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
-import { artifactTarget, classify, ggufTarget, hfConfigTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from './fuzz-targets.js';
+import { artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from './fuzz-targets.js';
 
 export interface FuzzWorkerData {
   format: string;
@@ -31,6 +31,7 @@ export function makeTarget(format: string, tokenizerBin: string): FuzzTarget<any
     case 'llama2c-tokenizer': return llama2cTokenizerTarget(tokenizerBin);
     case 'artifact-manifest': return artifactTarget();
     case 'hf-config': return hfConfigTarget();
+    case 'hf-tokenizer': return hfTokenizerTarget(tokenizerBin.replace(/tokenizer\.bin$/, 'tokenizer.json'));
     default: throw new Error(`unknown fuzz format ${format}`);
   }
 }

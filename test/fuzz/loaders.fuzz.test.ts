@@ -3,7 +3,7 @@
 // LoadError, within the per-case time bound. The targets live in bench/lib/fuzz-targets.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { artifactTarget, classify, ggufTarget, hfConfigTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from '../../bench/lib/fuzz-targets.js';
+import { artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from '../../bench/lib/fuzz-targets.js';
 
 const RUNS = Number(process.env.ASER_FUZZ_RUNS ?? 300);
 const SEED = Number(process.env.ASER_FUZZ_SEED ?? 8);
@@ -52,13 +52,19 @@ describe('fuzzed loaders end in a consistent load or a typed error', () => {
   });
 
   it('artifact manifests and tensor files: JSON and byte mutations', () => {
-    const seen = fuzz(artifactTarget(), Math.min(RUNS, 150));
-    expect(seen.FormatError).toBeGreaterThan(RUNS / 4);
+    const runs = Math.min(RUNS, 150);
+    const seen = fuzz(artifactTarget(), runs);
+    expect(seen.FormatError).toBeGreaterThan(runs / 4);
   });
 
   it('HF config.json mutated against fixed weights: a consistent model or a typed error', () => {
     const seen = fuzz(hfConfigTarget());
     expect(seen.loaded).toBeGreaterThan(0);
+    expect(seen.FormatError).toBeGreaterThan(0);
+  });
+
+  it('HF tokenizer.json: mutated stories260K tokenizer', () => {
+    const seen = fuzz(hfTokenizerTarget('models/stories260k/tokenizer.json'), Math.min(RUNS, 150));
     expect(seen.FormatError).toBeGreaterThan(0);
   });
 });
