@@ -136,6 +136,25 @@ export class HfTokenizer implements TextTokenizer {
 }
 
 /**
+ * Token ids must fit the vocabulary the file itself defines (model vocabulary plus added tokens): the
+ * library sizes its id tables by the largest id, so one id of 2^30 would cost seconds and gigabytes.
+ */
+function checkTokenIds(file: string, json: Record<string, unknown>): void {
+  const model = json.model as Record<string, unknown>;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const vocab = model.vocab;
+  const modelCount = Array.isArray(vocab) ? vocab.length : isRecord(vocab) ? Object.keys(vocab).length : 0;
+  const limit = modelCount + added.length;
+  const check = (where: string, id: unknown) => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new FormatError(file, `${where} has id ${JSON.stringify(id)}, outside 0..${limit - 1} (${modelCount} vocabulary entries + ${added.length} added tokens)`);
+    }
+  };
+  if (isRecord(vocab)) for (const [token, id] of Object.entries(vocab)) check(`model.vocab[${JSON.stringify(token).slice(0, 40)}]`, id);
+  added.forEach((t, i) => check(`added_tokens[${i}]`, isRecord(t) ? t.id : undefined));
+}
+
+/**
  * Loads `tokenizer.json` (a file, or a directory holding one) with the `tokenizer_config.json` beside
  * it when there is one.
  */
@@ -147,6 +166,7 @@ export function loadHfTokenizer(path: string, options: HfTokenizerOptions = {}):
   }
   const json = readJsonFile(file, 'tokenizer.json');
   if (!isRecord(json) || !isRecord(json.model)) throw new FormatError(file, 'not a Hugging Face tokenizer.json (no "model" object)');
+  checkTokenIds(file, json);
   const configFile = join(dirname(file), 'tokenizer_config.json');
   let config: Record<string, unknown> = {};
   if (existsSync(configFile)) {

@@ -124,3 +124,16 @@ describe('configs that imply billions of tensors are refused before listing them
     refusedCheaply(file, () => loadGguf(file), /implies \d+ tensors \(4294967295 layers\)/);
   });
 });
+
+describe('tokenizer.json ids are bounded by the vocabulary the file defines', () => {
+  it('an added token with id 1.2e9 (found by the fuzz bench: the library sized its tables by it and hung) is refused at once', async () => {
+    const { loadHfTokenizer } = await import('../../loaders/hf-tokenizer.js');
+    const json = JSON.parse(readFileSync('models/stories260k/tokenizer.json', 'utf8'));
+    json.added_tokens[0].id = 1211501172;
+    const file = join(tmp(), 'tokenizer.json');
+    writeFileSync(file, JSON.stringify(json));
+    const t0 = performance.now();
+    refusedCheaply(file, () => loadHfTokenizer(file, { bosId: 1, eosId: 2 }), /added_tokens\[0\] has id 1211501172, outside 0\.\.514/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+});
