@@ -1,5 +1,5 @@
 // One-line errors with a hint, and consistent exit codes, for every command.
-import { GpuUnavailableError } from '../runtime/device.js';
+import { GpuAllocationError, GpuDeviceLostError, GpuOutOfMemoryError, GpuUnavailableError } from '../runtime/device.js';
 import { LoadError, NotFoundError } from '../loaders/errors.js';
 
 export const EXIT = {
@@ -25,6 +25,9 @@ export function describeError(err: unknown): { line: string; hint?: string; code
   if (err instanceof UsageError) return { line: err.message, hint: err.hint, code: EXIT.usage };
   if (err instanceof NotFoundError) return { line: err.message, code: EXIT.failure };
   if (err instanceof LoadError) return { line: err.message, code: EXIT.failure };
+  if (err instanceof GpuOutOfMemoryError) return { line: `${err.name}: ${err.message}`, hint: 'use a shorter --ctx, an ASER artifact (4-bit weights) or a GPU with more memory', code: EXIT.failure };
+  if (err instanceof GpuAllocationError) return { line: `${err.name}: ${err.message}`, hint: 'the adapter limits one buffer to this size; see `aser info`', code: EXIT.failure };
+  if (err instanceof GpuDeviceLostError) return { line: `${err.name}: ${err.message}`, hint: 'the GPU was reset or removed; run the command again (aser serve restarts the device itself)', code: EXIT.failure };
   if (err instanceof Error) {
     const hint = (err as Error & { hint?: string }).hint;
     return { line: `${err.name === 'Error' ? '' : err.name + ': '}${err.message}`.split('\n')[0]!, hint, code: EXIT.failure };

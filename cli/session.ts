@@ -20,6 +20,8 @@ export interface SessionOptions {
   artifact?: string;
   /** With `artifact`: run its quantization as f32 fake quant on the dense path instead of the fused kernels. */
   simulate?: boolean;
+  /** Check every block's outputs for NaN/Inf (slow; names the first bad layer). */
+  checkNumerics?: boolean;
 }
 
 export interface Session {
@@ -47,7 +49,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
   const linearFactory = artifact
     ? quantizedLinearFactory(gpu, pipelines, artifact.layers, { maxTokens: maxBatchTokens, path: opts.simulate ? 'simulate' : 'fused' })
     : undefined;
-  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory });
+  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: opts.checkNumerics });
   return {
     gpu, source, tokenizer, executor, artifact,
     close() {
@@ -57,6 +59,11 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
     },
   };
 }
+
+/** `--check-numerics`, for the commands that run a model (ppl, generate, serve). */
+export const numericsOption = {
+  'check-numerics': { type: 'boolean', default: false, describe: 'Check every block\'s outputs for NaN/Inf and name the first bad layer and op (slow: a readback per layer)' },
+} as const;
 
 export const modelOptions = {
   model: { type: 'string', default: 'stories260k', describe: 'Preset name from models.json, a llama2.c .bin file, or a Hugging Face model directory' },

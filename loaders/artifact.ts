@@ -106,7 +106,12 @@ export function sha256File(path: string): string {
     const hash = createHash('sha256');
     const buf = new Uint8Array(HASH_CHUNK);
     for (;;) {
-      const got = readSync(fd, buf, 0, buf.length, null);
+      let got: number;
+      try {
+        got = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        throw new LoadError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
       if (got <= 0) break;
       hash.update(buf.subarray(0, got));
     }
@@ -212,6 +217,51 @@ function checkReplaceable(dir: string): void {
 }
 
 /**
+ * Test-only hook (ASER_TEST_ARTIFACT_PAUSE_MS): at each step of a write, say so on stderr and pause,
+ * so a crash test can SIGKILL the writer inside a chosen window. Unset, it costs one env lookup.
+ */
+function testPause(step: string): void {
+  const ms = Number(process.env.ASER_TEST_ARTIFACT_PAUSE_MS ?? 0);
+  if (!(ms > 0)) return;
+  process.stderr.write(`aser-test: artifact ${step}\n`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Whether a process id is alive (EPERM: alive, someone else's). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes staging directories of earlier writers to `dir` that died mid-write (their names carry the
+ * writer's pid; `.NAME.tmp-PID-xxxx`). They are hidden, never read, and only take space.
+ */
+export function removeStaleStaging(dir: string): string[] {
+  const parent = dirname(dir);
+  const prefix = `.${basename(dir)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    rmSync(join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
  * Writes an artifact file by file into a temporary sibling directory (so a quantizer can stream layer
  * by layer), then `commit` writes the manifest and renames the directory over `dir`. An existing
  * artifact at `dir` is replaced only by a complete new one; anything else there is refused.
@@ -229,6 +279,7 @@ export class ArtifactWriter {
   static begin(dir: string): ArtifactWriter {
     checkReplaceable(dir);
     mkdirSync(dirname(dir), { recursive: true });
+    removeStaleStaging(dir);
     const staging = tempSibling(dir);
     mkdirSync(staging);
     return new ArtifactWriter(dir, staging);
@@ -258,6 +309,7 @@ export class ArtifactWriter {
     const path = join(this.staging, file);
     writeSafetensors(path, tensors, { format: ARTIFACT_FORMAT });
     this.files[file] = { sha256: sha256File(path), bytes: statSync(path).size };
+    testPause(`wrote ${file}`);
   }
 
   /** Writes manifest.json and moves the finished artifact into place. */
@@ -277,10 +329,12 @@ export class ArtifactWriter {
       validateManifest(join(this.dir, MANIFEST_FILE), JSON.parse(JSON.stringify(manifest)));
       writeBytesAtomic(join(this.staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
       fsyncDir(this.staging);
+      testPause('manifest written');
       if (existsSync(this.dir)) {
         checkReplaceable(this.dir);
         const old = tempSibling(this.dir);
         renameSync(this.dir, old);
+        testPause('previous artifact moved aside');
         try {
           renameSync(this.staging, this.dir);
         } catch (err) {
@@ -376,7 +430,8 @@ function validateManifest(file: string, raw: unknown): ArtifactManifest {
   }
   if (!isRecord(m.files)) bad('"files" must be an object');
   for (const [name, f] of Object.entries(m.files as Record<string, unknown>)) {
-    if (name !== basename(name) || name === MANIFEST_FILE) bad(`files: ${JSON.stringify(name)} is not a plain tensor file name`);
+    // A plain *.safetensors name in the artifact directory: never a path, '.', '..' or the manifest.
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*\.safetensors$/.test(name)) bad(`files: ${JSON.stringify(name)} is not a plain *.safetensors file name`);
     if (!isRecord(f) || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256) || !isNonNegInt(f.bytes)) {
       bad(`files.${name} must be {sha256: 64 hex digits, bytes}`);
     }
@@ -385,7 +440,7 @@ function validateManifest(file: string, raw: unknown): ArtifactManifest {
   for (const [name, l] of Object.entries(m.layers as Record<string, unknown>)) {
     if (!isRecord(l)) bad(`layers.${name} is not an object`);
     const e = l as Record<string, unknown>;
-    if (typeof e.file !== 'string' || !(m.files as Record<string, unknown>)[e.file]) bad(`layers.${name}.file ${JSON.stringify(e.file)} is not listed in "files"`);
+    if (typeof e.file !== 'string' || !Object.hasOwn(m.files as object, e.file)) bad(`layers.${name}.file ${JSON.stringify(e.file)} is not listed in "files"`);
     for (const k of ['inFeatures', 'outFeatures', 'wBits', 'aBits', 'rank', 'errorRank'] as const) {
       if (!isNonNegInt(e[k])) bad(`layers.${name}.${k} must be a non-negative integer`);
     }
@@ -429,7 +484,9 @@ export function readArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
   for (const [name, f] of Object.entries(manifest.files)) {
     const path = join(dir, name);
     if (!existsSync(path)) throw new NotFoundError(path, `tensor file listed in ${MANIFEST_FILE} is missing (incomplete or damaged artifact)`);
-    const bytes = statSync(path).size;
+    const st = statSync(path);
+    if (!st.isFile()) throw new FormatError(path, `tensor file listed in ${MANIFEST_FILE} is not a regular file`);
+    const bytes = st.size;
     if (bytes !== f.bytes) throw new FormatError(path, `is ${bytes} bytes, ${MANIFEST_FILE} says ${f.bytes} (truncated or modified)`);
     const sha = sha256File(path);
     if (sha !== f.sha256) throw new FormatError(path, `sha256 mismatch: ${MANIFEST_FILE} says ${f.sha256}, the file has ${sha} (corrupted or modified)`);

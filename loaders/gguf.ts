@@ -18,7 +18,7 @@ import { closeSync, fstatSync, readSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../runtime/model.js';
 import { f16BitsToF32 } from '../runtime/dtype.js';
-import { requiredTensorShapes } from './hf-model.js';
+import { checkTensorCount, requiredTensorShapes } from './hf-model.js';
 import { FormatError, LoadError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';
 import { tensorMapSource } from './tensor-map-source.js';
@@ -573,6 +573,7 @@ export function loadGguf(file: string, id = basename(file, extname(file))): Gguf
       const canonical = canonicalTensorName(t.name);
       if (canonical) byName.set(canonical, t);
     }
+    checkTensorCount(file, config, byName.size);
     const problems: string[] = [];
     for (const { name, shape } of requiredTensorShapes(config)) {
       const t = byName.get(name);

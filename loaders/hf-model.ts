@@ -46,8 +46,26 @@ export function requiredTensorShapes(config: ModelConfig): Array<{ name: string;
   return out;
 }
 
+/** How many tensors `config` implies, computed without listing them (a lying config may imply billions). */
+export function requiredTensorCount(config: ModelConfig): number {
+  return 2 + (config.tiedEmbeddings ? 0 : 1) + config.nLayers * (9 + (config.attentionBias ? 3 : 0));
+}
+
+/**
+ * Refuses a config that implies far more tensors than the weights hold, before anything is listed or
+ * allocated per layer (num_hidden_layers = 2^40 must not become a 2^40-entry list). A few missing
+ * tensors pass here, so checkRequiredTensors can name them.
+ */
+export function checkTensorCount(where: string, config: ModelConfig, available: number): void {
+  const need = requiredTensorCount(config);
+  if (need > 2 * available + 64) {
+    throw new FormatError(where, `the config implies ${need} tensors (${config.nLayers} layers), the weights hold ${available}: config and weights do not belong together`);
+  }
+}
+
 /** Throws one FormatError listing every missing tensor and every shape mismatch (the first few of each). */
-export function checkRequiredTensors(where: string, config: ModelConfig, has: (name: string) => boolean, shapeOf: (name: string) => number[]): void {
+export function checkRequiredTensors(where: string, config: ModelConfig, has: (name: string) => boolean, shapeOf: (name: string) => number[], available?: number): void {
+  if (available !== undefined) checkTensorCount(where, config, available);
   const missing: string[] = [];
   const mismatched: string[] = [];
   for (const { name, shape } of requiredTensorShapes(config)) {
@@ -70,7 +88,7 @@ function tokenIdField(json: Record<string, unknown>, field: string): number | un
 export function openHfWeights(dir: string, config: ModelConfig, id = basename(resolve(dir))): ModelSource {
   const weights: SafetensorsSet = openSafetensorsDir(dir);
   try {
-    checkRequiredTensors(dir, config, (n) => weights.has(n), (n) => weights.entry(n).shape);
+    checkRequiredTensors(dir, config, (n) => weights.has(n), (n) => weights.entry(n).shape, weights.names().length);
   } catch (err) {
     weights.close();
     throw err;

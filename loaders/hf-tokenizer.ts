@@ -66,6 +66,8 @@ export class HfTokenizer implements TextTokenizer {
   ) {
     this.file = options.file ?? 'tokenizer.json';
     this.tok = HfTokenizer.build(this.file, json, config);
+    // The library checks little when it builds; a probe surfaces a broken pipeline at load, not mid-request.
+    this.guard('encode a probe text', () => this.tok.decode(this.tok.encode('Hello world 1', { add_special_tokens: true }).ids, {}));
     let maxId = -1;
     for (const id of this.tok.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
@@ -92,7 +94,7 @@ export class HfTokenizer implements TextTokenizer {
 
   encode(text: string, options: HfEncodeOptions = {}): number[] {
     const tok = options.parseSpecial === false ? this.plainTextTokenizer() : this.tok;
-    const ids = text.length === 0 ? [] : tok.encode(text, { add_special_tokens: false }).ids;
+    const ids = text.length === 0 ? [] : this.guard('encode', () => tok.encode(text, { add_special_tokens: false }).ids);
     return options.bos ? [this.bosId, ...ids] : ids;
   }
 
@@ -102,7 +104,16 @@ export class HfTokenizer implements TextTokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
     }
     if (ids.length === 0) return '';
-    return this.tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+    return this.guard('decode', () => this.tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+  }
+
+  /** Library failures (a tokenizer.json the library accepted but cannot run) as a FormatError naming the file. */
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new FormatError(this.file, `tokenizer.json cannot ${what} (${(err as Error)?.message ?? String(err)}): broken or unsupported tokenizer`);
+    }
   }
 
   tokenToId(token: string): number | undefined {
@@ -125,6 +136,25 @@ export class HfTokenizer implements TextTokenizer {
 }
 
 /**
+ * Token ids must fit the vocabulary the file itself defines (model vocabulary plus added tokens): the
+ * library sizes its id tables by the largest id, so one id of 2^30 would cost seconds and gigabytes.
+ */
+function checkTokenIds(file: string, json: Record<string, unknown>): void {
+  const model = json.model as Record<string, unknown>;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const vocab = model.vocab;
+  const modelCount = Array.isArray(vocab) ? vocab.length : isRecord(vocab) ? Object.keys(vocab).length : 0;
+  const limit = modelCount + added.length;
+  const check = (where: string, id: unknown) => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new FormatError(file, `${where} has id ${JSON.stringify(id)}, outside 0..${limit - 1} (${modelCount} vocabulary entries + ${added.length} added tokens)`);
+    }
+  };
+  if (isRecord(vocab)) for (const [token, id] of Object.entries(vocab)) check(`model.vocab[${JSON.stringify(token).slice(0, 40)}]`, id);
+  added.forEach((t, i) => check(`added_tokens[${i}]`, isRecord(t) ? t.id : undefined));
+}
+
+/**
  * Loads `tokenizer.json` (a file, or a directory holding one) with the `tokenizer_config.json` beside
  * it when there is one.
  */
@@ -136,6 +166,7 @@ export function loadHfTokenizer(path: string, options: HfTokenizerOptions = {}):
   }
   const json = readJsonFile(file, 'tokenizer.json');
   if (!isRecord(json) || !isRecord(json.model)) throw new FormatError(file, 'not a Hugging Face tokenizer.json (no "model" object)');
+  checkTokenIds(file, json);
   const configFile = join(dirname(file), 'tokenizer_config.json');
   let config: Record<string, unknown> = {};
   if (existsSync(configFile)) {

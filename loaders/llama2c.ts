@@ -134,6 +134,10 @@ export function loadLlama2c(file: string, id = file): ModelSource {
     if (offset > fileBytes) {
       throw new FormatError(file, `truncated checkpoint: header promises ${offset} bytes of weights, file has ${fileBytes}`);
     }
+    // Exports write exactly what the header describes; extra bytes mean the header is not this file's.
+    if (offset < fileBytes) {
+      throw new FormatError(file, `${fileBytes - offset} bytes after the last tensor: the header (dim ${h.dim}, ${h.nLayers} layers, vocab ${h.vocabSize}) does not describe this ${fileBytes}-byte file`);
+    }
     const config: ModelConfig = {
       arch: 'llama', dim: h.dim, hiddenDim: h.hiddenDim, nLayers: h.nLayers, nHeads: h.nHeads, nKvHeads: h.nKvHeads,
       headDim: h.dim / h.nHeads, vocabSize: h.vocabSize, maxSeqLen: h.maxSeqLen, normEps: 1e-5, ropeTheta: 10000,

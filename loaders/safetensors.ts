@@ -95,7 +95,7 @@ export function parseSafetensorsHeader(
     }
     const [begin, end] = offsets as [number, number];
     const expected = (shape as number[]).reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[dtype];
-    if (end - begin !== expected) {
+    if (!Number.isSafeInteger(expected) || end - begin !== expected) {
       throw new FormatError(file, `tensor ${name}: ${dtype} ${JSON.stringify(shape)} needs ${expected} bytes, data_offsets span ${end - begin}`);
     }
     if (end > dataBytes) {

@@ -6,6 +6,54 @@ export class GpuUnavailableError extends Error {
   override name = 'GpuUnavailableError';
 }
 
+/** The device refused an allocation: too large for its limits, or out of memory (GpuOutOfMemoryError). */
+export class GpuAllocationError extends Error {
+  override name = 'GpuAllocationError';
+}
+
+export class GpuOutOfMemoryError extends GpuAllocationError {
+  override name = 'GpuOutOfMemoryError';
+}
+
+/** The device is gone (destroyed, driver reset, GPU removed); everything on it must be re-created. */
+export class GpuDeviceLostError extends Error {
+  override name = 'GpuDeviceLostError';
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Creates a buffer inside out-of-memory and validation error scopes, so a refused allocation becomes
+ * a typed error naming the buffer and its size instead of an uncaptured error and an unusable buffer.
+ */
+export async function createBufferChecked(device: GPUDevice, descriptor: GPUBufferDescriptor): Promise<GPUBuffer> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let buffer: GPUBuffer | undefined;
+  let thrown: unknown;
+  try {
+    buffer = device.createBuffer(descriptor);
+  } catch (err) {
+    thrown = err;
+  }
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  const what = `GPU buffer ${JSON.stringify(descriptor.label ?? '')} of ${descriptor.size} bytes`;
+  if (oom || validation || thrown) buffer?.destroy();
+  if (oom) throw new GpuOutOfMemoryError(`${what}: the device is out of memory (${firstLine(oom.message)})`);
+  if (validation) throw new GpuAllocationError(`${what} refused: ${firstLine(validation.message)}`);
+  if (thrown) throw new GpuAllocationError(`${what} refused: ${firstLine((thrown as Error).message ?? String(thrown))}`);
+  return buffer!;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
+}
+
 /** What the device actually granted; kernels read this, never the adapter. */
 export interface GpuContext {
   device: GPUDevice;

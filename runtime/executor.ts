@@ -13,7 +13,7 @@
 // Residual adds ride in the norm that follows them. The last layer's add is fused into the final
 // norm, which runs only on the rows that need logits: the last row for `forward`, the scored rows for
 // `nll` (whose log-softmax and target NLL run on the GPU too; full logit rows are never read back).
-import type { GpuContext } from './device.js';
+import { createBufferChecked, GpuDeviceLostError, GpuOutOfMemoryError, type GpuContext } from './device.js';
 import type { LinearOp } from './linear.js';
 import {
   BLOCK_LINEARS,
@@ -37,6 +37,7 @@ import { attentionVariant, planAttention, type AttentionVariant } from '../kerne
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { planSwiglu } from '../kernels/swiglu.js';
 import { planLogsoftmaxNll, UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
+import { NumericsChecker } from './numerics.js';
 
 export type ExecutorDType = 'f32' | 'f16';
 
@@ -64,6 +65,11 @@ export interface ExecutorOptions {
   attention?: 'auto' | AttentionVariant;
   /** Share a pipeline cache with other users of the device (default: the executor's own). */
   pipelines?: PipelineCache;
+  /**
+   * Check every op output of every block for NaN/Inf (one submit and readback per layer: slow, for
+   * debugging); the error names the first bad layer and op. Off by default, and then free.
+   */
+  checkNumerics?: boolean;
 }
 
 /** Bad options, a model the executor cannot run, or a call it cannot serve; the message says which. */
@@ -76,9 +82,15 @@ export class ContextOverflowError extends ExecutorError {
   override name = 'ContextOverflowError';
 }
 
-/** NaN or ±Inf in the final logits. */
+/** NaN or ±Inf in the final logits, or (with checkNumerics) in a block's output; `where` says where. */
 export class NonFiniteError extends ExecutorError {
   override name = 'NonFiniteError';
+  constructor(
+    message: string,
+    readonly where: { step?: number; position?: number; layer?: number; op?: string } = {},
+  ) {
+    super(message);
+  }
 }
 
 export type LinearInputCallback = (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>;
@@ -184,9 +196,9 @@ class Recorder {
   linear(op: LinearOp, kind: string, x: GPUBuffer, y: GPUBuffer, tokens: number): void {
     this.op(kind, (pass) => op.encode(pass, x, y, tokens));
   }
-  copy(src: GPUBuffer, dst: GPUBuffer, bytes: number): void {
+  copy(src: GPUBuffer, dst: GPUBuffer, bytes: number, dstOffset = 0): void {
     this.endPass();
-    this.encoder.copyBufferToBuffer(src, 0, dst, 0, bytes);
+    this.encoder.copyBufferToBuffer(src, 0, dst, dstOffset, bytes);
   }
   endPass(): void {
     this.current?.end();
@@ -248,11 +260,14 @@ export class Executor {
   };
 
   private pos = 0;
+  /** Set when the device is lost: every later call fails with GpuDeviceLostError. */
+  private lost?: GPUDeviceLostInfo;
   /** Row of `logits` holding the last processed token's logits, or -1 when none is valid. */
   private lastLogitsRow = -1;
   private steps = 0;
   private timer?: GpuTimer;
   private timePerOp = false;
+  private numerics?: NumericsChecker;
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
   private weightBytes = 0;
@@ -276,6 +291,8 @@ export class Executor {
     const cpu = (this.cpu = isCpuAdapter(gpu));
     const fixed = opts.attention && opts.attention !== 'auto' ? opts.attention : undefined;
     this.attentionChoice = (rows) => fixed ?? attentionVariant(rows, cpu);
+    gpu.device.lost.then((info) => (this.lost = info));
+    if (opts.checkNumerics) this.numerics = new NumericsChecker(gpu.device, model.id);
     this.headRows = opts.headRows ?? Math.max(1, Math.min(this.maxBatchTokens, Math.floor(Math.min(MAX_LOGITS_BYTES, gpu.limits.maxStorageBufferBindingSize) / (c.vocabSize * 4))));
   }
 
@@ -295,8 +312,10 @@ export class Executor {
     const validation = await gpu.device.popErrorScope();
     const oom = await gpu.device.popErrorScope();
     if (validation || oom) {
+      const need = ex.memory().total;
       ex.destroy();
-      throw new ExecutorError(`${model.id}: GPU setup failed: ${(oom ?? validation)!.message}`);
+      if (oom) throw new GpuOutOfMemoryError(`${model.id}: out of GPU memory while allocating the model (~${(need / 2 ** 20).toFixed(0)} MiB planned): ${oom.message.split('\n')[0]}`);
+      throw new ExecutorError(`${model.id}: GPU setup failed: ${validation!.message}`);
     }
     return ex;
   }
@@ -334,7 +353,7 @@ export class Executor {
   forward(tokens: ArrayLike<number>): Promise<void> {
     return this.serial(async () => {
       const ids = this.checkTokens(tokens, 'forward');
-      this.runForward(ids, undefined);
+      await this.runForward(ids, undefined);
     });
   }
 
@@ -353,7 +372,9 @@ export class Executor {
       for (let i = 0; i < vocab; i++) if (!Number.isFinite(out[i]!)) bad++;
       if (bad) {
         throw new NonFiniteError(
-          `${this.model.id}: ${bad} of ${vocab} logits are NaN/Inf at position ${this.pos - 1} (step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)`,
+          `${this.model.id}: ${bad} of ${vocab} logits are NaN/Inf at position ${this.pos - 1} (step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)` +
+            (this.numerics ? '' : '; rerun with --check-numerics to find the first bad layer'),
+          { step: this.steps, position: this.pos - 1 },
         );
       }
       return out;
@@ -379,7 +400,7 @@ export class Executor {
       }
       this.device.queue.writeBuffer(this.buf.targets, 0, t);
       const start = this.pos;
-      this.runForward(ids, t);
+      await this.runForward(ids, t);
       const bytes = ids.length * 8;
       const enc = this.device.createCommandEncoder({ label: 'nll/read' });
       enc.copyBufferToBuffer(this.buf.nllOut, 0, this.buf.nllRead, 0, bytes);
@@ -395,7 +416,9 @@ export class Executor {
         }
         if (raw[2 * i + 1]! > 0 || !Number.isFinite(raw[2 * i]!)) {
           throw new NonFiniteError(
-            `${this.model.id}: ${raw[2 * i + 1]} of ${vocab} logits are NaN/Inf at position ${start + i} (nll step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)`,
+            `${this.model.id}: ${raw[2 * i + 1]} of ${vocab} logits are NaN/Inf at position ${start + i} (nll step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)` +
+              (this.numerics ? '' : '; rerun with --check-numerics to find the first bad layer'),
+            { step: this.steps, position: start + i },
           );
         }
         out[i] = raw[2 * i]!;
@@ -422,10 +445,10 @@ export class Executor {
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
       const staging = {} as Record<LinearInputKind, GPUBuffer>;
-      for (const kind of Object.keys(cols) as LinearInputKind[]) {
-        staging[kind] = this.device.createBuffer({ size: rowsMax * cols[kind] * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
-      }
       try {
+        for (const kind of Object.keys(cols) as LinearInputKind[]) {
+          staging[kind] = await createBufferChecked(this.device, { size: rowsMax * cols[kind] * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
+        }
         for (let t0 = 0; t0 < ids.length; t0 += this.maxBatchTokens) {
           const chunk = ids.subarray(t0, Math.min(ids.length, t0 + this.maxBatchTokens));
           const T = chunk.length;
@@ -433,7 +456,9 @@ export class Executor {
           for (let l = 0; l < c.nLayers; l++) {
             const rec = new Recorder(this.device, `capture/layer${l}`, this.timer, this.timePerOp);
             if (l === 0) this.encodeInput(rec, T);
-            this.encodeLayer(rec, l, T, (kind, src) => rec.copy(src, staging[kind], T * cols[kind] * 4));
+            this.encodeLayer(rec, l, T, (kind, src) => {
+              if (kind in cols) rec.copy(src, staging[kind as LinearInputKind], T * cols[kind as LinearInputKind] * 4);
+            });
             this.device.queue.submit([rec.finish()]);
             for (const kind of Object.keys(cols) as LinearInputKind[]) {
               const bytes = T * cols[kind] * 4;
@@ -463,6 +488,7 @@ export class Executor {
     for (const layer of this.layers) for (const op of [...layer.attnIn.map((p) => p.op), layer.oProj, ...layer.mlpIn.map((p) => p.op), layer.downProj]) op.destroy();
     this.classifier?.destroy();
     this.kv?.destroy();
+    this.numerics?.destroy();
     for (const b of this.ownedBuffers) b.destroy();
     this.ownedBuffers.length = 0;
     this.layers = [];
@@ -473,10 +499,25 @@ export class Executor {
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(() => {
       if (this.destroyed) throw new ExecutorError('the executor was destroyed');
-      return fn();
+      if (this.lost) throw this.lostError();
+      return fn().catch((err: unknown) => this.asDeviceLoss(err));
     });
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  private lostError(): GpuDeviceLostError {
+    const info = this.lost!;
+    return new GpuDeviceLostError(`${this.model.id}: the GPU device was lost (${info.reason}${info.message ? `: ${info.message.split('\n')[0]}` : ''}); re-create the device and the executor`, info.reason);
+  }
+
+  /** A failed GPU call on a device that is being lost (its lost promise may settle a moment later) is a device loss. */
+  private async asDeviceLoss(err: unknown): Promise<never> {
+    if (!this.lost && !(err instanceof ExecutorError)) {
+      await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 250))]);
+    }
+    if (this.lost) throw this.lostError();
+    throw err;
   }
 
   private checkTokens(tokens: ArrayLike<number>, what: string): Uint32Array {
@@ -497,8 +538,11 @@ export class Executor {
     return ids;
   }
 
-  /** Forward of `ids` in chunks; with `targets`, classifies scored rows into nllOut (else the last row only). */
-  private runForward(ids: Uint32Array, targets: Uint32Array | undefined): void {
+  /**
+   * Forward of `ids` in chunks; with `targets`, classifies scored rows into nllOut (else the last row
+   * only). With checkNumerics, each layer is submitted and its op outputs checked before the next.
+   */
+  private async runForward(ids: Uint32Array, targets: Uint32Array | undefined): Promise<void> {
     const c = this.config;
     const start = this.pos;
     this.steps++;
@@ -507,9 +551,24 @@ export class Executor {
       const T = chunk.length;
       const last = t0 + T === ids.length;
       this.prepareChunk(chunk, start + t0);
-      const rec = new Recorder(this.device, `forward/${c.nLayers}L/T${T}`, this.timer, this.timePerOp);
+      let rec = new Recorder(this.device, `forward/${c.nLayers}L/T${T}`, this.timer, this.timePerOp);
       this.encodeInput(rec, T);
-      for (let l = 0; l < c.nLayers; l++) this.encodeLayer(rec, l, T);
+      for (let l = 0; l < c.nLayers; l++) {
+        const check = this.numerics;
+        if (!check) {
+          this.encodeLayer(rec, l, T);
+          continue;
+        }
+        const qkvCols = (c.nHeads + 2 * c.nKvHeads) * c.headDim;
+        await check.begin(T * 4 * (5 * c.dim + qkvCols + c.nHeads * c.headDim + 3 * c.hiddenDim));
+        this.encodeLayer(rec, l, T, (kind, src, cols) => {
+          const { dst, offset, bytes } = check.reserve(kind, T, cols);
+          rec.copy(src, dst, bytes, offset);
+        });
+        this.device.queue.submit([rec.finish()]);
+        await check.check(l, T, start + t0, this.steps);
+        rec = new Recorder(this.device, `forward/${c.nLayers}L/T${T}/after${l}`, this.timer, this.timePerOp);
+      }
       // Rows [first, T) of this chunk go through the final norm and the classifier.
       let first = T;
       if (targets) {
@@ -547,29 +606,42 @@ export class Executor {
     rec.dispatch('rmsnorm', this.pipelines.norm, this.normFirst, planRmsnorm({ rows: T, dim: c.dim, eps: c.normEps, cpu: this.cpu, addResidual: false }).workgroups);
   }
 
-  private encodeLayer(rec: Recorder, l: number, T: number, tap?: (kind: LinearInputKind, src: GPUBuffer) => void): void {
+  /**
+   * Records layer `l`. `tap` (calibration capture, --check-numerics) sees op outputs in execution
+   * order: attn_in, the q|k|v projection(s), attn_out, o_proj, mlp_in, gate|up, mlp_act, down_proj,
+   * and the residual stream after the add (not in the last layer, whose add rides in the final norm).
+   */
+  private encodeLayer(rec: Recorder, l: number, T: number, tap?: (kind: string, src: GPUBuffer, cols: number) => void): void {
     const c = this.config;
     const b = this.buf;
     const layer = this.layers[l]!;
+    const qDim = c.nHeads * c.headDim;
     const normWg = planRmsnorm({ rows: T, dim: c.dim, eps: c.normEps, cpu: this.cpu, addResidual: true }).workgroups;
-    for (const p of layer.attnIn) rec.linear(p.op, p.kind, b.xn, p.out, T);
+    tap?.('attn_in', b.xn, c.dim);
+    for (const p of layer.attnIn) {
+      rec.linear(p.op, p.kind, b.xn, p.out, T);
+      tap?.(p.kind, p.out, p.op.outFeatures);
+    }
     rec.dispatch('rope_kv', this.pipelines.ropeKv[layer.qkvFused ? 'fused' : 'separate'], layer.ropeKv, this.planRopeKv(T, 0).workgroups);
     const variant = this.attentionChoice(T);
     rec.dispatch('attention', this.pipelines.attention[variant], layer.attention[variant], this.planAttention(T, 0).workgroups);
-    if (tap) {
-      tap('attn_in', b.xn);
-      tap('attn_out', b.att);
-    }
+    tap?.('attn_out', b.att, qDim);
     rec.linear(layer.oProj, 'o_proj', b.att, b.delta, T);
+    tap?.('o_proj', b.delta, c.dim);
     rec.dispatch('rmsnorm_add', this.pipelines.normAdd, layer.normPostAttn, normWg);
-    for (const p of layer.mlpIn) rec.linear(p.op, p.kind, b.xn, p.out, T);
-    rec.dispatch('swiglu', this.pipelines.swiglu[layer.gateUpFused ? 'fused' : 'separate'], layer.swiglu, planSwiglu({ rows: T, hidden: c.hiddenDim }).workgroups);
-    if (tap) {
-      tap('mlp_in', b.xn);
-      tap('mlp_act', b.act);
+    tap?.('mlp_in', b.xn, c.dim);
+    for (const p of layer.mlpIn) {
+      rec.linear(p.op, p.kind, b.xn, p.out, T);
+      tap?.(p.kind, p.out, p.op.outFeatures);
     }
+    rec.dispatch('swiglu', this.pipelines.swiglu[layer.gateUpFused ? 'fused' : 'separate'], layer.swiglu, planSwiglu({ rows: T, hidden: c.hiddenDim }).workgroups);
+    tap?.('mlp_act', b.act, c.hiddenDim);
     rec.linear(layer.downProj, 'down_proj', b.act, b.delta, T);
-    if (layer.normNext) rec.dispatch('rmsnorm_add', this.pipelines.normAdd, layer.normNext, normWg);
+    tap?.('down_proj', b.delta, c.dim);
+    if (layer.normNext) {
+      rec.dispatch('rmsnorm_add', this.pipelines.normAdd, layer.normNext, normWg);
+      tap?.('residual', b.x, c.dim);
+    }
   }
 
   /**

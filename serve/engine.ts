@@ -27,6 +27,8 @@ export interface GenerateParams {
   /** Sampling one of these ends generation with 'stop'; it is not passed to `onToken`. */
   stopTokens: readonly number[];
   signal?: AbortSignal;
+  /** The engine's deviceEpoch when the request was accepted (engines that survive device loss). */
+  deviceEpoch?: number;
 }
 
 /** Why a generation ended: an end token, a length limit, or `onToken`/the signal asked it to stop. */
@@ -47,6 +49,8 @@ export interface GenerationEngine {
   /** Longest prompt + completion, in tokens. */
   readonly contextLength: number;
   readonly tokenizer: TextTokenizer;
+  /** Engines that re-create their GPU device after a loss count the losses here (serve/recovering-engine.ts). */
+  readonly deviceEpoch?: number;
   /**
    * Prefill `prompt`, then sample until a stop token, `maxTokens`, the context end, the signal, or
    * `onToken` returning false. One generation at a time: callers serialize (serve/scheduler.ts).

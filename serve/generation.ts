@@ -36,6 +36,8 @@ export interface GenerationJob {
   signal: AbortSignal;
   /** performance.now() when the request arrived, for time-to-first-token. */
   arrivedAt: number;
+  /** engine.deviceEpoch when the request was accepted. */
+  deviceEpoch?: number;
   /** Called with each piece of text that is safe to send, and the logprobs of the tokens it covers. */
   onChunk?: (text: string, logprobs: LogprobEntry[]) => void;
 }
@@ -121,6 +123,7 @@ export function runGeneration(ctx: GenerationContext, job: GenerationJob): Promi
         topLogprobs: job.topLogprobs,
         stopTokens: job.stopTokens,
         signal: job.signal,
+        deviceEpoch: job.deviceEpoch,
       },
       (token) => {
         const now = performance.now();

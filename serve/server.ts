@@ -52,7 +52,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendError(res: ServerResponse, err: ApiError): void {
-  const headers: Record<string, string> = err.status === 429 ? { 'retry-after': '1' } : {};
+  const headers: Record<string, string> = err.status === 429 || err.status === 503 ? { 'retry-after': '1' } : {};
   // A 413 leaves the rest of the body unread; closing the connection is the only clean way out.
   if (err.status === 413) headers.connection = 'close';
   sendJson(res, err.status, err.toJSON(), headers);
@@ -200,7 +200,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const pending = runGeneration(ctx, {
         prompt: prompt.ids, maxTokens, temperature: request.temperature, topP: request.topP, seed: request.seed,
         stop: prompt.stop, stopTokens: prompt.stopTokens, logprobs: request.logprobs, topLogprobs: request.topLogprobs,
-        signal: controller.signal, arrivedAt, trimStart: kind === 'chat',
+        signal: controller.signal, arrivedAt, trimStart: kind === 'chat', deviceEpoch: engine.deviceEpoch,
         onChunk: stream
           ? (text, lp) => {
               if (kind === 'chat') stream.send(chunk({ delta: { content: text }, logprobs: request.logprobs ? openAiLogprobsForChat(lp) : null, finish_reason: null }));

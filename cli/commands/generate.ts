@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { generate } from '../../runtime/generate.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
-import { modelOptions, openSession } from '../session.js';
+import { modelOptions, numericsOption, openSession } from '../session.js';
 import { UsageError } from '../errors.js';
 
 interface GenerateArgs {
@@ -15,6 +15,7 @@ interface GenerateArgs {
   topP: number;
   seed?: number;
   json: boolean;
+  'check-numerics': boolean;
 }
 
 export const generateCommand: CommandModule<object, GenerateArgs> = {
@@ -23,6 +24,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   builder: (y) =>
     y
       .options(modelOptions)
+      .options(numericsOption)
       .option('prompt', { type: 'string', default: '', describe: 'Text to continue (BOS is prepended)' })
       .option('max-tokens', { type: 'number', default: 100, describe: 'Most tokens to generate' })
       .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })
@@ -33,7 +35,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
     if (!Number.isInteger(args.maxTokens) || args.maxTokens < 0) throw new UsageError(`--max-tokens ${args.maxTokens} must be an integer ≥ 0`);
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact });
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'] });
     try {
       const prompt = session.tokenizer.encode(args.prompt, { bos: true });
       const limit = session.executor.maxSeqLen;

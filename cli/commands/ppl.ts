@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { loadDatasetText } from '../../eval/datasets.js';
 import { perplexity, type PplProtocol } from '../../eval/ppl.js';
 import { progressBar } from '../progress.js';
-import { modelOptions, openSession } from '../session.js';
+import { modelOptions, numericsOption, openSession } from '../session.js';
 import { UsageError } from '../errors.js';
 
 interface PplArgs {
@@ -16,6 +16,7 @@ interface PplArgs {
   protocol: PplProtocol;
   maxWindows?: number;
   json: boolean;
+  'check-numerics': boolean;
 }
 
 export const pplCommand: CommandModule<object, PplArgs> = {
@@ -24,6 +25,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
   builder: (y) =>
     y
       .options(modelOptions)
+      .options(numericsOption)
       .option('dataset', { type: 'string', default: 'tinystories', describe: 'wikitext2 | ptb | c4 | tinystories, or a text file path' })
       .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
       .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'gptq: score every token of non-overlapping windows; llamacpp: score the second half of each window' })
@@ -35,7 +37,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
   handler: async (args) => {
     if (!Number.isInteger(args.ctx) || args.ctx < 2) throw new UsageError(`--ctx ${args.ctx} must be an integer ≥ 2`);
     const data = loadDatasetText(args.dataset, { protocol: args.protocol });
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate, maxSeqLen: args.ctx });
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'] });
     try {
       const { maxSeqLen } = session.source.config;
       if (args.ctx > maxSeqLen) throw new UsageError(`--ctx ${args.ctx} is longer than the model's context of ${maxSeqLen} tokens`, `use --ctx ${maxSeqLen} or less`);

@@ -1,11 +1,12 @@
 // `aser serve`: the OpenAI-compatible HTTP server (serve/server.ts) over one model on one GPU.
 import { dirname, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { modelOptions, openSession, type Session, type SessionOptions } from '../session.js';
+import { modelOptions, numericsOption, openSession, type Session, type SessionOptions } from '../session.js';
 import { UsageError } from '../errors.js';
 import { ExecutorEngine } from '../../serve/executor-engine.js';
 import { loadChatTemplate, type ChatTemplate } from '../../serve/chat-template.js';
 import { startServer } from '../../serve/server.js';
+import { RecoveringEngine, type DeviceEngine } from '../../serve/recovering-engine.js';
 
 export interface ServingArgs {
   model: string;
@@ -15,6 +16,7 @@ export interface ServingArgs {
   ctx?: number;
   /** The model id clients send (default: the model's own id, e.g. the preset name). */
   'served-name'?: string;
+  'check-numerics'?: boolean;
 }
 
 export interface Serving {
@@ -32,7 +34,7 @@ function tokenizerConfigPath(session: Session): string | undefined {
 
 /** Opens the model for serving or chat: session (GPU, model, executor), engine and chat template. */
 export async function openServing(args: ServingArgs): Promise<Serving> {
-  const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx };
+  const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'] };
   const session: Session = await openSession({ ...options, artifact: args.artifact });
   try {
     const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
@@ -46,6 +48,7 @@ export async function openServing(args: ServingArgs): Promise<Serving> {
 
 export const servingOptions = {
   ...modelOptions,
+  ...numericsOption,
   artifact: { type: 'string', describe: 'ASER artifact directory (quantized weights) to serve instead of the dense model' },
   ctx: { type: 'number', describe: 'Context length in tokens (default: the model\'s maximum)' },
   'served-name': { type: 'string', describe: 'Model id that clients send and /v1/models lists (default: the model\'s id)' },
@@ -84,10 +87,13 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const serving = await openServing(args);
     const log = (line: string) => process.stderr.write(`aser: ${line}\n`);
+    // On GPU device loss the engine re-opens device, model and executor (serve/recovering-engine.ts).
+    const onDevice = (s: Serving): DeviceEngine => ({ engine: s.engine, device: s.session.gpu.device, close: () => s.close() });
+    const engine = new RecoveringEngine(onDevice(serving), async () => onDevice(await openServing(args)), { log });
     let server;
     try {
       server = await startServer({
-        engine: serving.engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
+        engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
         maxQueue: args['max-queue'], maxBodyBytes: args['max-body'], requestTimeoutMs: Math.round(args.timeout * 1000),
         defaultMaxTokens: args['max-tokens'], log: args.quiet ? undefined : log,
       });
@@ -110,6 +116,6 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     });
     log('shutting down');
     await server.close();
-    serving.close();
+    engine.close();
   },
 };
