@@ -74,6 +74,8 @@ export interface ExecutorOptions {
    * classifier still gets its own copy of the matrix on the GPU.
    */
   embedding?: 'auto' | 'gpu' | 'host';
+  /** Source bytes per streamed weight upload chunk (default 16 MiB; tests force many chunks with it). */
+  uploadChunkBytes?: number;
 }
 
 /** Embedding tables with at least this many values stay on the host by default. */
@@ -315,7 +317,7 @@ export class Executor {
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     try {
-      await ex.init(opts.linearFactory, opts.fuseProjections ?? true);
+      await ex.init(opts.linearFactory, opts.fuseProjections ?? true, opts.uploadChunkBytes);
     } catch (err) {
       await gpu.device.popErrorScope();
       await gpu.device.popErrorScope();
@@ -681,9 +683,9 @@ export class Executor {
     return t;
   }
 
-  private async init(linearFactory: LinearFactory | undefined, fuseProjections: boolean): Promise<void> {
+  private async init(linearFactory: LinearFactory | undefined, fuseProjections: boolean, chunkBytes?: number): Promise<void> {
     // Weights stream through one uploader (chunks of raw rows; bf16 widened on the GPU).
-    const uploader = new WeightUploader(this.gpu, this.cache);
+    const uploader = new WeightUploader(this.gpu, this.cache, chunkBytes);
     try {
       await this.build(linearFactory, fuseProjections, uploader);
     } finally {
