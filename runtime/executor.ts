@@ -442,14 +442,17 @@ export class Executor {
    * of gate/up), 'mlp_act' (down_proj input), each [rows, in] row-major f32. Rows come in chunks of at
    * most maxBatchTokens (`firstRow` = index of row 0 in `tokens`): one call per (layer, kind) when
    * tokens.length ≤ maxBatchTokens. One layer's activations are held at a time. Leaves the tokens in
-   * the cache (position = tokens.length) but no valid logits.
+   * the cache (position = tokens.length) but no valid logits. With `opts.layers`, only those layers are
+   * reported and the forward stops after the last of them (layer-by-layer calibration of deep models).
    */
-  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback): Promise<void> {
+  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback, opts: { layers?: Iterable<number> } = {}): Promise<void> {
     return this.serial(async () => {
       this.pos = 0;
       this.lastLogitsRow = -1;
       const ids = this.checkTokens(tokens, 'captureLinearInputs');
       const c = this.config;
+      const wanted = opts.layers ? new Set(opts.layers) : undefined;
+      const lastLayer = wanted ? Math.min(c.nLayers - 1, Math.max(-1, ...wanted)) : c.nLayers - 1;
       const qDim = c.nHeads * c.headDim;
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
@@ -462,11 +465,13 @@ export class Executor {
           const chunk = ids.subarray(t0, Math.min(ids.length, t0 + this.maxBatchTokens));
           const T = chunk.length;
           this.prepareChunk(chunk, this.pos);
-          for (let l = 0; l < c.nLayers; l++) {
+          for (let l = 0; l <= lastLayer; l++) {
             const rec = new Recorder(this.device, `capture/layer${l}`, this.timer, this.timePerOp);
             if (l === 0) this.encodeInput(rec, T);
-            this.encodeLayer(rec, l, T, (kind, src) => rec.copy(src, staging[kind], T * cols[kind] * 4));
+            const tapped = !wanted || wanted.has(l);
+            this.encodeLayer(rec, l, T, tapped ? (kind, src) => rec.copy(src, staging[kind], T * cols[kind] * 4) : undefined);
             this.device.queue.submit([rec.finish()]);
+            if (!tapped) continue;
             for (const kind of Object.keys(cols) as LinearInputKind[]) {
               const bytes = T * cols[kind] * 4;
               await staging[kind].mapAsync(GPUMapMode.READ, 0, bytes);
