@@ -33,7 +33,7 @@ function calibrationText(name: string): { name: string; text: string } {
 export interface QuantizeRequest {
   model: string; method: QuantMethod; wbits: number; abits: number; rank?: number; alpha?: number;
   outliers?: number | 'auto'; calib: string; seed: number; out: string;
-  /** Calibration windows and their length (default: 64 × 256, or 16 × 128 for models with dim ≥ 2048; see docs/quantization.md). */
+  /** Calibration windows and their length (default: 64 × 256, or 8 × 128 for models with dim ≥ 2048; see docs/quantization.md). */
   calibSamples?: number; calibLen?: number;
   /** Layers calibrated and quantized per pass (default 1: host memory bounded by one layer's statistics). */
   layersPerPass?: number;
@@ -58,7 +58,7 @@ export interface QuantizeReport {
 
 /** Calibration defaults: the paper-like 64 × 256 for small models; 2048 tokens for 8B-wide ones (see docs/quantization.md). */
 export function calibrationDefaults(dim: number): { samples: number; seqLen: number } {
-  return dim >= 2048 ? { samples: 16, seqLen: 128 } : { samples: 64, seqLen: 256 };
+  return dim >= 2048 ? { samples: 8, seqLen: 128 } : { samples: 64, seqLen: 256 };
 }
 
 /**
@@ -163,7 +163,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('alpha', { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' })
       .option('outliers', { type: 'string', describe: "ASER outlier channels f per layer, or 'auto'" })
       .option('calib', { type: 'string', default: 'tinystories', describe: 'tinystories | c4 (train sample) | a text file' })
-      .option('calib-samples', { type: 'number', describe: 'Calibration windows N (default 64; 16 for dim ≥ 2048)' })
+      .option('calib-samples', { type: 'number', describe: 'Calibration windows N (default 64; 8 for dim ≥ 2048)' })
       .option('calib-len', { type: 'number', describe: 'Tokens per window L (default 256; 128 for dim ≥ 2048)' })
       .option('layers-per-pass', { type: 'number', default: 1, describe: 'Layers calibrated + quantized per pass (host memory: one pass\'s statistics)' })
       .option('calib-dtype', { type: 'string', choices: ['auto', 'f32', 'f16'], default: 'auto', describe: 'Weights of the calibration forward (auto: f16 for > 1 GiB of f32 weights)' })
