@@ -5,7 +5,7 @@ import { Executor } from '../runtime/executor.js';
 import type { GpuContext } from '../runtime/device.js';
 import type { ModelSource, TextTokenizer } from '../runtime/model.js';
 import { UsageError } from './errors.js';
-import { readArtifact, describeModelFiles, type Artifact } from '../loaders/artifact.js';
+import { openArtifact, describeModelFiles, type ArtifactReader } from '../loaders/artifact.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { createQuantizedLinear } from '../runtime/quantized-linear.js';
 import { readdirSync, statSync } from 'node:fs';
@@ -25,14 +25,15 @@ export interface Session {
   source: ModelSource;
   tokenizer: TextTokenizer;
   executor: Executor;
-  artifact?: Artifact;
+  /** The artifact's verified manifest and a per-layer reader (its tensors are read while the executor loads). */
+  artifact?: ArtifactReader;
   close(): void;
 }
 
 export async function openSession(opts: SessionOptions): Promise<Session> {
   const resolved = resolveModel(opts.model, { tokenizer: opts.tokenizer });
   const { source, tokenizer } = resolved;
-  const artifact = opts.artifact ? readArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
+  const artifact = opts.artifact ? openArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
   const gpu = await openNodeDevice();
   const dtype = opts.dtype ?? 'f32';
   if (dtype === 'f16' && !gpu.features.shaderF16) {
@@ -44,7 +45,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
   const linearFactory = artifact
     ? (layer: number, name: string) => {
         const module = `model.layers.${layer}.${name}`;
-        const q = artifact.layers.get(module);
+        const q = artifact.linear(module);
         return q && createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: maxBatchTokens });
       }
     : undefined;
