@@ -737,6 +737,9 @@ export class Executor {
         }
         if (op) custom[name] = op;
       }
+      // Ops from linearFactory upload with queue writes: let them land layer by layer, so the host side
+      // of those copies stays one layer's worth (the streamed dense path waits per chunk already).
+      if (Object.keys(custom).length) await device.queue.onSubmittedWorkDone();
       const single = async (name: BlockLinearName) => ({ op: custom[name] ?? (await dense(weights[name], layerTensorName(l, name))), kind: name.split('.')[1]! });
       const group = async (names: BlockLinearName[], fusedKind: string) => {
         if (!(fuseProjections && names.every((n) => !custom[n]))) {
