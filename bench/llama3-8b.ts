@@ -19,7 +19,7 @@ import { quantizeToArtifact } from '../cli/commands/quantize.js';
 import { readArtifactManifest } from '../loaders/artifact.js';
 import { generate } from '../runtime/generate.js';
 import { createDetokenizer } from '../loaders/detokenizer.js';
-import { planMemory } from '../runtime/memory-plan.js';
+import { GPU_ACT_QUANT_TILING, planMemory } from '../runtime/memory-plan.js';
 import { BLOCK_LINEARS } from '../runtime/model.js';
 import { actQuantTiling } from '../kernels/w4a8_act_quant.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
@@ -104,8 +104,11 @@ async function runStep(step: Step, a: Args): Promise<Record<string, unknown>> {
       };
       const plan = planMemory(c, { ...base, ctx: ex.maxSeqLen, rank: ranks, smoothing: Object.values(manifest.layers).every((l) => l.smooth) });
       const meanRank = ranks.reduce((x, y) => x + y, 0) / ranks.length;
-      // 32 layers at the measured mean rank and the 4096-token context, on the default 128 MiB binding limit.
-      const full = planMemory(synthConfig('llama3-8b'), { ...base, ctx: 4096, maxBatchTokens: 512, rank: Math.round(meanRank), maxStorageBufferBindingSize: 128 << 20 });
+      // 32 layers at the measured mean rank and the 4096-token context, as on a GPU (f16 side path,
+      // GPU kernel tiling, the default 128 MiB binding limit).
+      const full = planMemory(synthConfig('llama3-8b'), {
+        ...base, ctx: 4096, maxBatchTokens: 512, rank: Math.round(meanRank), lowRankDtype: 'f16', actQuantTiling: GPU_ACT_QUANT_TILING, maxStorageBufferBindingSize: 128 << 20,
+      });
       record.plan = { total: plan.total, matchesExecutor: plan.total === memory.total, items: Object.fromEntries(plan.items.map((i) => [i.key, i.bytes])) };
       record.plan32 = { layers: 32, ctx: 4096, meanRank: Math.round(meanRank), total: full.total, items: Object.fromEntries(full.items.map((i) => [i.key, i.bytes])) };
     }
