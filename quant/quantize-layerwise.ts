@@ -5,10 +5,9 @@
 // group's H matrices (LLaMA-3-8B: 3 × 4096² + 14336² float64 = 2.0 GiB per layer), whatever the depth;
 // the price is one (partial) forward pass over the windows per group.
 import type { ModelSource } from '../runtime/model.js';
-import { BLOCK_LINEARS } from '../runtime/model.js';
 import type { QuantizedLinear } from '../runtime/quantized.js';
 import { collectCalibrationStats, type LinearInputCapture } from './calibrate.js';
-import { linearModuleName, quantizeModel, type QuantizeModelOptions } from './quantize-model.js';
+import { quantizeModel, type QuantizeModelOptions } from './quantize-model.js';
 import type { QuantDiagnostics, QuantMethod } from './methods.js';
 
 export interface LayerwiseOptions extends Omit<QuantizeModelOptions, 'layers'> {
@@ -64,9 +63,4 @@ export async function quantizeLayerwise(
     options.onGroup?.(report);
   }
   return { groups };
-}
-
-/** Module names of one layer's block linears, in execution order. */
-export function layerModuleNames(layer: number): string[] {
-  return BLOCK_LINEARS.map(({ name }) => linearModuleName(layer, name));
 }
