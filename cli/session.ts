@@ -5,7 +5,7 @@ import { Executor } from '../runtime/executor.js';
 import type { GpuContext } from '../runtime/device.js';
 import type { ModelSource, TextTokenizer } from '../runtime/model.js';
 import { UsageError } from './errors.js';
-import { readArtifact, describeModelFiles, type Artifact } from '../loaders/artifact.js';
+import { openArtifact, describeModelFiles, type ArtifactReader } from '../loaders/artifact.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
@@ -29,7 +29,8 @@ export interface Session {
   source: ModelSource;
   tokenizer: TextTokenizer;
   executor: Executor;
-  artifact?: Artifact;
+  /** The artifact's verified manifest and a per-layer reader (its tensors are read while the executor loads). */
+  artifact?: ArtifactReader;
   close(): void;
 }
 
@@ -37,7 +38,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
   if (opts.simulate && !opts.artifact) throw new UsageError('--simulate needs --artifact DIR (the quantization to simulate)');
   const resolved = resolveModel(opts.model, { tokenizer: opts.tokenizer });
   const { source, tokenizer } = resolved;
-  const artifact = opts.artifact ? readArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
+  const artifact = opts.artifact ? openArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
   const gpu = await openNodeDevice();
   const dtype = opts.dtype ?? 'f32';
   if (dtype === 'f16' && !gpu.features.shaderF16) {
@@ -47,7 +48,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
   const maxSeqLen = Math.min(opts.maxSeqLen ?? 2048, source.config.maxSeqLen);
   const maxBatchTokens = Math.min(512, maxSeqLen);
   const linearFactory = artifact
-    ? quantizedLinearFactory(gpu, pipelines, artifact.layers, { maxTokens: maxBatchTokens, path: opts.simulate ? 'simulate' : 'fused' })
+    ? quantizedLinearFactory(gpu, pipelines, (module) => artifact.linear(module), { maxTokens: maxBatchTokens, path: opts.simulate ? 'simulate' : 'fused' })
     : undefined;
   const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: opts.checkNumerics });
   return {

@@ -235,7 +235,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
         const ids = idsOf(dataset);
         const artifact = a ? readArtifact(a.dir, { expectModelHash: hash }) : undefined;
         const maxBatchTokens = Math.min(512, ctx);
-        const linearFactory = artifact ? quantizedLinearFactory(gpu, pipelines, artifact.layers, { maxTokens: maxBatchTokens }) : undefined;
+        const linearFactory = artifact ? quantizedLinearFactory(gpu, pipelines, (module) => artifact.layers.get(module), { maxTokens: maxBatchTokens }) : undefined;
         const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: ctx, maxBatchTokens, pipelines, linearFactory });
         try {
           return await perplexityOfTokens(executor, ids, tokenizer.bosId, { ctx, protocol, maxWindows });

@@ -475,6 +475,27 @@ function typed<T>(bytes: Uint8Array, ctor: { new (buffer: ArrayBuffer, offset: n
  * shapes. Any mismatch is a LoadError naming the file and the reason; nothing partial is returned.
  */
 export function readArtifact(dir: string, options: ReadArtifactOptions = {}): Artifact {
+  const reader = openArtifact(dir, options);
+  const layers = new Map<string, QuantizedLinear>();
+  for (const file of new Set(Object.values(reader.manifest.layers).map((e) => e.file))) {
+    for (const [name, q] of readArtifactFile(dir, reader.manifest, file)) layers.set(name, q);
+  }
+  return { manifest: reader.manifest, layers };
+}
+
+/** An artifact whose checksums were verified, read one tensor file (one layer) at a time. */
+export interface ArtifactReader {
+  manifest: ArtifactManifest;
+  /** The linear named `name`, read from its file (the last file read is kept for its other linears). */
+  linear(name: string): QuantizedLinear | undefined;
+}
+
+/**
+ * Checks the manifest, the model hash when asked, and every tensor file's size and sha256 (streamed),
+ * then returns a reader that loads a file only when one of its linears is asked for: a quantized
+ * model streams onto the GPU layer by layer without a host copy of the whole artifact.
+ */
+export function openArtifact(dir: string, options: ReadArtifactOptions = {}): ArtifactReader {
   const manifest = readArtifactManifest(dir);
   const manifestFile = join(dir, MANIFEST_FILE);
   if (options.expectModelHash !== undefined && options.expectModelHash !== manifest.source.sha256) {
@@ -491,50 +512,57 @@ export function readArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
     const sha = sha256File(path);
     if (sha !== f.sha256) throw new FormatError(path, `sha256 mismatch: ${MANIFEST_FILE} says ${f.sha256}, the file has ${sha} (corrupted or modified)`);
   }
+  let cached: { file: string; layers: Map<string, QuantizedLinear> } | undefined;
+  return {
+    manifest,
+    linear(name) {
+      const e = manifest.layers[name];
+      if (!e) return undefined;
+      if (cached?.file !== e.file) cached = { file: e.file, layers: readArtifactFile(dir, manifest, e.file) };
+      return cached.layers.get(name);
+    },
+  };
+}
 
+/** The linears of one tensor file, cross-checked with the manifest's shapes (checksums: openArtifact). */
+function readArtifactFile(dir: string, manifest: ArtifactManifest, file: string): Map<string, QuantizedLinear> {
   const layers = new Map<string, QuantizedLinear>();
-  const byFile = new Map<string, string[]>();
-  for (const [name, e] of Object.entries(manifest.layers)) {
-    if (!byFile.has(e.file)) byFile.set(e.file, []);
-    byFile.get(e.file)!.push(name);
-  }
-  for (const [file, names] of byFile) {
-    const path = join(dir, file);
-    const st = openSafetensors(path, { dtypes: ['U32', 'F32', 'F16'] });
-    try {
-      const expectTensor = (tensor: string, dtype: string, shape: number[]): Uint8Array => {
-        if (!st.has(tensor)) throw new FormatError(path, `tensor ${tensor} is missing`);
-        const entry = st.entry(tensor);
-        if (entry.dtype !== dtype || entry.shape.join(',') !== shape.join(',')) {
-          throw new FormatError(path, `tensor ${tensor} is ${entry.dtype} [${entry.shape}], the manifest implies ${dtype} [${shape}]`);
-        }
-        return st.read(tensor);
-      };
-      for (const name of names) {
-        const e = manifest.layers[name]!;
-        const { inFeatures: inF, outFeatures: out, rank } = e;
-        const q: QuantizedLinear = {
-          inFeatures: inF,
-          outFeatures: out,
-          wBits: e.wBits,
-          aBits: e.aBits,
-          qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, W4_WORDS_PER_BLOCK]), Uint32Array),
-          wScale: typed(expectTensor(`${name}.wscale`, 'F32', [out]), Float32Array),
-          rank,
-        };
-        if (e.smooth) q.smooth = typed(expectTensor(`${name}.smooth`, 'F32', [inF]), Float32Array);
-        if (rank > 0) {
-          q.la = f16ToF32Array(typed(expectTensor(`${name}.la`, 'F16', [inF, rank]), Uint16Array));
-          q.lb = f16ToF32Array(typed(expectTensor(`${name}.lb`, 'F16', [rank, out]), Uint16Array));
-        }
-        if (e.bias) q.bias = typed(expectTensor(`${name}.bias`, 'F32', [out]), Float32Array);
-        if (e.outliers.length) q.outlierChannels = Uint32Array.from(e.outliers);
-        checkQuantizedLinear(`${path} (${name})`, q);
-        layers.set(name, q);
+  const names = Object.entries(manifest.layers).filter(([, e]) => e.file === file).map(([name]) => name);
+  const path = join(dir, file);
+  const st = openSafetensors(path, { dtypes: ['U32', 'F32', 'F16'] });
+  try {
+    const expectTensor = (tensor: string, dtype: string, shape: number[]): Uint8Array => {
+      if (!st.has(tensor)) throw new FormatError(path, `tensor ${tensor} is missing`);
+      const entry = st.entry(tensor);
+      if (entry.dtype !== dtype || entry.shape.join(',') !== shape.join(',')) {
+        throw new FormatError(path, `tensor ${tensor} is ${entry.dtype} [${entry.shape}], the manifest implies ${dtype} [${shape}]`);
       }
-    } finally {
-      st.close();
+      return st.read(tensor);
+    };
+    for (const name of names) {
+      const e = manifest.layers[name]!;
+      const { inFeatures: inF, outFeatures: out, rank } = e;
+      const q: QuantizedLinear = {
+        inFeatures: inF,
+        outFeatures: out,
+        wBits: e.wBits,
+        aBits: e.aBits,
+        qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, W4_WORDS_PER_BLOCK]), Uint32Array),
+        wScale: typed(expectTensor(`${name}.wscale`, 'F32', [out]), Float32Array),
+        rank,
+      };
+      if (e.smooth) q.smooth = typed(expectTensor(`${name}.smooth`, 'F32', [inF]), Float32Array);
+      if (rank > 0) {
+        q.la = f16ToF32Array(typed(expectTensor(`${name}.la`, 'F16', [inF, rank]), Uint16Array));
+        q.lb = f16ToF32Array(typed(expectTensor(`${name}.lb`, 'F16', [rank, out]), Uint16Array));
+      }
+      if (e.bias) q.bias = typed(expectTensor(`${name}.bias`, 'F32', [out]), Float32Array);
+      if (e.outliers.length) q.outlierChannels = Uint32Array.from(e.outliers);
+      checkQuantizedLinear(`${path} (${name})`, q);
+      layers.set(name, q);
     }
+  } finally {
+    st.close();
   }
-  return { manifest, layers };
+  return layers;
 }

@@ -192,7 +192,18 @@ export class SafetensorsFile implements SafetensorsSet {
     const e = this.entry(name);
     const dtype = TO_TENSOR_DTYPE[e.dtype];
     if (!dtype) throw new FormatError(this.file, `tensor ${name} has dtype ${e.dtype}, not a weight dtype (F32, F16, BF16)`);
-    return { name, dtype, shape: [...e.shape], byteLength: e.end - e.begin, read: () => this.read(name) };
+    const byteLength = e.end - e.begin;
+    return {
+      name, dtype, shape: [...e.shape], byteLength,
+      read: () => this.read(name),
+      readRange: (offset, length) => {
+        if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= byteLength)) {
+          throw new LoadError(this.file, `${name}: byte range [${offset}, ${offset + length}) is outside the tensor's ${byteLength} bytes`);
+        }
+        if (this.closed) throw new LoadError(this.file, `read of ${name} after close()`);
+        return readAt(this.fd, this.file, e.begin + offset, length, name);
+      },
+    };
   }
 
   close(): void {

@@ -17,6 +17,8 @@ export interface LinearInputCapture {
   captureLinearInputs(
     tokens: ArrayLike<number>,
     onInput: (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>,
+    /** Layers wanted: a capture may skip the others and stop after the last (the executor does). */
+    opts?: { layers?: Iterable<number> },
   ): Promise<void> | void;
 }
 
@@ -139,7 +141,7 @@ export async function collectCalibrationStats(capture: LinearInputCapture, windo
       const width = widths[kind];
       if (x.length % width !== 0) throw new CalibrationError(`layer ${layer} input ${kind}: ${x.length} values is not a multiple of its width ${width}`);
       stats.add(layer, kind, x, x.length / width, options);
-    });
+    }, wanted ? { layers: wanted } : undefined);
     stats.windows++;
     options.onWindow?.(w + 1, windows.length);
   }

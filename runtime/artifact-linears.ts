@@ -1,6 +1,7 @@
 /// <reference types="@webgpu/types" />
-// The executor's LinearFactory for a quantized model: every block linear found in `layers` (keyed by
-// module name, as an artifact holds them) runs as a quantized op, the rest stay dense.
+// The executor's LinearFactory for a quantized model: every block linear that `lookup` finds (by module
+// name, as an artifact holds them) runs as a quantized op, the rest stay dense. A lookup rather than a
+// map, so an artifact can be read one layer file at a time while the executor builds.
 //   fused     the integer kernels the runtime ships (runtime/quantized-linear.ts)
 //   simulate  the same quantization as f32 fake-quant on the dense path (runtime/simulated-linear.ts):
 //             the reference the fused kernels are checked against end to end
@@ -16,13 +17,13 @@ export type QuantizedPath = 'fused' | 'simulate';
 export function quantizedLinearFactory(
   gpu: GpuContext,
   pipelines: PipelineCache,
-  layers: ReadonlyMap<string, QuantizedLinear>,
+  lookup: (module: string) => QuantizedLinear | undefined,
   opts: { maxTokens: number; path?: QuantizedPath },
 ): LinearFactory {
   const path = opts.path ?? 'fused';
   return (layer, name) => {
     const module = `model.layers.${layer}.${name}`;
-    const q = layers.get(module);
+    const q = lookup(module);
     if (!q) return undefined;
     return path === 'simulate'
       ? createSimulatedLinear(gpu, pipelines, q, { label: `${module}/sim-w4a${q.aBits}`, maxTokens: opts.maxTokens })

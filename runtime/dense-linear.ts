@@ -8,6 +8,8 @@ import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import { uniformBuffer, STORAGE, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from './dtype.js';
+import type { WeightRows } from './weight-rows.js';
+import type { WeightUploader } from './weight-upload.js';
 import { BindGroupCache, LinearConfigError, checkActivationBuffers, tokenChunks } from './linear-support.js';
 import {
   denseElementBytes,
@@ -26,6 +28,8 @@ export interface DenseWeights {
   outFeatures: number;
   /** [out, in] row-major (Hugging Face layout). */
   weight: Float32Array;
+  /** The same weight as a row source in its stored dtype (the executor streams from this; `weight` is then read only on access). */
+  rows?: WeightRows;
   /** [out] */
   bias?: Float32Array;
 }
@@ -56,19 +60,51 @@ interface Dispatch {
 }
 
 export function createDenseLinear(gpu: GpuContext, cache: PipelineCache, w: DenseWeights, opts: DenseLinearOptions): LinearOp {
-  const { inFeatures, outFeatures } = w;
+  if (w.weight.length !== w.inFeatures * w.outFeatures) {
+    throw new LinearConfigError(opts.label, `weight has ${w.weight.length} values, expected ${w.outFeatures}×${w.inFeatures}`);
+  }
+  const layout = sliceLayout(gpu, w.inFeatures, w.outFeatures, w.bias, opts);
+  const slices = layout.ranges.map(({ rowStart, rows, name }) => ({
+    rowStart,
+    rows,
+    weight: uploadWeightSlice(gpu.device, w.weight, w.inFeatures, rowStart, rows, layout.rowStride, opts.dtype, name),
+    params: uniformBuffer(gpu.device, denseParams(w.inFeatures, w.outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`),
+  }));
+  return denseOp(gpu, cache, w.inFeatures, w.outFeatures, w.bias, opts, layout.tiling, layout.format, slices);
+}
+
+/**
+ * The same op with its weight streamed from a row source (bf16 checkpoints: raw rows uploaded in
+ * chunks and widened on the GPU by the uploader); no f32 copy of the weight exists on the host.
+ */
+export async function createDenseLinearStreamed(
+  gpu: GpuContext, cache: PipelineCache, w: { rows: WeightRows; bias?: Float32Array }, opts: DenseLinearOptions, uploader: WeightUploader,
+): Promise<LinearOp> {
+  const inFeatures = w.rows.cols;
+  const outFeatures = w.rows.rows;
+  const layout = sliceLayout(gpu, inFeatures, outFeatures, w.bias, opts);
+  const slices: Slice[] = [];
+  try {
+    for (const { rowStart, rows, name } of layout.ranges) {
+      const weight = await uploader.upload(w.rows, rowStart, rows, layout.rowStride, denseElementBytes(layout.format) === 2 ? 'f16' : 'f32', name);
+      slices.push({ rowStart, rows, weight, params: uniformBuffer(gpu.device, denseParams(inFeatures, outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`) });
+    }
+  } catch (err) {
+    for (const sl of slices) (sl.weight.destroy(), sl.params.destroy());
+    throw err;
+  }
+  return denseOp(gpu, cache, inFeatures, outFeatures, w.bias, opts, layout.tiling, layout.format, slices);
+}
+
+/** Validates the shape and options and splits `out` into slices that each fit one binding. */
+function sliceLayout(gpu: GpuContext, inFeatures: number, outFeatures: number, bias: Float32Array | undefined, opts: DenseLinearOptions) {
   const label = opts.label;
   if (!Number.isInteger(inFeatures) || !Number.isInteger(outFeatures) || inFeatures < 1 || outFeatures < 1) {
     throw new LinearConfigError(label, `shape [${outFeatures}, ${inFeatures}] must be positive integers`);
   }
-  if (w.weight.length !== inFeatures * outFeatures) {
-    throw new LinearConfigError(label, `weight has ${w.weight.length} values, expected ${outFeatures}×${inFeatures}`);
-  }
-  if (w.bias && w.bias.length !== outFeatures) throw new LinearConfigError(label, `bias has ${w.bias.length} values, expected ${outFeatures}`);
+  if (bias && bias.length !== outFeatures) throw new LinearConfigError(label, `bias has ${bias.length} values, expected ${outFeatures}`);
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new LinearConfigError(label, `maxTokens = ${opts.maxTokens} must be a positive integer`);
   if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new LinearConfigError(label, `dtype ${String(opts.dtype)} is not f32 or f16`);
-
-  const device = gpu.device;
   const tiling: DenseTiling = { ...denseTiling(gpu), ...opts.tiling };
   const format = denseWeightFormat(gpu, opts.dtype);
   const elemBytes = denseElementBytes(format);
@@ -80,20 +116,22 @@ export function createDenseLinear(gpu: GpuContext, cache: PipelineCache, w: Dens
   if (Math.ceil(Math.min(rowsPerSlice, outFeatures) / tiling.tn) > gpu.limits.maxComputeWorkgroupsPerDimension) {
     throw new LinearConfigError(label, `${outFeatures} rows need more GEMM workgroups than the adapter allows in one dimension`);
   }
-
-  const slices: Slice[] = [];
+  const ranges: Array<{ rowStart: number; rows: number; name: string }> = [];
   for (let rowStart = 0; rowStart < outFeatures; rowStart += rowsPerSlice) {
     const rows = Math.min(rowsPerSlice, outFeatures - rowStart);
-    const name = slices.length || rowStart + rows < outFeatures ? `${label}/w[${rowStart}:${rowStart + rows}]` : `${label}/w`;
-    slices.push({
-      rowStart,
-      rows,
-      weight: uploadWeightSlice(device, w.weight, inFeatures, rowStart, rows, rowStride, opts.dtype, name),
-      params: uniformBuffer(device, denseParams(inFeatures, outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`),
-    });
+    const name = ranges.length || rowStart + rows < outFeatures ? `${label}/w[${rowStart}:${rowStart + rows}]` : `${label}/w`;
+    ranges.push({ rowStart, rows, name });
   }
-  const bias = w.bias ? uploadBuffer(device, w.bias, `${label}/bias`) : undefined;
+  return { tiling, format, rowStride, ranges };
+}
 
+function denseOp(
+  gpu: GpuContext, cache: PipelineCache, inFeatures: number, outFeatures: number, biasValues: Float32Array | undefined,
+  opts: DenseLinearOptions, tiling: DenseTiling, format: ReturnType<typeof denseWeightFormat>, slices: Slice[],
+): LinearOp {
+  const label = opts.label;
+  const device = gpu.device;
+  const bias = biasValues ? uploadBuffer(device, biasValues, `${label}/bias`) : undefined;
   const planOpts = { format, hasBias: !!bias, tiling };
   const gemv = cache.get(denseKernelSpec('gemv', planOpts));
   const gemm = cache.get(denseKernelSpec('gemm', planOpts));

@@ -25,8 +25,11 @@ import {
 } from './model.js';
 import { PipelineCache } from './pipelines.js';
 import { createBuffer, uploadBuffer } from './buffers.js';
-import { f32ToF16Array, readTensorF32 } from './dtype.js';
-import { createDenseLinear, type DenseWeights } from './dense-linear.js';
+import { bytesToF32, readTensorF32 } from './dtype.js';
+import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
+import { quantizedScratchBytes } from './quantized-linear.js';
+import { stackRows, tensorRows, type WeightRows } from './weight-rows.js';
+import { WeightUploader, type UploadStats } from './weight-upload.js';
 import { KvCache } from './kv-cache.js';
 import type { GpuTimer } from './profiler.js';
 import type { KernelPlan } from '../kernels/kernel_plan.js';
@@ -70,7 +73,19 @@ export interface ExecutorOptions {
    * debugging); the error names the first bad layer and op. Off by default, and then free.
    */
   checkNumerics?: boolean;
+  /**
+   * Where the embedding table lives (default 'auto': 'host' when it has ≥ 2^26 values, i.e. would not
+   * fit the default 128 MiB binding even in f16, as for LLaMA-3's 128256 × 4096). 'host': rows a chunk
+   * needs are read from the model and uploaded into the residual stream, no table on the GPU. A tied
+   * classifier still gets its own copy of the matrix on the GPU.
+   */
+  embedding?: 'auto' | 'gpu' | 'host';
+  /** Source bytes per streamed weight upload chunk (default 16 MiB; tests force many chunks with it). */
+  uploadChunkBytes?: number;
 }
+
+/** Embedding tables with at least this many values stay on the host by default. */
+export const HOST_EMBEDDING_MIN_VALUES = 1 << 26;
 
 /** Bad options, a model the executor cannot run, or a call it cannot serve; the message says which. */
 export class ExecutorError extends Error {
@@ -96,9 +111,18 @@ export class NonFiniteError extends ExecutorError {
 export type LinearInputCallback = (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>;
 
 export interface ExecutorMemory {
+  /** blockLinears + embedding + classifier + norms. */
   weights: number;
+  /** Block linear ops (dense, or whatever linearFactory returned) with their biases and params uniforms. */
+  blockLinears: number;
+  /** GPU embedding table (0 when kept on the host). */
+  embedding: number;
+  classifier: number;
+  norms: number;
   kvCache: number;
   activations: number;
+  /** Scratch shared by the quantized linears of the device (runtime/quantized-linear.ts). */
+  w4a8Scratch: number;
   total: number;
 }
 
@@ -271,6 +295,12 @@ export class Executor {
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
   private weightBytes = 0;
+  private readonly bytes = { blockLinears: 0, embedding: 0, classifier: 0, norms: 0 };
+  /** Where the embedding table lives (resolved from ExecutorOptions.embedding). */
+  readonly embedding: 'gpu' | 'host';
+  /** What loading read from the model and how (bf16 widened on the GPU or not), for reports. */
+  loadStats?: UploadStats;
+  private embedHost?: WeightRows;
   private readonly attentionChoice: (rows: number) => AttentionVariant;
   /** CPU adapter (llvmpipe & co.): kernels pick barrier-light workgroup shapes. */
   private readonly cpu: boolean;
@@ -293,6 +323,8 @@ export class Executor {
     this.attentionChoice = (rows) => fixed ?? attentionVariant(rows, cpu);
     gpu.device.lost.then((info) => (this.lost = info));
     if (opts.checkNumerics) this.numerics = new NumericsChecker(gpu.device, model.id);
+    const choice = opts.embedding ?? 'auto';
+    this.embedding = choice === 'auto' ? (c.vocabSize * c.dim >= HOST_EMBEDDING_MIN_VALUES ? 'host' : 'gpu') : choice;
     this.headRows = opts.headRows ?? Math.max(1, Math.min(this.maxBatchTokens, Math.floor(Math.min(MAX_LOGITS_BYTES, gpu.limits.maxStorageBufferBindingSize) / (c.vocabSize * 4))));
   }
 
@@ -302,7 +334,7 @@ export class Executor {
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     try {
-      await ex.init(opts.linearFactory, opts.fuseProjections ?? true);
+      await ex.init(opts.linearFactory, opts.fuseProjections ?? true, opts.uploadChunkBytes);
     } catch (err) {
       await gpu.device.popErrorScope();
       await gpu.device.popErrorScope();
@@ -433,14 +465,17 @@ export class Executor {
    * of gate/up), 'mlp_act' (down_proj input), each [rows, in] row-major f32. Rows come in chunks of at
    * most maxBatchTokens (`firstRow` = index of row 0 in `tokens`): one call per (layer, kind) when
    * tokens.length ≤ maxBatchTokens. One layer's activations are held at a time. Leaves the tokens in
-   * the cache (position = tokens.length) but no valid logits.
+   * the cache (position = tokens.length) but no valid logits. With `opts.layers`, only those layers are
+   * reported and the forward stops after the last of them (layer-by-layer calibration of deep models).
    */
-  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback): Promise<void> {
+  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback, opts: { layers?: Iterable<number> } = {}): Promise<void> {
     return this.serial(async () => {
       this.pos = 0;
       this.lastLogitsRow = -1;
       const ids = this.checkTokens(tokens, 'captureLinearInputs');
       const c = this.config;
+      const wanted = opts.layers ? new Set(opts.layers) : undefined;
+      const lastLayer = wanted ? Math.min(c.nLayers - 1, Math.max(-1, ...wanted)) : c.nLayers - 1;
       const qDim = c.nHeads * c.headDim;
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
@@ -453,13 +488,15 @@ export class Executor {
           const chunk = ids.subarray(t0, Math.min(ids.length, t0 + this.maxBatchTokens));
           const T = chunk.length;
           this.prepareChunk(chunk, this.pos);
-          for (let l = 0; l < c.nLayers; l++) {
+          for (let l = 0; l <= lastLayer; l++) {
             const rec = new Recorder(this.device, `capture/layer${l}`, this.timer, this.timePerOp);
             if (l === 0) this.encodeInput(rec, T);
-            this.encodeLayer(rec, l, T, (kind, src) => {
+            const tapped = !wanted || wanted.has(l);
+            this.encodeLayer(rec, l, T, tapped ? (kind, src) => {
               if (kind in cols) rec.copy(src, staging[kind as LinearInputKind], T * cols[kind as LinearInputKind] * 4);
-            });
+            } : undefined);
             this.device.queue.submit([rec.finish()]);
+            if (!tapped) continue;
             for (const kind of Object.keys(cols) as LinearInputKind[]) {
               const bytes = T * cols[kind] * 4;
               await staging[kind].mapAsync(GPUMapMode.READ, 0, bytes);
@@ -479,7 +516,8 @@ export class Executor {
   memory(): ExecutorMemory {
     const kvCache = this.kv?.byteSize ?? 0;
     const activations = this.buf ? Object.values(this.buf).reduce((n, b) => n + (b?.size ?? 0), 0) : 0;
-    return { weights: this.weightBytes, kvCache, activations, total: this.weightBytes + kvCache + activations };
+    const w4a8Scratch = quantizedScratchBytes(this.device);
+    return { weights: this.weightBytes, ...this.bytes, kvCache, activations, w4a8Scratch, total: this.weightBytes + kvCache + activations + w4a8Scratch };
   }
 
   destroy(): void {
@@ -592,12 +630,22 @@ export class Executor {
     const T = ids.length;
     const q = this.device.queue;
     q.writeBuffer(this.buf.ids, 0, ids);
+    if (this.embedHost) q.writeBuffer(this.buf.x, 0, this.gatherEmbeddings(ids));
     for (const part of this.embedParts) q.writeBuffer(part.uniform, 0, this.planEmbedding(T, part).uniforms);
     q.writeBuffer(this.uniforms.norm, 0, planRmsnorm({ rows: T, dim: c.dim, eps: c.normEps, cpu: this.cpu, addResidual: false }).uniforms);
     q.writeBuffer(this.uniforms.ropeKv, 0, this.planRopeKv(T, pos0).uniforms);
     q.writeBuffer(this.uniforms.attention, 0, this.planAttention(T, pos0).uniforms);
     q.writeBuffer(this.uniforms.attentionQkv, 0, this.planAttention(T, pos0, undefined, (c.nHeads + 2 * c.nKvHeads) * c.headDim).uniforms);
     q.writeBuffer(this.uniforms.swiglu, 0, planSwiglu({ rows: T, hidden: c.hiddenDim }).uniforms); // same for both variants
+  }
+
+  /** The embedding rows of `ids` read from the model on the host, widened to f32: [ids.length, dim]. */
+  private gatherEmbeddings(ids: Uint32Array): Float32Array {
+    const dim = this.config.dim;
+    const src = this.embedHost!;
+    const x = new Float32Array(ids.length * dim);
+    for (let t = 0; t < ids.length; t++) x.set(bytesToF32(src.read(ids[t]!, 1), src.dtype), t * dim);
+    return x;
   }
 
   private encodeInput(rec: Recorder, T: number): void {
@@ -698,17 +746,32 @@ export class Executor {
     });
   }
 
-  /** Reads a tensor as f32 after checking its shape. */
+  /** Reads a tensor as f32 after checking its shape (small tensors: norms, biases). */
   private tensor(name: string, shape: number[]): Float32Array {
+    return readTensorF32(this.tensorRef(name, shape));
+  }
+
+  private tensorRef(name: string, shape: number[]) {
     if (!this.model.has(name)) throw new ExecutorError(`${this.model.id}: missing tensor ${name}`);
     const t = this.model.tensor(name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new ExecutorError(`${this.model.id}: tensor ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
     }
-    return readTensorF32(t);
+    return t;
   }
 
-  private async init(linearFactory: LinearFactory | undefined, fuseProjections: boolean): Promise<void> {
+  private async init(linearFactory: LinearFactory | undefined, fuseProjections: boolean, chunkBytes?: number): Promise<void> {
+    // Weights stream through one uploader (chunks of raw rows; bf16 widened on the GPU).
+    const uploader = new WeightUploader(this.gpu, this.cache, chunkBytes);
+    try {
+      await this.build(linearFactory, fuseProjections, uploader);
+    } finally {
+      this.loadStats = uploader.stats;
+      uploader.destroy();
+    }
+  }
+
+  private async build(linearFactory: LinearFactory | undefined, fuseProjections: boolean, uploader: WeightUploader): Promise<void> {
     const c = this.config;
     const { device, gpu } = this;
     const B = this.maxBatchTokens;
@@ -728,36 +791,44 @@ export class Executor {
       'mlp.up_proj': [c.hiddenDim, c.dim],
       'mlp.down_proj': [c.dim, c.hiddenDim],
     };
-    const dense = (w: DenseWeights, label: string) => createDenseLinear(gpu, this.cache, w, { label, dtype: this.dtype, maxTokens: B });
+    const dense = (w: DenseWeights, label: string) => createDenseLinearStreamed(gpu, this.cache, { rows: w.rows!, bias: w.bias }, { label, dtype: this.dtype, maxTokens: B }, uploader);
     const plans: Array<{ attnIn: Array<{ op: LinearOp; kind: string }>; mlpIn: Array<{ op: LinearOp; kind: string }>; o: LinearOp; down: LinearOp }> = [];
     for (let l = 0; l < c.nLayers; l++) {
       const weights = {} as Record<BlockLinearName, DenseWeights>;
       const custom = {} as Partial<Record<BlockLinearName, LinearOp>>;
       for (const { name } of BLOCK_LINEARS) {
         const [out, inF] = shapes[name];
-        const weight = this.tensor(layerTensorName(l, `${name}.weight`), [out, inF]);
+        const ref = this.tensorRef(layerTensorName(l, `${name}.weight`), [out, inF]);
         const biasName = layerTensorName(l, `${name}.bias`);
         const bias = this.model.has(biasName) ? this.tensor(biasName, [out]) : undefined;
-        weights[name] = { inFeatures: inF, outFeatures: out, weight, bias };
+        // `weight` (f32 on the host) is read only if a linearFactory asks for it; dense ops stream `rows`.
+        weights[name] = { inFeatures: inF, outFeatures: out, rows: tensorRows(ref), bias, get weight() { return readTensorF32(ref); } };
         const op = linearFactory?.(l, name, weights[name]);
         if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
           throw new ExecutorError(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);
         }
         if (op) custom[name] = op;
       }
-      const single = (name: BlockLinearName) => ({ op: custom[name] ?? dense(weights[name], layerTensorName(l, name)), kind: name.split('.')[1]! });
-      const group = (names: BlockLinearName[], fusedKind: string) =>
-        fuseProjections && names.every((n) => !custom[n])
-          ? [{ op: dense(concatRows(names.map((n) => weights[n])), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }]
-          : names.map(single);
+      // Ops from linearFactory upload with queue writes: let them land layer by layer, so the host side
+      // of those copies stays one layer's worth (the streamed dense path waits per chunk already).
+      if (Object.keys(custom).length) await device.queue.onSubmittedWorkDone();
+      const single = async (name: BlockLinearName) => ({ op: custom[name] ?? (await dense(weights[name], layerTensorName(l, name))), kind: name.split('.')[1]! });
+      const group = async (names: BlockLinearName[], fusedKind: string) => {
+        if (!(fuseProjections && names.every((n) => !custom[n]))) {
+          const ops = [];
+          for (const n of names) ops.push(await single(n));
+          return ops;
+        }
+        return [{ op: await dense(stackLinears(names.map((n) => weights[n])), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }];
+      };
       plans.push({
-        attnIn: group(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], 'qkv_proj'),
-        mlpIn: group(['mlp.gate_proj', 'mlp.up_proj'], 'gate_up_proj'),
-        o: single('self_attn.o_proj').op,
-        down: single('mlp.down_proj').op,
+        attnIn: await group(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], 'qkv_proj'),
+        mlpIn: await group(['mlp.gate_proj', 'mlp.up_proj'], 'gate_up_proj'),
+        o: (await single('self_attn.o_proj')).op,
+        down: (await single('mlp.down_proj')).op,
       });
-      for (const p of plans[l]!.attnIn.concat(plans[l]!.mlpIn)) this.weightBytes += p.op.byteSize;
-      this.weightBytes += plans[l]!.o.byteSize + plans[l]!.down.byteSize;
+      for (const p of plans[l]!.attnIn.concat(plans[l]!.mlpIn)) this.bytes.blockLinears += p.op.byteSize;
+      this.bytes.blockLinears += plans[l]!.o.byteSize + plans[l]!.down.byteSize;
     }
     const anyQkvFused = plans.some((p) => p.attnIn.length === 1);
     const anyQkvSeparate = plans.some((p) => p.attnIn.length > 1);
@@ -829,12 +900,15 @@ export class Executor {
       throw new ExecutorError(`${this.model.id}: one layer's K cache needs ${this.kv.bytesPerLayerBuffer} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${this.maxSeqLen})`);
     }
 
-    // Embedding table, split by rows where it exceeds one binding; f16 in f16 mode.
-    const embed = this.tensor('model.embed_tokens.weight', [c.vocabSize, c.dim]);
-    for (const part of embeddingParts(c.vocabSize, c.dim, f16 ? 2 : 4, Math.min(maxBinding, gpu.limits.maxBufferSize))) {
-      const rows = embed.subarray(part.rowStart * c.dim, (part.rowStart + part.rowCount) * c.dim);
-      const table = this.upload(f16 ? f32ToF16Array(rows) : rows, `embed[${part.rowStart}:${part.rowStart + part.rowCount}]`);
-      this.weightBytes += table.size;
+    // Embedding table: on the host (rows gathered per chunk), or on the GPU split by rows where it
+    // exceeds one binding, f16 in f16 mode.
+    const embed = tensorRows(this.tensorRef('model.embed_tokens.weight', [c.vocabSize, c.dim]));
+    if (this.embedding === 'host') this.embedHost = embed;
+    const gpuParts = this.embedding === 'gpu' ? embeddingParts(c.vocabSize, c.dim, f16 ? 2 : 4, Math.min(maxBinding, gpu.limits.maxBufferSize)) : [];
+    for (const part of gpuParts) {
+      const table = await uploader.upload(embed, part.rowStart, part.rowCount, c.dim, f16 ? 'f16' : 'f32', `embed[${part.rowStart}:${part.rowStart + part.rowCount}]`);
+      this.ownedBuffers.push(table);
+      this.bytes.embedding += table.size;
       const partUniform = uniform('embedding/params');
       this.embedParts.push({ ...part, uniform: partUniform, bindGroup: this.bind(this.pipelines.embedding, 'embedding', [partUniform, this.buf.ids, table, this.buf.x]) });
     }
@@ -845,8 +919,8 @@ export class Executor {
       post: this.upload(this.tensor(layerTensorName(l, 'post_attention_layernorm.weight'), [c.dim]), `layers.${l}.post_attention_layernorm`),
     }));
     const finalNorm = this.upload(this.tensor('model.norm.weight', [c.dim]), 'model.norm');
-    for (const n of norms) this.weightBytes += n.input.size + n.post.size;
-    this.weightBytes += finalNorm.size;
+    for (const n of norms) this.bytes.norms += n.input.size + n.post.size;
+    this.bytes.norms += finalNorm.size;
 
     const b = this.buf;
     const P = this.pipelines;
@@ -879,10 +953,11 @@ export class Executor {
     });
 
     // Classifier (lm_head, or the embedding when tied): always dense, in the executor's dtype.
-    const headWeight = this.model.has('lm_head.weight') ? this.tensor('lm_head.weight', [c.vocabSize, c.dim]) : embed;
     if (!this.model.has('lm_head.weight') && !c.tiedEmbeddings) throw new ExecutorError(`${this.model.id}: missing tensor lm_head.weight (embeddings are not tied)`);
-    this.classifier = createDenseLinear(gpu, this.cache, { inFeatures: c.dim, outFeatures: c.vocabSize, weight: headWeight }, { label: 'lm_head', dtype: this.dtype, maxTokens: this.headRows });
-    this.weightBytes += this.classifier.byteSize;
+    const headRows = this.model.has('lm_head.weight') ? tensorRows(this.tensorRef('lm_head.weight', [c.vocabSize, c.dim])) : embed;
+    this.classifier = await createDenseLinearStreamed(gpu, this.cache, { rows: headRows }, { label: 'lm_head', dtype: this.dtype, maxTokens: this.headRows }, uploader);
+    this.bytes.classifier += this.classifier.byteSize;
+    this.weightBytes = this.bytes.blockLinears + this.bytes.embedding + this.bytes.classifier + this.bytes.norms;
 
     const slotCount = Math.ceil(B / this.headRows);
     for (let s = 0; s < slotCount; s++) {
@@ -898,20 +973,19 @@ export class Executor {
   }
 }
 
-/** Stacks linears that read the same input into one [Σ out, in] weight (biases zero-filled where absent). */
-function concatRows(parts: DenseWeights[]): DenseWeights {
+/** Stacks linears that read the same input into one [Σ out, in] row source (biases zero-filled where absent). */
+function stackLinears(parts: DenseWeights[]): DenseWeights {
   const inFeatures = parts[0]!.inFeatures;
   const outFeatures = parts.reduce((n, p) => n + p.outFeatures, 0);
-  const weight = new Float32Array(outFeatures * inFeatures);
+  const rows = stackRows(parts.map((p) => p.rows!));
   const anyBias = parts.some((p) => p.bias);
   const bias = anyBias ? new Float32Array(outFeatures) : undefined;
   let row = 0;
   for (const p of parts) {
-    weight.set(p.weight, row * inFeatures);
     if (p.bias) bias!.set(p.bias, row);
     row += p.outFeatures;
   }
-  return { inFeatures, outFeatures, weight, bias };
+  return { inFeatures, outFeatures, rows, bias, get weight(): Float32Array { throw new ExecutorError('stacked projections are streamed, not read as f32'); } };
 }
 
 function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): void {

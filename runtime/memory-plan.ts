@@ -3,8 +3,9 @@
 // tensors too large for one storage binding (those are split by rows across bindings). Pure arithmetic
 // on a ModelConfig; the figures follow the buffers runtime/executor.ts and kernels/w4a8_* create.
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from './model.js';
-import { w4WordCount } from '../kernels/w4_layout.js';
+import { w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../kernels/w4_layout.js';
 import { denseRowStride } from '../kernels/matmul_dense.js';
+import { actQuantSplits, rankChunks, type ActQuantTiling } from '../kernels/w4a8_act_quant.js';
 
 export type PlanWeights = 'f32' | 'f16' | 'w4a8';
 
@@ -32,17 +33,25 @@ export interface MemoryPlanOptions {
   /** Embedding/classifier storage (default: f32 for f32 weights, else f16). */
   tableDtype?: 'f32' | 'f16';
   /**
-   * 'gpu' (what the executor does today): the whole table on the GPU. 'host': rows are gathered on the
-   * CPU and uploaded per token, so only the classifier (if untied) holds vocab·dim on the GPU.
+   * 'gpu': the whole table on the GPU. 'host': rows are gathered on the CPU and uploaded per chunk, so
+   * only the classifier holds vocab·dim on the GPU. 'auto' (default): the executor's rule, host when
+   * vocab·dim ≥ 2^26 (runtime/executor.ts HOST_EMBEDDING_MIN_VALUES).
    */
-  embedding?: 'gpu' | 'host';
+  embedding?: 'auto' | 'gpu' | 'host';
+  /** w4a8: the fused two-kernel path (default, the executor's) or the unfused baseline (dense L_A/L_B ops, t/y2 scratch). */
+  fused?: boolean;
+  /**
+   * Kernel A's tiling (kernels/w4a8_act_quant.ts actQuantTiling): sets L_A's column padding and the
+   * partial-product scratch. Default: the GPU tiling (rank chunk 8, 256 target workgroups).
+   */
+  actQuantTiling?: ActQuantTiling;
   /** Largest storage binding (default 128 MiB, the WebGPU default limit). */
   maxStorageBufferBindingSize?: number;
 }
 
 /** One line of the breakdown. */
 export interface MemoryPlanItem {
-  key: 'weights' | 'scales' | 'lowRank' | 'smoothing' | 'biases' | 'norms' | 'embedding' | 'classifier' | 'kvCache' | 'activations' | 'w4a8Scratch';
+  key: 'weights' | 'scales' | 'lowRank' | 'smoothing' | 'biases' | 'uniforms' | 'norms' | 'embedding' | 'classifier' | 'kvCache' | 'activations' | 'w4a8Scratch';
   label: string;
   bytes: number;
   /** How the figure is computed, in words. */
@@ -61,7 +70,7 @@ export interface SplitTensor {
 
 export interface MemoryPlan {
   config: ModelConfig;
-  options: Required<Omit<MemoryPlanOptions, 'rank' | 'alpha'>> & { rank?: number | number[]; alpha?: number };
+  options: Required<Omit<MemoryPlanOptions, 'rank' | 'alpha' | 'embedding'>> & { rank?: number | number[]; alpha?: number; embedding: 'gpu' | 'host' };
   /** Mean side-path columns per block linear (rank + outliers); 0 for dense weights. */
   meanRank: number;
   /** Where the rank came from. */
@@ -78,6 +87,15 @@ export class MemoryPlanError extends Error {
 
 /** The WebGPU default maxStorageBufferBindingSize: what every adapter grants without raised limits. */
 export const DEFAULT_MAX_BINDING_BYTES = 128 * 1024 * 1024;
+
+/** Kernel A's tiling on GPUs (kernels/w4a8_act_quant.ts actQuantTiling for a non-CPU adapter). */
+export const GPU_ACT_QUANT_TILING: ActQuantTiling = { wg: 128, rankChunk: 8, targetWorkgroups: 256, minBlocksPerSplit: 2 };
+/** Same value as runtime/executor.ts HOST_EMBEDDING_MIN_VALUES (not imported: the plan stays free of GPU code). */
+const HOST_EMBEDDING_MIN_VALUES = 1 << 26;
+/** Bytes of one dense or W4 weight slice's params uniform (8 u32) and of kernel A's (4 u32). */
+const SLICE_PARAMS_BYTES = 32;
+const ACT_QUANT_PARAMS_BYTES = 16;
+const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
  * ASER paper Table 4 (Qwen-7B, d = 4096): α → mean rank over all linears. 0 → 0 added as the end point.
@@ -173,7 +191,9 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     lowRankDtype: options.lowRankDtype ?? 'f16',
     ctx, kvDtype: options.kvDtype, maxBatchTokens: B,
     tableDtype: options.tableDtype ?? (options.weights === 'f32' ? 'f32' : 'f16'),
-    embedding: options.embedding ?? 'gpu',
+    embedding: (options.embedding ?? 'auto') === 'auto' ? (c.vocabSize * c.dim >= HOST_EMBEDDING_MIN_VALUES ? 'host' : 'gpu') : (options.embedding as 'gpu' | 'host'),
+    fused: options.fused ?? true,
+    actQuantTiling: options.actQuantTiling ?? GPU_ACT_QUANT_TILING,
     maxStorageBufferBindingSize: maxBinding,
   };
   if (resolved.kvDtype !== 'f32' && resolved.kvDtype !== 'f16') throw new MemoryPlanError(`kvDtype must be f32 or f16, got ${String(resolved.kvDtype)}`);
@@ -182,18 +202,49 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   const shapes = linearShapes(c);
   const lrBytes = resolved.lowRankDtype === 'f16' ? 2 : 4;
   const denseBytes = options.weights === 'f32' ? 4 : 2;
-  let weights = 0, scales = 0, lowRank = 0, smoothing = 0, sideCols = 0, maxSide = 0;
+  const tiling = resolved.actQuantTiling;
+  const rc = tiling.rankChunk;
+  // Weight slices along `out`, each with its own params uniform (runtime/dense-linear.ts, quantized-linear.ts).
+  const slicesOf = (rows: number, rowBytes: number) => Math.ceil(rows / Math.max(1, Math.floor(maxBinding / rowBytes)));
+  const denseRowBytes = (inF: number, bytes: number) => denseRowStride(inF) * bytes;
+  let weights = 0, scales = 0, lowRank = 0, smoothing = 0, sideCols = 0, maxSide = 0, uniforms = 0;
+  // Scratch shared by every quantized linear (runtime/quantized-linear.ts ScratchPool): the max over linears.
+  const scratch = { xq: 4, sx: 4, tpart: 4, t: 4, y2: 4 };
   for (let l = 0; l < c.nLayers; l++) {
+    if (!w4) {
+      // The executor fuses q|k|v and gate|up of dense layers: one op (and slice set) per group.
+      const groups: BlockLinearName[][] = [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.o_proj'], ['mlp.gate_proj', 'mlp.up_proj'], ['mlp.down_proj']];
+      for (const g of groups) {
+        const inF = shapes[g[0]!].in;
+        const out = g.reduce((n, name) => n + shapes[name].out, 0);
+        weights += out * denseRowBytes(inF, denseBytes);
+        uniforms += slicesOf(out, denseRowBytes(inF, denseBytes)) * SLICE_PARAMS_BYTES;
+      }
+      continue;
+    }
     BLOCK_LINEARS.forEach(({ name }, j) => {
       const s = shapes[name];
-      if (!w4) {
-        weights += s.out * denseRowStride(s.in) * denseBytes;
-        return;
-      }
       weights += w4WordCount(s.out, s.in) * 4;
+      uniforms += slicesOf(s.out, W4_WORDS_PER_BLOCK * 4 * w4Blocks(s.in)) * SLICE_PARAMS_BYTES + ACT_QUANT_PARAMS_BYTES;
       scales += s.out * 4;
       const cols = ranks[l * BLOCK_LINEARS.length + j]! + resolved.outliers;
-      lowRank += Math.ceil(cols * (s.in + s.out) * lrBytes); // a fractional mean-rank estimate rounds up per linear
+      const whole = Math.ceil(cols); // a fractional mean-rank estimate rounds up per linear
+      if (whole > 0 && resolved.fused) {
+        // L_A regrouped in chunks of rc columns (zero padded), L_B [r, out].
+        const pad = rankChunks(whole, tiling) * rc;
+        lowRank += align4(pad * s.in * lrBytes) + align4(whole * s.out * lrBytes);
+        let tpartRows = B;
+        for (let t = 1; t <= Math.min(B, tiling.targetWorkgroups); t++) tpartRows = Math.max(tpartRows, t * actQuantSplits(t, s.in, tiling));
+        scratch.tpart = Math.max(scratch.tpart, tpartRows * pad * 4);
+      } else if (whole > 0) {
+        // Unfused: x·L_A and t·L_B as dense ops (one slice each at these sizes) and the t / y2 scratch.
+        lowRank += whole * denseRowBytes(s.in, lrBytes) + s.out * denseRowBytes(whole, lrBytes);
+        uniforms += (slicesOf(whole, denseRowBytes(s.in, lrBytes)) + slicesOf(s.out, denseRowBytes(whole, lrBytes))) * SLICE_PARAMS_BYTES;
+        scratch.t = Math.max(scratch.t, B * whole * 4);
+        scratch.y2 = Math.max(scratch.y2, B * s.out * 4);
+      }
+      scratch.xq = Math.max(scratch.xq, B * Math.ceil(s.in / 32) * 32);
+      scratch.sx = Math.max(scratch.sx, B * 4);
       sideCols += cols;
       maxSide = Math.max(maxSide, cols);
       if (resolved.smoothing) smoothing += s.in * 4;
@@ -206,10 +257,11 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   const biases = c.attentionBias ? c.nLayers * (qDim + 2 * kvDim) * 4 : 0;
   const norms = (2 * c.nLayers + 1) * c.dim * 4;
   const tableBytes = resolved.tableDtype === 'f32' ? 4 : 2;
-  const table = c.vocabSize * denseRowStride(c.dim) * tableBytes;
-  const embedding = resolved.embedding === 'gpu' ? table : 0;
-  // Tied: the classifier reads the embedding table (on the GPU already, or uploaded for it alone).
-  const classifier = c.tiedEmbeddings && resolved.embedding === 'gpu' ? 0 : table;
+  // The GPU embedding table is unpadded [vocab, dim]; the classifier is a dense op (rows padded to vec4).
+  const embedding = resolved.embedding === 'gpu' ? c.vocabSize * c.dim * tableBytes : 0;
+  const classifierRowBytes = denseRowBytes(c.dim, tableBytes);
+  const classifier = c.vocabSize * classifierRowBytes; // tied or not, the classifier keeps its own copy
+  uniforms += slicesOf(c.vocabSize, classifierRowBytes) * SLICE_PARAMS_BYTES;
   const kvPerBuffer = ctx * kvDim * (resolved.kvDtype === 'f16' ? 2 : 4);
   const kvCache = 2 * c.nLayers * kvPerBuffer;
 
@@ -227,10 +279,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     'logits readback': c.vocabSize * 4,
   };
   const activations = Object.values(activationParts).reduce((a, b) => a + b, 0);
-  // One set shared by all quantized linears: xq int8 lanes [B, in padded to 32], s_x [B], and the
-  // partial side-path products [max(B, 256 k-split workgroups), rank padded to 8] (kernels/w4a8_act_quant).
-  const maxIn = Math.max(...Object.values(shapes).map((s) => s.in));
-  const w4a8Scratch = w4 ? B * Math.ceil(maxIn / 32) * 32 + B * 4 + Math.max(B, 256) * Math.ceil(maxSide / 8) * 8 * 4 : 0;
+  const w4a8Scratch = w4 ? Object.values(scratch).reduce((a, b) => a + b, 0) : 0;
 
   const perLinear = `${nLinears} linears`;
   const items: MemoryPlanItem[] = [
@@ -244,14 +293,15 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     );
   }
   if (biases) items.push({ key: 'biases', label: 'q/k/v biases', bytes: biases, note: 'f32' });
+  items.push({ key: 'uniforms', label: 'kernel params', bytes: uniforms, note: 'one uniform per weight slice (+ kernel A per quantized linear)' });
   items.push(
     { key: 'norms', label: 'RMSNorm weights', bytes: norms, note: `f32, ${2 * c.nLayers + 1} × dim` },
     { key: 'embedding', label: 'embedding', bytes: embedding, note: resolved.embedding === 'gpu' ? `${resolved.tableDtype} vocab·dim` : 'kept on the host (rows uploaded per token)' },
-    { key: 'classifier', label: 'classifier', bytes: classifier, note: classifier === 0 ? 'tied: reads the embedding' : `${resolved.tableDtype} vocab·dim${c.tiedEmbeddings ? ' (tied, table kept for it)' : ''}` },
+    { key: 'classifier', label: 'classifier', bytes: classifier, note: `${resolved.tableDtype} vocab·dim${c.tiedEmbeddings ? ' (tied: its own copy of the table)' : ''}` },
     { key: 'kvCache', label: 'KV cache', bytes: kvCache, note: `2·${c.nLayers} layers·${ctx} ctx·${c.nKvHeads}·${c.headDim} ${resolved.kvDtype}` },
     { key: 'activations', label: 'activations', bytes: activations, note: `f32, ${B}-token batch, ${rows} logit rows` },
   );
-  if (w4) items.push({ key: 'w4a8Scratch', label: 'w4a8 scratch', bytes: w4a8Scratch, note: 'xq, s_x, partial L_A products' });
+  if (w4) items.push({ key: 'w4a8Scratch', label: 'w4a8 scratch', bytes: w4a8Scratch, note: resolved.fused ? 'xq, s_x, partial x̃·L_A products' : 'xq, s_x, t = x·L_A, y2 = t·L_B' });
   const total = items.reduce((n, it) => n + it.bytes, 0);
 
   // Largest single tensors, by family; row-split where one exceeds the binding limit.
@@ -261,7 +311,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     const rowBytes = w4 ? w4WordCount(1, s.in) * 4 : denseRowStride(s.in) * denseBytes;
     families.push({ name: `layers.*.${name}.weight`, count: c.nLayers, rows: s.out, rowBytes });
   }
-  if (embedding) families.push({ name: 'model.embed_tokens.weight', count: 1, rows: c.vocabSize, rowBytes: denseRowStride(c.dim) * tableBytes });
+  if (embedding) families.push({ name: 'model.embed_tokens.weight', count: 1, rows: c.vocabSize, rowBytes: c.dim * tableBytes });
   if (classifier) families.push({ name: c.tiedEmbeddings ? 'model.embed_tokens.weight (classifier)' : 'lm_head.weight', count: 1, rows: c.vocabSize, rowBytes: denseRowStride(c.dim) * tableBytes });
   families.push({ name: 'kv cache (per layer, K or V)', count: 2 * c.nLayers, rows: ctx, rowBytes: kvDim * (resolved.kvDtype === 'f16' ? 2 : 4) });
   families.push({ name: 'gate/up/act activations', count: 3, rows: B, rowBytes: c.hiddenDim * 4 });

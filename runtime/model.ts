@@ -50,6 +50,11 @@ export interface TensorRef {
   byteLength: number;
   /** Reads exactly this tensor's bytes (little-endian) into a fresh array. */
   read(): Uint8Array;
+  /**
+   * Reads bytes [byteOffset, byteOffset + byteLength) of the tensor only (file-backed sources), so a
+   * loader can stream a large tensor row block by row block; absent = only whole reads.
+   */
+  readRange?(byteOffset: number, byteLength: number): Uint8Array;
 }
 
 /**

@@ -35,7 +35,9 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
     if (!Number.isInteger(args.maxTokens) || args.maxTokens < 0) throw new UsageError(`--max-tokens ${args.maxTokens} must be an integer ≥ 0`);
+    const opened = performance.now();
     const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'] });
+    const loadSeconds = (performance.now() - opened) / 1000;
     try {
       const prompt = session.tokenizer.encode(args.prompt, { bos: true });
       const limit = session.executor.maxSeqLen;
@@ -60,6 +62,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         console.log(JSON.stringify({
           model: session.source.id, prompt: args.prompt, text, tokens: result.tokens.length, stopReason: result.stopReason,
           seed: result.seed, prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: decodeRate,
+          loadSeconds, gpuMemory: session.executor.memory(), peakRssBytes: process.resourceUsage().maxRSS * 1024,
         }));
       } else {
         process.stdout.write(tail + '\n');

@@ -101,7 +101,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .option('ctx', { type: 'number', describe: 'KV-cache length in tokens (default min(4096, the model maximum))' })
       .option('kv', { type: 'string', choices: ['f16', 'f32'], describe: 'KV-cache type (default f16, f32 for f32 weights)' })
       .option('batch', { type: 'number', describe: 'Tokens per prefill chunk (default min(512, ctx))' })
-      .option('embedding', { type: 'string', choices: ['gpu', 'host'], default: 'gpu', describe: 'Where the embedding table lives' })
+      .option('embedding', { type: 'string', choices: ['auto', 'gpu', 'host'], default: 'auto', describe: "Where the embedding table lives ('auto': the executor's rule, host for ≥ 2^26 values)" })
       .option('max-binding', { type: 'number', default: DEFAULT_MAX_BINDING_BYTES, describe: 'maxStorageBufferBindingSize in bytes' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
       .conflicts('alpha', 'rank')
@@ -124,7 +124,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       ctx,
       kvDtype: (args.kv ?? (weights === 'f32' ? 'f32' : 'f16')) as 'f32' | 'f16',
       maxBatchTokens: args.batch ?? Math.min(512, ctx),
-      embedding: args.embedding as 'gpu' | 'host',
+      embedding: args.embedding as 'auto' | 'gpu' | 'host',
       maxStorageBufferBindingSize: args['max-binding'],
     };
     let plan: MemoryPlan;

@@ -2,9 +2,10 @@ import type { CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { resolveModel } from '../../loaders/registry.js';
 import { openNodeDevice } from '../../loaders/node-gpu.js';
-import { writeArtifact, type ArtifactManifest } from '../../loaders/artifact.js';
+import { ArtifactWriter, artifactFileFor, writeArtifact, type ArtifactManifest } from '../../loaders/artifact.js';
 import { Executor } from '../../runtime/executor.js';
 import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../../quant/calibrate.js';
+import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
 import { dataDir, loadDatasetText } from '../../eval/datasets.js';
@@ -14,7 +15,8 @@ import { modelIdentity } from '../session.js';
 
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; alpha?: number; outliers?: string;
-  calib: string; calibSamples: number; calibLen: number; seed: number; out: string; json: boolean;
+  calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; json: boolean;
+  layersPerPass: number; calibDtype: string;
 }
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
@@ -31,7 +33,9 @@ export function calibrationText(name: string): { name: string; text: string } {
 
 /** What calibration depends on: statistics are the same for every method and every bit width. */
 export interface CalibrationRequest {
-  model: string; calib: string; calibSamples: number; calibLen: number; seed: number;
+  model: string; calib: string; seed: number;
+  /** Calibration windows and their length (default: 64 × 256, or 8 × 128 for models with dim ≥ 2048; see docs/quantization.md). */
+  calibSamples?: number; calibLen?: number;
 }
 
 export interface QuantizeRequest extends CalibrationRequest {
@@ -42,6 +46,39 @@ export interface QuantizeRequest extends CalibrationRequest {
    * so ASER reconstructs rank − f. Absent = rank is the reconstruction rank alone (outliers on top).
    */
   rankCountsOutliers?: boolean;
+  /** Layers calibrated and quantized per pass (default 1: host memory bounded by one layer's statistics). */
+  layersPerPass?: number;
+  /** Weights of the calibration forward (default 'auto': f16 when the f32 weights would exceed 1 GiB and shader-f16 is there). */
+  calibDtype?: 'auto' | 'f32' | 'f16';
+}
+
+export interface QuantizeToArtifactOptions {
+  /**
+   * Whole-model calibration statistics made earlier with the same CalibrationRequest (a function is
+   * called only if needed): evaluations that quantize many methods of a small model calibrate once
+   * this way. Without them the model is calibrated and quantized layer by layer.
+   */
+  stats?: CalibrationStats | (() => Promise<CalibrationStats>);
+}
+
+/** Where the time and memory of a quantization went. */
+export interface QuantizeReport {
+  manifest: ArtifactManifest;
+  seconds: number;
+  loadSeconds: number;
+  calibrateSeconds: number;
+  quantizeSeconds: number;
+  writeSeconds: number;
+  calibration: { samples: number; seqLen: number; dtype: 'f32' | 'f16'; layersPerPass: number };
+  /** Peak resident set of this process so far (bytes; getrusage maxrss). */
+  peakRssBytes: number;
+  /** GPU memory the calibration executor allocated (its own accounting). */
+  gpuBytes: number;
+}
+
+/** Calibration defaults: the paper-like 64 × 256 for small models; 2048 tokens for 8B-wide ones (see docs/quantization.md). */
+export function calibrationDefaults(dim: number): { samples: number; seqLen: number } {
+  return dim >= 2048 ? { samples: 8, seqLen: 128 } : { samples: 64, seqLen: 256 };
 }
 
 /** Runs the calibration windows through the fp model on the GPU and returns every block linear's input statistics. */
@@ -49,13 +86,15 @@ export async function calibrateModel(req: CalibrationRequest): Promise<Calibrati
   const resolved = resolveModel(req.model);
   const { source, tokenizer } = resolved;
   try {
+    const defaults = calibrationDefaults(source.config.dim);
+    const calibLen = Math.min(req.calibLen ?? defaults.seqLen, source.config.maxSeqLen);
     const calib = calibrationText(req.calib);
     const stream = tokenizer.encode(calib.text, { bos: false });
-    if (stream.length < req.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${req.calibLen}`);
-    const windows = drawCalibrationWindows(stream, req.calibSamples, req.calibLen, req.seed);
+    if (stream.length < calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${calibLen}`);
+    const windows = drawCalibrationWindows(stream, req.calibSamples ?? defaults.samples, calibLen, req.seed);
     const gpu = await openNodeDevice();
     try {
-      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(req.calibLen, source.config.maxSeqLen) });
+      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: calibLen });
       try {
         const bar = progressBar('calibrate', windows.length, 'windows');
         const stats = await collectCalibrationStats(executor, windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
@@ -72,37 +111,126 @@ export async function calibrateModel(req: CalibrationRequest): Promise<Calibrati
   }
 }
 
-export interface QuantizeToArtifactOptions {
-  /**
-   * Calibration statistics made earlier with the same CalibrationRequest (a function is called only
-   * if needed); evaluations that quantize many methods calibrate once this way.
-   */
-  stats?: CalibrationStats | (() => Promise<CalibrationStats>);
+/** Error-reconstruction rank a request asks for: --rank, or 8 for low-rank methods when neither --rank nor --alpha is given. */
+function requestedRank(args: QuantizeRequest): number | undefined {
+  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+  const lowRank = (LOW_RANK_METHODS as readonly string[]).includes(args.method);
+  return lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
 }
 
-/** Calibrates `model` on the GPU (unless given stats), quantizes every block linear and writes the artifact atomically. */
-export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeToArtifactOptions = {}): Promise<{ manifest: ArtifactManifest; seconds: number }> {
-  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
+  return { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}), ...extra };
+}
+
+/** Quantizes every block linear from whole-model statistics given by the caller, and writes the artifact atomically. */
+async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<QuantizeToArtifactOptions['stats']>): Promise<QuantizeReport> {
   const method = args.method;
-  const lowRank = (LOW_RANK_METHODS as readonly string[]).includes(method);
-  const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
+  const rank = requestedRank(args);
   const started = performance.now();
-  const stats = typeof opts.stats === 'function' ? await opts.stats() : (opts.stats ?? (await calibrateModel(args)));
+  const stats = typeof statsGiven === 'function' ? await statsGiven() : statsGiven;
+  const calibrateSeconds = (performance.now() - started) / 1000;
   const resolved = resolveModel(args.model);
   const { source } = resolved;
   try {
+    const defaults = calibrationDefaults(source.config.dim);
+    const samples = args.calibSamples ?? defaults.samples;
+    const seqLen = Math.min(args.calibLen ?? defaults.seqLen, source.config.maxSeqLen);
     const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
     let done = 0;
+    const q0 = performance.now();
     const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
     const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
     qbar.finish();
+    const w0 = performance.now();
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null,
-      options: { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}) },
-      calibration: { dataset: args.calib, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}),
+      calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
     }, result.layers, result.diagnostics as Map<string, object>);
-    return { manifest, seconds: (performance.now() - started) / 1000 };
+    const end = performance.now();
+    return {
+      manifest, seconds: (end - started) / 1000, loadSeconds: 0, calibrateSeconds, quantizeSeconds: (w0 - q0) / 1000, writeSeconds: (end - w0) / 1000,
+      calibration: { samples, seqLen, dtype: 'f32', layersPerPass: source.config.nLayers },
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes: 0,
+    };
+  } finally {
+    source.close();
+  }
+}
+
+/**
+ * Calibrates `model` on the GPU and quantizes it layer by layer (quant/quantize-layerwise.ts): each
+ * layer's linears are written into the artifact as soon as they exist and its statistics freed; the
+ * artifact is committed atomically at the end.
+ */
+export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeToArtifactOptions = {}): Promise<QuantizeReport> {
+  if (opts.stats) return quantizeFromStats(args, opts.stats);
+  const method = args.method;
+  const rank = requestedRank(args);
+  const resolved = resolveModel(args.model);
+  const { source, tokenizer } = resolved;
+  try {
+    const c = source.config;
+    const defaults = calibrationDefaults(c.dim);
+    const calibSamples = args.calibSamples ?? defaults.samples;
+    const calibLen = Math.min(args.calibLen ?? defaults.seqLen, c.maxSeqLen);
+    const layersPerPass = args.layersPerPass ?? 1;
+    if (!Number.isInteger(layersPerPass) || layersPerPass < 1) throw new UsageError(`--layers-per-pass ${layersPerPass} must be a positive integer`);
+    const calib = calibrationText(args.calib);
+    const stream = tokenizer.encode(calib.text, { bos: false });
+    if (stream.length < calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${calibLen}`);
+    const windows = drawCalibrationWindows(stream, calibSamples, calibLen, args.seed);
+    const gpu = await openNodeDevice();
+    const started = performance.now();
+    try {
+      const f32Bytes = 4 * (c.nLayers * 7 * c.dim * c.dim + 2 * c.vocabSize * c.dim); // order of magnitude is all the rule needs
+      const dtype = args.calibDtype === 'f32' || args.calibDtype === 'f16' ? args.calibDtype : (f32Bytes > 2 ** 30 && gpu.features.shaderF16 ? 'f16' : 'f32');
+      if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
+      const executor = await Executor.create(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512) });
+      const loadSeconds = (performance.now() - started) / 1000;
+      const gpuBytes = executor.memory().total;
+      const writer = ArtifactWriter.begin(args.out);
+      let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
+      try {
+        const passes = Math.ceil(c.nLayers / layersPerPass);
+        const cbar = progressBar('calibrate', passes * windows.length, 'windows');
+        const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
+        let pass = 0, done = 0;
+        const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+        const { groups } = await quantizeLayerwise(executor, source, windows, method, (layer, linears, diagnostics) => {
+          writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
+        }, {
+          ...options, layersPerPass, seed: args.seed,
+          onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
+          onLinear: () => qbar.update(++done),
+          onGroup: (g) => {
+            pass++;
+            calibrateSeconds += g.calibrateSeconds;
+            quantizeSeconds += g.quantizeSeconds;
+            writeSeconds += g.writeSeconds;
+          },
+        });
+        cbar.finish();
+        qbar.finish();
+        executor.destroy();
+        const manifest = writer.commit({
+          source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
+          calibration: { dataset: calib.name, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
+        });
+        return {
+          manifest, seconds: (performance.now() - started) / 1000, loadSeconds, calibrateSeconds, quantizeSeconds, writeSeconds,
+          calibration: { samples: calibSamples, seqLen: calibLen, dtype, layersPerPass },
+          peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes,
+        };
+      } catch (err) {
+        writer.abort();
+        executor.destroy();
+        throw err;
+      }
+    } finally {
+      gpu.device.destroy();
+    }
   } finally {
     source.close();
   }
@@ -131,8 +259,10 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('alpha', { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' })
       .option('outliers', { type: 'string', describe: "ASER outlier channels f per layer, or 'auto'" })
       .option('calib', { type: 'string', default: 'tinystories', describe: 'tinystories | c4 (train sample) | a text file' })
-      .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
-      .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per window L' })
+      .option('calib-samples', { type: 'number', describe: 'Calibration windows N (default 64; 8 for dim ≥ 2048)' })
+      .option('calib-len', { type: 'number', describe: 'Tokens per window L (default 256; 128 for dim ≥ 2048)' })
+      .option('layers-per-pass', { type: 'number', default: 1, describe: 'Layers calibrated + quantized per pass (host memory: one pass\'s statistics)' })
+      .option('calib-dtype', { type: 'string', choices: ['auto', 'f32', 'f16'], default: 'auto', describe: 'Weights of the calibration forward (auto: f16 for > 1 GiB of f32 weights)' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed for the window draw' })
       .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the manifest summary as JSON' })
@@ -140,12 +270,21 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels') as never,
   handler: async (args) => {
     const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
-    const { manifest, seconds } = await quantizeToArtifact({ ...args, method: args.method as QuantMethod, outliers });
+    const report = await quantizeToArtifact({ ...args, method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16' });
+    const { manifest, seconds } = report;
     const method = manifest.method;
     const ranks = Object.values(manifest.layers).map((l) => l.rank);
     const meanRank = ranks.reduce((a, b) => a + b, 0) / Math.max(1, ranks.length);
-    const summary = { out: args.out, method, wBits: args.wbits, aBits: args.abits, linears: ranks.length, meanSideRank: meanRank, flopsOverhead: sidePathFlopsOverhead(manifest), seconds };
+    const summary = {
+      out: args.out, method, wBits: args.wbits, aBits: args.abits, linears: ranks.length, meanSideRank: meanRank, flopsOverhead: sidePathFlopsOverhead(manifest), seconds,
+      loadSeconds: report.loadSeconds, calibrateSeconds: report.calibrateSeconds, quantizeSeconds: report.quantizeSeconds, writeSeconds: report.writeSeconds,
+      calibration: report.calibration, peakRssBytes: report.peakRssBytes, gpuBytes: report.gpuBytes,
+    };
+    const GiB = 2 ** 30;
     if (args.json) console.log(JSON.stringify(summary));
-    else console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
+    else {
+      console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
+      console.log(`  load ${report.loadSeconds.toFixed(1)} s, calibrate ${report.calibrateSeconds.toFixed(1)} s (${report.calibration.samples} × ${report.calibration.seqLen} tokens, ${report.calibration.dtype}), quantize ${report.quantizeSeconds.toFixed(1)} s, write ${report.writeSeconds.toFixed(1)} s; peak RSS ${(report.peakRssBytes / GiB).toFixed(2)} GiB, GPU ${(report.gpuBytes / GiB).toFixed(2)} GiB (executor)`);
+    }
   },
 };

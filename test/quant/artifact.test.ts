@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, readArtifact, readArtifactManifest, sha256File, writeArtifact, type ArtifactHeader,
+  ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, openArtifact, readArtifact, readArtifactManifest, sha256File, writeArtifact, type ArtifactHeader,
 } from '../../loaders/artifact.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { BLOCK_LINEARS } from '../../runtime/model.js';
@@ -76,6 +76,23 @@ describe('artifact directory', () => {
     }
     expect(read.get('model.layers.0.self_attn.q_proj')!.smooth).toBeDefined();
     expect(read.get('model.layers.0.self_attn.q_proj')!.bias).toBeDefined();
+  });
+
+  it('openArtifact verifies every file up front, then reads one layer file at a time', () => {
+    const dir = freshArtifact('lazy');
+    const reader = openArtifact(dir, { expectModelHash: header.source.sha256 });
+    // Files are read only when asked for: removing one after open does not matter until its layer is needed.
+    unlinkSync(join(dir, 'layer-001.safetensors'));
+    for (const name of [...layers.keys()].filter((n) => n.startsWith('model.layers.0.'))) expect(reader.linear(name), name).toEqual(layers.get(name));
+    expect(reader.linear('model.layers.9.mlp.up_proj')).toBeUndefined();
+    const inLayer1 = [...layers.keys()].find((n) => n.startsWith('model.layers.1.'))!;
+    expect(() => reader.linear(inLayer1)).toThrow(NotFoundError);
+    const bad = freshArtifact('lazy-corrupt');
+    const file = join(bad, 'layer-001.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0x10;
+    writeFileSync(file, bytes);
+    expect(() => openArtifact(bad)).toThrow(/layer-001\.safetensors: sha256 mismatch/);
   });
 
   it('a flipped byte in a tensor file is refused (sha256 mismatch)', () => {

@@ -1,0 +1,70 @@
+// Load-time weight conversion: bfloat16 rows → f32 or f16 rows on the GPU, so the host only ever holds
+// the raw bf16 bytes of one chunk (runtime/weight-upload.ts). Row r, column c of the chunk:
+//   src  u32 [ceil(rows·cols / 2)]: bf16 pairs, little-endian (element i = half i & 1 of word i >> 1)
+//   dst  u32 words from word dst_offset: OUT_F16: 2 f16 per word [rows, dst_stride]; else f32 bits.
+// Columns c ≥ cols (row padding up to dst_stride) are written as +0.
+//   bf16 → f32 is exact (bf16 is the upper half of an f32).
+//   bf16 → f16 rounds to nearest, ties to even (integer arithmetic, so every adapter gives the same
+//   bits; WGSL's own f32→f16 conversion leaves the rounding direction to the implementation):
+//   |x| ≥ 65520 → ±Inf, results below 2^-14 become f16 subnormals, below 2^-25 ±0, NaN stays a quiet NaN.
+// One invocation per output word; 2-D grid: index = (wid.x + wid.y·nwg.x)·WG + lid.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  dst_stride: u32, // output elements per row (≥ cols)
+  dst_offset: u32, // first output word
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+/** bf16 bits of output element e of the chunk (0 for row padding). */
+fn bf16_at(e: u32) -> u32 {
+  let r = e / p.dst_stride;
+  let c = e - r * p.dst_stride;
+  if (r >= p.rows || c >= p.cols) { return 0u; }
+  let i = r * p.cols + c;
+  let w = src[i >> 1u];
+  return select(w & 0xffffu, w >> 16u, (i & 1u) == 1u);
+}
+
+/** f32 bit pattern → f16 bits, round to nearest even (the same steps as runtime/dtype.ts). */
+fn f16_bits(x: u32) -> u32 {
+  let sign = (x >> 16u) & 0x8000u;
+  let exp = i32((x >> 23u) & 0xffu);
+  var mant = x & 0x7fffffu;
+  if (exp == 255) { return sign | 0x7c00u | select(0u, 0x200u | (mant >> 13u), mant != 0u); }
+  let e = exp - 112; // rebias 127 → 15
+  if (e >= 31) { return sign | 0x7c00u; }
+  if (e <= 0) {
+    if (e < -10) { return sign; }
+    mant = mant | 0x800000u;
+    let shift = u32(14 - e);
+    let half = 1u << (shift - 1u);
+    let rest = mant & ((1u << shift) - 1u);
+    var out = mant >> shift;
+    if (rest > half || (rest == half && (out & 1u) == 1u)) { out = out + 1u; }
+    return sign | out; // a carry into bit 10 is the smallest normal, as it should be
+  }
+  var out = (u32(e) << 10u) | (mant >> 13u);
+  let rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (out & 1u) == 1u)) { out = out + 1u; } // may carry into Inf
+  return sign | out;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = (wid.x + wid.y * nwg.x) * WG + lid;
+  let total = p.rows * p.dst_stride;
+#ifdef OUT_F16
+  if (2u * w >= total) { return; }
+  let lo = f16_bits(bf16_at(2u * w) << 16u);
+  let hi = select(0u, f16_bits(bf16_at(2u * w + 1u) << 16u), 2u * w + 1u < total);
+  dst[p.dst_offset + w] = lo | (hi << 16u);
+#else
+  if (w >= total) { return; }
+  dst[p.dst_offset + w] = bf16_at(w) << 16u;
+#endif
+}

@@ -1,0 +1,87 @@
+// Row-addressable weight sources for streamed loading: a weight is read a block of rows at a time in its
+// stored dtype (bf16 from Hugging Face checkpoints), never widened to f32 on the host as a whole.
+// Portable: bytes come from TensorRef.readRange (loaders/ implement it with positioned file reads).
+import type { TensorDType, TensorRef } from './model.js';
+import { DTYPE_BYTES, bytesToF32 } from './dtype.js';
+
+export interface WeightRows {
+  rows: number;
+  cols: number;
+  dtype: TensorDType;
+  /** Raw little-endian bytes of rows [rowStart, rowStart + rowCount), rowCount·cols values of `dtype`. */
+  read(rowStart: number, rowCount: number): Uint8Array;
+}
+
+function checkRange(w: WeightRows, rowStart: number, rowCount: number, what: string): void {
+  if (!(Number.isInteger(rowStart) && Number.isInteger(rowCount) && rowStart >= 0 && rowCount >= 0 && rowStart + rowCount <= w.rows)) {
+    throw new RangeError(`${what}: rows [${rowStart}, ${rowStart + rowCount}) outside 0..${w.rows}`);
+  }
+}
+
+/**
+ * A 2-D tensor [rows, cols] (a 1-D one is one row). With readRange each read touches only its rows;
+ * without it (in-memory sources) the whole tensor is read once on first use and kept by this object.
+ */
+export function tensorRows(t: TensorRef): WeightRows {
+  const [rows, cols] = t.shape.length === 1 ? [1, t.shape[0]!] : [t.shape[0]!, t.shape.slice(1).reduce((a, b) => a * b, 1)];
+  const rowBytes = cols * DTYPE_BYTES[t.dtype];
+  let whole: Uint8Array | undefined;
+  const w: WeightRows = {
+    rows,
+    cols,
+    dtype: t.dtype,
+    read(rowStart, rowCount) {
+      checkRange(w, rowStart, rowCount, t.name);
+      if (t.readRange) return t.readRange(rowStart * rowBytes, rowCount * rowBytes);
+      whole ??= t.read();
+      return whole.subarray(rowStart * rowBytes, (rowStart + rowCount) * rowBytes);
+    },
+  };
+  return w;
+}
+
+/** Tensors with the same column count stacked by rows (q|k|v, gate|up); mixed dtypes are read as f32. */
+export function stackRows(parts: WeightRows[]): WeightRows {
+  if (parts.length === 1) return parts[0]!;
+  const cols = parts[0]!.cols;
+  if (parts.some((p) => p.cols !== cols)) throw new RangeError(`stackRows: column counts differ (${parts.map((p) => p.cols).join(', ')})`);
+  const sameDtype = parts.every((p) => p.dtype === parts[0]!.dtype);
+  const dtype: TensorDType = sameDtype ? parts[0]!.dtype : 'f32';
+  const src = sameDtype ? parts : parts.map(asF32Rows);
+  const rows = parts.reduce((n, p) => n + p.rows, 0);
+  const elem = DTYPE_BYTES[dtype];
+  const w: WeightRows = {
+    rows,
+    cols,
+    dtype,
+    read(rowStart, rowCount) {
+      checkRange(w, rowStart, rowCount, 'stackRows');
+      const out = new Uint8Array(rowCount * cols * elem);
+      let base = 0, at = 0;
+      for (const p of src) {
+        const lo = Math.max(rowStart, base), hi = Math.min(rowStart + rowCount, base + p.rows);
+        if (hi > lo) {
+          out.set(p.read(lo - base, hi - lo), at);
+          at += (hi - lo) * cols * elem;
+        }
+        base += p.rows;
+      }
+      return out;
+    },
+  };
+  return w;
+}
+
+/** The same rows widened to f32 on read. */
+export function asF32Rows(w: WeightRows): WeightRows {
+  if (w.dtype === 'f32') return w;
+  return {
+    rows: w.rows,
+    cols: w.cols,
+    dtype: 'f32',
+    read(rowStart, rowCount) {
+      const f = bytesToF32(w.read(rowStart, rowCount), w.dtype);
+      return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    },
+  };
+}

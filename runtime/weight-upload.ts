@@ -1,0 +1,127 @@
+/// <reference types="@webgpu/types" />
+// Streamed weight upload: rows of a WeightRows source go to a GPU buffer in chunks of at most
+// `chunkBytes` source bytes. bf16 chunks are uploaded raw into a reused staging buffer and widened on
+// the GPU (kernels/convert_bf16.wgsl: exact to f32, round-to-nearest-even to f16); f32/f16 sources are
+// converted on the CPU one chunk at a time. After every chunk the uploader waits for the queue, so the
+// host never holds more than one chunk (plus Dawn's copy of it) whatever the tensor's size.
+import type { GpuContext } from './device.js';
+import type { PipelineCache } from './pipelines.js';
+import type { WeightRows } from './weight-rows.js';
+import { STORAGE, align4, createBuffer, writeBuffer } from './buffers.js';
+import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from './dtype.js';
+import { planConvertBf16 } from '../kernels/convert_bf16.js';
+
+const UNIFORM_USAGE = 0x0040 | 0x0008;
+/** Default source bytes per chunk: large enough to keep the GPU busy, small next to any model. */
+export const DEFAULT_UPLOAD_CHUNK_BYTES = 16 << 20;
+
+export interface UploadStats {
+  /** Source bytes read from the model. */
+  bytesRead: number;
+  /** Of those, bf16 bytes widened on the GPU. */
+  gpuConverted: number;
+  chunks: number;
+  /** Largest chunk (source bytes) held on the host at once. */
+  largestChunk: number;
+}
+
+export class WeightUploader {
+  readonly stats: UploadStats = { bytesRead: 0, gpuConverted: 0, chunks: 0, largestChunk: 0 };
+  private staging?: GPUBuffer;
+  private readonly params: GPUBuffer;
+  private readonly device: GPUDevice;
+
+  constructor(
+    gpu: GpuContext,
+    private readonly cache: PipelineCache,
+    private readonly chunkBytes = DEFAULT_UPLOAD_CHUNK_BYTES,
+  ) {
+    this.device = gpu.device;
+    this.params = this.device.createBuffer({ size: 16, usage: UNIFORM_USAGE, label: 'weight-upload/params' });
+  }
+
+  /**
+   * Writes rows [rowStart, rowStart + rowCount) of `src` into `dst` from byte 0, each row padded with
+   * zeros to `rowStride` elements of `to`.
+   */
+  async write(dst: GPUBuffer, src: WeightRows, rowStart: number, rowCount: number, rowStride: number, to: 'f32' | 'f16'): Promise<void> {
+    const srcRowBytes = src.cols * DTYPE_BYTES[src.dtype];
+    const outBytes = to === 'f32' ? 4 : 2;
+    let perChunk = Math.max(1, Math.floor(this.chunkBytes / srcRowBytes));
+    // f16 output is written in words of two elements: chunks must start on an even element.
+    if (to === 'f16' && rowStride % 2 === 1 && perChunk > 1) perChunk -= perChunk % 2;
+    else if (to === 'f16' && rowStride % 2 === 1) perChunk = 2;
+    for (let r = 0; r < rowCount; r += perChunk) {
+      const n = Math.min(perChunk, rowCount - r);
+      const raw = src.read(rowStart + r, n);
+      this.stats.bytesRead += raw.byteLength;
+      this.stats.chunks++;
+      this.stats.largestChunk = Math.max(this.stats.largestChunk, raw.byteLength);
+      const dstOffset = r * rowStride * outBytes;
+      if (src.dtype === 'bf16') {
+        this.convertOnGpu(dst, raw, n, src.cols, rowStride, dstOffset, to);
+        this.stats.gpuConverted += raw.byteLength;
+      } else {
+        writeBuffer(this.device, dst, padRows(hostConvert(raw, src.dtype, to), n, src.cols, rowStride), dstOffset);
+      }
+      await this.device.queue.onSubmittedWorkDone();
+    }
+  }
+
+  /** A new storage buffer of `rowCount` rows × `rowStride` elements filled from `src`. */
+  async upload(src: WeightRows, rowStart: number, rowCount: number, rowStride: number, to: 'f32' | 'f16', label: string): Promise<GPUBuffer> {
+    const buffer = createBuffer(this.device, rowCount * rowStride * (to === 'f32' ? 4 : 2), label, STORAGE);
+    await this.write(buffer, src, rowStart, rowCount, rowStride, to);
+    return buffer;
+  }
+
+  destroy(): void {
+    this.staging?.destroy();
+    this.staging = undefined;
+    this.params.destroy();
+  }
+
+  private convertOnGpu(dst: GPUBuffer, raw: Uint8Array, rows: number, cols: number, rowStride: number, dstOffset: number, to: 'f32' | 'f16'): void {
+    const need = align4(raw.byteLength);
+    if (!this.staging || this.staging.size < need) {
+      this.staging?.destroy();
+      this.staging = createBuffer(this.device, Math.max(need, Math.min(this.chunkBytes, 1 << 30)), 'weight-upload/staging');
+    }
+    writeBuffer(this.device, this.staging, raw);
+    const plan = planConvertBf16({ rows, cols, dstStride: rowStride, dstOffsetWords: dstOffset / 4, to });
+    this.device.queue.writeBuffer(this.params, 0, plan.uniforms);
+    const pipeline = this.cache.get(plan.spec);
+    const bindGroup = this.device.createBindGroup({
+      label: 'convert_bf16',
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: this.params } },
+        { binding: 1, resource: { buffer: this.staging, offset: 0, size: need } },
+        { binding: 2, resource: { buffer: dst } },
+      ],
+    });
+    const enc = this.device.createCommandEncoder({ label: 'weight-upload' });
+    const pass = enc.beginComputePass({ label: 'convert_bf16' });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...plan.workgroups);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+}
+
+/** f32/f16 source bytes → the output element type, on the CPU (one chunk). */
+function hostConvert(raw: Uint8Array, from: 'f32' | 'f16' | 'bf16', to: 'f32' | 'f16'): Uint8Array {
+  if (from === to) return raw;
+  const f = bytesToF32(raw, from);
+  const out = to === 'f32' ? f : f32ToF16Array(f);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+function padRows(bytes: Uint8Array, rows: number, cols: number, stride: number): Uint8Array {
+  if (stride === cols) return bytes;
+  const elem = bytes.byteLength / (rows * cols);
+  const out = new Uint8Array(rows * stride * elem);
+  for (let r = 0; r < rows; r++) out.set(bytes.subarray(r * cols * elem, (r + 1) * cols * elem), r * stride * elem);
+  return out;
+}
