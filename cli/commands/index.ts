@@ -11,5 +11,6 @@ import { serveCommand } from './serve.js';
 import { chatCommand } from './chat.js';
 import { exportCommand } from './export.js';
 import { quantizeCommand } from './quantize.js';
+import { flopsCommand } from './flops.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand, flopsCommand] as never[];
