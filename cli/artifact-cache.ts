@@ -9,7 +9,7 @@ import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact
 import { resolveModel } from '../loaders/registry.js';
 import { cacheKey } from '../eval/cache.js';
 import { repoRoot } from '../eval/datasets.js';
-import { quantizeToArtifact, type QuantizeRequest } from './commands/quantize.js';
+import { quantizeToArtifact, type QuantizeRequest, type QuantizeToArtifactOptions } from './commands/quantize.js';
 import { modelIdentity } from './session.js';
 
 export type ArtifactRequest = Omit<QuantizeRequest, 'out'>;
@@ -36,10 +36,14 @@ export function artifactKey(req: ArtifactRequest, hash = modelHash(req.model)): 
 
 /**
  * Returns the directory of an artifact made with exactly these settings, quantizing it first when
- * the cache has none. `fresh` reports whether it was just made.
+ * the cache has none. `fresh` reports whether it was just made. `stats` (calibration statistics for
+ * the same calibration settings, or a function making them) is used only when quantizing.
  */
-export async function ensureArtifact(req: ArtifactRequest, opts: { cacheDir?: string } = {}): Promise<{ dir: string; manifest: ArtifactManifest; fresh: boolean }> {
-  const dir = join(opts.cacheDir ?? defaultArtifactCacheDir(), artifactKey(req));
+export async function ensureArtifact(
+  req: ArtifactRequest,
+  opts: { cacheDir?: string; modelHash?: string } & QuantizeToArtifactOptions = {},
+): Promise<{ dir: string; manifest: ArtifactManifest; fresh: boolean }> {
+  const dir = join(opts.cacheDir ?? defaultArtifactCacheDir(), artifactKey(req, opts.modelHash));
   if (existsSync(dir)) {
     try {
       // Only the manifest here: the runtime's readArtifact checks every tensor's sha256 before use.
@@ -48,6 +52,6 @@ export async function ensureArtifact(req: ArtifactRequest, opts: { cacheDir?: st
       // unreadable: fall through and quantize again (the write replaces it atomically)
     }
   }
-  const { manifest } = await quantizeToArtifact({ ...req, out: dir });
+  const { manifest } = await quantizeToArtifact({ ...req, out: dir }, { stats: opts.stats });
   return { dir, manifest, fresh: true };
 }

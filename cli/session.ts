@@ -7,7 +7,7 @@ import type { ModelSource, TextTokenizer } from '../runtime/model.js';
 import { UsageError } from './errors.js';
 import { readArtifact, describeModelFiles, type Artifact } from '../loaders/artifact.js';
 import { PipelineCache } from '../runtime/pipelines.js';
-import { createQuantizedLinear } from '../runtime/quantized-linear.js';
+import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,6 +18,8 @@ export interface SessionOptions {
   tokenizer?: string;
   /** Quantized artifact directory: its linears replace the dense block linears (fused W4A8 kernels). */
   artifact?: string;
+  /** With `artifact`: run its quantization as f32 fake quant on the dense path instead of the fused kernels. */
+  simulate?: boolean;
 }
 
 export interface Session {
@@ -30,6 +32,7 @@ export interface Session {
 }
 
 export async function openSession(opts: SessionOptions): Promise<Session> {
+  if (opts.simulate && !opts.artifact) throw new UsageError('--simulate needs --artifact DIR (the quantization to simulate)');
   const resolved = resolveModel(opts.model, { tokenizer: opts.tokenizer });
   const { source, tokenizer } = resolved;
   const artifact = opts.artifact ? readArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
@@ -42,11 +45,7 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
   const maxSeqLen = Math.min(opts.maxSeqLen ?? 2048, source.config.maxSeqLen);
   const maxBatchTokens = Math.min(512, maxSeqLen);
   const linearFactory = artifact
-    ? (layer: number, name: string) => {
-        const module = `model.layers.${layer}.${name}`;
-        const q = artifact.layers.get(module);
-        return q && createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: maxBatchTokens });
-      }
+    ? quantizedLinearFactory(gpu, pipelines, artifact.layers, { maxTokens: maxBatchTokens, path: opts.simulate ? 'simulate' : 'fused' })
     : undefined;
   const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory });
   return {

@@ -39,6 +39,11 @@ export interface QuantizeOptions {
   alpha?: number;
   /** Cap on the rank the α rule may choose. */
   maxRank?: number;
+  /**
+   * With a fixed `rank`: it is the side path's total width, so exactly carried outlier columns count
+   * against it (ASER reconstructs rank − f). Default false: outlier columns come on top of the rank.
+   */
+  rankIncludesOutliers?: boolean;
   /** SmoothQuant migration strength a (default 0.5). */
   smoothAlpha?: number;
   /** SmoothQuant+ search grid for a (default 0, 0.05, …, 1). */
@@ -349,7 +354,7 @@ export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opt
   const xMax = layer.stats.maxAbs();
   const wCols = columnAbsStats(layer.weight, out, inF);
   const lowRank = LOW_RANK_METHODS.includes(method);
-  const choice = lowRank ? rankChoice(method, opts) : undefined;
+  let choice = lowRank ? rankChoice(method, opts) : undefined;
   lap('stats');
 
   // 1. smoothing and exactly carried channels
@@ -376,6 +381,7 @@ export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opt
     default:
       plan = { exact: [] };
   }
+  if (choice && 'rank' in choice && opts.rankIncludesOutliers) choice = { rank: Math.max(0, choice.rank - plan.exact.length) };
   lap('smoothing');
 
   // 2. RTN of W̃ outside the exact channels; E = W̃ − Q̂ with exact columns zeroed

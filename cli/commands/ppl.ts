@@ -10,6 +10,7 @@ interface PplArgs {
   dtype: 'f32' | 'f16';
   tokenizer?: string;
   artifact?: string;
+  simulate: boolean;
   dataset: string;
   ctx: number;
   protocol: PplProtocol;
@@ -27,13 +28,14 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
       .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'gptq: score every token of non-overlapping windows; llamacpp: score the second half of each window' })
       .option('max-windows', { type: 'number', describe: 'Score at most this many windows' })
+      .option('simulate', { type: 'boolean', default: false, describe: 'With --artifact: run the same quantization as f32 fake quant on the dense path (reference for the fused kernels)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object on the last line of stdout' })
       .example('$0 ppl --model stories260k --dataset tinystories --ctx 256 --json', 'TinyStories perplexity of the default model')
       .example('$0 ppl --model llama3-8b --dataset wikitext2 --ctx 2048', 'paper-protocol WikiText-2 perplexity') as never,
   handler: async (args) => {
     if (!Number.isInteger(args.ctx) || args.ctx < 2) throw new UsageError(`--ctx ${args.ctx} must be an integer ≥ 2`);
     const data = loadDatasetText(args.dataset, { protocol: args.protocol });
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, maxSeqLen: args.ctx });
+    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate, maxSeqLen: args.ctx });
     try {
       const { maxSeqLen } = session.source.config;
       if (args.ctx > maxSeqLen) throw new UsageError(`--ctx ${args.ctx} is longer than the model's context of ${maxSeqLen} tokens`, `use --ctx ${maxSeqLen} or less`);
@@ -51,6 +53,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       const summary = {
         model: session.source.id, dataset: data.name, protocol: result.protocol, ctx: result.ctx,
         tokens: result.tokens, nll: result.nll, ppl: result.ppl, seconds: result.seconds,
+        ...(args.artifact ? { artifact: args.artifact, path: args.simulate ? 'simulate' : 'fused' } : {}),
       };
       if (args.json) {
         console.log(JSON.stringify(summary));

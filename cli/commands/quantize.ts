@@ -4,9 +4,9 @@ import { resolveModel } from '../../loaders/registry.js';
 import { openNodeDevice } from '../../loaders/node-gpu.js';
 import { writeArtifact, type ArtifactManifest } from '../../loaders/artifact.js';
 import { Executor } from '../../runtime/executor.js';
-import { collectCalibrationStats, drawCalibrationWindows } from '../../quant/calibrate.js';
+import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../../quant/calibrate.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
-import { QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
+import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
 import { dataDir, loadDatasetText } from '../../eval/datasets.js';
 import { progressBar } from '../progress.js';
 import { UsageError } from '../errors.js';
@@ -18,7 +18,7 @@ interface QuantizeArgs {
 }
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
-function calibrationText(name: string): { name: string; text: string } {
+export function calibrationText(name: string): { name: string; text: string } {
   const files: Record<string, string> = { tinystories: 'tinystories/calib.txt' };
   if (files[name]) return { name, text: loadDatasetText(join(dataDir(), files[name])).text };
   if (name === 'c4') {
@@ -29,46 +29,80 @@ function calibrationText(name: string): { name: string; text: string } {
   return { name, text: loadDatasetText(name).text };
 }
 
-export interface QuantizeRequest {
-  model: string; method: QuantMethod; wbits: number; abits: number; rank?: number; alpha?: number;
-  outliers?: number | 'auto'; calib: string; calibSamples: number; calibLen: number; seed: number; out: string;
+/** What calibration depends on: statistics are the same for every method and every bit width. */
+export interface CalibrationRequest {
+  model: string; calib: string; calibSamples: number; calibLen: number; seed: number;
 }
 
-/** Calibrates `model` on the GPU, quantizes every block linear and writes the artifact atomically. */
-export async function quantizeToArtifact(args: QuantizeRequest): Promise<{ manifest: ArtifactManifest; seconds: number }> {
-  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
-  const method = args.method;
-  const lowRank = ['lorc', 'l2qer', 'aser-noas', 'aser'].includes(method);
-  const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
-  const resolved = resolveModel(args.model);
+export interface QuantizeRequest extends CalibrationRequest {
+  method: QuantMethod; wbits: number; abits: number; rank?: number; alpha?: number;
+  outliers?: number | 'auto'; out: string;
+  /**
+   * --rank is the total side-path width: a method's exact outlier columns (ASER's f) count against it,
+   * so ASER reconstructs rank − f. Absent = rank is the reconstruction rank alone (outliers on top).
+   */
+  rankCountsOutliers?: boolean;
+}
+
+/** Runs the calibration windows through the fp model on the GPU and returns every block linear's input statistics. */
+export async function calibrateModel(req: CalibrationRequest): Promise<CalibrationStats> {
+  const resolved = resolveModel(req.model);
   const { source, tokenizer } = resolved;
   try {
-    const calib = calibrationText(args.calib);
+    const calib = calibrationText(req.calib);
     const stream = tokenizer.encode(calib.text, { bos: false });
-    if (stream.length < args.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${args.calibLen}`);
-    const windows = drawCalibrationWindows(stream, args.calibSamples, args.calibLen, args.seed);
+    if (stream.length < req.calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${req.calibLen}`);
+    const windows = drawCalibrationWindows(stream, req.calibSamples, req.calibLen, req.seed);
     const gpu = await openNodeDevice();
-    const started = performance.now();
     try {
-      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(args.calibLen, source.config.maxSeqLen) });
-      const bar = progressBar('calibrate', windows.length, 'windows');
-      const stats = await collectCalibrationStats(executor, windows, { seed: args.seed, onWindow: (d) => bar.update(d) });
-      bar.finish();
-      executor.destroy();
-      const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
-      let done = 0;
-      const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers };
-      const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
-      qbar.finish();
-      const manifest = writeArtifact(args.out, {
-        source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-        rank: rank ?? null, alpha: args.alpha ?? null, options: { outliers: args.outliers ?? null },
-        calibration: { dataset: calib.name, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
-      }, result.layers, result.diagnostics as Map<string, object>);
-      return { manifest, seconds: (performance.now() - started) / 1000 };
+      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: Math.min(req.calibLen, source.config.maxSeqLen) });
+      try {
+        const bar = progressBar('calibrate', windows.length, 'windows');
+        const stats = await collectCalibrationStats(executor, windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
+        bar.finish();
+        return stats;
+      } finally {
+        executor.destroy();
+      }
     } finally {
       gpu.device.destroy();
     }
+  } finally {
+    source.close();
+  }
+}
+
+export interface QuantizeToArtifactOptions {
+  /**
+   * Calibration statistics made earlier with the same CalibrationRequest (a function is called only
+   * if needed); evaluations that quantize many methods calibrate once this way.
+   */
+  stats?: CalibrationStats | (() => Promise<CalibrationStats>);
+}
+
+/** Calibrates `model` on the GPU (unless given stats), quantizes every block linear and writes the artifact atomically. */
+export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeToArtifactOptions = {}): Promise<{ manifest: ArtifactManifest; seconds: number }> {
+  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+  const method = args.method;
+  const lowRank = (LOW_RANK_METHODS as readonly string[]).includes(method);
+  const rank = lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
+  const started = performance.now();
+  const stats = typeof opts.stats === 'function' ? await opts.stats() : (opts.stats ?? (await calibrateModel(args)));
+  const resolved = resolveModel(args.model);
+  const { source } = resolved;
+  try {
+    const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
+    let done = 0;
+    const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+    const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
+    qbar.finish();
+    const manifest = writeArtifact(args.out, {
+      source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+      rank: rank ?? null, alpha: args.alpha ?? null,
+      options: { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}) },
+      calibration: { dataset: args.calib, samples: args.calibSamples, seqLen: args.calibLen, seed: args.seed },
+    }, result.layers, result.diagnostics as Map<string, object>);
+    return { manifest, seconds: (performance.now() - started) / 1000 };
   } finally {
     source.close();
   }

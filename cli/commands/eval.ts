@@ -1,0 +1,134 @@
+// `aser eval <what>`: evaluation suites whose results are cached and resumable (eval/cache.ts). Each
+// subcommand is one module in EVAL_SUBCOMMANDS; add new suites there.
+import type { Argv, CommandModule } from 'yargs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeBytesAtomic } from '../../loaders/atomic.js';
+import { formatPplTableCsv, formatPplTableMarkdown, PplTableError, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
+import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
+import { renderSvg } from '../../eval/plot.js';
+import { UsageError } from '../errors.js';
+import { kldCommand } from './eval-kld.js';
+import { zeroshotCommand } from './eval-zeroshot.js';
+
+/** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
+export function listOption(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function numberListOption(name: string, value: string | undefined): number[] {
+  return listOption(value).map((s) => {
+    const n = Number(s);
+    if (!Number.isFinite(n)) throw new UsageError(`--${name}: "${s}" is not a number`);
+    return n;
+  });
+}
+
+/** Options every quantized evaluation shares (calibration and evaluation sizes). */
+export function evalOptions<T>(y: Argv<T>) {
+  return y
+    .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+    .option('wbits', { type: 'number', default: 4, describe: 'Weight bits' })
+    .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'Perplexity protocol (see aser ppl)' })
+    .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
+    .option('max-windows', { type: 'number', default: 64, describe: 'Windows scored per dataset' })
+    .option('calib', { type: 'string', default: 'tinystories', describe: 'Calibration text: tinystories | c4 | a file' })
+    .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
+    .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per calibration window L' })
+    .option('seed', { type: 'number', default: 0, describe: 'Seed for the calibration windows' })
+    .option('cache', { type: 'boolean', default: true, describe: 'Reuse cached perplexities (--no-cache recomputes)' })
+    .option('out', { type: 'string', describe: 'Directory for the result files' });
+}
+
+interface EvalCommon {
+  model: string; wbits: number; protocol: 'gptq' | 'llamacpp'; ctx: number; maxWindows: number;
+  calib: string; calibSamples: number; calibLen: number; seed: number; cache: boolean; out?: string;
+}
+
+function writeOutputs(dir: string | undefined, files: Record<string, string>): void {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeBytesAtomic(join(dir, name), text);
+  process.stderr.write(`wrote ${Object.keys(files).map((f) => join(dir, f)).join(', ')}\n`);
+}
+
+const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+
+/** Bad option values found by the suites are the user's to fix: exit code 2. */
+async function asUsage<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof PplTableError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; alpha?: number; rankBudget: 'side' | 'reconstruction' }
+
+export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
+  command: 'ppl',
+  describe: 'Perplexity table: fp32 and every quantization method × activation bits × dataset',
+  builder: (y) =>
+    evalOptions(y)
+      .option('methods', { type: 'string', default: TABLE_METHODS.join(','), describe: `Comma list of ${TABLE_METHODS.join(', ')}` })
+      .option('datasets', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
+      .option('abits', { type: 'string', default: '8,6', describe: 'Comma list of activation bits (8, 6, 4)' })
+      .option('rank', { type: 'number', describe: 'Side-path rank budget per linear (default 8)' })
+      .option('alpha', { type: 'number', describe: 'Rank rule α (paper Eq. 9) instead of --rank' })
+      .option('rank-budget', { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: ASER's outlier columns count against --rank; reconstruction: they come on top" })
+      .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table') as never,
+  handler: async (args) => {
+    const table = await asUsage(() =>
+      runPplTable({
+        model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
+        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, protocol: args.protocol, ctx: args.ctx,
+        maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,
+        cache: args.cache, onProgress: progress,
+      }),
+    );
+    const md = formatPplTableMarkdown(table);
+    console.log(md);
+    writeOutputs(args.out, { 'table.md': md, 'table.json': JSON.stringify(table, null, 2) + '\n', 'table.csv': formatPplTableCsv(table) });
+  },
+};
+
+interface EvalAlphaArgs extends EvalCommon { alphas: string; method: string; abits: number; dataset: string }
+
+export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
+  command: 'alpha',
+  describe: 'α sweep (paper Table 4): mean rank, +FLOPs % and perplexity per rank threshold α',
+  builder: (y) =>
+    evalOptions(y)
+      .option('alphas', { type: 'string', default: '0.1,0.075,0.05,0.03,0.015', describe: 'Comma list of α' })
+      .option('method', { type: 'string', default: 'aser', describe: 'Low-rank method to sweep' })
+      .option('abits', { type: 'number', default: 8, describe: 'Activation bits' })
+      .option('dataset', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
+      .example('$0 eval alpha --out /tmp/alpha', 'the default sweep, with alpha.md, alpha.json and alpha.svg') as never,
+  handler: async (args) => {
+    const sweep = await asUsage(() =>
+      runAlphaSweep({
+        model: args.model, method: args.method, alphas: numberListOption('alphas', args.alphas), abits: args.abits,
+        datasets: listOption(args.dataset), wbits: args.wbits, protocol: args.protocol, ctx: args.ctx, maxWindows: args.maxWindows,
+        calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed, cache: args.cache, onProgress: progress,
+      }),
+    );
+    const md = formatAlphaSweepMarkdown(sweep);
+    console.log(md);
+    writeOutputs(args.out, { 'alpha.md': md, 'alpha.json': JSON.stringify(sweep, null, 2) + '\n', 'alpha.svg': await renderSvg(alphaSweepChart(sweep)) });
+  },
+};
+
+/** Every `aser eval` subcommand, in the order `aser eval --help` lists them. */
+export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, kldCommand, zeroshotCommand] as never[];
+
+export const evalCommand: CommandModule = {
+  command: 'eval',
+  describe: 'Evaluation suites (cached, resumable): ppl table, α sweep, KL divergence, zero-shot, report',
+  builder: (y) => {
+    let parser = y;
+    for (const c of EVAL_SUBCOMMANDS) parser = parser.command(c as never);
+    return parser.demandCommand(1, 'Name an evaluation suite (see the list above).');
+  },
+  handler: () => {},
+};

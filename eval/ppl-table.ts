@@ -1,0 +1,323 @@
+// The method table (paper Tables 2–3 on our model): perplexity of fp32 and every quantization method at
+// each activation width on each dataset, with each method's side-path rank and FLOPs overhead.
+//
+//   1. every artifact is made (or found) through cli/artifact-cache.ts; calibration runs at most once
+//      per (model, calibration settings) in this process, because statistics depend on neither the
+//      method nor the bit widths, and not at all when every artifact is cached;
+//   2. every (method, abits, dataset) perplexity comes from eval/cache.ts, keyed by model hash, the
+//      artifact's tensor checksums and the evaluation settings, so a rerun is instant and an
+//      interrupted run resumes at the first missing cell. fp32 is evaluated once per dataset and listed
+//      under every activation width.
+//
+// Rank budget (`rankBudget`, default 'side'): with a fixed rank R every low-rank method gets the same
+// side-path width R: LoRC, L2QER and ASER w/o AS reconstruct at rank R, ASER reconstructs at R − f and
+// carries its f outlier columns in the remaining f (docs/quantization.md). 'reconstruction' gives every
+// method reconstruction rank R, ASER's outlier columns on top. With α, each method's rule picks its own
+// ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
+import { createHash } from 'node:crypto';
+import { ensureArtifact, modelHash, type ArtifactRequest } from '../cli/artifact-cache.js';
+import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../cli/commands/quantize.js';
+import { readArtifact, type ArtifactManifest } from '../loaders/artifact.js';
+import { openNodeDevice } from '../loaders/node-gpu.js';
+import { resolveModel } from '../loaders/registry.js';
+import { Executor } from '../runtime/executor.js';
+import { PipelineCache } from '../runtime/pipelines.js';
+import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
+import type { CalibrationStats } from '../quant/calibrate.js';
+import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
+import { canonicalJson, openResultCache } from './cache.js';
+import { loadDatasetText } from './datasets.js';
+import { perplexityOfTokens, type PplProtocol } from './ppl.js';
+
+export type TableMethod = 'fp' | QuantMethod;
+export const TABLE_METHODS: readonly TableMethod[] = ['fp', ...QUANT_METHODS];
+
+/** Names as the paper's tables print them. */
+export const METHOD_LABELS: Record<TableMethod, string> = {
+  fp: 'fp32', rtn: 'RTN', smoothquant: 'SmoothQuant', 'smoothquant-plus': 'SmoothQuant+', 'llm-int4': 'LLM.int4()',
+  lorc: 'LoRC', l2qer: 'L2QER', 'aser-noas': 'ASER w/o AS', aser: 'ASER',
+};
+
+export class PplTableError extends Error {
+  override name = 'PplTableError';
+}
+
+export interface PplTableOptions {
+  model: string;
+  methods: string[];
+  datasets: string[];
+  abits: number[];
+  wbits?: number;
+  /** Side-path rank budget (default 8 when no alpha is given). */
+  rank?: number;
+  alpha?: number;
+  /** How a fixed rank is shared with ASER's outlier columns (see the header). Default 'side'. */
+  rankBudget?: 'side' | 'reconstruction';
+  protocol?: PplProtocol;
+  ctx?: number;
+  /** Windows scored per dataset (default 64). */
+  maxWindows?: number;
+  calib?: string;
+  calibSamples?: number;
+  calibLen?: number;
+  seed?: number;
+  /** false: recompute every perplexity and store nothing (artifacts are still cached). Default true. */
+  cache?: boolean;
+  /** Result cache directory (default eval/cache.ts's). */
+  cacheDir?: string;
+  /** Artifact cache directory (default cli/artifact-cache.ts's). */
+  artifactCacheDir?: string;
+  onProgress?: (msg: string) => void;
+}
+
+export interface PplCell {
+  method: TableMethod;
+  label: string;
+  /** 32 for fp. */
+  wbits: number;
+  /** The activation width this row is listed under (fp: the same fp32 result under every width). */
+  abits: number;
+  dataset: string;
+  protocol: PplProtocol;
+  ctx: number;
+  windows: number;
+  /** Tokens scored. */
+  tokens: number;
+  nll: number;
+  ppl: number;
+  /** Mean over the block linears of the side path's L_A columns (reconstruction rank + outlier columns). */
+  meanSideRank: number;
+  /** Mean error-reconstruction rank alone. */
+  meanRank: number;
+  /** Side-path multiply-adds over the W4 product's, summed over all block linears, in %. */
+  flopsPct: number;
+  /** Artifact directory (absent for fp). */
+  artifact?: string;
+  /** Seconds the perplexity took when it was computed (a cached cell keeps its original time). */
+  seconds: number;
+  /** Whether this run took the perplexity from the result cache. */
+  cached: boolean;
+}
+
+export interface PplTable {
+  model: string;
+  modelHash: string;
+  methods: TableMethod[];
+  datasets: string[];
+  abits: number[];
+  settings: {
+    wbits: number; rank: number | null; alpha: number | null; rankBudget: 'side' | 'reconstruction';
+    protocol: PplProtocol; ctx: number; maxWindows: number;
+    calibration: { dataset: string; samples: number; seqLen: number; seed: number };
+  };
+  cells: PplCell[];
+  /** One sentence naming what the numbers are over (for the markdown caption and reports). */
+  caption: string;
+  createdAt: string;
+  seconds: number;
+}
+
+// Calibration statistics per (model hash, calibration settings), shared by every table and sweep in
+// this process.
+const calibrations = new Map<string, Promise<CalibrationStats>>();
+function calibrationFor(hash: string, req: CalibrationRequest): () => Promise<CalibrationStats> {
+  const key = canonicalJson({ hash, calib: req.calib, samples: req.calibSamples, len: req.calibLen, seed: req.seed });
+  return () => {
+    let p = calibrations.get(key);
+    if (!p) {
+      p = calibrateModel(req);
+      calibrations.set(key, p);
+      p.catch(() => calibrations.delete(key));
+    }
+    return p;
+  };
+}
+
+/**
+ * What an artifact computes: its tensors' checksums and every manifest field the runtime reads (aBits
+ * lives in the manifest, not in the tensor files: W4A8 and W4A6 RTN share identical tensors).
+ */
+function manifestDigest(m: ArtifactManifest): string {
+  const { createdAt: _at, createdBy: _by, ...what } = m;
+  return createHash('sha256').update(canonicalJson(what)).digest('hex').slice(0, 32);
+}
+
+function rankSummary(m: ArtifactManifest | undefined): { meanSideRank: number; meanRank: number; flopsPct: number } {
+  if (!m) return { meanSideRank: 0, meanRank: 0, flopsPct: 0 };
+  const layers = Object.values(m.layers);
+  const mean = (f: (l: (typeof layers)[number]) => number) => layers.reduce((s, l) => s + f(l), 0) / Math.max(1, layers.length);
+  return { meanSideRank: mean((l) => l.rank), meanRank: mean((l) => l.errorRank), flopsPct: 100 * sidePathFlopsOverhead(m) };
+}
+
+function checkOptions(o: PplTableOptions): TableMethod[] {
+  if (o.methods.length === 0) throw new PplTableError('no methods given');
+  for (const m of o.methods) {
+    if (!(TABLE_METHODS as readonly string[]).includes(m)) throw new PplTableError(`unknown method "${m}" (one of ${TABLE_METHODS.join(', ')})`);
+  }
+  if (o.datasets.length === 0) throw new PplTableError('no datasets given');
+  if (o.abits.length === 0) throw new PplTableError('no activation widths given');
+  for (const b of o.abits) if (![8, 6, 4].includes(b)) throw new PplTableError(`activation bits must be 8, 6 or 4, got ${b}`);
+  if (o.rank !== undefined && o.alpha !== undefined) throw new PplTableError('give rank or alpha, not both');
+  if (o.rank !== undefined && !(Number.isInteger(o.rank) && o.rank >= 0)) throw new PplTableError(`rank must be a non-negative integer, got ${o.rank}`);
+  if (o.alpha !== undefined && !(o.alpha > 0 && o.alpha <= 1)) throw new PplTableError(`alpha must lie in (0, 1], got ${o.alpha}`);
+  if (o.maxWindows !== undefined && !(Number.isInteger(o.maxWindows) && o.maxWindows >= 1)) throw new PplTableError(`maxWindows must be a positive integer, got ${o.maxWindows}`);
+  return [...new Set(o.methods)] as TableMethod[];
+}
+
+export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
+  const started = performance.now();
+  const methods = checkOptions(opts);
+  const say = opts.onProgress ?? (() => {});
+  const wbits = opts.wbits ?? 4;
+  const alpha = opts.alpha;
+  const rank = alpha === undefined ? (opts.rank ?? 8) : undefined;
+  const rankBudget = opts.rankBudget ?? 'side';
+  const protocol = opts.protocol ?? 'gptq';
+  const ctx = opts.ctx ?? 256;
+  const maxWindows = opts.maxWindows ?? 64;
+  const calibration = { calib: opts.calib ?? 'tinystories', calibSamples: opts.calibSamples ?? 64, calibLen: opts.calibLen ?? 256, seed: opts.seed ?? 0 };
+  const hash = modelHash(opts.model);
+  const stats = calibrationFor(hash, { model: opts.model, ...calibration });
+  const results = openResultCache({ dir: opts.cacheDir, enabled: opts.cache ?? true });
+
+  // 1. artifacts: every (method, abits), quantized only where the artifact cache has none
+  const artifacts = new Map<string, { dir: string; manifest: ArtifactManifest }>();
+  for (const abits of opts.abits) {
+    for (const method of methods) {
+      if (method === 'fp') continue;
+      const lowRank = LOW_RANK_METHODS.includes(method);
+      const req: ArtifactRequest = {
+        model: opts.model, method, wbits, abits, ...calibration,
+        ...(lowRank ? (alpha !== undefined ? { alpha } : { rank }) : {}),
+        ...(lowRank && rank !== undefined && rankBudget === 'side' ? { rankCountsOutliers: true } : {}),
+      };
+      const a = await ensureArtifact(req, { cacheDir: opts.artifactCacheDir, modelHash: hash, stats });
+      say(`${a.fresh ? 'quantized' : 'cached artifact'} ${METHOD_LABELS[method]} W${wbits}A${abits}: ${a.dir}`);
+      artifacts.set(`${method}/${abits}`, a);
+    }
+  }
+
+  // 2. perplexities: one GPU device and pipeline cache for every cell; texts tokenized on first need
+  const resolved = resolveModel(opts.model);
+  const { source, tokenizer } = resolved;
+  if (ctx > source.config.maxSeqLen) {
+    source.close();
+    throw new PplTableError(`ctx ${ctx} is longer than the model's context of ${source.config.maxSeqLen} tokens`);
+  }
+  let gpu: Awaited<ReturnType<typeof openNodeDevice>> | undefined;
+  let pipelines: PipelineCache | undefined;
+  const tokens = new Map<string, number[]>();
+  const idsOf = (dataset: string) => {
+    let ids = tokens.get(dataset);
+    if (!ids) {
+      ids = tokenizer.encode(loadDatasetText(dataset, { protocol }).text, { bos: true });
+      tokens.set(dataset, ids);
+    }
+    return ids;
+  };
+  const fpResults = new Map<string, { r: Awaited<ReturnType<typeof perplexityOfTokens>>; cached: boolean }>();
+  const cells: PplCell[] = [];
+  try {
+    const evaluate = async (method: TableMethod, abits: number, dataset: string) => {
+      const a = method === 'fp' ? undefined : artifacts.get(`${method}/${abits}`)!;
+      const settings = {
+        modelHash: hash, method, artifact: a ? manifestDigest(a.manifest) : null,
+        dataset, protocol, ctx, maxWindows,
+      };
+      let cached = true;
+      const r = await results.getOrCompute('ppl', settings, async () => {
+        cached = false;
+        gpu ??= await openNodeDevice();
+        pipelines ??= new PipelineCache(gpu.device);
+        const ids = idsOf(dataset);
+        const artifact = a ? readArtifact(a.dir, { expectModelHash: hash }) : undefined;
+        const maxBatchTokens = Math.min(512, ctx);
+        const linearFactory = artifact ? quantizedLinearFactory(gpu, pipelines, artifact.layers, { maxTokens: maxBatchTokens }) : undefined;
+        const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: ctx, maxBatchTokens, pipelines, linearFactory });
+        try {
+          return await perplexityOfTokens(executor, ids, tokenizer.bosId, { ctx, protocol, maxWindows });
+        } finally {
+          executor.destroy();
+        }
+      });
+      return { r, cached };
+    };
+    for (const abits of opts.abits) {
+      for (const method of methods) {
+        for (const dataset of opts.datasets) {
+          let out: { r: Awaited<ReturnType<typeof perplexityOfTokens>>; cached: boolean };
+          if (method === 'fp') {
+            out = fpResults.get(dataset) ?? (await evaluate('fp', abits, dataset));
+            fpResults.set(dataset, out);
+          } else {
+            out = await evaluate(method, abits, dataset);
+          }
+          const a = artifacts.get(`${method}/${abits}`);
+          const cell: PplCell = {
+            method, label: METHOD_LABELS[method], wbits: method === 'fp' ? 32 : wbits, abits, dataset, protocol, ctx,
+            windows: out.r.windows, tokens: out.r.tokens, nll: out.r.nll, ppl: out.r.ppl,
+            ...rankSummary(a?.manifest), seconds: out.r.seconds, cached: out.cached,
+            ...(a ? { artifact: a.dir } : {}),
+          };
+          if (!Number.isFinite(cell.ppl)) throw new PplTableError(`${cell.label} W${wbits}A${abits} on ${dataset}: perplexity is ${cell.ppl}`);
+          cells.push(cell);
+          say(`${cell.label.padEnd(12)} ${(method === 'fp' ? '' : `W${wbits}A${abits}`).padEnd(5)} ${dataset.padEnd(12)} ppl ${cell.ppl.toFixed(4)}${out.cached ? ' (cached)' : ` (${cell.seconds.toFixed(1)} s)`}`);
+        }
+      }
+    }
+  } finally {
+    gpu?.device.destroy();
+    source.close();
+  }
+
+  const first = cells[0]!;
+  const budget = rank === undefined
+    ? `rank rule α = ${alpha} per layer`
+    : rankBudget === 'side'
+      ? `side-path rank budget ${rank} per linear for every low-rank method (ASER: ${rank} − f reconstruction + f outlier columns)`
+      : `reconstruction rank ${rank} per linear (ASER's f outlier columns on top)`;
+  const caption =
+    `${source.id}, W${wbits} per-channel weights and per-token activations; perplexity (${protocol} protocol) over the first ` +
+    `${first.windows} windows of ${ctx} tokens (${first.tokens} scored tokens) of each dataset; calibration ${calibration.calib} ` +
+    `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${budget}.`;
+  return {
+    model: opts.model, modelHash: hash, methods, datasets: [...opts.datasets], abits: [...opts.abits],
+    settings: {
+      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, protocol, ctx, maxWindows,
+      calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed },
+    },
+    cells, caption, createdAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The cell for (method, abits, dataset), or undefined. */
+export function pplCell(t: PplTable, method: TableMethod, abits: number, dataset: string): PplCell | undefined {
+  return t.cells.find((c) => c.method === method && c.abits === abits && c.dataset === dataset);
+}
+
+/**
+ * One markdown table: a row per method, its side rank and +FLOPs (taken at the first activation width;
+ * they do not depend on it), then a perplexity column per (activation width, dataset); the caption below.
+ */
+export function formatPplTableMarkdown(t: PplTable): string {
+  const cols = t.abits.flatMap((b) => t.datasets.map((d) => ({ b, d })));
+  const head = ['Method', 'side rank', '+FLOPs %', ...cols.map(({ b, d }) => `W${t.settings.wbits}A${b} ${d}`)];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const m of t.methods) {
+    const any = t.cells.find((c) => c.method === m);
+    if (!any) continue;
+    const ppl = cols.map(({ b, d }) => pplCell(t, m, b, d)?.ppl.toFixed(3) ?? '–');
+    lines.push(`| ${[METHOD_LABELS[m], any.meanSideRank.toFixed(2), any.flopsPct.toFixed(2), ...ppl].join(' | ')} |`);
+  }
+  return `${lines.join('\n')}\n\n${t.caption}\n`;
+}
+
+const CSV_COLUMNS = ['method', 'label', 'wbits', 'abits', 'dataset', 'protocol', 'ctx', 'windows', 'tokens', 'ppl', 'nll', 'meanSideRank', 'meanRank', 'flopsPct'] as const;
+
+export function formatPplTableCsv(t: PplTable): string {
+  const quote = (v: unknown) => {
+    const s = String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [CSV_COLUMNS.join(','), ...t.cells.map((c) => CSV_COLUMNS.map((k) => quote(c[k])).join(','))].join('\n') + '\n';
+}

@@ -1,0 +1,31 @@
+/// <reference types="@webgpu/types" />
+// The executor's LinearFactory for a quantized model: every block linear found in `layers` (keyed by
+// module name, as an artifact holds them) runs as a quantized op, the rest stay dense.
+//   fused     the integer kernels the runtime ships (runtime/quantized-linear.ts)
+//   simulate  the same quantization as f32 fake-quant on the dense path (runtime/simulated-linear.ts):
+//             the reference the fused kernels are checked against end to end
+import type { GpuContext } from './device.js';
+import type { LinearFactory } from './executor.js';
+import type { PipelineCache } from './pipelines.js';
+import type { QuantizedLinear } from './quantized.js';
+import { createQuantizedLinear } from './quantized-linear.js';
+import { createSimulatedLinear } from './simulated-linear.js';
+
+export type QuantizedPath = 'fused' | 'simulate';
+
+export function quantizedLinearFactory(
+  gpu: GpuContext,
+  pipelines: PipelineCache,
+  layers: ReadonlyMap<string, QuantizedLinear>,
+  opts: { maxTokens: number; path?: QuantizedPath },
+): LinearFactory {
+  const path = opts.path ?? 'fused';
+  return (layer, name) => {
+    const module = `model.layers.${layer}.${name}`;
+    const q = layers.get(module);
+    if (!q) return undefined;
+    return path === 'simulate'
+      ? createSimulatedLinear(gpu, pipelines, q, { label: `${module}/sim-w4a${q.aBits}`, maxTokens: opts.maxTokens })
+      : createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: opts.maxTokens });
+  };
+}
