@@ -96,3 +96,16 @@ export async function runKld(o: KldRunOptions): Promise<KldRunResult> {
     }
   });
 }
+
+const f = (x: number, d = 4) => x.toFixed(d);
+
+export function formatKldMarkdown(rows: KldRunResult[]): string {
+  const lines = [
+    '| model | ppl | Δppl | ln(ppl/ppl_fp) | mean KLD | median | p90 | p95 | p99 | max | same top % | tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.method} | ${f(r.ppl)} | ${f(r.deltaPpl)} ± ${f(r.deltaPplStderr)} | ${f(r.lnPplRatio, 5)} ± ${f(r.lnPplRatioStderr, 5)} | ${f(r.kldMean, 5)} ± ${f(r.kldStderr, 5)} | ${f(r.kldMedian, 5)} | ${f(r.kldP90, 5)} | ${f(r.kldP95, 5)} | ${f(r.kldP99, 5)} | ${f(r.kldMax, 5)} | ${r.sameTopPct.toFixed(2)} ± ${r.sameTopStderrPct.toFixed(2)} | ${r.tokens} |`);
+  }
+  return lines.join('\n');
+}

@@ -1,7 +1,7 @@
 // `aser eval kld`: KL divergence of an artifact to the fp model (llama.cpp's --kl-divergence report).
 import type { CommandModule } from 'yargs';
 import { openResultCache } from '../../eval/cache.js';
-import { runKld, type KldRunResult } from '../../eval/kld-run.js';
+import { formatKldMarkdown, runKld } from '../../eval/kld-run.js';
 import type { PplProtocol } from '../../eval/ppl.js';
 import { progressBar, type Progress } from '../progress.js';
 import { UsageError } from '../errors.js';
@@ -9,12 +9,12 @@ import { UsageError } from '../errors.js';
 interface KldArgs { model: string; artifact?: string; dataset: string; ctx: number; protocol: PplProtocol; maxWindows: number; json: boolean; cache: boolean }
 
 /** Progress bars for a run's phases, one bar per phase. */
-export function phaseProgress(prefix: string): (phase: string, done: number, total: number) => void {
+export function phaseProgress(prefix: string, unit = 'windows'): (phase: string, done: number, total: number) => void {
   let bar: Progress | undefined;
   let current = '';
   return (phase, done, total) => {
     if (phase !== current) {
-      bar = progressBar(`${prefix} ${phase}`, total, 'windows');
+      bar = progressBar(`${prefix} ${phase}`, total, unit);
       current = phase;
     }
     if (done >= total) bar!.finish();
@@ -23,17 +23,6 @@ export function phaseProgress(prefix: string): (phase: string, done: number, tot
 }
 
 const f = (x: number, d = 4) => x.toFixed(d);
-
-export function formatKldMarkdown(rows: KldRunResult[]): string {
-  const lines = [
-    '| model | ppl | Δppl | ln(ppl/ppl_fp) | mean KLD | median | p90 | p95 | p99 | max | same top % | tokens |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const r of rows) {
-    lines.push(`| ${r.method} | ${f(r.ppl)} | ${f(r.deltaPpl)} ± ${f(r.deltaPplStderr)} | ${f(r.lnPplRatio, 5)} ± ${f(r.lnPplRatioStderr, 5)} | ${f(r.kldMean, 5)} ± ${f(r.kldStderr, 5)} | ${f(r.kldMedian, 5)} | ${f(r.kldP90, 5)} | ${f(r.kldP95, 5)} | ${f(r.kldP99, 5)} | ${f(r.kldMax, 5)} | ${r.sameTopPct.toFixed(2)} ± ${r.sameTopStderrPct.toFixed(2)} | ${r.tokens} |`);
-  }
-  return lines.join('\n');
-}
 
 export const kldCommand: CommandModule<object, KldArgs> = {
   command: 'kld',

@@ -10,6 +10,7 @@ import { renderSvg } from '../../eval/plot.js';
 import { UsageError } from '../errors.js';
 import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
+import { reportCommand } from './eval-report.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {
@@ -120,7 +121,7 @@ export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
 };
 
 /** Every `aser eval` subcommand, in the order `aser eval --help` lists them. */
-export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, kldCommand, zeroshotCommand] as never[];
+export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, kldCommand, zeroshotCommand, reportCommand] as never[];
 
 export const evalCommand: CommandModule = {
   command: 'eval',

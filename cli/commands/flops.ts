@@ -3,24 +3,11 @@
 import type { CommandModule } from 'yargs';
 import { readArtifactManifest } from '../../loaders/artifact.js';
 import { meanRankForAlpha, MemoryPlanError } from '../../runtime/memory-plan.js';
-import { configLinears, flopsAccounting, manifestLinears, type FlopsAccounting, type FlopsRow } from '../../eval/flops.js';
+import { configLinears, flopsAccounting, formatFlopsMarkdown, manifestLinears, type FlopsAccounting } from '../../eval/flops.js';
 import { UsageError } from '../errors.js';
 import { resolvePlanConfig } from './plan.js';
 
 interface FlopsArgs { artifact?: string; config?: string; model?: string; ranks?: string; alpha?: number; json: boolean }
-
-const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
-
-export function formatFlopsMarkdown(a: FlopsAccounting): string {
-  const line = (r: FlopsRow) =>
-    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanRank.toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
-  return [
-    '| layer | linears | base MACs/token | side MACs/token | +FLOPs | mean rank | side params | base bytes | side bytes |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...a.layers.map(line),
-    line(a.total),
-  ].join('\n');
-}
 
 export const flopsCommand: CommandModule<object, FlopsArgs> = {
   command: 'flops',
