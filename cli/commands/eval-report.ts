@@ -60,7 +60,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       .option('alphas', { type: 'string', default: '0.1,0.075,0.05,0.03,0.015', describe: "α sweep values ('' skips the sweep)" })
       .option('kld-windows', { type: 'number', default: 64, describe: 'KL-divergence windows (llama.cpp protocol)' })
       .option('tasks', { type: 'string', default: 'standard,copa', describe: "Zero-shot tasks ('standard' = the issue's set)" })
-      .option('zeroshot-limit', { type: 'number', default: 200, describe: 'Documents per zero-shot task' })
+      .option('zeroshot-limit', { type: 'number', default: 100, describe: 'Documents per zero-shot task' })
       .option('prefill', { type: 'number', default: 128, describe: 'Profile: prompt tokens' })
       .option('decode', { type: 'number', default: 32, describe: 'Profile: decode steps' })
       .option('repeats', { type: 'number', default: 5, describe: 'Profile: repeats (medians)' })

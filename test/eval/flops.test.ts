@@ -1,6 +1,7 @@
 // FLOPs and memory accounting (eval/flops.ts): the paper's Table 4 "+FLOPs" column from its mean
 // ranks at d = 4096, and the per-layer / whole-model sums on real shapes.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { configLinears, flopsAccounting, manifestLinears } from '../../eval/flops.js';
 import { SYNTH_SHAPES } from '../../loaders/synth.js';
 
@@ -45,5 +46,26 @@ describe('flopsAccounting', () => {
     expect(a.layers.map((l) => l.layer)).toEqual([0, 1]);
     expect(a.layers[0]!.flopsPct).toBeCloseTo((100 * 9 * 128) / 4096, 10);
     expect(a.layers[0]!.baseBytes).toBe(64 * 64 / 2 + 4 * 64 + 4 * 64);
+  });
+});
+
+describe('aser flops / aser eval (built CLI)', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, ['dist/cli/aser.js', ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  it('aser flops --model llama3-8b --alpha 0.05 needs no weights and gives the whole-model share', () => {
+    const r = run('flops', '--model', 'llama3-8b', '--alpha', '0.05', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const a = JSON.parse(r.stdout.trim().split('\n').pop()!) as { total: { flopsPct: number; meanRank: number; linears: number } };
+    expect(a.total.linears).toBe(32 * 7);
+    expect(a.total.meanRank).toBeCloseTo(30.58, 6);
+    // Non-square linears: Σ r̄(in+out)/Σ in·out = 30.58 · 81920 / 218103808 per layer.
+    expect(a.total.flopsPct).toBeCloseTo((100 * 30.58 * 81920) / 218103808, 6);
+  });
+  it('bad usage is one line and exit code 2', () => {
+    for (const args of [['flops', '--model', 'stories260k'], ['flops', '--model', 'stories260k', '--ranks', '1,2'], ['eval', 'zeroshot', '--tasks', 'nope'], ['eval', 'kld', '--ctx', '2'], ['eval', 'report', '--abits', '8', '--max-windows', '0']]) {
+      const r = run(...args);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/^aser: error: /m);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 });
