@@ -1,5 +1,5 @@
 // The HTML report renders in headless Chromium with its tables, plots and headings. Input: a fixed
-// results.json from a real bounded `aser eval report` run (test/fixtures/report-results.json), turned
+// results.json from a real `aser eval report --model stories260k` run (test/fixtures/report-results.json), turned
 // into a page through the built CLI (`--from-json`), so the test is fast and needs no GPU.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
