@@ -11,7 +11,9 @@
 import { blasThreads, gram, matmul, matrix, svd, symEigTop, type Mat } from '../quant/linalg.js';
 import { quantizeLinear, type QuantMethod, QUANT_METHODS } from '../quant/methods.js';
 import { LinearInputStats, seededRandom } from '../quant/stats.js';
-import { runIfMain } from './lib/report.js';
+import { join } from 'node:path';
+import { runIfMain, writeJsonReport } from './lib/report.js';
+import { repoRoot } from '../eval/datasets.js';
 
 const TOKENS = 128 * 2048;
 const LATENT = 256;
@@ -118,6 +120,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   const opts = parseArgs(args);
   console.log(`quant-layer: ${opts.method}, ${opts.rank !== undefined ? `rank ${opts.rank}` : `alpha ${opts.alpha}`}, W4A8, ` +
     `OpenBLAS threads ${blasThreads()}, calibration moments of ${TOKENS} tokens (given, not timed)`);
+  const rows: Array<Record<string, unknown>> = [];
   for (const [out, inF] of opts.shapes) {
     let t0 = performance.now();
     const stats = syntheticStats(inF, 1);
@@ -134,7 +137,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
       (diag.outputNorm ? `‖XEᵀ‖/‖XWᵀ‖ ${(diag.outputErrorBefore / diag.outputNorm).toExponential(2)} → ${(diag.outputErrorAfter / diag.outputNorm).toExponential(2)}, ` : `‖XEᵀ‖ ${diag.outputErrorBefore.toExponential(3)} → ${diag.outputErrorAfter.toExponential(3)}, `) +
       `sampled W4A8 rel. error ${(diag.sampled!.error / diag.sampled!.norm).toExponential(2)}, side-path +FLOPs ${(diag.sideFlopsRatio * 100).toFixed(2)}%`);
     void linear;
+    rows.push({ shape: `${out}x${inF}`, seconds: total, timings: diag.timings, rank: diag.rank, outliers: diag.outliers.length });
   }
+  writeJsonReport(join(repoRoot(), 'bench', 'results', 'quant-layer.json'), { method: opts.method, rank: opts.rank ?? null, alpha: opts.alpha ?? null, blasThreads: blasThreads(), rows, date: new Date().toISOString() });
   if (opts.lapack) lapackComparison();
   return 0;
 }

@@ -55,7 +55,7 @@ export async function runAlphaSweep(opts: AlphaSweepOptions): Promise<AlphaSweep
       ppl: Object.fromEntries(cells.map((c) => [c.dataset, c.ppl])),
     });
   }
-  const caption = last.caption.replace(/; rank rule α = [^;.]*/, `; rank rule of Eq. 9 per layer at each α`);
+  const caption = last.caption.replace(/; rank rule α = \S+ per layer/, '; rank rule of Eq. 9 per layer at each α');
   return {
     model: opts.model, method, wbits: last.settings.wbits, abits, datasets: [...opts.datasets], fp, rows, caption,
     settings: { ...last.settings, alpha: null }, seconds: (performance.now() - started) / 1000,
@@ -73,8 +73,8 @@ export function formatAlphaSweepMarkdown(s: AlphaSweep): string {
   return `${label} W${s.wbits}A${s.abits}, α sweep.\n\n${lines.join('\n')}\n\n${s.caption}\n`;
 }
 
-/** Perplexity against α, one line per dataset. */
+/** Perplexity increase over fp32 (%) against α, one line per dataset (the texts' ppl differ 30×, so relative). */
 export function alphaSweepChart(s: AlphaSweep): ChartSpec {
-  const rows = s.rows.flatMap((r) => s.datasets.map((d) => ({ alpha: r.alpha, ppl: r.ppl[d]!, dataset: d })));
-  return lineChart(rows, { title: `${METHOD_LABELS[s.method as TableMethod]} W${s.wbits}A${s.abits}: perplexity vs α (${s.model})`, x: 'alpha', y: 'ppl', series: 'dataset', points: true, logY: true });
+  const rows = s.rows.flatMap((r) => s.datasets.map((d) => ({ alpha: r.alpha, 'ppl over fp32 (%)': 100 * (r.ppl[d]! / s.fp[d]! - 1), dataset: d })));
+  return lineChart(rows, { title: `${METHOD_LABELS[s.method as TableMethod]} W${s.wbits}A${s.abits}: perplexity increase over fp32 vs α (${s.model})`, x: 'alpha', y: 'ppl over fp32 (%)', series: 'dataset', points: true });
 }

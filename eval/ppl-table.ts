@@ -53,6 +53,8 @@ export interface PplTableOptions {
   alpha?: number;
   /** How a fixed rank is shared with ASER's outlier columns (see the header). Default 'side'. */
   rankBudget?: 'side' | 'reconstruction';
+  /** ASER's outlier channel count f (default 'auto': docs/quantization.md "f versus width"). */
+  outliers?: number | 'auto';
   protocol?: PplProtocol;
   ctx?: number;
   /** Windows scored per dataset (default 64). */
@@ -106,7 +108,7 @@ export interface PplTable {
   datasets: string[];
   abits: number[];
   settings: {
-    wbits: number; rank: number | null; alpha: number | null; rankBudget: 'side' | 'reconstruction';
+    wbits: number; rank: number | null; alpha: number | null; rankBudget: 'side' | 'reconstruction'; outliers: number | 'auto';
     protocol: PplProtocol; ctx: number; maxWindows: number;
     calibration: { dataset: string; samples: number; seqLen: number; seed: number };
   };
@@ -120,7 +122,7 @@ export interface PplTable {
 // Calibration statistics per (model hash, calibration settings), shared by every table and sweep in
 // this process.
 const calibrations = new Map<string, Promise<CalibrationStats>>();
-function calibrationFor(hash: string, req: CalibrationRequest): () => Promise<CalibrationStats> {
+export function calibrationStatsFor(hash: string, req: CalibrationRequest): () => Promise<CalibrationStats> {
   const key = canonicalJson({ hash, calib: req.calib, samples: req.calibSamples, len: req.calibLen, seed: req.seed });
   return () => {
     let p = calibrations.get(key);
@@ -177,7 +179,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const maxWindows = opts.maxWindows ?? 64;
   const calibration = { calib: opts.calib ?? 'tinystories', calibSamples: opts.calibSamples ?? 64, calibLen: opts.calibLen ?? 256, seed: opts.seed ?? 0 };
   const hash = modelHash(opts.model);
-  const stats = calibrationFor(hash, { model: opts.model, ...calibration });
+  const stats = calibrationStatsFor(hash, { model: opts.model, ...calibration });
   const results = openResultCache({ dir: opts.cacheDir, enabled: opts.cache ?? true });
 
   // 1. artifacts: every (method, abits), quantized only where the artifact cache has none
@@ -190,6 +192,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
         model: opts.model, method, wbits, abits, ...calibration,
         ...(lowRank ? (alpha !== undefined ? { alpha } : { rank }) : {}),
         ...(lowRank && rank !== undefined && rankBudget === 'side' ? { rankCountsOutliers: true } : {}),
+        ...(method === 'aser' && opts.outliers !== undefined ? { outliers: opts.outliers } : {}),
       };
       const a = await ensureArtifact(req, { cacheDir: opts.artifactCacheDir, modelHash: hash, stats });
       say(`${a.fresh ? 'quantized' : 'cached artifact'} ${METHOD_LABELS[method]} W${wbits}A${abits}: ${a.dir}`);
@@ -279,11 +282,12 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const caption =
     `${source.id}, W${wbits} per-channel weights and per-token activations; perplexity (${protocol} protocol) over the first ` +
     `${first.windows} windows of ${ctx} tokens (${first.tokens} scored tokens) of each dataset; calibration ${calibration.calib} ` +
-    `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${budget}.`;
+    `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${budget}` +
+    `${opts.outliers !== undefined && opts.outliers !== 'auto' ? `; ASER f = ${opts.outliers} outlier channels` : ''}.`;
   return {
     model: opts.model, modelHash: hash, methods, datasets: [...opts.datasets], abits: [...opts.abits],
     settings: {
-      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, protocol, ctx, maxWindows,
+      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, outliers: opts.outliers ?? 'auto', protocol, ctx, maxWindows,
       calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed },
     },
     cells, caption, createdAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000,

@@ -1,5 +1,5 @@
 // `aser profile` as a library call: the fp model, and with an artifact the same artifact twice in one
-// run (side path on, and off: every linear with rank 0), so the side path's share of GPU time per
+// run (side path on, and off: every linear with rank 0), measured in interleaved rounds, so the side path's share of GPU time per
 // linear sits beside its share of FLOPs. The executor labels ops by linear kind (q_proj … down_proj,
 // summed over layers); every layer of a model has the same shapes, so per kind is per layer's linear.
 import { openNodeDevice } from '../loaders/node-gpu.js';
@@ -12,7 +12,7 @@ import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import type { QuantizedLinear } from '../runtime/quantized.js';
 import { modelIdentity } from '../cli/session.js';
 import { flopsAccounting, manifestLinears } from './flops.js';
-import { profileExecutor, type ExecutorProfile, type ProfileOptions } from './profile.js';
+import { profileExecutors, type ExecutorProfile, type ProfileOptions } from './profile.js';
 
 export interface ProfileRunOptions extends Partial<ProfileOptions> {
   model: string;
@@ -67,25 +67,24 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
   const pipelines = new PipelineCache(gpu.device);
   const maxSeqLen = Math.min(source.config.maxSeqLen, settings.prefill + settings.decode);
   const maxBatchTokens = Math.min(512, maxSeqLen);
-  const profileWith = async (what: string, layers?: ReadonlyMap<string, QuantizedLinear>) => {
-    o.onStep?.(what);
+  const executors: Executor[] = [];
+  const build = async (layers?: ReadonlyMap<string, QuantizedLinear>) => {
     const linearFactory = layers ? quantizedLinearFactory(gpu, pipelines, layers, { maxTokens: maxBatchTokens }) : undefined;
     const ex = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen, maxBatchTokens, pipelines, linearFactory });
-    try {
-      return await profileExecutor(ex, timer, settings);
-    } finally {
-      ex.destroy();
-    }
+    executors.push(ex);
+    return ex;
   };
   try {
-    const fp = await profileWith('fp32');
+    // fp32, side path on, side path off: built up front, measured in interleaved rounds.
+    const variants = [await build()];
+    if (artifact) variants.push(await build(artifact.layers), await build(withoutSidePath(artifact.layers)));
+    o.onStep?.(`${variants.length} variants × ${settings.repeats} interleaved rounds`);
+    const [fp, on, off] = await profileExecutors(variants, timer, settings);
     const result: ProfileRunResult = {
       model: source.id, artifact: o.artifact ?? null, method: artifact ? `${artifact.manifest.method} W${artifact.manifest.wBits}A${artifact.manifest.aBits}` : null,
-      device: gpu.describe(), timer: timer ? 'timestamp-query' : 'wall', settings, fp, seconds: 0,
+      device: gpu.describe(), timer: timer ? 'timestamp-query' : 'wall', settings, fp: fp!, seconds: 0,
     };
-    if (artifact) {
-      const on = await profileWith('side path on', artifact.layers);
-      const off = await profileWith('side path off (rank 0)', withoutSidePath(artifact.layers));
+    if (artifact && on && off) {
       result.quantized = { on, off };
       if (on.ops && off.ops) {
         const lin = manifestLinears(artifact.manifest.layers);
@@ -102,6 +101,7 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
     result.seconds = (performance.now() - t0) / 1000;
     return result;
   } finally {
+    for (const ex of executors) ex.destroy();
     timer?.destroy();
     source.close();
     gpu.device.destroy();
@@ -130,6 +130,6 @@ export function formatProfileMarkdown(r: ProfileRunResult): string {
       out.push(`| ${s.kind} | ${s.flopsPct.toFixed(2)} | ${s.prefillOnMs.toFixed(3)} / ${s.prefillOffMs.toFixed(3)} | ${s.prefillOverheadPct.toFixed(1)} | ${s.decodeOnMs.toFixed(3)} / ${s.decodeOffMs.toFixed(3)} | ${s.decodeOverheadPct.toFixed(1)} |`);
     }
   }
-  out.push('', `device: ${r.device}; timer: ${r.timer}; ${r.settings.repeats} wall repeats (median), per-op times: median of as many timed passes.`);
+  out.push('', `device: ${r.device}; timer: ${r.timer}; ${r.settings.repeats} wall repeats (median), variants measured in interleaved rounds; per-op times: median of as many timed passes.`);
   return out.join('\n');
 }

@@ -86,38 +86,52 @@ export interface ProfileOptions {
   repeats: number;
 }
 
-/** Warm-up, untimed wall-clock repeats of prefill and decode, then `repeats` per-op timed passes of both (medians). */
-export async function profileExecutor(ex: Executor, timer: GpuTimer | undefined, o: ProfileOptions): Promise<ExecutorProfile> {
-  const c = ex.config;
-  if (o.prefill + o.decode > ex.maxSeqLen) throw new RangeError(`prefill ${o.prefill} + decode ${o.decode} tokens exceed the KV cache (${ex.maxSeqLen})`);
-  const prompt = syntheticPrompt(o.prefill, c.bosId, c.vocabSize);
-  const prefillMs: number[] = [], decodeMs: number[] = [];
-  for (let r = -1; r < o.repeats; r++) { // r = -1: warm-up (pipelines, bind groups)
-    ex.reset();
-    let t0 = performance.now();
-    await ex.forward(prompt);
+/** One measurement round: an untimed prefill + decode (wall ms), then one per-op timed pass of both. */
+export interface ProfileRound {
+  prefillMs: number;
+  decodeMsPerToken: number;
+  ops: OpTimes | null;
+}
+
+export async function profileRound(ex: Executor, timer: GpuTimer | undefined, prompt: number[], decode: number): Promise<ProfileRound> {
+  ex.reset();
+  let t0 = performance.now();
+  await ex.forward(prompt);
+  await ex.logits();
+  const prefillMs = performance.now() - t0;
+  t0 = performance.now();
+  for (let i = 0; i < decode; i++) {
+    await ex.forward([prompt[(i + 1) % prompt.length]!]);
     await ex.logits();
-    const pw = performance.now() - t0;
-    t0 = performance.now();
-    for (let i = 0; i < o.decode; i++) {
-      await ex.forward([prompt[(i + 1) % prompt.length]!]);
-      await ex.logits();
-    }
-    const dw = (performance.now() - t0) / o.decode;
-    if (r < 0) continue;
-    prefillMs.push(pw);
-    decodeMs.push(dw);
   }
-  let ops: OpTimes | null = null;
-  if (timer) {
-    const runs: OpTimes[] = [];
-    for (let r = 0; r < o.repeats; r++) runs.push(await opTimes(ex, timer, prompt, o.decode));
-    ops = medianOpTimes(runs);
+  const decodeMsPerToken = (performance.now() - t0) / decode;
+  return { prefillMs, decodeMsPerToken, ops: timer ? await opTimes(ex, timer, prompt, decode) : null };
+}
+
+/** Medians over rounds. */
+export function summarizeRounds(rounds: ProfileRound[], o: ProfileOptions): ExecutorProfile {
+  const p = median(rounds.map((r) => r.prefillMs)), d = median(rounds.map((r) => r.decodeMsPerToken));
+  const ops = rounds.every((r) => r.ops) ? medianOpTimes(rounds.map((r) => r.ops!)) : null;
+  return { prefill: { tokens: o.prefill, wallMs: p, tokPerSec: (o.prefill * 1e3) / p }, decode: { tokens: o.decode, wallMs: d, tokPerSec: 1e3 / d }, ops };
+}
+
+/**
+ * Profiles several executors of one model with their rounds interleaved (A B C A B C …, after one
+ * warm-up round each), so load that drifts during the run hits every variant alike; medians per variant.
+ */
+export async function profileExecutors(exs: Executor[], timer: GpuTimer | undefined, o: ProfileOptions): Promise<ExecutorProfile[]> {
+  for (const ex of exs) if (o.prefill + o.decode > ex.maxSeqLen) throw new RangeError(`prefill ${o.prefill} + decode ${o.decode} tokens exceed the KV cache (${ex.maxSeqLen})`);
+  const c = exs[0]!.config;
+  const prompt = syntheticPrompt(o.prefill, c.bosId, c.vocabSize);
+  const rounds: ProfileRound[][] = exs.map(() => []);
+  for (const ex of exs) await profileRound(ex, undefined, prompt, o.decode); // warm-up: pipelines, bind groups
+  for (let r = 0; r < o.repeats; r++) {
+    for (const [i, ex] of exs.entries()) rounds[i]!.push(await profileRound(ex, timer, prompt, o.decode));
   }
-  const p = median(prefillMs), d = median(decodeMs);
-  return {
-    prefill: { tokens: o.prefill, wallMs: p, tokPerSec: (o.prefill * 1e3) / p },
-    decode: { tokens: o.decode, wallMs: d, tokPerSec: 1e3 / d },
-    ops,
-  };
+  return rounds.map((rs) => summarizeRounds(rs, o));
+}
+
+/** One executor: warm-up, then `repeats` rounds (medians). */
+export async function profileExecutor(ex: Executor, timer: GpuTimer | undefined, o: ProfileOptions): Promise<ExecutorProfile> {
+  return (await profileExecutors([ex], timer, o))[0]!;
 }

@@ -10,6 +10,7 @@ import { formatProfileMarkdown } from './profile-run.js';
 import { barChart, histogram, lineChart, renderSvg, scatterChart } from './plot.js';
 import { alphaRank } from './spectra.js';
 import type { ReportResults } from './report.js';
+import { diagnosisCharts } from './diagnose.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const inline = (s: string) => esc(s).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>').replace(/`([^`]+)`/g, '<code>$1</code>');
@@ -77,7 +78,7 @@ export async function renderReportHtml(r: ReportResults): Promise<string> {
       return { layer, 'mean rank': ls.reduce((t, l) => t + alphaRank(l, a), 0) / ls.length, alpha: `α = ${a}` };
     });
   });
-  s.push(figure(await renderSvg(lineChart(rankRows, { title: 'Rank per layer chosen by the α rule (mean over the 7 linears)', x: 'layer', y: 'mean rank', series: 'alpha', points: true })), 'Ranks the α rule (Eq. 9) takes from each linear’s error spectrum, averaged per layer.'));
+  s.push(figure(await renderSvg(lineChart(rankRows, { title: 'Rank per layer chosen by the α rule (mean over the 7 linears)', x: 'layer', y: 'mean rank', series: 'alpha', points: true })), 'Ranks the α rule (Eq. 9) takes from each linear’s ASER error spectrum (with activation smoothing), averaged per layer.'));
 
   section('KL divergence to fp32', 'kld');
   s.push(markdownToHtml(formatKldMarkdown(r.kld)));
@@ -113,13 +114,14 @@ export async function renderReportHtml(r: ReportResults): Promise<string> {
   }
 
   section('Singular spectra of the quantization error', 'spectra');
-  const layers = [...new Set(r.spectra.linears.map((l) => l.layer))].sort((x, y) => x - y);
-  const mid = layers[Math.floor(layers.length / 2)]!;
-  // Values below 1e-4 σ_1 are numerical zeros (rank-deficient E·S); they would flatten a log axis.
-  const specRows = r.spectra.linears.filter((l) => l.layer === mid).flatMap((l) => l.sigma.flatMap((v, i) => (l.sigma[0]! > 0 && v / l.sigma[0]! > 1e-4 ? [{ index: i + 1, sigma_ratio: v / l.sigma[0]!, linear: l.name }] : [])));
-  s.push(figure(await renderSvg(lineChart(specRows, { title: `Singular values σ_i/σ_1 of E·S, layer ${mid} (${r.spectra.method})`, x: 'index', y: 'sigma_ratio', series: 'linear', logY: true })), 'Whitened weight-quantization error spectra, normalised to the largest singular value: a fast decay is what makes a low-rank correction work.'));
-  const erank = r.spectra.linears.map((l) => ({ layer: l.layer, 'effective rank': l.erank, linear: l.name }));
-  s.push(figure(await renderSvg(lineChart(erank, { title: 'Effective rank of E·S per layer', x: 'layer', y: 'effective rank', series: 'linear', points: true })), 'Effective rank (Eq. 3–4) of each linear’s error spectrum.'));
+  const charts = diagnosisCharts(r.diagnose);
+  const captions: Record<string, string> = {
+    'spectra.svg': 'Singular values of the weight-quantization error E and of its whitened form E·S (S Sᵀ = H), normalised to the largest: the faster E·S decays, the more a rank-r correction recovers (paper Fig. 2).',
+    'erank.svg': 'Effective rank (Eq. 3–4) of E and E·S per linear (Fig. 3).',
+    'output-error.svg': 'Relative output error per linear and method, weights only, via H (Fig. 6).',
+  };
+  for (const [file, caption] of Object.entries(captions)) if (charts[file]) s.push(figure(await renderSvg(charts[file]!), caption));
+  s.push(`<p>${esc(`From one calibration (${r.diagnose.settings.calibration.dataset}, ${r.diagnose.settings.calibration.samples} × ${r.diagnose.settings.calibration.seqLen} tokens) with eval/diagnose.ts; aser eval diagnose prints the per-linear table.`)}</p>`);
 
   section('Run', 'run');
   s.push(markdownToHtml(['| stage | seconds |', '|---|---|', ...Object.entries(r.timings).map(([k, v]) => `| ${k} | ${v.toFixed(1)} |`), `| **total** | ${r.seconds.toFixed(1)} |`].join('\n')));

@@ -6,7 +6,8 @@
 //   4. zero-shot (eval/zeroshot-run.ts): fp32 on every task, RTN and ASER on the tasks fp32 does above chance
 //   5. FLOPs and memory of the ASER artifact (eval/flops.ts)
 //   6. latency profile, side path on vs off (eval/profile-run.ts)
-//   7. singular spectra of the quantization error and the ranks the α rule takes from them (eval/spectra.ts)
+//   7. error spectra: ASER's (eval/spectra.ts; the ranks the α rule takes from them) and the quantizer
+//      diagnostics of eval/diagnose.ts (E vs E·S spectra, effective rank, output error per method)
 import { readArtifactManifest } from '../loaders/artifact.js';
 import { runPplTable, pplCell, type PplTable } from './ppl-table.js';
 import { runAlphaSweep, type AlphaSweep } from './alpha-sweep.js';
@@ -15,6 +16,8 @@ import { runZeroshot, type ZeroshotTaskResult } from './zeroshot-run.js';
 import { flopsAccounting, manifestLinears, type FlopsAccounting } from './flops.js';
 import { runProfile, type ProfileRunResult } from './profile-run.js';
 import { computeSpectra, type SpectraResult } from './spectra.js';
+import { runDiagnose, type Diagnosis } from './diagnose.js';
+import { modelHash } from '../cli/artifact-cache.js';
 import { openResultCache } from './cache.js';
 import type { PplProtocol } from './ppl.js';
 
@@ -60,6 +63,7 @@ export interface ReportResults {
   flops: { method: string; accounting: FlopsAccounting };
   profile: ProfileRunResult;
   spectra: SpectraResult;
+  diagnose: Diagnosis;
   /** Seconds per stage in this run (cached stages take almost none). */
   timings: Record<string, number>;
   seconds: number;
@@ -113,7 +117,10 @@ export async function runReport(o: ReportOptions): Promise<ReportResults> {
     return { method: `ASER W${manifest.wBits}A${manifest.aBits}`, accounting: flopsAccounting(manifestLinears(manifest.layers), { wBits: manifest.wBits }) };
   });
   const profile = await timed('latency profile', () => runProfile({ model: o.model, artifact: artifactOf('aser'), prefill: o.prefill, decode: o.decode, repeats: o.repeats, onStep: (w) => say(`profile: ${w}`) }));
-  const spectra = await timed('singular spectra', () => computeSpectra({ model: o.model, ...calibration, cache }));
+  const { spectra, diagnose } = await timed('singular spectra', async () => ({
+    spectra: await computeSpectra({ model: o.model, ...calibration, cache }),
+    diagnose: await cache.getOrCompute('diagnose', { modelHash: modelHash(o.model), ...calibration }, () => runDiagnose({ model: o.model, ...calibration, onProgress: say })),
+  }));
   const { onProgress: _p, onWindow: _w, ...settings } = o;
-  return { model: o.model, createdAt: new Date().toISOString(), settings, ppl, alpha, kld, zeroshot, flops, profile, spectra, timings, seconds: (performance.now() - t0) / 1000 };
+  return { model: o.model, createdAt: new Date().toISOString(), settings, ppl, alpha, kld, zeroshot, flops, profile, spectra, diagnose, timings, seconds: (performance.now() - t0) / 1000 };
 }

@@ -1,8 +1,10 @@
 // Singular spectra of the (whitened) quantization error E·S per block linear, as the quantizer sees
 // them when it picks ranks, and the per-layer ranks the α rule (paper Eq. 9) would take from them.
-// Calibrates once (cli/commands/quantize.ts) and runs the quantizer on the CPU; cached by model hash
-// and calibration settings.
-import { calibrateModel, type CalibrationRequest } from '../cli/commands/quantize.js';
+// ASER's own spectra (with activation smoothing), for the rank the α rule picks per layer; eval/diagnose.ts
+// has the E vs E·S spectra of the paper's Fig. 2. Shares the process's calibration with the ppl table
+// (calibrationStatsFor) and runs the quantizer on the CPU; cached by model hash and calibration settings.
+import type { CalibrationRequest } from '../cli/commands/quantize.js';
+import { calibrationStatsFor } from './ppl-table.js';
 import { modelHash } from '../cli/artifact-cache.js';
 import { resolveModel } from '../loaders/registry.js';
 import { quantizeModel } from '../quant/quantize-model.js';
@@ -31,7 +33,7 @@ export async function computeSpectra(req: CalibrationRequest & { method?: QuantM
   const cache = req.cache ?? openResultCache();
   const settings = { modelHash: modelHash(req.model), method, abits: req.abits ?? 8, calib: req.calib, samples: req.calibSamples, len: req.calibLen, seed: req.seed, keep };
   return cache.getOrCompute('spectra', settings, async () => {
-    const stats = await calibrateModel(req);
+    const stats = await calibrationStatsFor(settings.modelHash, req)();
     const { source } = resolveModel(req.model);
     try {
       const q = quantizeModel(source, stats, method, { aBits: req.abits ?? 8, rank: 8 });

@@ -7,6 +7,7 @@ import { writeBytesAtomic } from '../../loaders/atomic.js';
 import { formatPplTableCsv, formatPplTableMarkdown, PplTableError, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
 import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
 import { renderSvg } from '../../eval/plot.js';
+import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
 import { UsageError } from '../errors.js';
 import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
@@ -65,7 +66,15 @@ async function asUsage<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; alpha?: number; rankBudget: 'side' | 'reconstruction' }
+interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; alpha?: number; rankBudget: 'side' | 'reconstruction'; outliers?: string }
+
+/** --outliers N | auto. */
+function outliersOption(v: string | undefined): number | 'auto' | undefined {
+  if (v === undefined || v === 'auto') return v;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--outliers ${v} must be a non-negative integer or auto`);
+  return n;
+}
 
 export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
   command: 'ppl',
@@ -78,12 +87,13 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
       .option('rank', { type: 'number', describe: 'Side-path rank budget per linear (default 8)' })
       .option('alpha', { type: 'number', describe: 'Rank rule α (paper Eq. 9) instead of --rank' })
       .option('rank-budget', { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: ASER's outlier columns count against --rank; reconstruction: they come on top" })
+      .option('outliers', { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" })
       .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table') as never,
   handler: async (args) => {
     const table = await asUsage(() =>
       runPplTable({
         model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
-        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, protocol: args.protocol, ctx: args.ctx,
+        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, outliers: outliersOption(args.outliers), protocol: args.protocol, ctx: args.ctx,
         maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,
         cache: args.cache, onProgress: progress,
       }),
@@ -120,12 +130,45 @@ export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
   },
 };
 
+interface EvalDiagnoseArgs { model: string; layers?: string; wbits: number; abits: number; rank: number; rankBudget: 'side' | 'reconstruction'; outliers?: string; calib: string; calibSamples: number; calibLen: number; seed: number; out?: string }
+
+export const evalDiagnoseCommand: CommandModule<object, EvalDiagnoseArgs> = {
+  command: 'diagnose',
+  describe: 'Per-linear diagnostics (paper Figs. 2–4, 6): spectra of E and E·S, effective rank, output errors per method, outlier channels',
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .option('layers', { type: 'string', describe: 'Comma list of layer indices (default all)' })
+      .option('wbits', { type: 'number', default: 4, describe: 'Weight bits' })
+      .option('abits', { type: 'number', default: 8, describe: 'Activation bits (for the sampled whole-layer error)' })
+      .option('rank', { type: 'number', default: 8, describe: 'Side-path width per linear for every low-rank method' })
+      .option('rank-budget', { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: ASER's outlier columns count against --rank; reconstruction: they come on top" })
+      .option('calib', { type: 'string', default: 'tinystories', describe: 'Calibration text: tinystories | c4 | a file' })
+      .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
+      .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per calibration window L' })
+      .option('seed', { type: 'number', default: 0, describe: 'Seed for the calibration windows' })
+      .option('outliers', { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" })
+      .option('out', { type: 'string', describe: 'Directory for diagnose.json, diagnose.md and the SVG plots' })
+      .example('$0 eval diagnose --out /tmp/diag', 'every layer of the default model') as never,
+  handler: async (args) => {
+    const layers = args.layers === undefined ? undefined : numberListOption('layers', args.layers);
+    const d = await asUsage(() => runDiagnose({ ...args, layers, outliers: outliersOption(args.outliers), onProgress: progress }));
+    const md = formatDiagnosisMarkdown(d);
+    console.log(md);
+    if (args.out) {
+      const files: Record<string, string> = { 'diagnose.json': JSON.stringify(d) + '\n', 'diagnose.md': md };
+      for (const [name, spec] of Object.entries(diagnosisCharts(d))) files[name] = await renderSvg(spec);
+      writeOutputs(args.out, files);
+    }
+  },
+};
+
 /** Every `aser eval` subcommand, in the order `aser eval --help` lists them. */
-export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, kldCommand, zeroshotCommand, reportCommand] as never[];
+export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, evalDiagnoseCommand, kldCommand, zeroshotCommand, reportCommand] as never[];
 
 export const evalCommand: CommandModule = {
   command: 'eval',
-  describe: 'Evaluation suites (cached, resumable): ppl table, α sweep, KL divergence, zero-shot, report',
+  describe: 'Evaluation suites (cached, resumable): ppl table, α sweep, quantizer diagnostics, KL divergence, zero-shot, report',
   builder: (y) => {
     let parser = y;
     for (const c of EVAL_SUBCOMMANDS) parser = parser.command(c as never);

@@ -34,8 +34,8 @@ describe('aser eval report page', () => {
       for (const h of ['Perplexity', 'α sweep', 'Rank per layer', 'KL divergence', 'Zero-shot', 'FLOPs and memory', 'Latency', 'Singular spectra']) {
         expect(headings.some((t) => t.startsWith(h)), `heading ${h} in ${headings.join(' / ')}`).toBe(true);
       }
-      // Bar (ppl), ppl vs α, rank per layer, 2 KLD histograms, latency vs FLOPs, spectra, effective rank.
-      expect(await page.locator('figure svg').count()).toBeGreaterThanOrEqual(8);
+      // Bar (ppl), ppl vs α, rank per layer, 2 KLD histograms, zero-shot bars, latency vs FLOPs, spectra, erank, output error.
+      expect(await page.locator('figure svg').count()).toBeGreaterThanOrEqual(10);
       // ppl, α, KLD, zero-shot, FLOPs, 3 profile tables, run timings.
       expect(await page.locator('table').count()).toBeGreaterThanOrEqual(9);
       const pplTable = await page.locator('#ppl + table').innerText();
