@@ -12,6 +12,7 @@ import { Executor, type ExecutorDType } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { argmax } from '../runtime/sampler.js';
 import { repoRoot } from '../eval/datasets.js';
+import { opTimes } from '../eval/profile.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Args {
@@ -86,28 +87,15 @@ function commit(): string {
   }
 }
 
-/** GPU time per op for one prefill and for 32 decode steps, each op timed in its own pass. */
+/** GPU time per op for one prefill and for 32 decode steps, each op timed in its own pass (eval/profile.ts). */
 async function printProfile(ex: Executor, timer: GpuTimer, prompt: number[], dtype: ExecutorDType): Promise<void> {
-  ex.setTimer(timer, { perOp: true });
-  await timer.read();
-  ex.reset();
-  await ex.forward(prompt);
-  await ex.logits();
-  const prefill = await timer.read();
-  const steps = 32;
-  for (let i = 0; i < steps; i++) {
-    await ex.forward([prompt[i + 1]!]); // positions prompt.length .. +31 (maxSeqLen leaves room)
-    await ex.logits();
-  }
-  const decode = await timer.read();
+  const t = await opTimes(ex, timer, prompt, 32);
   ex.setTimer(timer);
   console.log(`profile ${dtype}: GPU ms per op (prefill of ${prompt.length} tokens | one decode step after it)`);
-  const labels = [...new Set([...prefill.byLabel.keys(), ...decode.byLabel.keys()])];
-  labels.sort((a, b) => (prefill.byLabel.get(b) ?? 0) - (prefill.byLabel.get(a) ?? 0));
-  for (const l of labels) {
-    console.log(`  ${l.padEnd(16)} ${((prefill.byLabel.get(l) ?? 0) * 1e3).toFixed(3).padStart(9)} | ${(((decode.byLabel.get(l) ?? 0) * 1e3) / steps).toFixed(3).padStart(8)}`);
-  }
-  console.log(`  ${'total'.padEnd(16)} ${(prefill.seconds * 1e3).toFixed(3).padStart(9)} | ${((decode.seconds * 1e3) / steps).toFixed(3).padStart(8)}`);
+  const labels = [...new Set([...Object.keys(t.prefill), ...Object.keys(t.decode)])];
+  labels.sort((a, b) => (t.prefill[b] ?? 0) - (t.prefill[a] ?? 0));
+  for (const l of labels) console.log(`  ${l.padEnd(16)} ${(t.prefill[l] ?? 0).toFixed(3).padStart(9)} | ${(t.decode[l] ?? 0).toFixed(3).padStart(8)}`);
+  console.log(`  ${'total'.padEnd(16)} ${t.prefillTotal.toFixed(3).padStart(9)} | ${t.decodeTotal.toFixed(3).padStart(8)}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

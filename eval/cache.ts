@@ -28,6 +28,8 @@ export function defaultCacheDir(): string {
 
 export interface ResultCache {
   readonly dir: string;
+  /** False for a cache opened with enabled: false (stores nothing). */
+  readonly enabled: boolean;
   get<T>(kind: string, settings: unknown): T | undefined;
   put<T>(kind: string, settings: unknown, value: T): T;
   /** Returns the cached value, or computes, stores and returns it. */
@@ -41,6 +43,7 @@ export function openResultCache(opts: { dir?: string; enabled?: boolean } = {}):
   const file = (kind: string, settings: unknown) => join(dir, `${kind.replace(/[^A-Za-z0-9_.-]/g, '_')}-${cacheKey(kind, settings)}.json`);
   const cache: ResultCache = {
     dir,
+    enabled,
     get<T>(kind: string, settings: unknown): T | undefined {
       if (!enabled) return undefined;
       const path = file(kind, settings);

@@ -88,3 +88,31 @@ export function histogram(rows: Array<Record<string, unknown>>, o: { title: stri
     },
   } as ChartSpec;
 }
+
+/** Points of (x, y), coloured by `series`; an optional y = x guide line (e.g. latency vs FLOPs overhead). */
+export function scatterChart(rows: Array<Record<string, unknown>>, o: { title: string; x: string; y: string; series?: string; diagonal?: boolean; width?: number; height?: number }): ChartSpec {
+  const points = {
+    mark: { type: 'point', filled: true, size: 70 },
+    encoding: {
+      x: { field: o.x, type: 'quantitative' },
+      y: { field: o.y, type: 'quantitative' },
+      ...(o.series ? { color: { field: o.series, type: 'nominal' } } : {}),
+      tooltip: Object.keys(rows[0] ?? {}).map((field) => ({ field })),
+    },
+  };
+  const xs = rows.map((r) => Number(r[o.x])).filter(Number.isFinite);
+  const lo = Math.min(0, ...xs), hi = Math.max(1, ...xs);
+  const diagonal = {
+    data: { values: [{ [o.x]: lo, [o.y]: lo }, { [o.x]: hi, [o.y]: hi }] },
+    mark: { type: 'line', strokeDash: [4, 4], color: '#888' },
+    encoding: { x: { field: o.x, type: 'quantitative' }, y: { field: o.y, type: 'quantitative' } },
+  };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    width: o.width ?? 420,
+    height: o.height ?? 260,
+    data: { values: rows },
+    layer: o.diagonal ? [points, diagonal] : [points],
+  } as ChartSpec;
+}

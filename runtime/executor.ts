@@ -460,6 +460,36 @@ export class Executor {
   }
 
   /**
+   * Appends `tokens` to the cache and returns the logits of every one of them, [tokens, vocab]
+   * row-major (row i follows tokens[0..i]); for evaluations that need whole distributions (KL
+   * divergence). Rows leave the GPU sub-chunk by sub-chunk into one readback buffer. Throws on NaN/Inf.
+   */
+  logitRows(tokens: ArrayLike<number>): Promise<Float32Array> {
+    return this.serial(async () => {
+      const ids = this.checkTokens(tokens, 'logitRows');
+      const vocab = this.config.vocabSize;
+      const bytes = ids.length * vocab * 4;
+      if (bytes > this.gpu.limits.maxBufferSize) throw new ExecutorError(`logitRows: ${ids.length} × ${vocab} logits need ${bytes} bytes, over the device's buffer limit; pass fewer tokens`);
+      const read = await createBufferChecked(this.device, { size: bytes, usage: READBACK_USAGE, label: 'logit_rows/read' });
+      try {
+        const start = this.pos;
+        await this.runForward(ids, undefined, read);
+        await read.mapAsync(GPUMapMode.READ, 0, bytes);
+        const out = new Float32Array(read.getMappedRange(0, bytes).slice(0));
+        read.unmap();
+        for (let i = 0; i < out.length; i++) {
+          if (!Number.isFinite(out[i]!)) {
+            throw new NonFiniteError(`${this.model.id}: NaN/Inf logits at position ${start + Math.floor(i / vocab)} (logitRows step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)`);
+          }
+        }
+        return out;
+      } finally {
+        read.destroy();
+      }
+    });
+  }
+
+  /**
    * Calibration hook: a fresh prefill of `tokens` from position 0 that reports, per layer, the inputs of
    * its linears: 'attn_in' (normed input of q/k/v), 'attn_out' (o_proj input), 'mlp_in' (normed input
    * of gate/up), 'mlp_act' (down_proj input), each [rows, in] row-major f32. Rows come in chunks of at
@@ -578,9 +608,10 @@ export class Executor {
 
   /**
    * Forward of `ids` in chunks; with `targets`, classifies scored rows into nllOut (else the last row
-   * only). With checkNumerics, each layer is submitted and its op outputs checked before the next.
+   * only); with `rowsOut`, classifies every row and copies its logits there (row i at i·vocab). With
+   * checkNumerics, each layer is submitted and its op outputs checked before the next.
    */
-  private async runForward(ids: Uint32Array, targets: Uint32Array | undefined): Promise<void> {
+  private async runForward(ids: Uint32Array, targets: Uint32Array | undefined, rowsOut?: GPUBuffer): Promise<void> {
     const c = this.config;
     const start = this.pos;
     this.steps++;
@@ -608,7 +639,7 @@ export class Executor {
         rec = new Recorder(this.device, `forward/${c.nLayers}L/T${T}/after${l}`, this.timer, this.timePerOp);
       }
       // Rows [first, T) of this chunk go through the final norm and the classifier.
-      let first = T;
+      let first = rowsOut ? 0 : T;
       if (targets) {
         for (let r = 0; r < T; r++) if (targets[t0 + r] !== UNSCORED_TARGET) { first = r; break; }
       }
@@ -617,6 +648,7 @@ export class Executor {
       for (let r0 = first; r0 < T; r0 += this.headRows, slot++) {
         const rows = Math.min(this.headRows, T - r0);
         this.encodeHead(rec, slot, r0, rows, targets ? t0 + r0 : undefined);
+        if (rowsOut) rec.copy(this.buf.logits, rowsOut, rows * this.config.vocabSize * 4, (t0 + r0) * this.config.vocabSize * 4);
         if (last && r0 + rows === T) this.lastLogitsRow = rows - 1;
       }
       this.device.queue.submit([rec.finish()]);

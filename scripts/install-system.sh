@@ -5,6 +5,7 @@
 #      skipped when a lavapipe ICD is present (FORCE_MESA_INSTALL=1 reinstalls).
 #   2. LAPACK for the quantizer's native addon (quant/native): liblapacke-dev + libopenblas-dev, and the
 #      compiler toolchain node-gyp needs (g++, make, python3).
+#   3. Debian's chromium, for the test that renders `aser eval report`'s HTML headlessly (playwright-core).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -46,4 +47,13 @@ else
   apt_update
   apt-get install -y -qq "${missing[@]}" >/dev/null
   echo "lapack and build tools: installed ${missing[*]}"
+fi
+
+# --- 3. chromium (headless report test) ----------------------------------------------------------
+if command -v chromium >/dev/null 2>&1; then
+  echo "chromium: present"
+else
+  apt_update
+  apt-get install -y -qq chromium >/dev/null
+  echo "chromium: installed $(dpkg-query -W -f='${Version}' chromium)"
 fi

@@ -9,6 +9,9 @@ import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../
 import { renderSvg } from '../../eval/plot.js';
 import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
 import { UsageError } from '../errors.js';
+import { kldCommand } from './eval-kld.js';
+import { zeroshotCommand } from './eval-zeroshot.js';
+import { reportCommand } from './eval-report.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {
@@ -161,11 +164,11 @@ export const evalDiagnoseCommand: CommandModule<object, EvalDiagnoseArgs> = {
 };
 
 /** Every `aser eval` subcommand, in the order `aser eval --help` lists them. */
-export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, evalDiagnoseCommand] as never[];
+export const EVAL_SUBCOMMANDS: CommandModule<object, never>[] = [evalPplCommand, evalAlphaCommand, evalDiagnoseCommand, kldCommand, zeroshotCommand, reportCommand] as never[];
 
 export const evalCommand: CommandModule = {
   command: 'eval',
-  describe: 'Evaluation suites: ppl table, α sweep (cached, resumable), quantizer diagnostics',
+  describe: 'Evaluation suites (cached, resumable): ppl table, α sweep, quantizer diagnostics, KL divergence, zero-shot, report',
   builder: (y) => {
     let parser = y;
     for (const c of EVAL_SUBCOMMANDS) parser = parser.command(c as never);

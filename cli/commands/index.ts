@@ -11,6 +11,8 @@ import { serveCommand } from './serve.js';
 import { chatCommand } from './chat.js';
 import { exportCommand } from './export.js';
 import { quantizeCommand } from './quantize.js';
+import { flopsCommand } from './flops.js';
+import { profileCommand } from './profile.js';
 import { evalCommand } from './eval.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand, evalCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand, evalCommand, flopsCommand, profileCommand] as never[];

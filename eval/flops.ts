@@ -1,0 +1,118 @@
+// FLOPs and memory accounting of the ASER side path, per layer and for the whole model. Pure.
+//
+// Counted per token and per block linear (what the side path touches), in multiply-accumulates:
+//   base  = in · out                    (the W4A8 integer product)
+//   side  = r · (in + out)              (x̃·L_A then t·L_B, r = columns of L_A incl. outlier columns)
+//   +FLOPs = Σ side / Σ base            (2r/d for a square d × d linear: the paper's Table 4 column)
+// Parameters: base in·out weights; side r·(in + out). Bytes as the runtime stores them: int4 weights
+// (in padded to 32) plus an f32 scale per output channel (and f32 smoothing per input channel when
+// smoothed); L_A/L_B in f16 (2 bytes per value, `sideBytesPerValue`).
+import { linearShapes } from '../runtime/memory-plan.js';
+import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../runtime/model.js';
+
+export interface LinearAccountingInput {
+  layer: number;
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** Side-path rank (L_A columns); may be fractional when it stands for a mean. */
+  rank: number;
+  smooth?: boolean;
+}
+
+export interface FlopsRow {
+  /** Layer index, or -1 for the whole-model row. */
+  layer: number;
+  linears: number;
+  baseMacs: number;
+  sideMacs: number;
+  /** 100 · side / base. */
+  flopsPct: number;
+  /** Mean rank over the linears (unweighted, as the paper's r̄). */
+  meanRank: number;
+  baseParams: number;
+  sideParams: number;
+  paramPct: number;
+  baseBytes: number;
+  sideBytes: number;
+  bytePct: number;
+}
+
+export interface FlopsAccounting {
+  layers: FlopsRow[];
+  total: FlopsRow;
+}
+
+export interface FlopsOptions {
+  wBits?: number;
+  /** Bytes per L_A/L_B value (2: f16, what the kernels read). */
+  sideBytesPerValue?: number;
+}
+
+function row(layer: number, ls: LinearAccountingInput[], o: Required<FlopsOptions>): FlopsRow {
+  let baseMacs = 0, sideMacs = 0, rankSum = 0, baseBytes = 0;
+  for (const l of ls) {
+    baseMacs += l.inFeatures * l.outFeatures;
+    sideMacs += l.rank * (l.inFeatures + l.outFeatures);
+    rankSum += l.rank;
+    const paddedIn = Math.ceil(l.inFeatures / 32) * 32;
+    baseBytes += (paddedIn * l.outFeatures * o.wBits) / 8 + 4 * l.outFeatures + (l.smooth ? 4 * l.inFeatures : 0);
+  }
+  const sideBytes = sideMacs * o.sideBytesPerValue;
+  const pct = (a: number, b: number) => (b > 0 ? (100 * a) / b : 0);
+  return {
+    layer, linears: ls.length, baseMacs, sideMacs, flopsPct: pct(sideMacs, baseMacs), meanRank: ls.length ? rankSum / ls.length : 0,
+    baseParams: baseMacs, sideParams: sideMacs, paramPct: pct(sideMacs, baseMacs), baseBytes, sideBytes, bytePct: pct(sideBytes, baseBytes),
+  };
+}
+
+/** Per-layer rows (sorted by layer) and the whole-model row. */
+export function flopsAccounting(linears: LinearAccountingInput[], opts: FlopsOptions = {}): FlopsAccounting {
+  const o = { wBits: opts.wBits ?? 4, sideBytesPerValue: opts.sideBytesPerValue ?? 2 };
+  const byLayer = new Map<number, LinearAccountingInput[]>();
+  for (const l of linears) byLayer.set(l.layer, [...(byLayer.get(l.layer) ?? []), l]);
+  const layers = [...byLayer.keys()].sort((a, b) => a - b).map((k) => row(k, byLayer.get(k)!, o));
+  return { layers, total: row(-1, linears, o) };
+}
+
+/**
+ * The block linears of a config with given ranks: one number for every linear (a mean rank), or one
+ * per linear in layer-major BLOCK_LINEARS order (nLayers · 7 values).
+ */
+export function configLinears(c: ModelConfig, ranks: number | number[]): LinearAccountingInput[] {
+  const shapes = linearShapes(c);
+  const n = c.nLayers * BLOCK_LINEARS.length;
+  if (Array.isArray(ranks) && ranks.length !== n && ranks.length !== 1) {
+    throw new RangeError(`${ranks.length} ranks given; need 1 or ${n} (${c.nLayers} layers × ${BLOCK_LINEARS.length} linears)`);
+  }
+  const out: LinearAccountingInput[] = [];
+  for (let layer = 0; layer < c.nLayers; layer++) {
+    BLOCK_LINEARS.forEach(({ name }, j) => {
+      const s = shapes[name as BlockLinearName];
+      const rank = Array.isArray(ranks) ? ranks[ranks.length === 1 ? 0 : layer * BLOCK_LINEARS.length + j]! : ranks;
+      out.push({ layer, name, inFeatures: s.in, outFeatures: s.out, rank });
+    });
+  }
+  return out;
+}
+
+/** The linears of an artifact manifest's `layers` (module names "model.layers.<i>.<linear>"). */
+export function manifestLinears(layers: Record<string, { inFeatures: number; outFeatures: number; rank: number; smooth: boolean }>): LinearAccountingInput[] {
+  return Object.entries(layers).map(([module, l]) => {
+    const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
+    return { layer: m ? Number(m[1]) : -1, name: m ? m[2]! : module, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: l.rank, smooth: l.smooth };
+  });
+}
+
+const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
+
+export function formatFlopsMarkdown(a: FlopsAccounting): string {
+  const line = (r: FlopsRow) =>
+    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanRank.toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
+  return [
+    '| layer | linears | base MACs/token | side MACs/token | +FLOPs | mean rank | side params | base bytes | side bytes |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...a.layers.map(line),
+    line(a.total),
+  ].join('\n');
+}

@@ -1,0 +1,135 @@
+// `aser profile` as a library call: the fp model, and with an artifact the same artifact twice in one
+// run (side path on, and off: every linear with rank 0), measured in interleaved rounds, so the side path's share of GPU time per
+// linear sits beside its share of FLOPs. The executor labels ops by linear kind (q_proj … down_proj,
+// summed over layers); every layer of a model has the same shapes, so per kind is per layer's linear.
+import { openNodeDevice } from '../loaders/node-gpu.js';
+import { resolveModel } from '../loaders/registry.js';
+import { readArtifact } from '../loaders/artifact.js';
+import { Executor } from '../runtime/executor.js';
+import { GpuTimer } from '../runtime/profiler.js';
+import { PipelineCache } from '../runtime/pipelines.js';
+import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
+import type { QuantizedLinear } from '../runtime/quantized.js';
+import { modelIdentity } from '../cli/session.js';
+import { flopsAccounting, manifestLinears } from './flops.js';
+import { profileExecutors, type ExecutorProfile, type ProfileOptions } from './profile.js';
+
+export interface ProfileRunOptions extends Partial<ProfileOptions> {
+  model: string;
+  artifact?: string;
+  onStep?: (what: string) => void;
+}
+
+export interface SideShareRow {
+  /** Linear kind (q_proj … down_proj), or 'all linears'. */
+  kind: string;
+  /** Side-path MACs over base MACs, %. */
+  flopsPct: number;
+  prefillOnMs: number;
+  prefillOffMs: number;
+  /** (on − off) / off, %: the side path's latency overhead, comparable to flopsPct. */
+  prefillOverheadPct: number;
+  decodeOnMs: number;
+  decodeOffMs: number;
+  decodeOverheadPct: number;
+}
+
+export interface ProfileRunResult {
+  model: string;
+  artifact: string | null;
+  method: string | null;
+  device: string;
+  timer: 'timestamp-query' | 'wall';
+  settings: ProfileOptions;
+  fp: ExecutorProfile;
+  /** With an artifact: side path on and off. */
+  quantized?: { on: ExecutorProfile; off: ExecutorProfile };
+  /** Per linear kind, with an artifact and timestamps. */
+  sideShare?: SideShareRow[];
+  seconds: number;
+}
+
+const KINDS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** The artifact's linears with the side path removed: the W4A8 product alone. */
+function withoutSidePath(layers: ReadonlyMap<string, QuantizedLinear>): Map<string, QuantizedLinear> {
+  return new Map([...layers].map(([k, q]) => [k, { ...q, rank: 0, la: undefined, lb: undefined }]));
+}
+
+export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult> {
+  const t0 = performance.now();
+  const settings: ProfileOptions = { prefill: o.prefill ?? 128, decode: o.decode ?? 32, repeats: o.repeats ?? 5 };
+  const resolved = resolveModel(o.model);
+  const { source } = resolved;
+  const artifact = o.artifact ? readArtifact(o.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
+  const gpu = await openNodeDevice();
+  const timer = GpuTimer.create(gpu);
+  const pipelines = new PipelineCache(gpu.device);
+  const maxSeqLen = Math.min(source.config.maxSeqLen, settings.prefill + settings.decode);
+  const maxBatchTokens = Math.min(512, maxSeqLen);
+  const executors: Executor[] = [];
+  const build = async (layers?: ReadonlyMap<string, QuantizedLinear>) => {
+    const linearFactory = layers ? quantizedLinearFactory(gpu, pipelines, (module) => layers.get(module), { maxTokens: maxBatchTokens }) : undefined;
+    const ex = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen, maxBatchTokens, pipelines, linearFactory });
+    executors.push(ex);
+    return ex;
+  };
+  try {
+    // fp32, side path on, side path off: built up front, measured in interleaved rounds.
+    const variants = [await build()];
+    if (artifact) variants.push(await build(artifact.layers), await build(withoutSidePath(artifact.layers)));
+    o.onStep?.(`${variants.length} variants × ${settings.repeats} interleaved rounds`);
+    const [fp, on, off] = await profileExecutors(variants, timer, settings);
+    const result: ProfileRunResult = {
+      model: source.id, artifact: o.artifact ?? null, method: artifact ? `${artifact.manifest.method} W${artifact.manifest.wBits}A${artifact.manifest.aBits}` : null,
+      device: gpu.describe(), timer: timer ? 'timestamp-query' : 'wall', settings, fp: fp!, seconds: 0,
+    };
+    if (artifact && on && off) {
+      result.quantized = { on, off };
+      if (on.ops && off.ops) {
+        const lin = manifestLinears(artifact.manifest.layers);
+        const pct = (a: number, b: number) => (b > 0 ? (100 * (a - b)) / b : 0);
+        const row = (kind: string, kinds: string[]): SideShareRow => {
+          const sum = (rec: Record<string, number>) => kinds.reduce((s, k) => s + (rec[k] ?? 0), 0);
+          const flops = flopsAccounting(lin.filter((l) => kinds.includes(l.name.split('.').pop()!))).total;
+          const [pOn, pOff, dOn, dOff] = [sum(on.ops!.prefill), sum(off.ops!.prefill), sum(on.ops!.decode), sum(off.ops!.decode)];
+          return { kind, flopsPct: flops.flopsPct, prefillOnMs: pOn, prefillOffMs: pOff, prefillOverheadPct: pct(pOn, pOff), decodeOnMs: dOn, decodeOffMs: dOff, decodeOverheadPct: pct(dOn, dOff) };
+        };
+        result.sideShare = [...KINDS.map((k) => row(k, [k])), row('all linears', KINDS)];
+      }
+    }
+    result.seconds = (performance.now() - t0) / 1000;
+    return result;
+  } finally {
+    for (const ex of executors) ex.destroy();
+    timer?.destroy();
+    source.close();
+    gpu.device.destroy();
+  }
+}
+
+/** Markdown: throughput, per-op GPU time, and the side path's latency vs FLOPs overhead. */
+export function formatProfileMarkdown(r: ProfileRunResult): string {
+  const out: string[] = [];
+  const runs: Array<[string, ExecutorProfile]> = [['fp32', r.fp], ...(r.quantized ? ([[`${r.method} (side path on)`, r.quantized.on], [`${r.method} (side path off)`, r.quantized.off]] as Array<[string, ExecutorProfile]>) : [])];
+  out.push(`| run | prefill tok/s (${r.settings.prefill} tok) | decode tok/s | decode ms/token (wall) | prefill GPU ms | decode GPU ms/token |`, '|---|---|---|---|---|---|');
+  for (const [name, p] of runs) {
+    out.push(`| ${name} | ${p.prefill.tokPerSec.toFixed(0)} | ${p.decode.tokPerSec.toFixed(0)} | ${p.decode.wallMs.toFixed(2)} | ${p.ops ? p.ops.prefillTotal.toFixed(3) : '—'} | ${p.ops ? p.ops.decodeTotal.toFixed(3) : '—'} |`);
+  }
+  const main = r.quantized?.on ?? r.fp;
+  if (main.ops) {
+    out.push('', `GPU ms per op (${r.quantized ? `${r.method}, side path on` : 'fp32'}; summed over layers): prefill | one decode step`, '', '| op | prefill ms | decode ms/step |', '|---|---|---|');
+    const labels = Object.keys(main.ops.prefill).sort((a, b) => main.ops!.prefill[b]! - main.ops!.prefill[a]!);
+    for (const l of labels) out.push(`| ${l} | ${main.ops.prefill[l]!.toFixed(3)} | ${(main.ops.decode[l] ?? 0).toFixed(3)} |`);
+  } else {
+    out.push('', 'No timestamp-query on this adapter: wall times only.');
+  }
+  if (r.sideShare) {
+    out.push('', 'Side path: latency overhead (on vs off, same run) beside FLOPs overhead, per linear kind', '', '| linear | +FLOPs % | prefill on / off ms | +latency % prefill | decode on / off ms | +latency % decode |', '|---|---|---|---|---|---|');
+    for (const s of r.sideShare) {
+      out.push(`| ${s.kind} | ${s.flopsPct.toFixed(2)} | ${s.prefillOnMs.toFixed(3)} / ${s.prefillOffMs.toFixed(3)} | ${s.prefillOverheadPct.toFixed(1)} | ${s.decodeOnMs.toFixed(3)} / ${s.decodeOffMs.toFixed(3)} | ${s.decodeOverheadPct.toFixed(1)} |`);
+    }
+  }
+  out.push('', `device: ${r.device}; timer: ${r.timer}; ${r.settings.repeats} wall repeats (median), variants measured in interleaved rounds; per-op times: median of as many timed passes.`);
+  return out.join('\n');
+}
