@@ -3,33 +3,21 @@
 // connection, and the server still serves a normal request afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { testGpu } from '../helpers/gpu.js';
-import { resolveModel } from '../../loaders/registry.js';
-import { Executor } from '../../runtime/executor.js';
-import { ExecutorEngine } from '../../serve/executor-engine.js';
-import { startServer, type RunningServer } from '../../serve/server.js';
-import { fallbackChatTemplate } from '../../serve/chat-template.js';
+import type { RunningServer } from '../../serve/server.js';
 import { httpCase, runHttpCase } from '../../bench/lib/http-fuzz.js';
+import { startTestServer, TEST_MODEL as MODEL, type TestServer } from '../helpers/test-server.js';
 
-const MODEL = 'stories260k';
 const RUNS = Number(process.env.ASER_FUZZ_RUNS ?? 150);
+let running: TestServer;
 let server: RunningServer;
-let close: () => void;
 
 beforeAll(async () => {
-  const resolved = resolveModel(MODEL);
-  const executor = await Executor.create(await testGpu(), resolved.source, { dtype: 'f32', maxSeqLen: 64 });
-  const engine = new ExecutorEngine(executor, resolved.tokenizer, { modelId: MODEL });
-  close = () => {
-    engine.close();
-    resolved.source.close();
-  };
-  server = await startServer({ engine, chatTemplate: fallbackChatTemplate(), port: 0, maxQueue: 4, maxBodyBytes: 4 << 10, requestTimeoutMs: 20_000, defaultMaxTokens: 4 });
+  running = await startTestServer({ maxSeqLen: 64, maxQueue: 4, maxBodyBytes: 4 << 10, requestTimeoutMs: 20_000, defaultMaxTokens: 4 });
+  server = running.server;
 });
 
 afterAll(async () => {
-  await server?.close();
-  close?.();
+  await running?.close();
 });
 
 describe('fuzzed HTTP requests', () => {

@@ -4,31 +4,19 @@
 // the server binds loopback unless told otherwise.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
-import { testGpu } from '../helpers/gpu.js';
-import { resolveModel } from '../../loaders/registry.js';
-import { Executor } from '../../runtime/executor.js';
-import { ExecutorEngine } from '../../serve/executor-engine.js';
-import { startServer, type RunningServer } from '../../serve/server.js';
-import { fallbackChatTemplate } from '../../serve/chat-template.js';
+import type { RunningServer } from '../../serve/server.js';
+import { startTestServer, TEST_MODEL as MODEL, type TestServer } from '../helpers/test-server.js';
 
-const MODEL = 'stories260k';
+let running: TestServer;
 let server: RunningServer;
-let close: () => void;
 
 beforeAll(async () => {
-  const resolved = resolveModel(MODEL);
-  const executor = await Executor.create(await testGpu(), resolved.source, { dtype: 'f32', maxSeqLen: 64 });
-  const engine = new ExecutorEngine(executor, resolved.tokenizer, { modelId: MODEL });
-  close = () => {
-    engine.close();
-    resolved.source.close();
-  };
-  server = await startServer({ engine, chatTemplate: fallbackChatTemplate(), port: 0, defaultMaxTokens: 2 });
+  running = await startTestServer({ maxSeqLen: 64, defaultMaxTokens: 2 });
+  server = running.server;
 });
 
 afterAll(async () => {
-  await server?.close();
-  close?.();
+  await running?.close();
 });
 
 const PATHS = [

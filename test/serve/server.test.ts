@@ -10,6 +10,7 @@ import { ExecutorEngine, logprobsOf } from '../../serve/executor-engine.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
 import { fallbackChatTemplate } from '../../serve/chat-template.js';
 import { postSse, readSse } from './sse-client.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const MODEL = 'stories260k';
 const PROMPT = 'Once upon a time';
@@ -17,7 +18,7 @@ let server: RunningServer;
 let engine: ExecutorEngine;
 let tokenizer: TextTokenizer;
 let client: OpenAI;
-let closeModel: () => void;
+let running: TestServer;
 
 const post = (path: string, body: unknown, init: RequestInit = {}) =>
   fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body), ...init });
@@ -41,21 +42,13 @@ async function expectError(res: Response, status: number, code?: string, param?:
 }
 
 beforeAll(async () => {
-  const resolved = resolveModel(MODEL);
-  tokenizer = resolved.tokenizer;
-  const executor = await Executor.create(await testGpu(), resolved.source, { dtype: 'f32' });
-  engine = new ExecutorEngine(executor, tokenizer, { modelId: MODEL });
-  closeModel = () => {
-    engine.close();
-    resolved.source.close();
-  };
-  server = await startServer({ engine, chatTemplate: fallbackChatTemplate(), port: 0, maxQueue: 8, maxBodyBytes: 16 << 10, requestTimeoutMs: 30_000 });
+  running = await startTestServer({ maxQueue: 8, maxBodyBytes: 16 << 10, requestTimeoutMs: 30_000 });
+  ({ server, engine, tokenizer } = running);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
 afterAll(async () => {
-  await server?.close();
-  closeModel?.();
+  await running?.close();
 });
 
 describe('serving stories260K over HTTP', () => {
