@@ -32,13 +32,7 @@ var<workgroup> row_max_bits: atomic<u32>;
 
 #include "div_rn.wgsl"
 
-fn xs(base: u32, k: u32) -> f32 {
-#ifdef SMOOTH
-  return x[base + k] * inv_m[k];
-#else
-  return x[base + k];
-#endif
-}
+#include "smoothed_input.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,

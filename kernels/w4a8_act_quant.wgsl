@@ -52,13 +52,7 @@ var<workgroup> row_max_bits: atomic<u32>;
 var<workgroup> red: array<vec4<f32>, WG * (RC / 4)>;
 #endif
 
-fn xs(base: u32, k: u32) -> f32 {
-#ifdef SMOOTH
-  return x[base + k] * inv_m[k];
-#else
-  return x[base + k];
-#endif
-}
+#include "smoothed_input.wgsl"
 
 #include "div_rn.wgsl"
 
