@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeBytesAtomic } from '../loaders/atomic.js';
 import { repoRoot } from './datasets.js';
+import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
 
 /** JSON with object keys sorted at every level: equal settings give equal keys. */
 export function canonicalJson(value: unknown): string {
@@ -15,6 +16,20 @@ export function canonicalJson(value: unknown): string {
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : v,
   );
+}
+
+/**
+ * What an artifact computes: its tensors' checksums and every manifest field the runtime reads (aBits
+ * lives in the manifest, not in the tensor files: W4A8 and W4A6 RTN share identical tensors).
+ */
+export function manifestDigest(m: ArtifactManifest): string {
+  const { createdAt: _at, createdBy: _by, ...what } = m;
+  return createHash('sha256').update(canonicalJson(what)).digest('hex').slice(0, 32);
+}
+
+/** The same digest, of the artifact in `dir` (a missing or invalid manifest is a typed LoadError). */
+export function artifactDigest(dir: string): string {
+  return manifestDigest(readArtifactManifest(dir));
 }
 
 export function cacheKey(kind: string, settings: unknown): string {

@@ -2,12 +2,12 @@
 // windows) and kept in the result cache directory; each artifact's comparison is cached as JSON by the
 // artifact's manifest hash on top of that.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSession } from '../cli/session.js';
 import { modelHash } from '../cli/artifact-cache.js';
 import { loadDatasetText } from './datasets.js';
-import { cacheKey, openResultCache, type ResultCache } from './cache.js';
+import { artifactDigest, cacheKey, openResultCache, type ResultCache } from './cache.js';
 import { compareToReference, computeKldReference, summarizeKld, type KldReference, type KldSummary } from './kld.js';
 import { readKldReference, writeKldReference } from './kld-store.js';
 import type { PplProtocol } from './ppl.js';
@@ -37,11 +37,6 @@ export interface KldRunResult extends KldSummary {
 }
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
-
-/** Identity of an artifact: the sha256 of its manifest (which holds every tensor file's sha256). */
-export function artifactHash(dir: string): string {
-  return sha256(readFileSync(join(dir, 'manifest.json')));
-}
 
 function referenceSettings(o: KldRunOptions, text: string) {
   return { modelHash: modelHash(o.model), dataset: o.dataset, textSha: sha256(text), protocol: o.protocol, ctx: o.ctx, maxWindows: o.maxWindows ?? null, fullVocabMax: 4096, topK: 64 };
@@ -76,7 +71,7 @@ export async function ensureKldReference(o: KldRunOptions): Promise<KldReference
 export async function runKld(o: KldRunOptions): Promise<KldRunResult> {
   const cache = o.cache ?? openResultCache();
   const data = loadDatasetText(o.dataset, { protocol: o.protocol });
-  const settings = { ...referenceSettings(o, data.text), artifactHash: o.artifact ? artifactHash(o.artifact) : null };
+  const settings = { ...referenceSettings(o, data.text), artifactHash: o.artifact ? artifactDigest(o.artifact) : null };
   return cache.getOrCompute('kld', settings, async () => {
     const t0 = performance.now();
     const ref = await ensureKldReference({ ...o, cache });

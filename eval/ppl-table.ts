@@ -14,7 +14,6 @@
 // carries its f outlier columns in the remaining f (docs/quantization.md). 'reconstruction' gives every
 // method reconstruction rank R, ASER's outlier columns on top. With α, each method's rule picks its own
 // ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
-import { createHash } from 'node:crypto';
 import { ensureArtifact, modelHash, type ArtifactRequest } from '../cli/artifact-cache.js';
 import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../cli/commands/quantize.js';
 import { readArtifact, type ArtifactManifest } from '../loaders/artifact.js';
@@ -25,7 +24,7 @@ import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import type { CalibrationStats } from '../quant/calibrate.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
-import { canonicalJson, openResultCache } from './cache.js';
+import { canonicalJson, manifestDigest, openResultCache } from './cache.js';
 import { loadDatasetText } from './datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
 
@@ -133,15 +132,6 @@ export function calibrationStatsFor(hash: string, req: CalibrationRequest): () =
     }
     return p;
   };
-}
-
-/**
- * What an artifact computes: its tensors' checksums and every manifest field the runtime reads (aBits
- * lives in the manifest, not in the tensor files: W4A8 and W4A6 RTN share identical tensors).
- */
-function manifestDigest(m: ArtifactManifest): string {
-  const { createdAt: _at, createdBy: _by, ...what } = m;
-  return createHash('sha256').update(canonicalJson(what)).digest('hex').slice(0, 32);
 }
 
 function rankSummary(m: ArtifactManifest | undefined): { meanSideRank: number; meanRank: number; flopsPct: number } {

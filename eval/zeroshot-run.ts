@@ -6,9 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSession, type Session } from '../cli/session.js';
 import { modelHash } from '../cli/artifact-cache.js';
-import { openResultCache, type ResultCache } from './cache.js';
+import { artifactDigest, openResultCache, type ResultCache } from './cache.js';
 import { dataDir } from './datasets.js';
-import { artifactHash } from './kld-run.js';
 import { choiceMetrics, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceScores, type TaskMetrics } from './zeroshot.js';
 import { loadTask, ZEROSHOT_TASKS } from './zeroshot-data.js';
 
@@ -54,7 +53,7 @@ async function runTask(session: Session, task: string, limit: number | undefined
 export async function runZeroshot(o: ZeroshotRunOptions): Promise<ZeroshotTaskResult[]> {
   const cache = o.cache ?? openResultCache();
   for (const t of o.tasks) if (!ZEROSHOT_TASKS[t]) throw new RangeError(`unknown zero-shot task ${t} (${Object.keys(ZEROSHOT_TASKS).join(', ')})`);
-  const base = { protocol: ZEROSHOT_PROTOCOL, modelHash: modelHash(o.model), artifactHash: o.artifact ? artifactHash(o.artifact) : null, limit: o.limit ?? null, maxSeqLen: o.maxSeqLen ?? null };
+  const base = { protocol: ZEROSHOT_PROTOCOL, modelHash: modelHash(o.model), artifactHash: o.artifact ? artifactDigest(o.artifact) : null, limit: o.limit ?? null, maxSeqLen: o.maxSeqLen ?? null };
   const settings = (t: string) => ({ ...base, task: t, dataSha: createHash('sha256').update(readFileSync(join(dataDir(), ZEROSHOT_TASKS[t]!.file))).digest('hex') });
   let session: Session | undefined;
   const out: ZeroshotTaskResult[] = [];
