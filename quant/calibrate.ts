@@ -3,8 +3,10 @@
 // LinearInputStats. Stats are keyed by (layer, input kind): q/k/v share `attn_in`, gate/up share
 // `mlp_in` (runtime/model.ts BLOCK_LINEARS), so one H serves each group. `layers` restricts which
 // layers are accumulated, so a large model can be calibrated and quantized a few layers at a time
-// (each pass re-runs the windows) and each layer's stats freed once it is quantized.
+// (each pass runs the windows through its own layers, starting from the residual stream the pass
+// before left, `carry`) and each layer's stats freed once it is quantized.
 import { BLOCK_LINEARS, type LinearInputKind, type ModelConfig } from '../runtime/model.js';
+import type { ResidualState } from '../runtime/executor.js';
 import { LinearInputStats, seededRandom } from './stats.js';
 
 /**
@@ -17,9 +19,13 @@ export interface LinearInputCapture {
   captureLinearInputs(
     tokens: ArrayLike<number>,
     onInput: (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>,
-    /** Layers wanted: a capture may skip the others and stop after the last (the executor does). */
-    opts?: { layers?: Iterable<number> },
-  ): Promise<void> | void;
+    /**
+     * Layers wanted: a capture may skip the others and stop after the last (the executor does). With
+     * `from` it starts from that residual state; with `keepState` it may return the state after its
+     * last layer (a capture that returns nothing just makes the next pass start at the embedding).
+     */
+    opts?: { layers?: Iterable<number>; from?: ResidualState; keepState?: boolean },
+  ): Promise<ResidualState | undefined | void> | void;
 }
 
 /** Input width of each linear input kind. */
@@ -73,6 +79,12 @@ export interface CollectOptions {
   seed?: number;
   /** Called after each window. */
   onWindow?: (done: number, total: number) => void;
+  /**
+   * Per-window residual states carried between layer-group passes (index = window): entry w is where
+   * window w starts (absent: at the embedding) and is replaced by its state after this pass, so the
+   * next pass runs only its own layers. Passes must then cover consecutive layers in order.
+   */
+  carry?: Array<ResidualState | undefined>;
 }
 
 /** Per-(layer, input kind) statistics, freeable layer by layer. */
@@ -133,7 +145,8 @@ export async function collectCalibrationStats(capture: LinearInputCapture, windo
     // One report per (layer, kind, row chunk) counts: should the executor report a shared input once
     // per consumer (q, k and v), the repeats are ignored.
     const seen = new Set<string>();
-    await capture.captureLinearInputs(tokens, (layer, kind, x, firstRow) => {
+    const from = options.carry?.[w];
+    const state = await capture.captureLinearInputs(tokens, (layer, kind, x, firstRow) => {
       if (wanted && !wanted.has(layer)) return;
       const key = `${layer}:${kind}:${firstRow}`;
       if (seen.has(key)) return;
@@ -141,7 +154,8 @@ export async function collectCalibrationStats(capture: LinearInputCapture, windo
       const width = widths[kind];
       if (x.length % width !== 0) throw new CalibrationError(`layer ${layer} input ${kind}: ${x.length} values is not a multiple of its width ${width}`);
       stats.add(layer, kind, x, x.length / width, options);
-    }, wanted ? { layers: wanted } : undefined);
+    }, wanted || options.carry ? { ...(wanted ? { layers: wanted } : {}), ...(options.carry ? { from, keepState: true } : {}) } : undefined);
+    if (options.carry) options.carry[w] = state ?? undefined;
     stats.windows++;
     options.onWindow?.(w + 1, windows.length);
   }

@@ -110,6 +110,26 @@ export class NonFiniteError extends ExecutorError {
 
 export type LinearInputCallback = (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>;
 
+/**
+ * The residual stream of a token sequence after layer `afterLayer`: `x` and its normed copy `xn` (the
+ * next layer's input), each [tokens, dim] f32. Layer-by-layer calibration carries it from one pass to
+ * the next so that a pass runs only its own layers, not every layer below them again.
+ */
+export interface ResidualState {
+  afterLayer: number;
+  x: Float32Array;
+  xn: Float32Array;
+}
+
+export interface CaptureOptions {
+  /** Layers to report; the forward stops after the last of them. */
+  layers?: Iterable<number>;
+  /** Start after `from.afterLayer` from this state of the same tokens instead of at the embedding. */
+  from?: ResidualState;
+  /** Return the state after the last layer run (undefined when that is the model's last layer). */
+  keepState?: boolean;
+}
+
 export interface ExecutorMemory {
   /** blockLinears + embedding + classifier + norms. */
   weights: number;
@@ -496,9 +516,10 @@ export class Executor {
    * most maxBatchTokens (`firstRow` = index of row 0 in `tokens`): one call per (layer, kind) when
    * tokens.length ≤ maxBatchTokens. One layer's activations are held at a time. Leaves the tokens in
    * the cache (position = tokens.length) but no valid logits. With `opts.layers`, only those layers are
-   * reported and the forward stops after the last of them (layer-by-layer calibration of deep models).
+   * reported and the forward stops after the last of them (layer-by-layer calibration of deep models);
+   * `from` / `keepState` carry the residual stream between such passes (ResidualState).
    */
-  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback, opts: { layers?: Iterable<number> } = {}): Promise<void> {
+  captureLinearInputs(tokens: ArrayLike<number>, onInput: LinearInputCallback, opts: CaptureOptions = {}): Promise<ResidualState | undefined> {
     return this.serial(async () => {
       this.pos = 0;
       this.lastLogitsRow = -1;
@@ -506,37 +527,64 @@ export class Executor {
       const c = this.config;
       const wanted = opts.layers ? new Set(opts.layers) : undefined;
       const lastLayer = wanted ? Math.min(c.nLayers - 1, Math.max(-1, ...wanted)) : c.nLayers - 1;
+      const from = opts.from;
+      const firstLayer = from ? from.afterLayer + 1 : 0;
+      if (from && (!Number.isInteger(from.afterLayer) || from.afterLayer < 0 || from.afterLayer >= c.nLayers - 1 ||
+          from.x.length !== ids.length * c.dim || from.xn.length !== ids.length * c.dim)) {
+        throw new ExecutorError(`captureLinearInputs: the residual state (after layer ${from.afterLayer}, ${from.x.length} values) does not fit ${ids.length} tokens of width ${c.dim} in ${c.nLayers} layers`);
+      }
+      const keep = opts.keepState === true && lastLayer < c.nLayers - 1;
+      const state: ResidualState | undefined = keep
+        ? { afterLayer: lastLayer, x: new Float32Array(ids.length * c.dim), xn: new Float32Array(ids.length * c.dim) }
+        : undefined;
       const qDim = c.nHeads * c.headDim;
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
-      const staging = {} as Record<LinearInputKind, GPUBuffer>;
+      const staging = {} as Record<LinearInputKind | 'x' | 'xn', GPUBuffer>;
+      const readBack = async (buffer: GPUBuffer, bytes: number): Promise<Float32Array> => {
+        await buffer.mapAsync(GPUMapMode.READ, 0, bytes);
+        const x = new Float32Array(buffer.getMappedRange(0, bytes).slice(0));
+        buffer.unmap();
+        return x;
+      };
       try {
-        for (const kind of Object.keys(cols) as LinearInputKind[]) {
-          staging[kind] = await createBufferChecked(this.device, { size: rowsMax * cols[kind] * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
+        for (const kind of [...Object.keys(cols), ...(keep ? ['x', 'xn'] : [])] as Array<keyof typeof staging>) {
+          const width = kind === 'x' || kind === 'xn' ? c.dim : cols[kind];
+          staging[kind] = await createBufferChecked(this.device, { size: rowsMax * width * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
         }
         for (let t0 = 0; t0 < ids.length; t0 += this.maxBatchTokens) {
           const chunk = ids.subarray(t0, Math.min(ids.length, t0 + this.maxBatchTokens));
           const T = chunk.length;
           this.prepareChunk(chunk, this.pos);
-          for (let l = 0; l <= lastLayer; l++) {
+          if (from) {
+            // After prepareChunk: the queue runs writes in order, so these replace any embedding rows it wrote.
+            this.device.queue.writeBuffer(this.buf.x, 0, from.x.subarray(t0 * c.dim, (t0 + T) * c.dim));
+            this.device.queue.writeBuffer(this.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim));
+          }
+          for (let l = firstLayer; l <= lastLayer; l++) {
             const rec = new Recorder(this.device, `capture/layer${l}`, this.timer, this.timePerOp);
             if (l === 0) this.encodeInput(rec, T);
             const tapped = !wanted || wanted.has(l);
             this.encodeLayer(rec, l, T, tapped ? (kind, src) => {
               if (kind in cols) rec.copy(src, staging[kind as LinearInputKind], T * cols[kind as LinearInputKind] * 4);
             } : undefined);
+            if (state && l === lastLayer) {
+              rec.copy(this.buf.x, staging.x, T * c.dim * 4);
+              rec.copy(this.buf.xn, staging.xn, T * c.dim * 4);
+            }
             this.device.queue.submit([rec.finish()]);
             if (!tapped) continue;
             for (const kind of Object.keys(cols) as LinearInputKind[]) {
-              const bytes = T * cols[kind] * 4;
-              await staging[kind].mapAsync(GPUMapMode.READ, 0, bytes);
-              const x = new Float32Array(staging[kind].getMappedRange(0, bytes).slice(0));
-              staging[kind].unmap();
-              await onInput(l, kind, x, t0);
+              await onInput(l, kind, await readBack(staging[kind], T * cols[kind] * 4), t0);
             }
+          }
+          if (state) {
+            state.x.set(await readBack(staging.x, T * c.dim * 4), t0 * c.dim);
+            state.xn.set(await readBack(staging.xn, T * c.dim * 4), t0 * c.dim);
           }
           this.pos += T;
         }
+        return state;
       } finally {
         for (const b of Object.values(staging)) b.destroy();
       }

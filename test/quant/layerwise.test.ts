@@ -47,13 +47,16 @@ describe('quantizeLayerwise', () => {
       const whole = quantizeModel(source, await collectCalibrationStats(ex, WINDOWS, { seed: 3 }), 'aser', options);
 
       // A capture that records which layers each window reported: layer l's pass must stop at layer l.
+      // And where each pass started: after the first, from the residual state the previous pass left.
       const reported: Array<Set<number>> = [];
+      const startedAfter: Array<number | undefined> = [];
       const capture: LinearInputCapture = {
         config: ex.config,
         async captureLinearInputs(tokens, onInput, opts) {
           const seen = new Set<number>();
           reported.push(seen);
-          await ex.captureLinearInputs(tokens, (layer: number, kind: LinearInputKind, x: Float32Array, row: number) => {
+          startedAfter.push(opts?.from?.afterLayer);
+          return ex.captureLinearInputs(tokens, (layer: number, kind: LinearInputKind, x: Float32Array, row: number) => {
             seen.add(layer);
             return onInput(layer, kind, x, row);
           }, opts);
@@ -70,6 +73,7 @@ describe('quantizeLayerwise', () => {
       expect(groups.map((g) => g.layers)).toEqual([[0], [1], [2]]);
       expect(groups.every((g) => g.tokens === 3 * 40)).toBe(true);
       expect(reported.map((s) => [...s])).toEqual([0, 1, 2].flatMap((l) => WINDOWS.map(() => [l])));
+      expect(startedAfter).toEqual([undefined, 0, 1].flatMap((a) => WINDOWS.map(() => a)));
       expect([...written.keys()].sort()).toEqual([...whole.layers.keys()].sort());
       for (const [name, q] of whole.layers) same(written.get(name)!, q);
       expect(written.get('model.layers.1.self_attn.k_proj')!.bias).toBeDefined(); // Qwen's q/k/v bias rides along
@@ -120,6 +124,40 @@ describe('quantizeLayerwise', () => {
       await expect(quantizeLayerwise(ex, source, WINDOWS, 'rtn', () => undefined, { layersPerPass: 0 })).rejects.toThrow(/positive integer/);
     } finally {
       ex.destroy();
+      source.close();
+    }
+  });
+
+  it('windows longer than a prefill chunk carry their residual state chunk by chunk, same result', async () => {
+    const { source } = loadHfModel(join(root, 'm'));
+    const gpu = await testGpu();
+    const whole = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: 64 });
+    const chunked = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: 64, maxBatchTokens: 16 }); // 40 tokens = 3 chunks
+    try {
+      const a = new Map<string, QuantizedLinear>();
+      const b = new Map<string, QuantizedLinear>();
+      await quantizeLayerwise(whole, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
+      await quantizeLayerwise(chunked, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => b.set(n, q)), { rank: 4, seed: 3 });
+      expect(b.size).toBe(a.size);
+      for (const [name, q] of a) expect(b.get(name)!.rank, name).toBe(q.rank);
+      // On one executor, layer 1's inputs from a carried state equal those of a run from the embedding, bit for bit.
+      const inputs = async (opts: Parameters<Executor['captureLinearInputs']>[2]) => {
+        const got: Float32Array[] = [];
+        const state = await chunked.captureLinearInputs(WINDOWS[0]!, (_l, _k, x) => void got.push(x), opts);
+        return { got, state };
+      };
+      const { state } = await inputs({ layers: [0], keepState: true });
+      expect(state?.afterLayer).toBe(0);
+      const resumed = await inputs({ layers: [1], from: state });
+      const scratch = await inputs({ layers: [1] });
+      expect(resumed.got.length).toBe(3 * 4); // 3 chunks × 4 input kinds
+      expect(resumed.got).toEqual(scratch.got);
+      // A state that does not fit the tokens is refused.
+      await expect(whole.captureLinearInputs(WINDOWS[0]!, () => undefined, { from: { afterLayer: 0, x: new Float32Array(3), xn: new Float32Array(3) } }))
+        .rejects.toThrow(/residual state/);
+    } finally {
+      whole.destroy();
+      chunked.destroy();
       source.close();
     }
   });
