@@ -18,3 +18,23 @@ export interface LinearOp {
   readonly byteSize: number;
   destroy(): void;
 }
+
+/** A layer's linear is not loaded in this executor (recording it is a bug in the caller). */
+export class AbsentLinearError extends Error {
+  override name = 'AbsentLinearError';
+}
+
+/**
+ * Stands in for a block linear whose weights an executor deliberately does not hold: an executor built
+ * for one layer group of a deep model (calibration) never runs the other layers, so their weights are
+ * never read or uploaded. Recording one throws.
+ */
+export function absentLinear(inFeatures: number, outFeatures: number, label: string): LinearOp {
+  return {
+    inFeatures, outFeatures, label, byteSize: 0,
+    encode() {
+      throw new AbsentLinearError(`${label} is not loaded in this executor (built for another layer group)`);
+    },
+    destroy() {},
+  };
+}

@@ -6,6 +6,8 @@ import { ArtifactWriter, artifactFileFor, writeArtifact, type ArtifactManifest }
 import { Executor } from '../../runtime/executor.js';
 import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../../quant/calibrate.js';
 import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
+import { groupCapture } from '../../quant/group-capture.js';
+import { PipelineCache } from '../../runtime/pipelines.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
 import { dataDir, loadDatasetText } from '../../eval/datasets.js';
@@ -72,7 +74,7 @@ export interface QuantizeReport {
   calibration: { samples: number; seqLen: number; dtype: 'f32' | 'f16'; layersPerPass: number };
   /** Peak resident set of this process so far (bytes; getrusage maxrss). */
   peakRssBytes: number;
-  /** GPU memory the calibration executor allocated (its own accounting). */
+  /** GPU memory of the largest calibration executor (one layer group's fp weights + classifier; its own accounting). */
   gpuBytes: number;
 }
 
@@ -186,9 +188,8 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
       const f32Bytes = 4 * (c.nLayers * 7 * c.dim * c.dim + 2 * c.vocabSize * c.dim); // order of magnitude is all the rule needs
       const dtype = args.calibDtype === 'f32' || args.calibDtype === 'f16' ? args.calibDtype : (f32Bytes > 2 ** 30 && gpu.features.shaderF16 ? 'f16' : 'f32');
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
-      const executor = await Executor.create(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512) });
-      const loadSeconds = (performance.now() - started) / 1000;
-      const gpuBytes = executor.memory().total;
+      // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
+      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512), pipelines: new PipelineCache(gpu.device) });
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {
@@ -197,7 +198,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
         let pass = 0, done = 0;
         const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
-        const { groups } = await quantizeLayerwise(executor, source, windows, method, (layer, linears, diagnostics) => {
+        const { groups } = await quantizeLayerwise(capture, source, windows, method, (layer, linears, diagnostics) => {
           writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
         }, {
           ...options, layersPerPass, seed: args.seed,
@@ -212,20 +213,22 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         });
         cbar.finish();
         qbar.finish();
-        executor.destroy();
+        capture.destroy();
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
           rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
           calibration: { dataset: calib.name, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {
-          manifest, seconds: (performance.now() - started) / 1000, loadSeconds, calibrateSeconds, quantizeSeconds, writeSeconds,
+          // Group executors are built inside the calibration passes: their build time is load, not calibration.
+          manifest, seconds: (performance.now() - started) / 1000, loadSeconds: capture.loadSeconds,
+          calibrateSeconds: calibrateSeconds - capture.loadSeconds, quantizeSeconds, writeSeconds,
           calibration: { samples: calibSamples, seqLen: calibLen, dtype, layersPerPass },
-          peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes,
+          peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes: capture.peakGpuBytes,
         };
       } catch (err) {
         writer.abort();
-        executor.destroy();
+        capture.destroy();
         throw err;
       }
     } finally {

@@ -1,6 +1,8 @@
-// Layer-by-layer quantization on a small synthetic model: each pass calibrates one layer (the capture
-// stops after it), the result is bit-identical to calibrating and quantizing the whole model at once,
-// and a layer's statistics are gone before the next layer's are collected.
+// Layer-by-layer quantization on a small synthetic model: each pass calibrates one layer (starting from
+// the residual stream the pass before left, stopping after it), the result is bit-identical to
+// calibrating and quantizing the whole model at once, and a layer's statistics are gone before the
+// next layer's are collected. groupCapture does the same with one executor per layer holding only
+// that layer's weights.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import type { QuantizedLinear } from '../../runtime/quantized.js';
 import { collectCalibrationStats, type LinearInputCapture } from '../../quant/calibrate.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
+import { groupCapture } from '../../quant/group-capture.js';
 import { createQuantizedLinear } from '../../runtime/quantized-linear.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { testGpu } from '../helpers/gpu.js';
@@ -158,6 +161,30 @@ describe('quantizeLayerwise', () => {
     } finally {
       whole.destroy();
       chunked.destroy();
+      source.close();
+    }
+  });
+
+  it('groupCapture: one executor per layer holding only its weights gives the same artifact on less GPU memory', async () => {
+    const { source } = loadHfModel(join(root, 'm'));
+    const gpu = await testGpu();
+    const full = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: 64 });
+    const capture = groupCapture(gpu, source, { dtype: 'f32', maxSeqLen: 64 });
+    try {
+      const a = new Map<string, QuantizedLinear>();
+      const b = new Map<string, QuantizedLinear>();
+      await quantizeLayerwise(full, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
+      await quantizeLayerwise(capture, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => b.set(n, q)), { rank: 4, seed: 3 });
+      expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+      for (const [name, q] of a) same(b.get(name)!, q);
+      // Each group executor holds one of the three layers' block weights and nothing more of them.
+      expect(capture.peakMemory!.blockLinears).toBe(full.memory().blockLinears / TINY.nLayers);
+      expect(capture.peakGpuBytes).toBeLessThan(full.memory().total);
+      // A later layer group cannot start without the state the layers below it left.
+      await expect(capture.captureLinearInputs(WINDOWS[0]!, () => undefined, { layers: [2] })).rejects.toThrow(/residual state after layer 1/);
+    } finally {
+      capture.destroy();
+      full.destroy();
       source.close();
     }
   });
