@@ -31,6 +31,7 @@ const TINY: f32 = 7.8886091e-31;  // 2^-100, as in kernel A: smaller row maxima 
 var<workgroup> row_max_bits: atomic<u32>;
 
 #include "div_rn.wgsl"
+#include "act_scales.wgsl"
 
 #include "smoothed_input.wgsl"
 
@@ -48,12 +49,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   atomicMax(&row_max_bits, bitcast<u32>(m));  // non-negative floats order like their bits
   workgroupBarrier();
   let amax = bitcast<f32>(atomicLoad(&row_max_bits));
-  var s = 0.0;
-  var inv = 0.0;
-  if (amax >= TINY) {
-    s = div_rn(amax, QMAX_F);
-    inv = div_rn(QMAX_F, amax);
-  }
+  let scales = act_scales(amax);
+  let s = scales.x;
+  let inv = scales.y;
   for (var k = lid; k < K; k += WG_) {
     z[zb + k] = s * clamp(round(xs(base, k) * inv), -QMAX_F, QMAX_F);
   }

@@ -55,6 +55,7 @@ var<workgroup> red: array<vec4<f32>, WG * (RC / 4)>;
 #include "smoothed_input.wgsl"
 
 #include "div_rn.wgsl"
+#include "act_scales.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -81,12 +82,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 #endif
   workgroupBarrier();
   let amax = bitcast<f32>(atomicLoad(&row_max_bits));
-  var s = 0.0;
-  var inv = 0.0;
-  if (amax >= TINY) {
-    s = div_rn(amax, QMAX_F);
-    inv = div_rn(QMAX_F, amax);
-  }
+  let scales = act_scales(amax);
+  let s = scales.x;
+  let inv = scales.y;
   if (split == 0u && lid == 0u) { sx[t] = s; }
 
   // 2. quantize this split's blocks, 4 lanes per word.
