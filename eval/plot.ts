@@ -15,6 +15,11 @@ export async function renderSvg(spec: ChartSpec): Promise<string> {
   }
 }
 
+/** What every chart here shares: schema, title, size and inline rows. */
+function frame(rows: Array<Record<string, unknown>>, o: { title: string; width?: number; height?: number }) {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: o.title, width: o.width ?? 420, height: o.height ?? 260, data: { values: rows } };
+}
+
 export interface LineChartOptions {
   title: string;
   x: string;
@@ -31,11 +36,7 @@ export interface LineChartOptions {
 /** One or more lines over rows of plain objects: the common case (spectra, ppl vs α, rank per layer). */
 export function lineChart(rows: Array<Record<string, unknown>>, o: LineChartOptions): ChartSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: o.title,
-    width: o.width ?? 420,
-    height: o.height ?? 260,
-    data: { values: rows },
+    ...frame(rows, o),
     mark: { type: 'line', point: o.points ?? false },
     encoding: {
       x: { field: o.x, type: 'quantitative', ...(o.logX ? { scale: { type: 'log' } } : {}) },
@@ -59,11 +60,7 @@ export interface BarChartOptions {
 
 export function barChart(rows: Array<Record<string, unknown>>, o: BarChartOptions): ChartSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: o.title,
-    width: o.width ?? 420,
-    height: o.height ?? 260,
-    data: { values: rows },
+    ...frame(rows, o),
     mark: 'bar',
     encoding: {
       x: { field: o.x, type: 'nominal', sort: null },
@@ -76,11 +73,7 @@ export function barChart(rows: Array<Record<string, unknown>>, o: BarChartOption
 /** Histogram of one numeric field (binned on the fly by Vega-Lite). */
 export function histogram(rows: Array<Record<string, unknown>>, o: { title: string; field: string; bins?: number; logY?: boolean; width?: number; height?: number }): ChartSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: o.title,
-    width: o.width ?? 420,
-    height: o.height ?? 260,
-    data: { values: rows },
+    ...frame(rows, o),
     mark: 'bar',
     encoding: {
       x: { field: o.field, type: 'quantitative', bin: { maxbins: o.bins ?? 50 } },
@@ -108,11 +101,7 @@ export function scatterChart(rows: Array<Record<string, unknown>>, o: { title: s
     encoding: { x: { field: o.x, type: 'quantitative' }, y: { field: o.y, type: 'quantitative' } },
   };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: o.title,
-    width: o.width ?? 420,
-    height: o.height ?? 260,
-    data: { values: rows },
+    ...frame(rows, o),
     layer: o.diagonal ? [points, diagonal] : [points],
   } as ChartSpec;
 }
