@@ -8,6 +8,7 @@ import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats 
 import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
 import { groupCapture } from '../../quant/group-capture.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
+import type { ModelConfig, ModelSource, TextTokenizer } from '../../runtime/model.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
 import { dataDir, loadDatasetText } from '../../eval/datasets.js';
@@ -83,17 +84,27 @@ export function calibrationDefaults(dim: number): { samples: number; seqLen: num
   return dim >= 2048 ? { samples: 8, seqLen: 128 } : { samples: 64, seqLen: 256 };
 }
 
+/** A request's calibration size with the defaults filled in (windows no longer than the model's context). */
+function calibrationShape(req: CalibrationRequest, c: ModelConfig): { samples: number; seqLen: number } {
+  const defaults = calibrationDefaults(c.dim);
+  return { samples: req.calibSamples ?? defaults.samples, seqLen: Math.min(req.calibLen ?? defaults.seqLen, c.maxSeqLen) };
+}
+
+/** The calibration windows a request draws from its text (seeded), with their size. */
+function calibrationWindows(req: CalibrationRequest, source: ModelSource, tokenizer: TextTokenizer): { dataset: string; samples: number; seqLen: number; windows: number[][] } {
+  const { samples, seqLen } = calibrationShape(req, source.config);
+  const calib = calibrationText(req.calib);
+  const stream = tokenizer.encode(calib.text, { bos: false });
+  if (stream.length < seqLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${seqLen}`);
+  return { dataset: calib.name, samples, seqLen, windows: drawCalibrationWindows(stream, samples, seqLen, req.seed) };
+}
+
 /** Runs the calibration windows through the fp model on the GPU and returns every block linear's input statistics. */
 export async function calibrateModel(req: CalibrationRequest): Promise<CalibrationStats> {
   const resolved = resolveModel(req.model);
   const { source, tokenizer } = resolved;
   try {
-    const defaults = calibrationDefaults(source.config.dim);
-    const calibLen = Math.min(req.calibLen ?? defaults.seqLen, source.config.maxSeqLen);
-    const calib = calibrationText(req.calib);
-    const stream = tokenizer.encode(calib.text, { bos: false });
-    if (stream.length < calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${calibLen}`);
-    const windows = drawCalibrationWindows(stream, req.calibSamples ?? defaults.samples, calibLen, req.seed);
+    const { seqLen: calibLen, windows } = calibrationWindows(req, source, tokenizer);
     const gpu = await openNodeDevice();
     try {
       const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: calibLen });
@@ -120,6 +131,10 @@ function requestedRank(args: QuantizeRequest): number | undefined {
   return lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
 }
 
+function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
+  return { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+}
+
 function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
   return { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}), ...extra };
 }
@@ -134,14 +149,11 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
   const resolved = resolveModel(args.model);
   const { source } = resolved;
   try {
-    const defaults = calibrationDefaults(source.config.dim);
-    const samples = args.calibSamples ?? defaults.samples;
-    const seqLen = Math.min(args.calibLen ?? defaults.seqLen, source.config.maxSeqLen);
+    const { samples, seqLen } = calibrationShape(args, source.config);
     const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
     let done = 0;
     const q0 = performance.now();
-    const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
-    const result = quantizeModel(source, stats, method, { ...options, onLinear: () => qbar.update(++done) });
+    const result = quantizeModel(source, stats, method, { ...quantizeOptions(args, rank), onLinear: () => qbar.update(++done) });
     qbar.finish();
     const w0 = performance.now();
     const manifest = writeArtifact(args.out, {
@@ -173,15 +185,9 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
   const { source, tokenizer } = resolved;
   try {
     const c = source.config;
-    const defaults = calibrationDefaults(c.dim);
-    const calibSamples = args.calibSamples ?? defaults.samples;
-    const calibLen = Math.min(args.calibLen ?? defaults.seqLen, c.maxSeqLen);
     const layersPerPass = args.layersPerPass ?? 1;
     if (!Number.isInteger(layersPerPass) || layersPerPass < 1) throw new UsageError(`--layers-per-pass ${layersPerPass} must be a positive integer`);
-    const calib = calibrationText(args.calib);
-    const stream = tokenizer.encode(calib.text, { bos: false });
-    if (stream.length < calibLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${calibLen}`);
-    const windows = drawCalibrationWindows(stream, calibSamples, calibLen, args.seed);
+    const { dataset, samples: calibSamples, seqLen: calibLen, windows } = calibrationWindows(args, source, tokenizer);
     const gpu = await openNodeDevice();
     const started = performance.now();
     try {
@@ -197,11 +203,10 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         const cbar = progressBar('calibrate', passes * windows.length, 'windows');
         const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
         let pass = 0, done = 0;
-        const options = { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
         const { groups } = await quantizeLayerwise(capture, source, windows, method, (layer, linears, diagnostics) => {
           writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
         }, {
-          ...options, layersPerPass, seed: args.seed,
+          ...quantizeOptions(args, rank), layersPerPass, seed: args.seed,
           onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
           onLinear: () => qbar.update(++done),
           onGroup: (g) => {
@@ -217,7 +222,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
           rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
-          calibration: { dataset: calib.name, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
+          calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {
           // Group executors are built inside the calibration passes: their build time is load, not calibration.
