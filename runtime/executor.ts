@@ -24,7 +24,7 @@ import {
   type ModelSource,
 } from './model.js';
 import { PipelineCache } from './pipelines.js';
-import { createBuffer, uploadBuffer } from './buffers.js';
+import { createBuffer, readMappedF32, uploadBuffer } from './buffers.js';
 import { bytesToF32, readTensorF32 } from './dtype.js';
 import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
 import { quantizedScratchBytes } from './quantized-linear.js';
@@ -417,9 +417,7 @@ export class Executor {
       const enc = this.device.createCommandEncoder({ label: 'logits/read' });
       enc.copyBufferToBuffer(this.buf.logits, this.lastLogitsRow * vocab * 4, this.buf.logitsRead, 0, vocab * 4);
       this.device.queue.submit([enc.finish()]);
-      await this.buf.logitsRead.mapAsync(GPUMapMode.READ, 0, vocab * 4);
-      const out = new Float32Array(this.buf.logitsRead.getMappedRange(0, vocab * 4).slice(0));
-      this.buf.logitsRead.unmap();
+      const out = await readMappedF32(this.buf.logitsRead, vocab * 4);
       let bad = 0;
       for (let i = 0; i < vocab; i++) if (!Number.isFinite(out[i]!)) bad++;
       if (bad) {
@@ -457,9 +455,7 @@ export class Executor {
       const enc = this.device.createCommandEncoder({ label: 'nll/read' });
       enc.copyBufferToBuffer(this.buf.nllOut, 0, this.buf.nllRead, 0, bytes);
       this.device.queue.submit([enc.finish()]);
-      await this.buf.nllRead.mapAsync(GPUMapMode.READ, 0, bytes);
-      const raw = new Float32Array(this.buf.nllRead.getMappedRange(0, bytes).slice(0));
-      this.buf.nllRead.unmap();
+      const raw = await readMappedF32(this.buf.nllRead, bytes);
       const out = new Float64Array(ids.length);
       for (let i = 0; i < ids.length; i++) {
         if (t[i] === UNSCORED_TARGET) {
@@ -494,9 +490,7 @@ export class Executor {
       try {
         const start = this.pos;
         await this.runForward(ids, undefined, read);
-        await read.mapAsync(GPUMapMode.READ, 0, bytes);
-        const out = new Float32Array(read.getMappedRange(0, bytes).slice(0));
-        read.unmap();
+        const out = await readMappedF32(read, bytes);
         for (let i = 0; i < out.length; i++) {
           if (!Number.isFinite(out[i]!)) {
             throw new NonFiniteError(`${this.model.id}: NaN/Inf logits at position ${start + Math.floor(i / vocab)} (logitRows step ${this.steps}, ${this.dtype} weights, ${this.kvDtype} KV cache)`);
@@ -541,12 +535,6 @@ export class Executor {
       const cols: Record<LinearInputKind, number> = { attn_in: c.dim, attn_out: qDim, mlp_in: c.dim, mlp_act: c.hiddenDim };
       const rowsMax = Math.min(ids.length, this.maxBatchTokens);
       const staging = {} as Record<LinearInputKind | 'x' | 'xn', GPUBuffer>;
-      const readBack = async (buffer: GPUBuffer, bytes: number): Promise<Float32Array> => {
-        await buffer.mapAsync(GPUMapMode.READ, 0, bytes);
-        const x = new Float32Array(buffer.getMappedRange(0, bytes).slice(0));
-        buffer.unmap();
-        return x;
-      };
       try {
         for (const kind of [...Object.keys(cols), ...(keep ? ['x', 'xn'] : [])] as Array<keyof typeof staging>) {
           const width = kind === 'x' || kind === 'xn' ? c.dim : cols[kind];
@@ -575,12 +563,12 @@ export class Executor {
             this.device.queue.submit([rec.finish()]);
             if (!tapped) continue;
             for (const kind of Object.keys(cols) as LinearInputKind[]) {
-              await onInput(l, kind, await readBack(staging[kind], T * cols[kind] * 4), t0);
+              await onInput(l, kind, await readMappedF32(staging[kind], T * cols[kind] * 4), t0);
             }
           }
           if (state) {
-            state.x.set(await readBack(staging.x, T * c.dim * 4), t0 * c.dim);
-            state.xn.set(await readBack(staging.xn, T * c.dim * 4), t0 * c.dim);
+            state.x.set(await readMappedF32(staging.x, T * c.dim * 4), t0 * c.dim);
+            state.xn.set(await readMappedF32(staging.xn, T * c.dim * 4), t0 * c.dim);
           }
           this.pos += T;
         }
