@@ -7,11 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { loadLlama2c } from '../loaders/llama2c.js';
-import { openNodeDevice } from '../loaders/node-gpu.js';
+import { openNodeDevice } from '../node/gpu.js';
 import { Executor, type ExecutorDType } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { argmax } from '../runtime/sampler.js';
-import { repoRoot } from '../eval/datasets.js';
+import { repoRoot } from '../loaders/datasets.js';
 import { opTimes } from '../eval/profile.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 

@@ -11,8 +11,8 @@
 import { Worker } from 'node:worker_threads';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
-import { repoRoot } from '../eval/datasets.js';
-import { progressBar } from '../cli/progress.js';
+import { repoRoot } from '../loaders/datasets.js';
+import { progressBar } from '../node/progress.js';
 import { CASE_BOUND_MS } from './lib/fuzz-targets.js';
 import type { FuzzWorkerData, FuzzWorkerResult } from './lib/fuzz-worker.js';
 import { httpCase, runHttpCase } from './lib/http-fuzz.js';
@@ -119,7 +119,7 @@ async function fuzzLoaderFormat(format: string, cases: number, seed: number, han
 
 async function fuzzHttp(cases: number, seed: number, boundMs: number): Promise<FormatReport> {
   const t0 = performance.now();
-  const { openServing } = await import('../cli/commands/serve.js');
+  const { openServing } = await import('../serve/open-serving.js');
   const { startServer } = await import('../serve/server.js');
   const serving = await openServing({ model: 'stories260k', dtype: 'f32', ctx: 64 });
   const server = await startServer({ engine: serving.engine, chatTemplate: serving.chatTemplate, port: 0, maxQueue: 4, maxBodyBytes: 4 << 10, requestTimeoutMs: 20_000, defaultMaxTokens: 4 });

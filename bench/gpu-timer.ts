@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 // Times GPU work for benchmarks (runtime/profiler.ts sums passes inside a forward instead): one compute pass per sample, bracketed by timestamp queries when the device has
 // them (GpuContext.features.timestampQuery), wall clock around submit → onSubmittedWorkDone otherwise.
-import type { GpuContext } from '../runtime/device.js';
+import type { GpuContext } from '../core/gpu.js';
 
 export type TimerKind = 'timestamp-query' | 'wall-clock';
 

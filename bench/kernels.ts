@@ -13,16 +13,16 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { openNodeDevice } from '../loaders/node-gpu.js';
-import type { GpuContext } from '../runtime/device.js';
+import { openNodeDevice } from '../node/gpu.js';
+import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from '../runtime/linear.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { createBuffer, uniformBuffer } from '../runtime/buffers.js';
 import { createDenseLinear } from '../runtime/dense-linear.js';
 import { createQuantizedLinear, type QuantizedLinearOp } from '../runtime/quantized-linear.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
-import { packW4, w4Blocks } from '../kernels/w4_layout.js';
+import { packW4, w4Blocks } from '../core/w4-layout.js';
 import { BenchTimer } from './gpu-timer.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 

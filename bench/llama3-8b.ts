@@ -14,13 +14,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultSynthTokenizerDir, synthConfig, writeSynthModel } from '../loaders/synth.js';
-import { openSession } from '../cli/session.js';
-import { quantizeToArtifact } from '../cli/commands/quantize.js';
+import { openSession } from '../node/session.js';
+import { quantizeToArtifact } from '../node/quantize.js';
 import { readArtifactManifest } from '../loaders/artifact.js';
 import { generate } from '../runtime/generate.js';
 import { createDetokenizer } from '../loaders/detokenizer.js';
 import { GPU_ACT_QUANT_TILING, planMemory } from '../runtime/memory-plan.js';
-import { BLOCK_LINEARS } from '../runtime/model.js';
+import { BLOCK_LINEARS } from '../core/model.js';
 import { actQuantTiling } from '../kernels/w4a8_act_quant.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 

@@ -11,8 +11,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { repoRoot } from '../eval/datasets.js';
-import { progressBar } from '../cli/progress.js';
+import { repoRoot } from '../loaders/datasets.js';
+import { progressBar } from '../node/progress.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Args {

@@ -13,7 +13,7 @@ import { quantizeLinear, type QuantMethod, QUANT_METHODS } from '../quant/method
 import { LinearInputStats, seededRandom } from '../quant/stats.js';
 import { join } from 'node:path';
 import { runIfMain, writeJsonReport } from './lib/report.js';
-import { repoRoot } from '../eval/datasets.js';
+import { repoRoot } from '../loaders/datasets.js';
 
 const TOKENS = 128 * 2048;
 const LATENT = 256;

@@ -7,10 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrateModel, quantizeToArtifact, type QuantizeRequest } from '../cli/commands/quantize.js';
+import { calibrateModel, quantizeToArtifact, type QuantizeRequest } from '../node/quantize.js';
 import { QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
-import { repoRoot } from '../eval/datasets.js';
+import { repoRoot } from '../loaders/datasets.js';
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
   const opt = (name: string, dflt: string) => {

@@ -9,8 +9,8 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { repoRoot } from '../eval/datasets.js';
-import { openServing } from '../cli/commands/serve.js';
+import { repoRoot } from '../loaders/datasets.js';
+import { openServing } from '../serve/open-serving.js';
 import { startServer } from '../serve/server.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 

@@ -1,6 +1,7 @@
 // One-line errors with a hint, and consistent exit codes, for every command.
-import { GpuAllocationError, GpuDeviceLostError, GpuOutOfMemoryError, GpuUnavailableError } from '../runtime/device.js';
+import { GpuAllocationError, GpuDeviceLostError, GpuOutOfMemoryError, GpuUnavailableError } from '../core/errors.js';
 import { LoadError, NotFoundError } from '../loaders/errors.js';
+import { UsageError } from '../core/errors.js';
 
 export const EXIT = {
   ok: 0,
@@ -11,14 +12,6 @@ export const EXIT = {
   /** No WebGPU adapter: the machine needs a driver. */
   noGpu: 3,
 } as const;
-
-/** A mistake in what the user asked for; printed without a stack trace, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-  constructor(message: string, readonly hint?: string) {
-    super(message);
-  }
-}
 
 export function describeError(err: unknown): { line: string; hint?: string; code: number } {
   if (err instanceof GpuUnavailableError) return { line: err.message, code: EXIT.noGpu };

@@ -7,13 +7,13 @@
 //   outliers  per input channel x̄_j · w̄_j (ASER's outlier score) and the f channels chosen          Fig. 4
 // Every low-rank method gets the same side-path width (as in the ppl table's default budget).
 import { resolveModel } from '../loaders/registry.js';
-import { readTensorF32 } from '../runtime/dtype.js';
-import { BLOCK_LINEARS } from '../runtime/model.js';
+import { readTensorF32 } from '../core/dtype.js';
+import { BLOCK_LINEARS } from '../core/model.js';
 import { quantizeModel } from '../quant/quantize-model.js';
 import type { QuantDiagnostics, QuantMethod } from '../quant/methods.js';
 import { barChart, lineChart, type ChartSpec } from './plot.js';
 import { calibrationStatsFor, METHOD_LABELS, PplTableError } from './ppl-table.js';
-import { modelHash } from '../cli/artifact-cache.js';
+import { modelHash } from '../node/artifact-cache.js';
 
 export const DIAGNOSE_METHODS: readonly QuantMethod[] = ['rtn', 'lorc', 'l2qer', 'aser-noas', 'aser'];
 

@@ -8,7 +8,7 @@
 // (in padded to 32) plus an f32 scale per output channel (and f32 smoothing per input channel when
 // smoothed); L_A/L_B in f16 (2 bytes per value, `sideBytesPerValue`).
 import { linearShapes } from '../runtime/memory-plan.js';
-import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../runtime/model.js';
+import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
 
 export interface LinearAccountingInput {
   layer: number;

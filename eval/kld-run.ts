@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { openSession } from '../cli/session.js';
-import { modelHash } from '../cli/artifact-cache.js';
-import { loadDatasetText } from './datasets.js';
-import { artifactDigest, cacheKey, openResultCache, type ResultCache } from './cache.js';
+import { openSession } from '../node/session.js';
+import { modelHash } from '../node/artifact-cache.js';
+import { loadDatasetText } from '../loaders/datasets.js';
+import { artifactDigest, cacheKey, openResultCache, type ResultCache } from '../node/cache.js';
 import { compareToReference, computeKldReference, summarizeKld, type KldReference, type KldSummary } from './kld.js';
 import { readKldReference, writeKldReference } from './kld-store.js';
 import type { PplProtocol } from './ppl.js';

@@ -1,10 +1,10 @@
 // The method table (paper Tables 2–3 on our model): perplexity of fp32 and every quantization method at
 // each activation width on each dataset, with each method's side-path rank and FLOPs overhead.
 //
-//   1. every artifact is made (or found) through cli/artifact-cache.ts; calibration runs at most once
+//   1. every artifact is made (or found) through node/artifact-cache.ts; calibration runs at most once
 //      per (model, calibration settings) in this process, because statistics depend on neither the
 //      method nor the bit widths, and not at all when every artifact is cached;
-//   2. every (method, abits, dataset) perplexity comes from eval/cache.ts, keyed by model hash, the
+//   2. every (method, abits, dataset) perplexity comes from node/cache.ts, keyed by model hash, the
 //      artifact's tensor checksums and the evaluation settings, so a rerun is instant and an
 //      interrupted run resumes at the first missing cell. fp32 is evaluated once per dataset and listed
 //      under every activation width.
@@ -14,18 +14,18 @@
 // carries its f outlier columns in the remaining f (docs/quantization.md). 'reconstruction' gives every
 // method reconstruction rank R, ASER's outlier columns on top. With α, each method's rule picks its own
 // ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
-import { ensureArtifact, modelHash, type ArtifactRequest } from '../cli/artifact-cache.js';
-import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../cli/commands/quantize.js';
+import { ensureArtifact, modelHash, type ArtifactRequest } from '../node/artifact-cache.js';
+import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../node/quantize.js';
 import { readArtifact, type ArtifactManifest } from '../loaders/artifact.js';
-import { openNodeDevice } from '../loaders/node-gpu.js';
+import { openNodeDevice } from '../node/gpu.js';
 import { resolveModel } from '../loaders/registry.js';
 import { Executor } from '../runtime/executor.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import type { CalibrationStats } from '../quant/calibrate.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
-import { canonicalJson, manifestDigest, openResultCache } from './cache.js';
-import { loadDatasetText } from './datasets.js';
+import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
+import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
 
 export type TableMethod = 'fp' | QuantMethod;
@@ -64,9 +64,9 @@ export interface PplTableOptions {
   seed?: number;
   /** false: recompute every perplexity and store nothing (artifacts are still cached). Default true. */
   cache?: boolean;
-  /** Result cache directory (default eval/cache.ts's). */
+  /** Result cache directory (default node/cache.ts's). */
   cacheDir?: string;
-  /** Artifact cache directory (default cli/artifact-cache.ts's). */
+  /** Artifact cache directory (default node/artifact-cache.ts's). */
   artifactCacheDir?: string;
   onProgress?: (msg: string) => void;
 }

@@ -9,7 +9,7 @@
 //
 // NLLs are computed on the GPU (Executor.nll) and summed in float64.
 import type { Executor } from '../runtime/executor.js';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 
 export type PplProtocol = 'gptq' | 'llamacpp';
 

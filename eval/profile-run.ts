@@ -2,15 +2,15 @@
 // run (side path on, and off: every linear with rank 0), measured in interleaved rounds, so the side path's share of GPU time per
 // linear sits beside its share of FLOPs. The executor labels ops by linear kind (q_proj … down_proj,
 // summed over layers); every layer of a model has the same shapes, so per kind is per layer's linear.
-import { openNodeDevice } from '../loaders/node-gpu.js';
+import { openNodeDevice } from '../node/gpu.js';
 import { resolveModel } from '../loaders/registry.js';
 import { readArtifact } from '../loaders/artifact.js';
 import { Executor } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
-import { modelIdentity } from '../cli/session.js';
+import type { QuantizedLinear } from '../core/quantized.js';
+import { modelIdentity } from '../node/session.js';
 import { flopsAccounting, manifestLinears } from './flops.js';
 import { profileExecutors, type ExecutorProfile, type ProfileOptions } from './profile.js';
 

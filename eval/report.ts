@@ -1,4 +1,4 @@
-// `aser eval report`: the standard evaluation set in one run, every part cached (eval/cache.ts) so an
+// `aser eval report`: the standard evaluation set in one run, every part cached (node/cache.ts) so an
 // interrupted report resumes, then results.json and a self-contained index.html (inline SVG plots):
 //   1. perplexity table (eval/ppl-table.ts): fp32 and the quantization methods, W4A8/W4A6
 //   2. α sweep (eval/alpha-sweep.ts): ASER's mean rank, +FLOPs and perplexity per α
@@ -17,8 +17,8 @@ import { flopsAccounting, manifestLinears, type FlopsAccounting } from './flops.
 import { runProfile, type ProfileRunResult } from './profile-run.js';
 import { computeSpectra, type SpectraResult } from './spectra.js';
 import { runDiagnose, type Diagnosis } from './diagnose.js';
-import { modelHash } from '../cli/artifact-cache.js';
-import { openResultCache } from './cache.js';
+import { modelHash } from '../node/artifact-cache.js';
+import { openResultCache } from '../node/cache.js';
 import type { PplProtocol } from './ppl.js';
 
 export interface ReportOptions {

@@ -3,13 +3,13 @@
 // ASER's own spectra (with activation smoothing), for the rank the α rule picks per layer; eval/diagnose.ts
 // has the E vs E·S spectra of the paper's Fig. 2. Shares the process's calibration with the ppl table
 // (calibrationStatsFor) and runs the quantizer on the CPU; cached by model hash and calibration settings.
-import type { CalibrationRequest } from '../cli/commands/quantize.js';
+import type { CalibrationRequest } from '../node/quantize.js';
 import { calibrationStatsFor } from './ppl-table.js';
-import { modelHash } from '../cli/artifact-cache.js';
+import { modelHash } from '../node/artifact-cache.js';
 import { resolveModel } from '../loaders/registry.js';
 import { quantizeModel } from '../quant/quantize-model.js';
 import type { QuantMethod } from '../quant/methods.js';
-import { openResultCache, type ResultCache } from './cache.js';
+import { openResultCache, type ResultCache } from '../node/cache.js';
 
 export interface LinearSpectrum {
   layer: number;

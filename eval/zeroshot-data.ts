@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError, NotFoundError } from '../loaders/errors.js';
-import { dataDir } from './datasets.js';
+import { dataDir } from '../loaders/datasets.js';
 import type { ChoiceDoc, LambadaDoc } from './zeroshot.js';
 
 export type TaskKind = 'mc' | 'schema' | 'lambada';

@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openSession, type Session } from '../cli/session.js';
-import { modelHash } from '../cli/artifact-cache.js';
-import { artifactDigest, openResultCache, type ResultCache } from './cache.js';
-import { dataDir } from './datasets.js';
+import { openSession, type Session } from '../node/session.js';
+import { modelHash } from '../node/artifact-cache.js';
+import { artifactDigest, openResultCache, type ResultCache } from '../node/cache.js';
+import { dataDir } from '../loaders/datasets.js';
 import { choiceMetrics, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceScores, type TaskMetrics } from './zeroshot.js';
 import { loadTask, ZEROSHOT_TASKS } from './zeroshot-data.js';
 

@@ -10,7 +10,7 @@
 // MC tasks, the part before the option for WinoGrande) runs once; each choice then rewinds the KV
 // cache to it and runs only its own tokens. Portable: documents come from eval/zeroshot-data.ts.
 import type { Executor } from '../runtime/executor.js';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 import { logSoftmax } from './kld.js';
 
 export interface ChoiceDoc {

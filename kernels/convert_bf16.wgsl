@@ -30,7 +30,7 @@ fn bf16_at(e: u32) -> u32 {
   return select(w & 0xffffu, w >> 16u, (i & 1u) == 1u);
 }
 
-/** f32 bit pattern → f16 bits, round to nearest even (the same steps as runtime/dtype.ts). */
+/** f32 bit pattern → f16 bits, round to nearest even (the same steps as core/dtype.ts). */
 fn f16_bits(x: u32) -> u32 {
   let sign = (x >> 16u) & 0x8000u;
   let exp = i32((x >> 23u) & 0xffu);

@@ -1,7 +1,7 @@
 // CPU reference for kernels/fake_quant_act and the whole simulated linear (runtime/simulated-linear.ts):
 // kernel A's reference quantizer (w4a8_act_quant.ref.ts), then x̂ = fl(s_x · q) and t = x̃ · L_A,
 // then y = x̂ · Ŵᵀ + t · L_B + bias in float64 with Ŵ = fl(s_w · q_w).
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { actQuantRef } from './w4a8_act_quant.ref.js';
 import { inverseSmoothing } from './w4a8_act_quant.js';
 import { simulatedDenseWeight } from './fake_quant_act.js';

@@ -1,9 +1,9 @@
 // Plan for kernels/fake_quant_act.wgsl: defines, uniforms and grid. Pure functions.
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 import { spreadGroups } from './matmul_dense.js';
 import { activationQmax } from './w4a8_act_quant.js';
-import { unpackW4 } from './w4_layout.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import { unpackW4 } from '../core/w4-layout.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 
 export const FAKE_QUANT_WG = 64;
 

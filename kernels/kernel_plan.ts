@@ -1,7 +1,7 @@
 // The plan of one dispatch as plain data (ORT ProgramInfo style): `spec` carries only compile-time facts
 // (shader file, defines, label), so it is the pipeline key; everything that merely moves loop bounds
 // (token counts, positions, sizes) travels in `uniforms`, so one pipeline serves every sequence length.
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 
 export interface KernelPlan {
   spec: KernelSpec;

@@ -1,7 +1,7 @@
 // CPU reference for kernels/matmul_dense: plain loops, f64 accumulation.
 //   x [tokens, in], W [out, in] (HF layout), bias [out]  ->  y [tokens, out] = x · Wᵀ + bias
 // With weightDtype 'f16' the weight is first rounded to f16 (round to nearest even), as the GPU stores it.
-import { f16BitsToF32, f32ToF16Bits } from '../runtime/dtype.js';
+import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
 
 export function roundToF16(values: Float32Array): Float32Array {
   const out = new Float32Array(values.length);

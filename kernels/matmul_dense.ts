@@ -1,7 +1,7 @@
 // Plan for kernels/matmul_dense.wgsl: weight format and adapter limits -> defines (the pipeline key),
 // dispatch sizes, uniforms. Pure functions; the runtime (runtime/dense-linear.ts) owns buffers.
-import type { GpuContext } from '../runtime/device.js';
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { GpuContext } from '../core/gpu.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 
 /** How weights are stored on the GPU. 'f16' reads native f16 when shader-f16 was granted, else u32 pairs. */
 export type DenseWeightFormat = 'f32' | 'f16' | 'f16-packed';

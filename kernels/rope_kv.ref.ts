@@ -1,6 +1,6 @@
 // CPU reference for kernels/rope_kv.wgsl. q [rows, nHeads, hd] is rotated in place; k/v [rows, nKv, hd]
 // are written (k rotated) into kCache/vCache [maxSeq, nKv, hd] at positions pos0.. . table as ropeTable().
-import type { RopeStyle } from '../runtime/model.js';
+import type { RopeStyle } from '../core/model.js';
 
 export function ropeKvRef(
   s: { rows: number; pos0: number; nHeads: number; nKvHeads: number; headDim: number; style: RopeStyle },

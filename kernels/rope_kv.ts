@@ -1,6 +1,6 @@
 // Plan for kernels/rope_kv.wgsl (RoPE on q and k fused with the KV-cache write) and the host-side
 // cos/sin table it reads.
-import type { RopeScaling, RopeStyle } from '../runtime/model.js';
+import type { RopeScaling, RopeStyle } from '../core/model.js';
 import { grid1d, packUniforms, type KernelPlan } from './kernel_plan.js';
 
 /** One rotation pair per invocation; 256 is a safe size on every adapter. */

@@ -1,5 +1,5 @@
 // Plan for kernels/vec_add.wgsl.
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 import { spreadGroups } from './matmul_dense.js';
 
 export const VEC_ADD_WG = 256;

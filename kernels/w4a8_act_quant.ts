@@ -1,9 +1,9 @@
 // Plan for kernels/w4a8_act_quant.wgsl (kernel A): options -> defines, the k-split count for a token
 // count, uniforms, and the GPU form of L_A and of the smoothing vector. Pure functions.
-import type { GpuContext } from '../runtime/device.js';
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { GpuContext } from '../core/gpu.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 import { isCpuAdapter } from './matmul_dense.js';
-import { W4_BLOCK_K } from './w4_layout.js';
+import { W4_BLOCK_K } from '../core/w4-layout.js';
 
 /** Storage of L_A/L_B on the GPU: f16 where shader-f16 was granted, f32 otherwise; 'none' = rank 0. */
 export type LowRankFormat = 'none' | 'f16' | 'f32';

@@ -1,11 +1,11 @@
 // CPU reference for kernels/w4a8_matmul (kernel B) and for a whole quantized linear:
 //   acc[t, o] = Σ_k Xq[t, k] · Wq[o, k]                       (int32, exact)
 //   y[t, o]   = s_x[t] · s_w[o] · acc[t, o] + Σ_j t[t, j] · L_B[j, o] + bias[o]   (f64 here)
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { roundToF16 } from './matmul_dense.ref.js';
 import { actQuantRef } from './w4a8_act_quant.ref.js';
 import { inverseSmoothing, type LowRankFormat } from './w4a8_act_quant.js';
-import { unpackW4 } from './w4_layout.js';
+import { unpackW4 } from '../core/w4-layout.js';
 
 export function w4MatmulAccRef(xq: Int8Array, wq: Int8Array, tokens: number, inFeatures: number, outFeatures: number): Int32Array {
   const acc = new Int32Array(tokens * outFeatures);

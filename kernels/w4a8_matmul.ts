@@ -1,9 +1,9 @@
 // Plan for kernels/w4a8_matmul.wgsl (kernel B): options -> defines, uniforms, dispatch. Pure functions.
-import type { GpuContext } from '../runtime/device.js';
-import type { KernelSpec } from '../runtime/pipelines.js';
+import type { GpuContext } from '../core/gpu.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
 import type { LowRankFormat } from './w4a8_act_quant.js';
-import { W4_BLOCK_K } from './w4_layout.js';
+import { W4_BLOCK_K } from '../core/w4-layout.js';
 
 export interface W4MatmulTiling {
   /** GEMV: threads along rows × k-splits per row (a power of two); threads = rows · ksplit. */

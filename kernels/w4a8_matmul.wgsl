@@ -3,7 +3,7 @@
 //   y[t, o] = s_x[t] · s_w[o] · acc[t, o]  (+ Σ_j t[t, j] · L_B[j, o] with HAS_LR)  (+ bias[o])
 //   xq     u32 [tokens, words_per_row]          from kernel A (4 int8 lanes per word, k order)
 //   sx     f32 [tokens]                         bound for exactly `tokens` rows: tokens = arrayLength(&sx)
-//   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the kernels/w4_layout.ts layout
+//   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the core/w4-layout.ts layout
 //   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
 //   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
 //   lb     [rank][out_total] (f16 with LR_F16, else f32)

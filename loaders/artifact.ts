@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { w4WordCount, w4Blocks, W4_WORDS_PER_BLOCK } from '../kernels/w4_layout.js';
-import { f16ToF32Array, f32ToF16Array } from '../runtime/dtype.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import { w4WordCount, w4Blocks, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { f16ToF32Array, f32ToF16Array } from '../core/dtype.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';
@@ -176,7 +176,7 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 
 function tensorsOf(name: string, q: QuantizedLinear): SafetensorsWriteTensor[] {
   const t: SafetensorsWriteTensor[] = [
-    // [k-blocks, out, 4] u32: the layout of kernels/w4_layout.ts, verbatim
+    // [k-blocks, out, 4] u32: the layout of core/w4-layout.ts, verbatim
     { name: `${name}.qweight`, dtype: 'U32', shape: [w4Blocks(q.inFeatures), q.outFeatures, W4_WORDS_PER_BLOCK], data: bytesOf(q.qweight) },
     { name: `${name}.wscale`, dtype: 'F32', shape: [q.outFeatures], data: bytesOf(q.wScale) },
   ];

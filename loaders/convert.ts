@@ -4,7 +4,7 @@
 // `permute` does; every other tensor is copied byte for byte.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig, ModelSource } from '../runtime/model.js';
+import type { ModelConfig, ModelSource } from '../core/model.js';
 import { writeBytesAtomic, writeDirAtomic } from './atomic.js';
 import { FormatError, NotFoundError } from './errors.js';
 import { toHfConfigJson } from './hf-config.js';

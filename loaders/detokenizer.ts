@@ -3,7 +3,7 @@
 // and SentencePiece decoders treat a sequence's first piece specially (leading-space strip). So each push
 // decodes a short window twice, with and without the new tokens, and emits the difference, holding it
 // back while the text ends in an incomplete UTF-8 sequence (U+FFFD).
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 
 export interface Detokenizer {
   /** Adds one id; returns the text it completed (often '', when a character is still incomplete). */

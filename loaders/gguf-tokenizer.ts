@@ -5,7 +5,7 @@
 // tokenizer.bin or a SentencePiece-style Hugging Face tokenizer.json becomes the GgufVocab the writer embeds.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 import { FormatError, NotFoundError } from './errors.js';
 import { GgufMetadata, type GgufFile } from './gguf.js';
 import { GGUF_TOKEN_TYPE, type GgufVocab } from './gguf-writer.js';

@@ -3,22 +3,12 @@
 // tensors are streamed one at a time (read, convert, write), all into a temporary file renamed into
 // place (loaders/atomic.ts). HF-style q/k rows ('half' RoPE) are permuted back to the adjacent-pair
 // order llama.cpp's LLAMA rope (type NORM) expects, as llama.cpp's convert_hf_to_gguf.py does.
-import type { ModelConfig, ModelSource, TensorRef } from '../runtime/model.js';
-import { bytesToF32, f32ToF16Array, f32ToF16Bits } from '../runtime/dtype.js';
+import type { ModelConfig, ModelSource, TensorRef } from '../core/model.js';
+import { bytesToF32, f32ToF16Array, f32ToF16Bits } from '../core/dtype.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
 import { LoadError } from './errors.js';
 import { requiredTensorShapes } from './hf-model.js';
-import {
-  GGML_TYPES,
-  GGUF_DEFAULT_ALIGNMENT,
-  GGUF_MAGIC,
-  GGUF_VALUE_BYTES,
-  GGUF_VALUE_TYPES,
-  ggufTensorName,
-  type GgmlTypeInfo,
-  type GgufScalarType,
-  type GgufValue,
-} from './gguf.js';
+import { GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_BYTES, GGUF_VALUE_TYPES, ggufTensorName, type GgmlTypeInfo, type GgufScalarType, type GgufValue } from './gguf.js';
 
 export interface GgufWriteTensor {
   name: string;

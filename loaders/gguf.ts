@@ -16,8 +16,8 @@
 // NEOX rope on unpermuted rows, i.e. 'half'.
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../runtime/model.js';
-import { f16BitsToF32 } from '../runtime/dtype.js';
+import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../core/model.js';
+import { f16BitsToF32 } from '../core/dtype.js';
 import { checkTensorCount, requiredTensorShapes } from './hf-model.js';
 import { FormatError, LoadError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';

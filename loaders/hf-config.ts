@@ -2,7 +2,7 @@
 // (LlamaForCausalLM) and qwen2 (Qwen2ForCausalLM, i.e. Qwen1.5/Qwen2: q/k/v carry a bias).
 // Features the executor does not implement (other RoPE scalings, sliding windows, extra biases,
 // other activations) are refused here with the field that asks for them, rather than run wrongly.
-import type { ModelConfig, RopeScaling } from '../runtime/model.js';
+import type { ModelConfig, RopeScaling } from '../core/model.js';
 import { FormatError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';
 

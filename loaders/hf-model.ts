@@ -3,8 +3,8 @@
 // for presence and shape up front, so a wrong or partial download fails at load with the list of what is off.
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { ModelConfig, ModelSource, TextTokenizer } from '../runtime/model.js';
-import { layerTensorName } from '../runtime/model.js';
+import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
+import { layerTensorName } from '../core/model.js';
 import { FormatError, NotFoundError } from './errors.js';
 import { parseHfConfig } from './hf-config.js';
 import { loadHfTokenizer } from './hf-tokenizer.js';

@@ -2,7 +2,7 @@
 // encode/decode follow llama2.c run.c exactly (not SentencePiece): a dummy-prefix " " token, one token
 // per UTF-8 character (byte fallback to id 3 + byte), then greedy merges of the best-scoring adjacent pair.
 import { closeSync, fstatSync } from 'node:fs';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 import { FormatError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';
 

@@ -2,7 +2,7 @@
 // Weights are read lazily, one tensor at a time, and exposed under canonical Hugging Face names with
 // ropeStyle 'interleaved' (llama2.c rotates adjacent pairs), so no q/k permutation happens here.
 import { closeSync, fstatSync } from 'node:fs';
-import type { ModelConfig, ModelSource, TensorRef } from '../runtime/model.js';
+import type { ModelConfig, ModelSource, TensorRef } from '../core/model.js';
 import { tensorMapSource } from './tensor-map-source.js';
 import { FormatError, LoadError } from './errors.js';
 import { openForRead, readAt } from './read-at.js';

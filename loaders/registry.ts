@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelSource, TextTokenizer } from '../runtime/model.js';
+import type { ModelSource, TextTokenizer } from '../core/model.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isGgufFile, loadGguf } from './gguf.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';

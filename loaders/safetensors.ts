@@ -5,7 +5,7 @@
 // model.safetensors.index.json. The writer is atomic and streams one tensor at a time.
 import { closeSync, existsSync, fstatSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { TensorDType, TensorRef } from '../runtime/model.js';
+import type { TensorDType, TensorRef } from '../core/model.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';

@@ -19,7 +19,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelConfig } from '../runtime/model.js';
+import type { ModelConfig } from '../core/model.js';
 import { writeBytesAtomic, writeDirAtomic } from './atomic.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { parseHfConfig, toHfConfigJson } from './hf-config.js';

@@ -1,6 +1,6 @@
 // The ModelSource shape shared by single-file loaders (llama2.c, GGUF): a name → TensorRef map over one
 // open file, where a missing name is a FormatError naming the file.
-import type { ModelConfig, ModelSource, TensorRef } from '../runtime/model.js';
+import type { ModelConfig, ModelSource, TensorRef } from '../core/model.js';
 import { FormatError } from './errors.js';
 
 export function tensorMapSource(file: string, id: string, config: ModelConfig, refs: Map<string, TensorRef>, close: () => void): ModelSource {

@@ -1,11 +1,11 @@
 // Calibration: N random windows of L tokens from a calibration token stream (seeded, as the paper's
 // "128 × 2048 random windows"), run through the fp model, every linear input accumulated into
 // LinearInputStats. Stats are keyed by (layer, input kind): q/k/v share `attn_in`, gate/up share
-// `mlp_in` (runtime/model.ts BLOCK_LINEARS), so one H serves each group. `layers` restricts which
+// `mlp_in` (core/model.ts BLOCK_LINEARS), so one H serves each group. `layers` restricts which
 // layers are accumulated, so a large model can be calibrated and quantized a few layers at a time
 // (each pass runs the windows through its own layers, starting from the residual stream the pass
 // before left, `carry`) and each layer's stats freed once it is quantized.
-import { BLOCK_LINEARS, type LinearInputKind, type ModelConfig } from '../runtime/model.js';
+import { BLOCK_LINEARS, type LinearInputKind, type ModelConfig } from '../core/model.js';
 import type { ResidualState } from '../runtime/executor.js';
 import { LinearInputStats, seededRandom } from './stats.js';
 

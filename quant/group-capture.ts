@@ -4,10 +4,10 @@
 // carried ResidualState), so it never needs the layers below it; the embedding table stays on the host
 // for large vocabularies. GPU memory for calibration is then one group's fp weights plus the
 // classifier, instead of the whole fp model.
-import type { GpuContext } from '../runtime/device.js';
+import type { GpuContext } from '../core/gpu.js';
 import { Executor, type ExecutorMemory, type ExecutorOptions } from '../runtime/executor.js';
 import { absentLinear } from '../runtime/linear.js';
-import type { ModelSource } from '../runtime/model.js';
+import type { ModelSource } from '../core/model.js';
 import type { LinearInputCapture } from './calibrate.js';
 
 export interface GroupCapture extends LinearInputCapture {

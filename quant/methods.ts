@@ -1,6 +1,6 @@
 // The quantization methods: RTN, SmoothQuant, SmoothQuant+, LLM.int4(), LoRC, L2QER, ASER w/o AS and
 // ASER, all from the same calibration statistics, quantizers and rank budget, each producing the one
-// in-memory form the kernels run (runtime/quantized.ts) plus diagnostics. docs/quantization.md explains
+// in-memory form the kernels run (core/quantized.ts) plus diagnostics. docs/quantization.md explains
 // every choice made here. Every method is the same pipeline with different settings:
 //
 //   1. smoothing m (per input channel; x̃ = x / m, W̃ = W·diag(m); applied by the kernel) and the set O
@@ -9,9 +9,9 @@
 //   2. per-channel RTN of W̃ over the other columns; E = W̃ − Q̂ with E[:, O] = 0 (carried exactly);
 //   3. for LoRC / L2QER / ASER: a rank-r reconstruction of E (quant/lowrank.ts) under the method's weighting;
 //   4. L_A = [reconstruction | one-hots], L_B = [reconstruction | W̃[:, O]ᵀ], stored f16 (balanced first).
-import { packW4 } from '../kernels/w4_layout.js';
-import { f16BitsToF32, f32ToF16Bits } from '../runtime/dtype.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import { packW4 } from '../core/w4-layout.js';
+import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { matmul, matrix, type Mat } from './linalg.js';
 import { lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice } from './lowrank.js';
 import { dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization } from './quantizers.js';
@@ -29,7 +29,7 @@ export class QuantizeError extends Error {
 }
 
 export interface QuantizeOptions {
-  /** Weight bits; the packed layout (kernels/w4_layout.ts) is 4-bit only. Default 4. */
+  /** Weight bits; the packed layout (core/w4-layout.ts) is 4-bit only. Default 4. */
   wBits?: number;
   /** Activation bits (8, 6 or 4). Default 8. */
   aBits?: number;

@@ -1,8 +1,8 @@
-// Quantizes every block linear of a model (runtime/model.ts BLOCK_LINEARS) with one method, from
+// Quantizes every block linear of a model (core/model.ts BLOCK_LINEARS) with one method, from
 // calibration statistics, layer by layer: the CLI's `quantize` command is a thin wrapper around this.
-import { readTensorF32 } from '../runtime/dtype.js';
-import { BLOCK_LINEARS, layerTensorName, type ModelSource } from '../runtime/model.js';
-import type { QuantizedLinear } from '../runtime/quantized.js';
+import { readTensorF32 } from '../core/dtype.js';
+import { BLOCK_LINEARS, layerTensorName, type ModelSource } from '../core/model.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import type { CalibrationStats } from './calibrate.js';
 import { quantizeLinear, QuantizeError, type QuantDiagnostics, type QuantizeOptions, type QuantMethod } from './methods.js';
 

@@ -3,7 +3,7 @@
 // and a small seeded reservoir sample of whole token rows (for the methods whose objective includes
 // activation quantization, which H alone cannot see: SmoothQuant+'s search and the sampled diagnostics).
 import { gram, matrix, symmetrizeFromUpper, type Mat } from './linalg.js';
-import { createRng as seededRandom } from '../runtime/sampler.js';
+import { createRng as seededRandom } from '../core/rng.js';
 
 export interface InputStatsOptions {
   /** Token rows kept in the reservoir sample (default 256; 0 = none). */
@@ -16,7 +16,7 @@ export interface InputStatsOptions {
 const CHUNK_ROWS = 512;
 
 /** The runtime's seeded PRNG (mulberry32): picks calibration windows and sampled rows. */
-export { createRng as seededRandom } from '../runtime/sampler.js';
+export { createRng as seededRandom } from '../core/rng.js';
 
 export class LinearInputStats {
   readonly features: number;

@@ -5,10 +5,10 @@
 //   fused     the integer kernels the runtime ships (runtime/quantized-linear.ts)
 //   simulate  the same quantization as f32 fake-quant on the dense path (runtime/simulated-linear.ts):
 //             the reference the fused kernels are checked against end to end
-import type { GpuContext } from './device.js';
+import type { GpuContext } from '../core/gpu.js';
 import type { LinearFactory } from './executor.js';
 import type { PipelineCache } from './pipelines.js';
-import type { QuantizedLinear } from './quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { createQuantizedLinear } from './quantized-linear.js';
 import { createSimulatedLinear } from './simulated-linear.js';
 

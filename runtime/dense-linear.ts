@@ -3,25 +3,15 @@
 // Weights bigger than one storage binding are split along `out` into slices (one buffer, bind group
 // and dispatch each); activations bigger than one binding are split along tokens. Both are invisible
 // to the caller.
-import type { GpuContext } from './device.js';
+import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import { uniformBuffer, STORAGE, uploadBuffer } from './buffers.js';
-import { f32ToF16Array } from './dtype.js';
+import { f32ToF16Array } from '../core/dtype.js';
 import type { WeightRows } from './weight-rows.js';
 import type { WeightUploader } from './weight-upload.js';
 import { BindGroupCache, LinearConfigError, checkActivationBuffers, tokenChunks } from './linear-support.js';
-import {
-  denseElementBytes,
-  denseKernelSpec,
-  denseParams,
-  denseRowStride,
-  denseTiling,
-  denseWeightFormat,
-  gemmDispatch,
-  gemvDispatch,
-  type DenseTiling,
-} from '../kernels/matmul_dense.js';
+import { denseElementBytes, denseKernelSpec, denseParams, denseRowStride, denseTiling, denseWeightFormat, gemmDispatch, gemvDispatch, type DenseTiling } from '../kernels/matmul_dense.js';
 
 export interface DenseWeights {
   inFeatures: number;

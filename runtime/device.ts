@@ -2,29 +2,8 @@
 // The one place that turns a `GPU` (navigator.gpu in a browser, Dawn's `create()` in Node) into a
 // device with the optional features and raised limits this runtime can use. Portable: no Node APIs.
 
-export class GpuUnavailableError extends Error {
-  override name = 'GpuUnavailableError';
-}
-
-/** The device refused an allocation: too large for its limits, or out of memory (GpuOutOfMemoryError). */
-export class GpuAllocationError extends Error {
-  override name = 'GpuAllocationError';
-}
-
-export class GpuOutOfMemoryError extends GpuAllocationError {
-  override name = 'GpuOutOfMemoryError';
-}
-
-/** The device is gone (destroyed, driver reset, GPU removed); everything on it must be re-created. */
-export class GpuDeviceLostError extends Error {
-  override name = 'GpuDeviceLostError';
-  constructor(
-    message: string,
-    readonly reason: string,
-  ) {
-    super(message);
-  }
-}
+import { GpuAllocationError, GpuOutOfMemoryError, GpuUnavailableError } from '../core/errors.js';
+import type { GpuContext } from '../core/gpu.js';
 
 /**
  * Creates a buffer inside out-of-memory and validation error scopes, so a refused allocation becomes
@@ -52,33 +31,6 @@ export async function createBufferChecked(device: GPUDevice, descriptor: GPUBuff
 
 function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
-}
-
-/** What the device actually granted; kernels read this, never the adapter. */
-export interface GpuContext {
-  device: GPUDevice;
-  adapterInfo: { vendor: string; architecture: string; device: string; description: string };
-  features: {
-    shaderF16: boolean;
-    subgroups: boolean;
-    timestampQuery: boolean;
-    /** WGSL `packed_4x8_integer_dot_product` (dot4I8Packed); a language feature, not a device feature. */
-    packedDot4: boolean;
-  };
-  limits: {
-    maxBufferSize: number;
-    maxStorageBufferBindingSize: number;
-    maxComputeWorkgroupStorageSize: number;
-    maxComputeInvocationsPerWorkgroup: number;
-    maxComputeWorkgroupSizeX: number;
-    maxComputeWorkgroupsPerDimension: number;
-    maxStorageBuffersPerShaderStage: number;
-    minStorageBufferOffsetAlignment: number;
-    subgroupMinSize: number;
-    subgroupMaxSize: number;
-  };
-  /** Human-readable one-liner for logs and benchmark JSON. */
-  describe(): string;
 }
 
 export interface OpenDeviceOptions {

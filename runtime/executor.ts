@@ -13,19 +13,14 @@
 // Residual adds ride in the norm that follows them. The last layer's add is fused into the final
 // norm, which runs only on the rows that need logits: the last row for `forward`, the scored rows for
 // `nll` (whose log-softmax and target NLL run on the GPU too; full logit rows are never read back).
-import { createBufferChecked, GpuDeviceLostError, GpuOutOfMemoryError, type GpuContext } from './device.js';
+import { createBufferChecked } from './device.js';
+import { GpuDeviceLostError, GpuOutOfMemoryError } from '../core/errors.js';
+import { type GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
-import {
-  BLOCK_LINEARS,
-  layerTensorName,
-  type BlockLinearName,
-  type LinearInputKind,
-  type ModelConfig,
-  type ModelSource,
-} from './model.js';
+import { BLOCK_LINEARS, layerTensorName, type BlockLinearName, type LinearInputKind, type ModelConfig, type ModelSource } from '../core/model.js';
 import { PipelineCache } from './pipelines.js';
 import { createBuffer, readMappedF32, uploadBuffer } from './buffers.js';
-import { bytesToF32, readTensorF32 } from './dtype.js';
+import { bytesToF32, readTensorF32 } from '../core/dtype.js';
 import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
 import { quantizedScratchBytes } from './quantized-linear.js';
 import { stackRows, tensorRows, type WeightRows } from './weight-rows.js';

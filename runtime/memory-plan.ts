@@ -2,8 +2,8 @@
 // path), embedding and classifier, KV cache and the executor's activation buffers, in bytes, plus the
 // tensors too large for one storage binding (those are split by rows across bindings). Pure arithmetic
 // on a ModelConfig; the figures follow the buffers runtime/executor.ts and kernels/w4a8_* create.
-import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from './model.js';
-import { w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../kernels/w4_layout.js';
+import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
+import { w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import { denseRowStride } from '../kernels/matmul_dense.js';
 import { actQuantSplits, rankChunks, type ActQuantTiling } from '../kernels/w4a8_act_quant.js';
 

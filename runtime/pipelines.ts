@@ -3,19 +3,11 @@
 // Owned by whoever owns the device (the executor, a benchmark, a test); compile errors become one
 // exception that lists each compiler message with line:column and the offending source line.
 import { shaderSources } from '../kernels/shaders.gen.js';
-import { preprocessWgsl, type Defines } from './wgsl.js';
+import { preprocessWgsl } from './wgsl.js';
+import type { Defines, KernelSpec } from '../core/kernel-spec.js';
 
 export class ShaderCompileError extends Error {
   override name = 'ShaderCompileError';
-}
-
-export interface KernelSpec {
-  /** File under kernels/, e.g. "rmsnorm.wgsl". */
-  shader: string;
-  defines?: Defines;
-  entryPoint?: string;
-  /** Pipeline label: the kernel name plus its variant flags, shown in Dawn errors and profiles. */
-  label: string;
 }
 
 export function kernelSource(shader: string, defines: Defines = {}): string {

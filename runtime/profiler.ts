@@ -2,7 +2,7 @@
 // GPU time of compute passes through timestamp queries (when the device granted 'timestamp-query'):
 // each pass that asks gets a begin/end pair; read() resolves the pairs used since the last read and
 // returns their summed duration. Adapters may quantize timestamps; sums over many passes stay useful.
-import type { GpuContext } from './device.js';
+import type { GpuContext } from '../core/gpu.js';
 
 // QUERY_RESOLVE | COPY_SRC and MAP_READ | COPY_DST as literals (globals may be absent at import time).
 const RESOLVE_USAGE = 0x0200 | 0x0004;

@@ -1,5 +1,6 @@
 // Next-token choice from a logits row: greedy (temperature 0), or temperature sampling with optional
 // nucleus (top-p) truncation, driven by a seeded PRNG so a seed always gives the same tokens.
+import { createRng } from '../core/rng.js';
 
 export interface SamplerOptions {
   /** 0 (default) = greedy argmax; > 0 divides logits before the softmax. */
@@ -12,18 +13,6 @@ export interface SamplerOptions {
 
 export class SamplerError extends Error {
   override name = 'SamplerError';
-}
-
-/** mulberry32: a small, fast 32-bit PRNG; returns uniform doubles in [0, 1). */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Index of the largest logit (the first one on ties). */

@@ -6,10 +6,10 @@
 //   kernels/matmul_dense:   y = z · [Ŵ | L_Bᵀ]ᵀ + bias, Ŵ = s_w·q_w dequantized to f32
 // so y = Σ_k (s_x q_k)(s_w q_wk) + (x̃·L_A)·L_B in f32 where the fused path computes s_x·s_w·Σ q·q_w in
 // int32. Costs a dense f32 weight of [out, in + rank] and a z scratch of maxTokens × (in + rank).
-import type { GpuContext } from './device.js';
+import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
-import type { QuantizedLinear } from './quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
 import { createDenseLinear } from './dense-linear.js';
 import { BindGroupCache, LinearConfigError, checkActivationBuffers } from './linear-support.js';

@@ -1,8 +1,8 @@
 // Row-addressable weight sources for streamed loading: a weight is read a block of rows at a time in its
 // stored dtype (bf16 from Hugging Face checkpoints), never widened to f32 on the host as a whole.
 // Portable: bytes come from TensorRef.readRange (loaders/ implement it with positioned file reads).
-import type { TensorDType, TensorRef } from './model.js';
-import { DTYPE_BYTES, bytesToF32 } from './dtype.js';
+import type { TensorDType, TensorRef } from '../core/model.js';
+import { DTYPE_BYTES, bytesToF32 } from '../core/dtype.js';
 
 export interface WeightRows {
   rows: number;

@@ -4,11 +4,11 @@
 // the GPU (kernels/convert_bf16.wgsl: exact to f32, round-to-nearest-even to f16); f32/f16 sources are
 // converted on the CPU one chunk at a time. After every chunk the uploader waits for the queue, so the
 // host never holds more than one chunk (plus Dawn's copy of it) whatever the tensor's size.
-import type { GpuContext } from './device.js';
+import type { GpuContext } from '../core/gpu.js';
 import type { PipelineCache } from './pipelines.js';
 import type { WeightRows } from './weight-rows.js';
 import { STORAGE, align4, createBuffer, writeBuffer } from './buffers.js';
-import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from './dtype.js';
+import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from '../core/dtype.js';
 import { planConvertBf16 } from '../kernels/convert_bf16.js';
 
 const UNIFORM_USAGE = 0x0040 | 0x0008;

@@ -4,7 +4,7 @@
 //   NAME                      replaced by its value wherever it appears as a whole word in code lines
 // Shaders stay valid-looking WGSL; variants differ only in `defines`.
 
-export type Defines = Record<string, string | number | boolean>;
+import type { Defines } from '../core/kernel-spec.js';
 
 export class WgslPreprocessError extends Error {
   override name = 'WgslPreprocessError';

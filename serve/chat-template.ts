@@ -11,7 +11,7 @@
 // The fallback adds "\nUser:" as a stop sequence so a base model does not write the next user turn.
 import { readFileSync } from 'node:fs';
 import { Template } from '@huggingface/jinja';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

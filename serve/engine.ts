@@ -1,7 +1,7 @@
 // What the HTTP layer and the terminal chat need from a model: tokenize, then generate one sequence
 // token by token. serve/executor-engine.ts implements it on the runtime's Executor; nothing in
 // serve/ above this file knows about the GPU.
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 
 export interface TokenLogprob {
   id: number;

@@ -1,7 +1,7 @@
 // The GenerationEngine on the runtime's Executor: prefill, then one forward + logits readback +
 // sample per token. Keeps what is in the KV cache between requests, so a prompt that extends the
 // previous conversation (the terminal chat, a multi-turn client) only prefills its new tokens.
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 import type { Executor } from '../runtime/executor.js';
 import { Sampler } from '../runtime/sampler.js';
 import type { GenerateParams, GenerationEngine, GenerationResult, SampledToken, TokenLogprob } from './engine.js';

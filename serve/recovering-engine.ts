@@ -5,7 +5,7 @@
 // the dead device); requests that arrive later wait for the new engine and are served normally.
 import { ApiError } from './errors.js';
 import type { GenerateParams, GenerationEngine, GenerationResult, SampledToken } from './engine.js';
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 
 /** One engine on one device. `close` frees everything (the device included). */
 export interface DeviceEngine {

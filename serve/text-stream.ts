@@ -1,7 +1,7 @@
 // Turns sampled token ids into text that is safe to send: whole UTF-8 characters only, and never the
 // start of a stop sequence until it is known not to be one. Also records where each token's text
 // starts, so logprobs can be cut at the same place as the text.
-import type { TextTokenizer } from '../runtime/model.js';
+import type { TextTokenizer } from '../core/model.js';
 import { createDetokenizer, type Detokenizer } from '../loaders/detokenizer.js';
 
 /** Index of the earliest stop-sequence match in `text`, or -1. */

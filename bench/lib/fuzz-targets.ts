@@ -16,12 +16,12 @@ import { exportGguf, GGUF_TOKEN_TYPE } from '../../loaders/gguf-writer.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { loadHfTokenizer } from '../../loaders/hf-tokenizer.js';
 import { MANIFEST_FILE, readArtifact, writeArtifact } from '../../loaders/artifact.js';
-import { w4WordCount } from '../../kernels/w4_layout.js';
-import type { ModelConfig, ModelSource } from '../../runtime/model.js';
+import { w4WordCount } from '../../core/w4-layout.js';
+import type { ModelConfig, ModelSource } from '../../core/model.js';
 import { parseHfConfig, toHfConfigJson } from '../../loaders/hf-config.js';
 import { openHfWeights, requiredTensorShapes } from '../../loaders/hf-model.js';
 import { writeSafetensors } from '../../loaders/safetensors.js';
-import type { QuantizedLinear } from '../../runtime/quantized.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 
 /** What one case ended in. `failure` is set for anything that is neither a load nor a typed error. */
 export interface CaseOutcome {

@@ -3,8 +3,9 @@
 // prompt (or Ctrl-D) exits.
 import { createInterface } from 'node:readline';
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../errors.js';
-import { openServing, servingOptions, type ServingArgs } from './serve.js';
+import { UsageError } from '../../core/errors.js';
+import { openServing, type ServingArgs } from '../../serve/open-serving.js';
+import { servingOptions } from './serve.js';
 import { fitHistory } from '../../serve/chat-history.js';
 import type { ChatMessage } from '../../serve/chat-template.js';
 import { CompletionText } from '../../serve/text-stream.js';

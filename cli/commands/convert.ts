@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { dirname } from 'node:path';
 import { convertLlama2cToHf } from '../../loaders/convert.js';
 import { resolveModel } from '../../loaders/registry.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 
 interface ConvertArgs { from: string; to: string; model: string; out: string; tokenizerDir?: string; overwrite: boolean }
 

@@ -2,12 +2,12 @@ import type { CommandModule } from 'yargs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDatasetText } from '../../eval/datasets.js';
+import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity } from '../../eval/ppl.js';
 import { generate } from '../../runtime/generate.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
-import { openSession, type Session } from '../session.js';
-import { quantizeToArtifact, sidePathFlopsOverhead } from './quantize.js';
+import { openSession, type Session } from '../../node/session.js';
+import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
 
 interface DemoArgs { model: string; ctx: number; maxWindows: number; rank: number; abits: number }
 

@@ -1,10 +1,10 @@
 // `aser eval kld`: KL divergence of an artifact to the fp model (llama.cpp's --kl-divergence report).
 import type { CommandModule } from 'yargs';
-import { openResultCache } from '../../eval/cache.js';
+import { openResultCache } from '../../node/cache.js';
 import { formatKldMarkdown, runKld } from '../../eval/kld-run.js';
 import type { PplProtocol } from '../../eval/ppl.js';
-import { progressBar, type Progress } from '../progress.js';
-import { UsageError } from '../errors.js';
+import { progressBar, type Progress } from '../../node/progress.js';
+import { UsageError } from '../../core/errors.js';
 
 interface KldArgs { model: string; artifact?: string; dataset: string; ctx: number; protocol: PplProtocol; maxWindows: number; json: boolean; cache: boolean }
 

@@ -10,7 +10,7 @@ import { renderReportHtml } from '../../eval/report-html.js';
 import { formatPplTableMarkdown, TABLE_METHODS } from '../../eval/ppl-table.js';
 import { formatKldMarkdown } from '../../eval/kld-run.js';
 import { formatZeroshotMarkdown } from '../../eval/zeroshot-run.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 import { phaseProgress } from './eval-kld.js';
 import { parseTasks } from './eval-zeroshot.js';
 

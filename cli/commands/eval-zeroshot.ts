@@ -1,11 +1,11 @@
 // `aser eval zeroshot`: lm-eval-style zero-shot multiple choice (acc, acc_norm, stderr, chance) on the
 // tasks in shared/data/zeroshot/.
 import type { CommandModule } from 'yargs';
-import { openResultCache } from '../../eval/cache.js';
+import { openResultCache } from '../../node/cache.js';
 import { formatZeroshotMarkdown, runZeroshot } from '../../eval/zeroshot-run.js';
 import { STANDARD_TASKS, ZEROSHOT_TASKS } from '../../eval/zeroshot-data.js';
-import { progressBar, type Progress } from '../progress.js';
-import { UsageError } from '../errors.js';
+import { progressBar, type Progress } from '../../node/progress.js';
+import { UsageError } from '../../core/errors.js';
 
 interface ZeroshotArgs { model: string; artifact?: string; tasks: string; limit?: number; json: boolean; cache: boolean }
 

@@ -1,4 +1,4 @@
-// `aser eval <what>`: evaluation suites whose results are cached and resumable (eval/cache.ts). Each
+// `aser eval <what>`: evaluation suites whose results are cached and resumable (node/cache.ts). Each
 // subcommand is one module in EVAL_SUBCOMMANDS; add new suites there.
 import type { Argv, CommandModule } from 'yargs';
 import { mkdirSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { formatPplTableCsv, formatPplTableMarkdown, PplTableError, runPplTable, 
 import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
 import { renderSvg } from '../../eval/plot.js';
 import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';

@@ -4,7 +4,7 @@ import { exportGguf, type GgufExportDType } from '../../loaders/gguf-writer.js';
 import { ggufVocabForExport } from '../../loaders/gguf-tokenizer.js';
 import type { GgufModelSource } from '../../loaders/gguf.js';
 import { resolveModel } from '../../loaders/registry.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 
 interface ExportArgs { format: string; model: string; out: string; dtype: GgufExportDType; tokenizer?: string; overwrite: boolean; json: boolean }
 

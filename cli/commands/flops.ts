@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { readArtifactManifest } from '../../loaders/artifact.js';
 import { meanRankForAlpha, MemoryPlanError } from '../../runtime/memory-plan.js';
 import { configLinears, flopsAccounting, formatFlopsMarkdown, manifestLinears, type FlopsAccounting } from '../../eval/flops.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 import { resolvePlanConfig } from './plan.js';
 
 interface FlopsArgs { artifact?: string; config?: string; model?: string; ranks?: string; alpha?: number; json: boolean }

@@ -1,8 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { generate } from '../../runtime/generate.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
-import { modelOptions, numericsOption, openSession } from '../session.js';
-import { UsageError } from '../errors.js';
+import { modelOptions, numericsOption } from '../options.js';
+import { openSession } from '../../node/session.js';
+import { UsageError } from '../../core/errors.js';
 
 interface GenerateArgs {
   model: string;

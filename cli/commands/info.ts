@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { openNodeDevice } from '../../loaders/node-gpu.js';
+import { openNodeDevice } from '../../node/gpu.js';
 import { resolveModel } from '../../loaders/registry.js';
 
 interface InfoArgs { model?: string; json: boolean }

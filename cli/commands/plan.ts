@@ -3,11 +3,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 import { loadHfConfig } from '../../loaders/hf-config.js';
 import { loadRegistry, resolveModel } from '../../loaders/registry.js';
 import { SYNTH_SHAPES, isSynthShapeName } from '../../loaders/synth.js';
-import type { ModelConfig } from '../../runtime/model.js';
+import type { ModelConfig } from '../../core/model.js';
 import { DEFAULT_MAX_BINDING_BYTES, MemoryPlanError, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
 
 interface PlanArgs {

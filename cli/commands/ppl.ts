@@ -1,9 +1,10 @@
 import type { CommandModule } from 'yargs';
-import { loadDatasetText } from '../../eval/datasets.js';
+import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity, type PplProtocol } from '../../eval/ppl.js';
-import { progressBar } from '../progress.js';
-import { modelOptions, numericsOption, openSession } from '../session.js';
-import { UsageError } from '../errors.js';
+import { progressBar } from '../../node/progress.js';
+import { modelOptions, numericsOption } from '../options.js';
+import { openSession } from '../../node/session.js';
+import { UsageError } from '../../core/errors.js';
 
 interface PplArgs {
   model: string;

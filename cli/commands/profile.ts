@@ -3,7 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { writeBytesAtomic } from '../../loaders/atomic.js';
 import { formatProfileMarkdown, runProfile } from '../../eval/profile-run.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../core/errors.js';
 
 interface ProfileArgs { model: string; artifact?: string; prefill: number; decode: number; repeats: number; json: boolean; out?: string }
 

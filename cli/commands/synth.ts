@@ -1,8 +1,9 @@
 // `aser synth`: writes a synthetic bf16 Hugging Face model with the exact shapes of LLaMA-3-8B or
 // Qwen1.5-7B (only the layer count reduced), deterministic from a seed. See loaders/synth.ts.
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../errors.js';
-import { progressBar } from '../progress.js';
+import { UsageError } from '../../core/errors.js';
+import { parseByteSize } from '../../core/byte-size.js';
+import { progressBar } from '../../node/progress.js';
 import { DEFAULT_SHARD_BYTES, SYNTH_SHAPES, defaultSynthTokenizerDir, writeSynthModel, type SynthShapeName } from '../../loaders/synth.js';
 
 interface SynthArgs {
@@ -15,18 +16,6 @@ interface SynthArgs {
   outliers?: number;
   overwrite: boolean;
   json: boolean;
-}
-
-const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-
-/** "2GB", "500MB", "1.5GiB" or a plain byte count -> bytes (KB/MB/GB decimal as HF's max_shard_size, KiB/MiB/GiB binary). */
-export function parseByteSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new UsageError(`cannot read size ${JSON.stringify(text)}`, 'write it like 2GB, 500MB, 1GiB or a byte count');
-  const bytes = Math.floor(Number(m[1]) * unit);
-  if (bytes < 1) throw new UsageError(`size ${JSON.stringify(text)} must be at least one byte`);
-  return bytes;
 }
 
 export const synthCommand: CommandModule<object, SynthArgs> = {

@@ -9,13 +9,13 @@ import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { FormatError } from '../../loaders/errors.js';
 import { Executor } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { compareToReference, computeKldReference, logSoftmax, summarizeKld, tokenKld, type KldReference } from '../../eval/kld.js';
 import { readKldReference, writeKldReference } from '../../eval/kld-store.js';
 import { runKld } from '../../eval/kld-run.js';
-import { openResultCache } from '../../eval/cache.js';
-import { loadDatasetText } from '../../eval/datasets.js';
-import { ensureArtifact } from '../../cli/artifact-cache.js';
+import { openResultCache } from '../../node/cache.js';
+import { loadDatasetText } from '../../loaders/datasets.js';
+import { ensureArtifact } from '../../node/artifact-cache.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOKENIZER = '../shared/tokenizers/tok512/tokenizer.bin';

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { barChart, histogram, lineChart, renderSvg } from '../../eval/plot.js';
-import { cacheKey, canonicalJson, openResultCache } from '../../eval/cache.js';
+import { cacheKey, canonicalJson, openResultCache } from '../../node/cache.js';
 
 describe('eval/plot', () => {
   it('renders line, bar and histogram charts to SVG with their titles and marks', async () => {

@@ -7,8 +7,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatPplTableCsv, formatPplTableMarkdown, pplCell, runPplTable, type PplTableOptions } from '../../eval/ppl-table.js';
-import { openSession } from '../../cli/session.js';
-import { loadDatasetText } from '../../eval/datasets.js';
+import { openSession } from '../../node/session.js';
+import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity } from '../../eval/ppl.js';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';

@@ -3,8 +3,8 @@ import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
-import { loadDatasetText } from '../../eval/datasets.js';
+import type { ModelSource } from '../../core/model.js';
+import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity, PerplexityError } from '../../eval/ppl.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 

@@ -7,10 +7,10 @@ import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
-import type { ModelSource, TextTokenizer } from '../../runtime/model.js';
+import type { ModelSource, TextTokenizer } from '../../core/model.js';
 import { binaryStderr, choiceMetrics, encodePair, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceDoc } from '../../eval/zeroshot.js';
 import { loadTask, mcContext } from '../../eval/zeroshot-data.js';
-import { dataDir } from '../../eval/datasets.js';
+import { dataDir } from '../../loaders/datasets.js';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';

@@ -1,6 +1,6 @@
 // One device per test file (vitest forks a process per file), opened lazily.
-import { openNodeDevice } from '../../loaders/node-gpu.js';
-import type { GpuContext } from '../../runtime/device.js';
+import { openNodeDevice } from '../../node/gpu.js';
+import type { GpuContext } from '../../core/gpu.js';
 
 let ctx: Promise<GpuContext> | undefined;
 export function testGpu(): Promise<GpuContext> {

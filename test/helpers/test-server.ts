@@ -3,7 +3,7 @@
 import { testGpu } from './gpu.js';
 import { resolveModel } from '../../loaders/registry.js';
 import { Executor } from '../../runtime/executor.js';
-import type { TextTokenizer } from '../../runtime/model.js';
+import type { TextTokenizer } from '../../core/model.js';
 import { ExecutorEngine } from '../../serve/executor-engine.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../serve/server.js';
 import { fallbackChatTemplate } from '../../serve/chat-template.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { planAttention } from '../../kernels/attention.js';
 import { attentionRef } from '../../kernels/attention.ref.js';
-import { f16ToF32Array, f32ToF16Array } from '../../runtime/dtype.js';
+import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
 import { maxAbsDiff, runPlan, seededValues } from './run-plan.js';
 
 describe('attention (causal, GQA, over the KV cache)', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { planConvertBf16 } from '../../kernels/convert_bf16.js';
 import { convertBf16Ref } from '../../kernels/convert_bf16.ref.js';
-import { f32ToBf16Bits, f16BitsToF32 } from '../../runtime/dtype.js';
+import { f32ToBf16Bits, f16BitsToF32 } from '../../core/dtype.js';
 import { runPlan, seededValues } from './run-plan.js';
 
 const ALL_BF16 = Uint16Array.from({ length: 65536 }, (_, i) => i);

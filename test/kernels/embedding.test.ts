@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { planEmbedding, embeddingParts } from '../../kernels/embedding.js';
 import { embeddingRef } from '../../kernels/embedding.ref.js';
-import { f16ToF32Array, f32ToF16Array } from '../../runtime/dtype.js';
+import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
 import { runPlan, seededValues } from './run-plan.js';
 
 describe('embedding gather', () => {

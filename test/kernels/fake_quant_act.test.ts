@@ -9,7 +9,7 @@ import { createQuantizedLinear } from '../../runtime/quantized-linear.js';
 import { fakeQuantRef, simulatedLinearRef } from '../../kernels/fake_quant_act.ref.js';
 import { simulatedDenseWeight } from '../../kernels/fake_quant_act.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
-import type { QuantizedLinear } from '../../runtime/quantized.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 import { maxScaledError, runLinear, seededFloats } from './linear-harness.js';
 import { syntheticQuantizedLinear, type SyntheticLayer } from './quant-harness.js';
 

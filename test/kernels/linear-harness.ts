@@ -1,5 +1,5 @@
 // Test harness for LinearOps: seeded inputs, one encode, readback. Not a test file itself.
-import type { GpuContext } from '../../runtime/device.js';
+import type { GpuContext } from '../../core/gpu.js';
 import type { LinearOp } from '../../runtime/linear.js';
 import { createBuffer, readF32, uploadBuffer } from '../../runtime/buffers.js';
 

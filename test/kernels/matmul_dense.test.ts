@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
-import { openNodeDevice } from '../../loaders/node-gpu.js';
-import type { GpuContext } from '../../runtime/device.js';
+import { openNodeDevice } from '../../node/gpu.js';
+import type { GpuContext } from '../../core/gpu.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createDenseLinear } from '../../runtime/dense-linear.js';
 import { LinearConfigError, tokenChunks } from '../../runtime/linear-support.js';

@@ -1,9 +1,9 @@
 // Synthetic quantized layers and GPU readback for the w4a8 kernel tests. Not a test file itself.
-import type { GpuContext } from '../../runtime/device.js';
-import type { QuantizedLinear } from '../../runtime/quantized.js';
+import type { GpuContext } from '../../core/gpu.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 import type { QuantizedLinearOp } from '../../runtime/quantized-linear.js';
 import { createBuffer, readBuffer, readF32, uploadBuffer } from '../../runtime/buffers.js';
-import { packW4 } from '../../kernels/w4_layout.js';
+import { packW4 } from '../../core/w4-layout.js';
 import { seededFloats } from './linear-harness.js';
 
 export interface SyntheticLayer {

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { planRopeKv, ropeInvFrequencies, ropeTable } from '../../kernels/rope_kv.js';
 import { ropeKvRef } from '../../kernels/rope_kv.ref.js';
-import { f16ToF32Array, f32ToF16Array } from '../../runtime/dtype.js';
-import type { RopeStyle } from '../../runtime/model.js';
+import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
+import type { RopeStyle } from '../../core/model.js';
 import { maxAbsDiff, runPlan, seededValues } from './run-plan.js';
 
 describe('rope_kv', () => {

@@ -1,5 +1,5 @@
 // Test harness for the executor's kernels: run one KernelPlan on real buffers and read results back.
-import type { GpuContext } from '../../runtime/device.js';
+import type { GpuContext } from '../../core/gpu.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createBuffer, readBuffer, uploadBuffer } from '../../runtime/buffers.js';
 import type { KernelPlan } from '../../kernels/kernel_plan.js';

@@ -2,8 +2,8 @@
 // integer parts (packed activations, s_x, int32 accumulators) bit for bit, floats within TOL.
 import { afterAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
-import { openNodeDevice } from '../../loaders/node-gpu.js';
-import type { GpuContext } from '../../runtime/device.js';
+import { openNodeDevice } from '../../node/gpu.js';
+import type { GpuContext } from '../../core/gpu.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createQuantizedLinear, type QuantizedLinearOptions } from '../../runtime/quantized-linear.js';
 import { LinearConfigError } from '../../runtime/linear-support.js';

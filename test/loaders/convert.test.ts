@@ -8,7 +8,7 @@ import { loadHfModel } from '../../loaders/hf-model.js';
 import { loadHfTokenizer } from '../../loaders/hf-tokenizer.js';
 import { loadLlama2c, tensorF32 } from '../../loaders/llama2c.js';
 import { openSafetensors } from '../../loaders/safetensors.js';
-import { readTensorF32 } from '../../runtime/dtype.js';
+import { readTensorF32 } from '../../core/dtype.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOK512 = '../shared/tokenizers/tok512';

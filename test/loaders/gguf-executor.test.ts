@@ -8,7 +8,7 @@ import { exportGguf } from '../../loaders/gguf-writer.js';
 import { ggufTokenizer, ggufVocabFromLlama2c } from '../../loaders/gguf-tokenizer.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { Executor, type ExecutorDType } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { asHalfStyle } from '../reference/synthetic-model.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';

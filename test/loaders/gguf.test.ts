@@ -3,25 +3,18 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, LoadError } from '../../loaders/errors.js';
-import {
-  canonicalTensorName,
-  dequantizeQ8_0,
-  ggufTensorName,
-  loadGguf,
-  readGguf,
-  type GgufValue,
-} from '../../loaders/gguf.js';
+import { canonicalTensorName, dequantizeQ8_0, ggufTensorName, loadGguf, readGguf, type GgufValue } from '../../loaders/gguf.js';
 import { exportGguf, GGUF_TOKEN_TYPE, halfToInterleavedRows, quantizeQ8_0, writeGguf, type GgufWriteTensor } from '../../loaders/gguf-writer.js';
 import { ggufTokenizer, ggufVocabForExport, ggufVocabFromHfTokenizer, ggufVocabFromLlama2c } from '../../loaders/gguf-tokenizer.js';
 import { interleavedToHalfRows } from '../../loaders/convert.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { resolveModel } from '../../loaders/registry.js';
-import { f16BitsToF32 } from '../../runtime/dtype.js';
-import type { ModelSource } from '../../runtime/model.js';
+import { f16BitsToF32 } from '../../core/dtype.js';
+import type { ModelSource } from '../../core/model.js';
 import { asHalfStyle, SYNTHETIC_CONFIG, syntheticModel } from '../reference/synthetic-model.js';
 import { seededValues } from '../kernels/run-plan.js';
-import { exportCommand } from '../../cli/commands/export.js';
+import { main } from '../../cli/main.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOKENIZER_BIN = '../shared/models/stories260K/tokenizer.bin';
@@ -307,14 +300,20 @@ describe('GGUF through --model and aser export', () => {
     const dir = tmp();
     const out = join(dir, 'm.gguf');
     const log = console.log;
+    const write = process.stderr.write;
     const lines: string[] = [];
+    const errors: string[] = [];
     console.log = (s: string) => lines.push(s);
+    process.stderr.write = ((s: string) => (errors.push(s), true)) as typeof process.stderr.write;
+    const args = ['export', '--format', 'gguf', '--model', 'stories260k', '--out', out, '--dtype', 'f16', '--json'];
     try {
-      await (exportCommand.handler as (a: object) => Promise<void> | void)({ format: 'gguf', model: 'stories260k', out, dtype: 'f16', overwrite: false, json: true });
+      expect(await main(args)).toBe(0);
       expect(JSON.parse(lines[0]!)).toMatchObject({ out, tensors: 47, dtype: 'f16', vocabulary: expect.stringMatching(/tokenizer\.bin$/) });
-      expect(() => (exportCommand.handler as (a: object) => void)({ format: 'gguf', model: 'stories260k', out, dtype: 'f16', overwrite: false, json: true })).toThrow(/already exists/);
+      expect(await main(args)).toBe(2);
+      expect(errors.join('')).toMatch(/already exists/);
     } finally {
       console.log = log;
+      process.stderr.write = write;
     }
     const g = loadGguf(out);
     expect(g.config.vocabSize).toBe(512);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';
 import { loadHfModel, requiredTensorShapes } from '../../loaders/hf-model.js';
 import { writeSafetensors, type SafetensorsWriteTensor } from '../../loaders/safetensors.js';
-import { readTensorF32, f32ToBf16Array } from '../../runtime/dtype.js';
+import { readTensorF32, f32ToBf16Array } from '../../core/dtype.js';
 
 const TOK512 = '../shared/tokenizers/tok512';
 

@@ -6,7 +6,7 @@ import { createDetokenizer } from '../../loaders/detokenizer.js';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';
 import { loadHfTokenizer } from '../../loaders/hf-tokenizer.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
-import type { TextTokenizer } from '../../runtime/model.js';
+import type { TextTokenizer } from '../../core/model.js';
 
 const TOKENIZERS = '../shared/tokenizers';
 

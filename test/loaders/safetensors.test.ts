@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';
 import { openSafetensors, openSafetensorsDir, openSafetensorsIndex, writeSafetensors } from '../../loaders/safetensors.js';
-import { bytesToF32, f32ToBf16Array, f32ToF16Array } from '../../runtime/dtype.js';
+import { bytesToF32, f32ToBf16Array, f32ToF16Array } from '../../core/dtype.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'aser-st-'));
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

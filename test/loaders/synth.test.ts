@@ -5,19 +5,9 @@ import { join } from 'node:path';
 import { FormatError, LoadError } from '../../loaders/errors.js';
 import { loadHfModel } from '../../loaders/hf-model.js';
 import { openSafetensors } from '../../loaders/safetensors.js';
-import {
-  SYNTH_SHAPES,
-  SynthError,
-  Xoshiro128,
-  planShards,
-  synthConfig,
-  synthHfConfigJson,
-  writeSynthModel,
-  type SynthProgress,
-  type SynthResult,
-} from '../../loaders/synth.js';
-import { readTensorF32 } from '../../runtime/dtype.js';
-import type { ModelConfig } from '../../runtime/model.js';
+import { SYNTH_SHAPES, SynthError, Xoshiro128, planShards, synthConfig, synthHfConfigJson, writeSynthModel, type SynthProgress, type SynthResult } from '../../loaders/synth.js';
+import { readTensorF32 } from '../../core/dtype.js';
+import type { ModelConfig } from '../../core/model.js';
 import { Executor } from '../../runtime/executor.js';
 import { testGpu } from '../helpers/gpu.js';
 

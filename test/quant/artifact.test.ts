@@ -2,15 +2,13 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, openArtifact, readArtifact, readArtifactManifest, sha256File, writeArtifact, type ArtifactHeader,
-} from '../../loaders/artifact.js';
+import { ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, openArtifact, readArtifact, readArtifactManifest, sha256File, writeArtifact, type ArtifactHeader } from '../../loaders/artifact.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
-import { BLOCK_LINEARS } from '../../runtime/model.js';
+import { BLOCK_LINEARS } from '../../core/model.js';
 import { CalibrationStats, LINEAR_INPUT_KINDS } from '../../quant/calibrate.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { FormatError, LoadError, NotFoundError } from '../../loaders/errors.js';
-import type { QuantizedLinear } from '../../runtime/quantized.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 import { quantizeLinear, type QuantDiagnostics } from '../../quant/methods.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, gaussian } from './helpers.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLlama2c, tensorF32 } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { collectCalibrationStats, drawCalibrationWindows, LINEAR_INPUT_KINDS, type LinearInputCapture } from '../../quant/calibrate.js';
 import { testGpu } from '../helpers/gpu.js';
 import { ensureNativeBuilt } from './helpers.js';

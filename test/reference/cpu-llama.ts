@@ -1,8 +1,8 @@
 // An independent float64 LLaMA forward in plain loops, written from the model's maths (llama2.c run.c
 // and Hugging Face modeling_llama), used as the oracle for the GPU executor. One token at a time with
 // a KV cache; slow but exact enough that any GPU difference is the GPU's.
-import type { LinearInputKind, ModelConfig, ModelSource } from '../../runtime/model.js';
-import { readTensorF32 } from '../../runtime/dtype.js';
+import type { LinearInputKind, ModelConfig, ModelSource } from '../../core/model.js';
+import { readTensorF32 } from '../../core/dtype.js';
 
 interface LayerWeights {
   attnNorm: Float64Array;

@@ -1,8 +1,8 @@
 // In-memory ModelSources for tests: seeded random LLaMA/Qwen-shaped models (any config the executor
 // supports, weights stored as f32/f16/bf16), and a view of a real llama2.c model converted to Hugging
 // Face's rotate-half RoPE layout the way HF's conversion script permutes q/k rows.
-import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../../runtime/model.js';
-import { f32ToBf16Array, f32ToF16Array } from '../../runtime/dtype.js';
+import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../../core/model.js';
+import { f32ToBf16Array, f32ToF16Array } from '../../core/dtype.js';
 import { seededValues } from '../kernels/run-plan.js';
 
 function tensorRef(name: string, shape: number[], values: Float32Array, dtype: TensorDType): TensorRef {

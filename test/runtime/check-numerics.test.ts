@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testGpu } from '../helpers/gpu.js';
 import { Executor, NonFiniteError } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { SYNTHETIC_CONFIG, syntheticModel } from '../reference/synthetic-model.js';
 

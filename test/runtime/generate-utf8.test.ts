@@ -13,7 +13,7 @@ import { synthHfConfigJson } from '../../loaders/synth.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
 import { Executor } from '../../runtime/executor.js';
 import { generate } from '../../runtime/generate.js';
-import type { ModelConfig } from '../../runtime/model.js';
+import type { ModelConfig } from '../../core/model.js';
 import { testGpu } from '../helpers/gpu.js';
 
 const llama3 = loadHfTokenizer('../shared/tokenizers/llama3/tokenizer.json');

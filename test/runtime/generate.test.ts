@@ -3,7 +3,7 @@ import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { ContextOverflowError, Executor } from '../../runtime/executor.js';
 import { generate } from '../../runtime/generate.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 
 let model: ModelSource;

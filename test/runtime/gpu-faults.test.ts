@@ -2,8 +2,9 @@
 // (GpuAllocationError / GpuOutOfMemoryError instead of an uncaptured error), and a device destroyed
 // under a running executor (GpuDeviceLostError from the call in flight and every later one).
 import { describe, expect, it } from 'vitest';
-import { openNodeDevice } from '../../loaders/node-gpu.js';
-import { createBufferChecked, GpuAllocationError, GpuDeviceLostError, GpuOutOfMemoryError } from '../../runtime/device.js';
+import { openNodeDevice } from '../../node/gpu.js';
+import { createBufferChecked } from '../../runtime/device.js';
+import { GpuAllocationError, GpuDeviceLostError, GpuOutOfMemoryError } from '../../core/errors.js';
 import { Executor } from '../../runtime/executor.js';
 import { isCpuAdapter } from '../../kernels/matmul_dense.js';
 import { syntheticModel } from '../reference/synthetic-model.js';

@@ -5,7 +5,7 @@ import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
-import type { ModelSource } from '../../runtime/model.js';
+import type { ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';

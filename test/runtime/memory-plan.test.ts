@@ -2,15 +2,14 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import yargs from 'yargs';
-import { planCommand } from '../../cli/commands/plan.js';
-import { parseByteSize } from '../../cli/commands/synth.js';
+import { main } from '../../cli/main.js';
+import { parseByteSize } from '../../core/byte-size.js';
 import { SYNTH_SHAPES, synthHfConfigJson, writeSynthModel } from '../../loaders/synth.js';
 import { loadHfModel } from '../../loaders/hf-model.js';
 import { Executor } from '../../runtime/executor.js';
 import { testGpu } from '../helpers/gpu.js';
 import { MemoryPlanError, meanRankForAlpha, planMemory, type MemoryPlan } from '../../runtime/memory-plan.js';
-import type { ModelConfig } from '../../runtime/model.js';
+import type { ModelConfig } from '../../core/model.js';
 
 const GiB = 2 ** 30;
 
@@ -178,11 +177,15 @@ describe('aser plan (command smoke test)', () => {
 
   async function run(args: string[]): Promise<string> {
     const lines: string[] = [];
+    const errors: string[] = [];
     const spy = vi.spyOn(console, 'log').mockImplementation((...xs: unknown[]) => void lines.push(xs.join(' ')));
+    const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (errors.push(String(s)), true));
     try {
-      await yargs(args).command(planCommand).strict().fail(false).parseAsync();
+      const code = await main(args);
+      if (code !== 0) throw new Error(errors.join(''));
     } finally {
       spy.mockRestore();
+      errSpy.mockRestore();
     }
     return lines.join('\n');
   }

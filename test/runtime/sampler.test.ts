@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Sampler, SamplerError, argmax, createRng, createSampler } from '../../runtime/sampler.js';
+import { Sampler, SamplerError, argmax, createSampler } from '../../runtime/sampler.js';
+import { createRng } from '../../core/rng.js';
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs, (p) => Math.log(p));
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadHfModel } from '../../loaders/hf-model.js';
 import { writeSynthModel } from '../../loaders/synth.js';
 import { Executor, type ExecutorOptions } from '../../runtime/executor.js';
-import type { ModelConfig } from '../../runtime/model.js';
+import type { ModelConfig } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 import { testGpu } from '../helpers/gpu.js';
 

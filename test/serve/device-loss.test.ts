@@ -3,7 +3,7 @@
 // device_lost error event and [DONE], each queued request gets a 503 device_lost (none hangs), the
 // server re-creates device, executor and engine, and then serves the same greedy answer as before.
 import { afterAll, describe, expect, it } from 'vitest';
-import { openNodeDevice } from '../../loaders/node-gpu.js';
+import { openNodeDevice } from '../../node/gpu.js';
 import { resolveModel } from '../../loaders/registry.js';
 import { Executor } from '../../runtime/executor.js';
 import { ExecutorEngine } from '../../serve/executor-engine.js';

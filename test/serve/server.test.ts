@@ -5,7 +5,7 @@ import OpenAI, { APIError } from 'openai';
 import { testGpu } from '../helpers/gpu.js';
 import { resolveModel } from '../../loaders/registry.js';
 import { Executor } from '../../runtime/executor.js';
-import type { TextTokenizer } from '../../runtime/model.js';
+import type { TextTokenizer } from '../../core/model.js';
 import { ExecutorEngine, logprobsOf } from '../../serve/executor-engine.js';
 import { startServer, type RunningServer } from '../../serve/server.js';
 import { fallbackChatTemplate } from '../../serve/chat-template.js';

@@ -1,7 +1,9 @@
 // Node entry to WebGPU: Dawn through the `webgpu` package. Everything else in runtime/ is portable and
 // receives the GPU from here (or navigator.gpu in a browser).
 import { create, globals } from 'webgpu';
-import { openDevice, GpuUnavailableError, type GpuContext, type OpenDeviceOptions } from '../runtime/device.js';
+import { openDevice, type OpenDeviceOptions } from '../runtime/device.js';
+import { GpuUnavailableError } from '../core/errors.js';
+import { type GpuContext } from '../core/gpu.js';
 
 export const INSTALL_HINT =
   'install Mesa\'s Vulkan driver (llvmpipe) from bookworm-backports: ' +

@@ -1,10 +1,10 @@
 // Shared setup for commands that run a model: open the GPU, resolve the model, build the executor.
-import { openNodeDevice } from '../loaders/node-gpu.js';
+import { openNodeDevice } from './gpu.js';
 import { resolveModel } from '../loaders/registry.js';
 import { Executor } from '../runtime/executor.js';
-import type { GpuContext } from '../runtime/device.js';
-import type { ModelSource, TextTokenizer } from '../runtime/model.js';
-import { UsageError } from './errors.js';
+import type { GpuContext } from '../core/gpu.js';
+import type { ModelSource, TextTokenizer } from '../core/model.js';
+import { UsageError } from '../core/errors.js';
 import { openArtifact, describeModelFiles, type ArtifactReader } from '../loaders/artifact.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
@@ -60,18 +60,6 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
     },
   };
 }
-
-/** `--check-numerics`, for the commands that run a model (ppl, generate, serve). */
-export const numericsOption = {
-  'check-numerics': { type: 'boolean', default: false, describe: 'Check every block\'s outputs for NaN/Inf and name the first bad layer and op (slow: a readback per layer)' },
-} as const;
-
-export const modelOptions = {
-  model: { type: 'string', default: 'stories260k', describe: 'Preset name from models.json, a llama2.c .bin file, or a Hugging Face model directory' },
-  dtype: { type: 'string', choices: ['f32', 'f16'], default: 'f32', describe: 'Weight precision of the dense path (f16 needs shader-f16)' },
-  tokenizer: { type: 'string', describe: 'tokenizer.json or llama2.c tokenizer.bin (default: next to the model)' },
-  artifact: { type: 'string', describe: 'Quantized artifact directory (from aser quantize): runs the fused W4A8 kernels' },
-} as const;
 
 /** The weight files of a resolved model, hashed: what an artifact records as its source. */
 export function modelIdentity(id: string, path: string) {

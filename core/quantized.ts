@@ -11,7 +11,7 @@ export interface QuantizedLinear {
   wBits: number;
   /** Activation bits (8, 6 or 4): qmax = 2^(b-1)-1 → 127, 31, 7. */
   aBits: number;
-  /** Packed weight words in the GPU layout of kernels/w4_layout.ts (packW4). */
+  /** Packed weight words in the GPU layout of core/w4-layout.ts (packW4). */
   qweight: Uint32Array;
   /** Per-output-channel weight scale, [out]. */
   wScale: Float32Array;

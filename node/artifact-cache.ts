@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
 import { resolveModel } from '../loaders/registry.js';
-import { cacheKey } from '../eval/cache.js';
-import { repoRoot } from '../eval/datasets.js';
-import { quantizeToArtifact, type QuantizeRequest, type QuantizeToArtifactOptions } from './commands/quantize.js';
+import { cacheKey } from './cache.js';
+import { repoRoot } from '../loaders/datasets.js';
+import { quantizeToArtifact, type QuantizeRequest, type QuantizeToArtifactOptions } from './quantize.js';
 import { modelIdentity } from './session.js';
 
 export type ArtifactRequest = Omit<QuantizeRequest, 'out'>;

@@ -20,14 +20,11 @@
 //   w        & 0xF0F0F0F0  = int8 lanes 16·q[8j+4..7]   → dot4I8Packed with x word 2j+1
 // Each lane holds 16·q exactly as a signed byte (no sign-extension work); the kernel shifts the int32
 // sum right by 4 at the end. Overflow bound: |Σ| ≤ in · 127 · 112 < 2^31 for in ≤ 150,000.
+import { W4LayoutError } from './errors.js';
 
 export const W4_BLOCK_K = 32;
 export const W4_WORDS_PER_BLOCK = 4;
 export const W4_QMAX = 7;
-
-export class W4LayoutError extends Error {
-  override name = 'W4LayoutError';
-}
 
 /** Number of 32-channel k-blocks per row. */
 export function w4Blocks(inFeatures: number): number {

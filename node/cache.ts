@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeBytesAtomic } from '../loaders/atomic.js';
-import { repoRoot } from './datasets.js';
+import { repoRoot } from '../loaders/datasets.js';
 import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
 
 /** JSON with object keys sorted at every level: equal settings give equal keys. */

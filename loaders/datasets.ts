@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NotFoundError, FormatError } from '../loaders/errors.js';
+import { NotFoundError, FormatError } from './errors.js';
 
 export const DATASET_NAMES = ['wikitext2', 'ptb', 'c4', 'tinystories'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];

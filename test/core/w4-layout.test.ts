@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { packW4, unpackW4, sliceW4Rows, w4WordCount, W4LayoutError } from '../../kernels/w4_layout.js';
+import { packW4, unpackW4, sliceW4Rows, w4WordCount } from '../../core/w4-layout.js';
+import { W4LayoutError } from '../../core/errors.js';
 
 function seededInts(n: number, seed: number, lo: number, hi: number): Int8Array {
   const out = new Int8Array(n);

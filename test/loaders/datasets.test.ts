@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dataDir, loadDatasetText } from '../../eval/datasets.js';
+import { dataDir, loadDatasetText } from '../../loaders/datasets.js';
 
 describe('evaluation datasets', () => {
   afterEach(() => {

@@ -1,0 +1,251 @@
+// The quantize pipeline: open the model, calibrate (whole-model statistics or layer by layer), quantize
+// every block linear with the chosen method, write the checksummed artifact. Library code behind
+// `aser quantize`, the method table, the report and the benchmarks.
+import { join } from 'node:path';
+import { resolveModel } from '../loaders/registry.js';
+import { openNodeDevice } from './gpu.js';
+import { ArtifactWriter, artifactFileFor, writeArtifact, type ArtifactManifest } from '../loaders/artifact.js';
+import { Executor } from '../runtime/executor.js';
+import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../quant/calibrate.js';
+import { quantizeLayerwise } from '../quant/quantize-layerwise.js';
+import { groupCapture } from '../quant/group-capture.js';
+import { PipelineCache } from '../runtime/pipelines.js';
+import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
+import { quantizeModel } from '../quant/quantize-model.js';
+import { LOW_RANK_METHODS, type QuantMethod } from '../quant/methods.js';
+import { dataDir, loadDatasetText } from '../loaders/datasets.js';
+import { progressBar } from './progress.js';
+import { UsageError } from '../core/errors.js';
+import { modelIdentity } from './session.js';
+
+/** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
+export function calibrationText(name: string): { name: string; text: string } {
+  const files: Record<string, string> = { tinystories: 'tinystories/calib.txt' };
+  if (files[name]) return { name, text: loadDatasetText(join(dataDir(), files[name])).text };
+  if (name === 'c4') {
+    const lines = loadDatasetText(join(dataDir(), 'c4/c4-train.00000-of-01024.first1000.jsonl')).text.split('\n').filter(Boolean);
+    return { name, text: lines.map((l) => (JSON.parse(l) as { text: string }).text).join('\n\n') };
+  }
+  if (['wikitext2', 'ptb'].includes(name)) throw new UsageError(`${name} has no calibration split here`, 'use --calib c4 (the paper calibrates on C4 train) or tinystories');
+  return { name, text: loadDatasetText(name).text };
+}
+
+/** What calibration depends on: statistics are the same for every method and every bit width. */
+export interface CalibrationRequest {
+  model: string; calib: string; seed: number;
+  /** Calibration windows and their length (default: 64 × 256, or 8 × 128 for models with dim ≥ 2048; see docs/quantization.md). */
+  calibSamples?: number; calibLen?: number;
+}
+
+export interface QuantizeRequest extends CalibrationRequest {
+  method: QuantMethod; wbits: number; abits: number; rank?: number; alpha?: number;
+  outliers?: number | 'auto'; out: string;
+  /**
+   * --rank is the total side-path width: a method's exact outlier columns (ASER's f) count against it,
+   * so ASER reconstructs rank − f. Absent = rank is the reconstruction rank alone (outliers on top).
+   */
+  rankCountsOutliers?: boolean;
+  /** Layers calibrated and quantized per pass (default 1: host memory bounded by one layer's statistics). */
+  layersPerPass?: number;
+  /** Weights of the calibration forward (default 'auto': f16 when the f32 weights would exceed 1 GiB and shader-f16 is there). */
+  calibDtype?: 'auto' | 'f32' | 'f16';
+}
+
+export interface QuantizeToArtifactOptions {
+  /**
+   * Whole-model calibration statistics made earlier with the same CalibrationRequest (a function is
+   * called only if needed): evaluations that quantize many methods of a small model calibrate once
+   * this way. Without them the model is calibrated and quantized layer by layer.
+   */
+  stats?: CalibrationStats | (() => Promise<CalibrationStats>);
+}
+
+/** Where the time and memory of a quantization went. */
+export interface QuantizeReport {
+  manifest: ArtifactManifest;
+  seconds: number;
+  loadSeconds: number;
+  calibrateSeconds: number;
+  quantizeSeconds: number;
+  writeSeconds: number;
+  calibration: { samples: number; seqLen: number; dtype: 'f32' | 'f16'; layersPerPass: number };
+  /** Peak resident set of this process so far (bytes; getrusage maxrss). */
+  peakRssBytes: number;
+  /** GPU memory of the largest calibration executor (one layer group's fp weights + classifier; its own accounting). */
+  gpuBytes: number;
+}
+
+/** Calibration defaults: the paper-like 64 × 256 for small models; 2048 tokens for 8B-wide ones (see docs/quantization.md). */
+export function calibrationDefaults(dim: number): { samples: number; seqLen: number } {
+  return dim >= 2048 ? { samples: 8, seqLen: 128 } : { samples: 64, seqLen: 256 };
+}
+
+/** A request's calibration size with the defaults filled in (windows no longer than the model's context). */
+function calibrationShape(req: CalibrationRequest, c: ModelConfig): { samples: number; seqLen: number } {
+  const defaults = calibrationDefaults(c.dim);
+  return { samples: req.calibSamples ?? defaults.samples, seqLen: Math.min(req.calibLen ?? defaults.seqLen, c.maxSeqLen) };
+}
+
+/** The calibration windows a request draws from its text (seeded), with their size. */
+function calibrationWindows(req: CalibrationRequest, source: ModelSource, tokenizer: TextTokenizer): { dataset: string; samples: number; seqLen: number; windows: number[][] } {
+  const { samples, seqLen } = calibrationShape(req, source.config);
+  const calib = calibrationText(req.calib);
+  const stream = tokenizer.encode(calib.text, { bos: false });
+  if (stream.length < seqLen + 1) throw new UsageError(`calibration text has ${stream.length} tokens, fewer than --calib-len ${seqLen}`);
+  return { dataset: calib.name, samples, seqLen, windows: drawCalibrationWindows(stream, samples, seqLen, req.seed) };
+}
+
+/** Runs the calibration windows through the fp model on the GPU and returns every block linear's input statistics. */
+export async function calibrateModel(req: CalibrationRequest): Promise<CalibrationStats> {
+  const resolved = resolveModel(req.model);
+  const { source, tokenizer } = resolved;
+  try {
+    const { seqLen: calibLen, windows } = calibrationWindows(req, source, tokenizer);
+    const gpu = await openNodeDevice();
+    try {
+      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: calibLen });
+      try {
+        const bar = progressBar('calibrate', windows.length, 'windows');
+        const stats = await collectCalibrationStats(executor, windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
+        bar.finish();
+        return stats;
+      } finally {
+        executor.destroy();
+      }
+    } finally {
+      gpu.device.destroy();
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Error-reconstruction rank a request asks for: --rank, or 8 for low-rank methods when neither --rank nor --alpha is given. */
+function requestedRank(args: QuantizeRequest): number | undefined {
+  if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+  const lowRank = (LOW_RANK_METHODS as readonly string[]).includes(args.method);
+  return lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
+}
+
+function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
+  return { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+}
+
+function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
+  return { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}), ...extra };
+}
+
+/** Quantizes every block linear from whole-model statistics given by the caller, and writes the artifact atomically. */
+async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<QuantizeToArtifactOptions['stats']>): Promise<QuantizeReport> {
+  const method = args.method;
+  const rank = requestedRank(args);
+  const started = performance.now();
+  const stats = typeof statsGiven === 'function' ? await statsGiven() : statsGiven;
+  const calibrateSeconds = (performance.now() - started) / 1000;
+  const resolved = resolveModel(args.model);
+  const { source } = resolved;
+  try {
+    const { samples, seqLen } = calibrationShape(args, source.config);
+    const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
+    let done = 0;
+    const q0 = performance.now();
+    const result = quantizeModel(source, stats, method, { ...quantizeOptions(args, rank), onLinear: () => qbar.update(++done) });
+    qbar.finish();
+    const w0 = performance.now();
+    const manifest = writeArtifact(args.out, {
+      source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}),
+      calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
+    }, result.layers, result.diagnostics as Map<string, object>);
+    const end = performance.now();
+    return {
+      manifest, seconds: (end - started) / 1000, loadSeconds: 0, calibrateSeconds, quantizeSeconds: (w0 - q0) / 1000, writeSeconds: (end - w0) / 1000,
+      calibration: { samples, seqLen, dtype: 'f32', layersPerPass: source.config.nLayers },
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes: 0,
+    };
+  } finally {
+    source.close();
+  }
+}
+
+/**
+ * Calibrates `model` on the GPU and quantizes it layer by layer (quant/quantize-layerwise.ts): each
+ * layer's linears are written into the artifact as soon as they exist and its statistics freed; the
+ * artifact is committed atomically at the end.
+ */
+export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeToArtifactOptions = {}): Promise<QuantizeReport> {
+  if (opts.stats) return quantizeFromStats(args, opts.stats);
+  const method = args.method;
+  const rank = requestedRank(args);
+  const resolved = resolveModel(args.model);
+  const { source, tokenizer } = resolved;
+  try {
+    const c = source.config;
+    const layersPerPass = args.layersPerPass ?? 1;
+    if (!Number.isInteger(layersPerPass) || layersPerPass < 1) throw new UsageError(`--layers-per-pass ${layersPerPass} must be a positive integer`);
+    const { dataset, samples: calibSamples, seqLen: calibLen, windows } = calibrationWindows(args, source, tokenizer);
+    const gpu = await openNodeDevice();
+    const started = performance.now();
+    try {
+      const f32Bytes = 4 * (c.nLayers * 7 * c.dim * c.dim + 2 * c.vocabSize * c.dim); // order of magnitude is all the rule needs
+      const dtype = args.calibDtype === 'f32' || args.calibDtype === 'f16' ? args.calibDtype : (f32Bytes > 2 ** 30 && gpu.features.shaderF16 ? 'f16' : 'f32');
+      if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
+      // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
+      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512), pipelines: new PipelineCache(gpu.device) });
+      const writer = ArtifactWriter.begin(args.out);
+      let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
+      try {
+        const passes = Math.ceil(c.nLayers / layersPerPass);
+        const cbar = progressBar('calibrate', passes * windows.length, 'windows');
+        const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
+        let pass = 0, done = 0;
+        const { groups } = await quantizeLayerwise(capture, source, windows, method, (layer, linears, diagnostics) => {
+          writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
+        }, {
+          ...quantizeOptions(args, rank), layersPerPass, seed: args.seed,
+          onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
+          onLinear: () => qbar.update(++done),
+          onGroup: (g) => {
+            pass++;
+            calibrateSeconds += g.calibrateSeconds;
+            quantizeSeconds += g.quantizeSeconds;
+            writeSeconds += g.writeSeconds;
+          },
+        });
+        cbar.finish();
+        qbar.finish();
+        capture.destroy();
+        const manifest = writer.commit({
+          source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
+          calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
+        });
+        return {
+          // Group executors are built inside the calibration passes: their build time is load, not calibration.
+          manifest, seconds: (performance.now() - started) / 1000, loadSeconds: capture.loadSeconds,
+          calibrateSeconds: calibrateSeconds - capture.loadSeconds, quantizeSeconds, writeSeconds,
+          calibration: { samples: calibSamples, seqLen: calibLen, dtype, layersPerPass },
+          peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuBytes: capture.peakGpuBytes,
+        };
+      } catch (err) {
+        writer.abort();
+        capture.destroy();
+        throw err;
+      }
+    } finally {
+      gpu.device.destroy();
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Side-path MACs over base MACs, summed over every quantized linear (per token). */
+export function sidePathFlopsOverhead(manifest: ArtifactManifest): number {
+  let base = 0, side = 0;
+  for (const l of Object.values(manifest.layers)) {
+    base += l.inFeatures * l.outFeatures;
+    side += l.rank * (l.inFeatures + l.outFeatures);
+  }
+  return base ? side / base : 0;
+}
