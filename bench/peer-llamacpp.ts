@@ -16,6 +16,9 @@
 //
 // llama.cpp hides CPU-type Vulkan devices (llvmpipe) unless GGML_VK_VISIBLE_DEVICES is set; the bench
 // sets it to 0 when unset. The machine is small and shared: the load average is recorded.
+//
+// One file over 500 lines on purpose: a benchmark reads top to bottom (arguments, our engine, llama.cpp
+// through its binding, the report), and its parts have no other user.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
