@@ -182,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
     settings: { prefill: args.prefill, decode: args.decode, repeats: args.repeats, attention: args.attention },
     results: rows,
   };
-  writeJsonReport(args.out, report);
+  writeJsonReport(args.out, report, gpu.describe());
   console.log(`  wrote ${args.out}`);
   gpu.device.destroy();
   return 0;

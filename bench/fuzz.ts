@@ -16,7 +16,7 @@ import { progressBar } from '../node/progress.js';
 import { CASE_BOUND_MS } from './lib/fuzz-targets.js';
 import type { FuzzWorkerData, FuzzWorkerResult } from './lib/fuzz-worker.js';
 import { httpCase, runHttpCase } from './lib/http-fuzz.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 
 const LOADER_FORMATS = ['safetensors', 'llama2c', 'gguf', 'llama2c-tokenizer', 'artifact-manifest', 'hf-config', 'hf-tokenizer'];
 
@@ -185,7 +185,7 @@ export async function main(argv: string[]): Promise<number> {
     bench: 'fuzz', date: new Date().toISOString(), seed, casesPerFormat: cases, caseBoundMs: CASE_BOUND_MS, hangMs,
     rssMiB: { start: mib(rssStart), end: mib(process.memoryUsage().rss), peak: mib(peakRss) },
     formats: reports,
-  });
+  }, await probeAdapter());
   console.log(`RSS start ${mib(rssStart)} MiB, end ${mib(process.memoryUsage().rss)} MiB, peak ${mib(peakRss)} MiB\nwrote ${out}`);
   return reports.some((r) => failed(r) > 0) ? 1 : 0;
 }

@@ -421,7 +421,7 @@ export async function main(argv: string[]): Promise<number> {
     rows,
     seconds: (performance.now() - started) / 1000,
   };
-  writeJsonReport(outPath, result);
+  writeJsonReport(outPath, result, gpu.describe());
   console.log(`\nwrote ${outPath} (${fmt(result.seconds, 0)} s)`);
   timer.destroy();
   device.destroy();

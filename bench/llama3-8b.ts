@@ -22,7 +22,7 @@ import { createDetokenizer } from '../loaders/detokenizer.js';
 import { GPU_ACT_QUANT_TILING, planMemory } from '../runtime/memory-plan.js';
 import { BLOCK_LINEARS } from '../core/model.js';
 import { actQuantTiling } from '../kernels/w4a8_act_quant.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 
 const GiB = 2 ** 30;
 const PROMPT = 'The capital of France is';
@@ -150,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
   const w = results.w4a8 as { plan?: { total: number; matchesExecutor: boolean }; plan32?: { total: number } } | undefined;
   if (w?.plan) console.log(`plan (${args.layers} layers, same settings): ${gib(w.plan.total)} GiB, equal to the executor's accounting: ${w.plan.matchesExecutor}`);
   if (w?.plan32) console.log(`plan, 32 layers, ctx 4096, measured mean rank: ${gib(w.plan32.total)} GiB`);
-  writeJsonReport(args.out, { bench: 'llama3-8b', date: new Date().toISOString(), args: { ...args }, results });
+  writeJsonReport(args.out, { bench: 'llama3-8b', date: new Date().toISOString(), args: { ...args }, results }, await probeAdapter());
   console.log(`wrote ${args.out}`);
   return 0;
 }

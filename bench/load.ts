@@ -13,7 +13,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../loaders/datasets.js';
 import { progressBar } from '../node/progress.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Args {
   clients: number;
@@ -188,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log('|---:|---:|---:|---:|---:|---:|---|---:|---|');
     console.log(`| ${args.clients} | ${report.wallSeconds} | ${report.requests} | ${report.errors} | ${report.wellFormedStreams} | ${report.tokensPerSec} | ${report.latencyMs.p50} / ${report.latencyMs.p95} | ${report.firstByteMs.p50} | ${report.serverRssMiB.start} / ${report.serverRssMiB.end} / ${report.serverRssMiB.peak} |`);
     for (const p of problems.slice(0, 5)) console.log(`  error: ${p}`);
-    writeJsonReport(args.out, report);
+    writeJsonReport(args.out, report, await probeAdapter());
     console.log(`wrote ${args.out}`);
     return problems.length === 0 ? 0 : 1;
   } finally {

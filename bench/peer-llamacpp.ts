@@ -608,7 +608,7 @@ export async function main(argv: string[]): Promise<number> {
     agreement,
     logitAgreement,
   };
-  writeJsonReport(args.out, report);
+  writeJsonReport(args.out, report, gpu.describe());
   console.log(`  wrote ${args.out}`);
   gpu.device.destroy();
   return 0;

@@ -139,7 +139,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
     void linear;
     rows.push({ shape: `${out}x${inF}`, seconds: total, timings: diag.timings, rank: diag.rank, outliers: diag.outliers.length });
   }
-  writeJsonReport(join(repoRoot(), 'bench', 'results', 'quant-layer.json'), { method: opts.method, rank: opts.rank ?? null, alpha: opts.alpha ?? null, blasThreads: blasThreads(), rows, date: new Date().toISOString() });
+  writeJsonReport(join(repoRoot(), 'bench', 'results', 'quant-layer.json'), { method: opts.method, rank: opts.rank ?? null, alpha: opts.alpha ?? null, blasThreads: blasThreads(), rows, date: new Date().toISOString() }, 'none: CPU only (LAPACK/BLAS through N-API)');
   if (opts.lapack) lapackComparison();
   return 0;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calibrateModel, quantizeToArtifact, type QuantizeRequest } from '../node/quantize.js';
 import { QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 import { repoRoot } from '../loaders/datasets.js';
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
@@ -41,7 +41,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   console.log(`\nquantize-model: ${model}, W4A8, rank ${rank}, calibration ${calib.calibSamples} × ${calib.calibLen} tokens`);
   console.log('| method | calibrate s | quantize + write s | total s | budget 60 s |\n|---|---:|---:|---:|---|');
   for (const r of rows) console.log(`| ${r.method} | ${r.calibrateS.toFixed(2)} | ${r.quantizeWriteS.toFixed(2)} | ${r.totalS.toFixed(2)} | ${r.totalS < 60 ? 'ok' : 'OVER'} |`);
-  writeJsonReport(join(repoRoot(), 'bench', 'results', 'quantize-model.json'), { model, rank, calibration: calib, rows, date: new Date().toISOString() });
+  writeJsonReport(join(repoRoot(), 'bench', 'results', 'quantize-model.json'), { model, rank, calibration: calib, rows, date: new Date().toISOString() }, await probeAdapter());
   return 0;
 }
 

@@ -234,7 +234,7 @@ export async function main(argv: string[]): Promise<number> {
     baseline,
     results: rows,
   };
-  writeJsonReport(args.out, report);
+  writeJsonReport(args.out, report, adapter);
   console.log(`  wrote ${args.out}`);
   serving.close();
   return rows.every((r) => r.errors === 0) ? 0 : 1;

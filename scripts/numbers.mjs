@@ -1,0 +1,401 @@
+#!/usr/bin/env node
+// `npm run numbers`: renders docs/numbers.md from the JSON that named commands wrote
+// (bench/results/*.json, and the committed `aser eval report` results.json). Nothing in numbers.md is
+// typed by hand: every figure below is read from one of those files, and every section names the
+// command that wrote its file and that run's date, commit, adapter and load average ("not recorded"
+// where the file lacks one). test/docs/numbers.test.ts fails when docs/numbers.md differs from this.
+//
+//   node scripts/numbers.mjs            write docs/numbers.md
+//   node scripts/numbers.mjs --check    exit 1 when docs/numbers.md is stale
+//   node scripts/numbers.mjs --out F    write F instead
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const NUMBERS_MD = 'docs/numbers.md';
+
+/** Every source: its file, the command that writes it, and the section that renders it. */
+export const SOURCES = [
+  { id: 'forward', file: 'bench/results/forward.json', command: 'npm run bench -- forward' },
+  { id: 'kernels', file: 'bench/results/kernels.json', command: 'npm run bench -- kernels' },
+  { id: 'peer', file: 'bench/results/peer-llamacpp.json', command: 'npm run bench -- peer-llamacpp' },
+  { id: 'serve', file: 'bench/results/serve.json', command: 'npm run bench -- serve' },
+  { id: 'load', file: 'bench/results/load.json', command: 'npm run bench -- load' },
+  { id: 'fuzz', file: 'bench/results/fuzz.json', command: 'npm run bench -- fuzz --seed 8' },
+  { id: 'quantLayer', file: 'bench/results/quant-layer.json', command: 'npm run bench -- quant-layer' },
+  { id: 'quantizeModel', file: 'bench/results/quantize-model.json', command: 'npm run bench -- quantize-model --methods aser,rtn' },
+  { id: 'llama8b', file: 'bench/results/llama3-8b.json', command: 'npm run bench -- llama3-8b --steps fp,quantize,w4a8 --rank 32' },
+  {
+    id: 'report',
+    file: 'test/fixtures/report-results.json',
+    command: '`aser eval report --model stories260k` (its `report/results.json`, committed as the fixture of test/eval/report-html.test.ts)',
+    short: 'aser eval report --model stories260k',
+  },
+];
+
+// ---------------------------------------------------------------- formatting
+
+const NR = 'not recorded';
+const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+/** Fixed decimals; '—' for a value the file does not hold. */
+export function f(x, d = 2) {
+  return isNum(x) ? x.toFixed(d) : '—';
+}
+/** Thousands separated with commas, integer. */
+function int(x) {
+  return isNum(x) ? Math.round(x).toLocaleString('en-US') : '—';
+}
+const gib = (b) => f(b / 2 ** 30, 2);
+const mib = (b) => f(b / 2 ** 20, 1);
+const pct = (x, d = 1) => (isNum(x) ? `${(100 * x).toFixed(d)}` : '—');
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+/** min–max of numbers, one value when they are equal to the shown precision. */
+function range(xs, d) {
+  const v = xs.filter(isNum);
+  if (v.length === 0) return '—';
+  const lo = f(Math.min(...v), d), hi = f(Math.max(...v), d);
+  return lo === hi ? lo : `${lo}–${hi}`;
+}
+const median = (xs) => {
+  const v = xs.filter(isNum).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+// ---------------------------------------------------------------- run metadata
+
+/** date, commit, adapter, load average of one JSON, from the `run` block bench/lib/report.ts writes or the fields older files hold. */
+export function runInfo(j) {
+  const run = j.run ?? {};
+  const date = run.date ?? j.date ?? j.createdAt;
+  let commit = run.commit ?? j.commit;
+  if (commit && run.dirty) commit += ' (with uncommitted changes)';
+  const adapter =
+    run.adapter ??
+    (typeof j.adapter === 'string' ? j.adapter : j.adapter?.describe) ??
+    j.aser?.adapter ??
+    (j.profile?.device ? `${j.profile.device} (latency profile stage)` : undefined);
+  let load;
+  const three = (a) => a.map((x) => f(x, 2)).join(' / ');
+  if (Array.isArray(run.loadavg)) load = `${three(run.loadavg)} (1 / 5 / 15 min, when written)`;
+  else if (j.loadAverage && isNum(j.loadAverage.before)) load = `${f(j.loadAverage.before)} before, ${f(j.loadAverage.after)} after (1 min)`;
+  else if (Array.isArray(j.host?.loadavg)) load = `${three(j.host.loadavg)} (1 / 5 / 15 min, at the end)`;
+  else if (Array.isArray(j.machine?.loadAverageStart)) load = `${three(j.machine.loadAverageStart)} at the start, ${three(j.machine.loadAverageEnd)} at the end (1 / 5 / 15 min)`;
+  else if (isNum(j.load)) load = `${f(j.load)} (1 min, at the end)`;
+  return { date: date ?? NR, commit: commit ?? NR, adapter: adapter ?? NR, load: load ?? NR };
+}
+
+function sourceLine(src, j) {
+  const r = runInfo(j);
+  return [
+    `Source: \`${src.file}\`, written by ${src.command.startsWith('`') ? src.command : `\`${src.command}\``}.`,
+    '',
+    `Run: date ${r.date} · commit ${r.commit} · adapter ${r.adapter} · load average ${r.load}.`,
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------- sections
+
+function forward(src, j) {
+  const s = j.settings ?? {};
+  const rows = (j.results ?? []).map((r) => [r.dtype, f(r.prefillTokPerSec, 0), f(r.prefillGpuTokPerSec, 0), f(r.decodeTokPerSec, 0), f(r.decodeGpuTokPerSec, 0), f(r.decodeMsPerToken, 2)]);
+  return [
+    `## Forward pass, ${j.model?.id ?? ''} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Prefill ${s.prefill} tokens, decode ${s.decode} tokens, ${s.repeats} repeats (medians), timer ${j.timer ?? NR}.`,
+    '',
+    table(['dtype', 'prefill tok/s', 'prefill GPU tok/s', 'decode tok/s', 'decode GPU tok/s', 'decode ms/token'], rows),
+  ].join('\n');
+}
+
+function kernels(src, j) {
+  const rows = j.rows ?? [];
+  const get = (shape, tokens, variant) => rows.find((r) => r.shape === shape && r.tokens === tokens && r.variant === variant);
+  const shapesAt = (tokens) => [...new Set(rows.filter((r) => r.tokens === tokens).map((r) => r.shape))];
+  const cell = (r) => (r ? `${f(r.minMs, 3)} (${f(r.medianMs, 3)})` : '—');
+  const p = j.peaks ?? {};
+  const out = [
+    `## Kernels — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Shapes are in→out. Each cell: min over samples (median in brackets), ms. Peaks measured in the same run: copy ${f(p.copyGBs, 1)} GB/s, dot4I8Packed ${f(p.dot4GOPs, 1)} GOP/s, f32 fma ${f(p.fmaGFLOPs, 1)} GFLOP/s, one dispatch ${f(isNum(p.dispatchMs) ? p.dispatchMs * 1000 : NaN, 1)} µs. Timer ${j.timer ?? NR}${j.quick ? ', --quick' : ''}.`,
+  ];
+  const variantsAt = (tokens) => {
+    const all = [...new Set(rows.filter((r) => r.tokens === tokens).map((r) => r.variant))];
+    const order = ['f32 dense', 'f16 dense', 'w4a8 fused r0', 'w4a8 fused r14', 'w4a8 unfused r14', 'w4a8 fused r60'];
+    return order.filter((v) => all.includes(v));
+  };
+  for (const tokens of [...new Set(rows.map((r) => r.tokens))].sort((a, b) => a - b)) {
+    const vs = variantsAt(tokens);
+    out.push('', `### ${tokens === 1 ? 'Decode, 1 token' : `Prefill, ${tokens} tokens`}`, '');
+    out.push(table(['shape', ...vs], shapesAt(tokens).map((s) => [s, ...vs.map((v) => cell(get(s, tokens, v)))])));
+  }
+  out.push('', '### Targets (decode, q/o 4096→4096), as the run computed them', '');
+  out.push(table(['target', 'ratio of min times', 'ratio of medians'], Object.entries(j.targets ?? {}).map(([k, v]) => [k, `${f(v.min)}×`, `${f(v.median)}×`])));
+  out.push('', '### Fused vs unfused at rank 14, decode (unfused time / fused time, per shape)', '');
+  const fu = shapesAt(1)
+    .map((s) => [s, get(s, 1, 'w4a8 fused r14'), get(s, 1, 'w4a8 unfused r14')])
+    .filter(([, a, b]) => a && b)
+    .map(([s, a, b]) => [s, `${f(b.minMs / a.minMs)}×`, `${f(b.medianMs / a.medianMs)}×`]);
+  out.push(table(['shape', 'ratio of min times', 'ratio of medians'], fu));
+  out.push('', '### Side path, decode: latency overhead ÷ FLOPs overhead (min times, vs fused r0)', '');
+  const side = j.sideRatios ?? [];
+  const sideShapes = [...new Set(side.map((s) => s.shape))];
+  const ranks = [...new Set(side.map((s) => s.variant))];
+  out.push(table(['shape', ...ranks, 'range'], sideShapes.map((sh) => [sh, ...ranks.map((v) => f(side.find((s) => s.shape === sh && s.variant === v)?.latencyPerFlops, 2)), range(side.filter((s) => s.shape === sh).map((s) => s.latencyPerFlops), 1)])));
+  out.push('', 'A negative value means the rank-r run was faster than rank 0 (noise larger than the side path).');
+  const stages = Object.entries(j.decodeStagesMs ?? {});
+  if (stages.length) {
+    out.push('', '### Decode 4096→4096, each stage alone (min ms)', '');
+    out.push(table(['variant / stage', 'ms'], stages.map(([k, v]) => [k, f(v, 3)])));
+  }
+  if ((j.skipped ?? []).length) out.push('', `Left out to stay in the time budget: ${j.skipped.join('; ')}.`);
+  return out.join('\n');
+}
+
+function peer(src, j) {
+  const d = j.data ?? {};
+  const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, f(r.prefillTokPerSec, 0), f(r.decodeTokPerSec, 0), f(r.pplTokPerSec, 0), f(r.ppl, 6)]);
+  const ratios = (j.ratios ?? []).map((r) => [r.what, r.ours, r.baseline, `${f(r.ratio)}×`, r.target !== undefined ? `${r.target}×` : '']);
+  const agree = (j.agreement ?? []).map((a) => [a.weights, a.peer, f(a.oursPpl, 6), f(a.theirsPpl, 6), isNum(a.relDiff) ? a.relDiff.toExponential(1) : '—']);
+  return [
+    `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Model ${j.model?.id}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
+    '',
+    table(['engine', 'backend', 'weights', 'prefill tok/s', 'decode tok/s', 'ppl-eval tok/s', 'ppl'], res),
+    '',
+    table(['ratio', 'ours', 'baseline', 'measured', 'target'], ratios),
+    '',
+    'Perplexity agreement on the same windows:',
+    '',
+    table(['weights', 'peer', 'ours', 'theirs', 'relative difference'], agree),
+  ].join('\n');
+}
+
+function serve(src, j) {
+  const s = j.settings ?? {};
+  const rows = (j.results ?? []).map((r) => [r.clients, r.requests, r.errors, f(r.tokensPerSec, 0), `${f(r.ttftMs?.p50, 0)} / ${f(r.ttftMs?.p95, 0)}`, `${f(r.interChunkMs?.p50, 1)} / ${f(r.interChunkMs?.p95, 1)}`, `${f(r.latencyMs?.p50, 0)} / ${f(r.latencyMs?.p95, 0)}`]);
+  const b = j.baseline;
+  return [
+    `## Serving, ${j.model?.id ?? ''} ${j.model?.dtype ?? ''} on loopback — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `${s.maxTokens} tokens per request, ${s.sampling}; scheduler: ${s.scheduler}; requests per level: ${s.requests}.`,
+    '',
+    table(['clients', 'requests', 'errors', 'generated tok/s', 'time to first token p50 / p95 ms', 'inter-chunk p50 / p95 ms', 'latency p50 / p95 ms'], rows),
+    '',
+    b ? `In-process baseline (no HTTP), ${b.requests} requests: ${f(b.tokensPerSec, 0)} tok/s (${f(b.tokensPerSecBefore, 0)} before and ${f(b.tokensPerSecAfter, 0)} after the HTTP runs).` : '',
+  ].join('\n');
+}
+
+function load(src, j) {
+  const r = j.serverRssMiB ?? {};
+  return [
+    `## Load: streaming clients against the server — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    table(
+      ['clients', 'seconds sending', 'wall s', 'requests', 'errors', 'well-formed streams', 'tok/s', 'latency p50 / p95 / max ms', 'first byte p50 / p95 ms', 'server RSS start / end / peak MiB'],
+      [[j.clients, j.seconds, f(j.wallSeconds, 1), j.requests, j.errors, j.wellFormedStreams, f(j.tokensPerSec, 1), `${int(j.latencyMs?.p50)} / ${int(j.latencyMs?.p95)} / ${int(j.latencyMs?.max)}`, `${int(j.firstByteMs?.p50)} / ${int(j.firstByteMs?.p95)}`, `${f(r.start, 1)} / ${f(r.end, 1)} / ${f(r.peak, 1)}`]],
+    ),
+    '',
+    `Server RSS every ~5 s (MiB): ${(r.timeline ?? []).map((t) => f(t.rssMiB, 0)).join(', ')}.`,
+  ].join('\n');
+}
+
+function fuzz(src, j) {
+  const forms = j.formats ?? [];
+  const bad = (o) => Object.entries(o).filter(([k]) => /crash|hang|unreported|untyped|^5\d\d/.test(k)).reduce((n, [, v]) => n + v, 0);
+  const rows = forms.map((x) => [x.format, int(x.cases), Object.entries(x.outcomes).map(([k, v]) => `${k} ${v}`).join(', '), x.failures.length, x.hangs.length, bad(x.outcomes), f(x.maxCaseMs, 0), f(x.wallSeconds, 1)]);
+  const total = forms.reduce((n, x) => n + x.cases, 0);
+  return [
+    `## Fuzzing — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Seed ${j.seed}, ${int(j.casesPerFormat)} cases per format (${int(total)} in all), bound ${j.caseBoundMs} ms per loader case, hang after ${j.hangMs} ms. Bench process RSS ${f(j.rssMiB?.start, 1)} → ${f(j.rssMiB?.end, 1)} MiB (peak ${f(j.rssMiB?.peak, 1)}).`,
+    '',
+    table(['format', 'cases', 'outcomes', 'failures', 'hangs', 'crash / hang / 5xx outcomes', 'max ms per case', 'wall s'], rows),
+  ].join('\n');
+}
+
+function quantLayer(src, j) {
+  const rows = (j.rows ?? []).map((r) => [r.shape, r.rank, r.outliers, f(r.seconds, 1), ...['stats', 'smoothing', 'rtn', 'lowRank', 'factors', 'diagnostics'].map((k) => f(r.timings?.[k], 1))]);
+  return [
+    `## Quantizer: one 8B-sized layer — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Method ${j.method}, rank ${j.rank ?? '—'}, α ${j.alpha ?? '—'}, ${j.blasThreads} BLAS threads; H given (synthetic). Shape is [out, in].`,
+    '',
+    table(['layer [out, in]', 'rank', 'outliers', 'total s', 'stats s', 'smoothing s', 'rtn s', 'lowRank s', 'factors s', 'diagnostics s'], rows),
+  ].join('\n');
+}
+
+function quantizeModel(src, j) {
+  const c = j.calibration ?? {};
+  return [
+    `## Quantizer: stories260K end to end — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `${j.model}, W4A8, rank ${j.rank}, calibration ${c.calib} ${c.calibSamples} × ${c.calibLen} tokens, seed ${c.seed}.`,
+    '',
+    table(['method', 'calibrate s', 'quantize + write s', 'total s'], (j.rows ?? []).map((r) => [r.method, f(r.calibrateS, 1), f(r.quantizeWriteS, 1), f(r.totalS, 1)])),
+  ].join('\n');
+}
+
+function llama8b(src, j) {
+  const a = j.args ?? {};
+  const r = j.results ?? {};
+  const rows = [];
+  if (r.fp) rows.push(['load + generate, bf16 → f16 dense', f(r.fp.wallSeconds, 0), gib(r.fp.peakRssBytes), gib(r.fp.memory?.total), `load ${f(r.fp.loadSeconds, 1)} s (${int(r.fp.load?.bytesRead)} B in ${r.fp.load?.chunks} chunks ≤ ${mib(r.fp.load?.largestChunk)} MiB); prefill ${f(r.fp.prefillSeconds, 1)} s; decode ${f(r.fp.decodeTokensPerSecond, 2)} tok/s; embedding on the ${r.fp.embedding}`]);
+  if (r.quantize) {
+    const q = r.quantize;
+    rows.push(['quantize', f(q.wallSeconds, 0), gib(q.peakRssBytes), gib(q.gpuBytes), `load ${f(q.loadSeconds, 0)} s, calibrate ${f(q.calibrateSeconds, 0)} s, quantize ${f(q.quantizeSeconds, 0)} s, write ${f(q.writeSeconds, 1)} s; calibration ${q.calibration?.samples} × ${q.calibration?.seqLen} tokens in ${q.calibration?.dtype}, ${q.calibration?.layersPerPass} layer per pass; mean side rank ${f(q.meanRank, 1)}`]);
+  }
+  if (r.w4a8) rows.push(['load + generate, W4A8 artifact', f(r.w4a8.wallSeconds, 0), gib(r.w4a8.peakRssBytes), gib(r.w4a8.memory?.total), `load ${f(r.w4a8.loadSeconds, 1)} s; prefill ${f(r.w4a8.prefillSeconds, 1)} s; decode ${f(r.w4a8.decodeTokensPerSecond, 2)} tok/s; \`aser plan\` ${int(r.w4a8.plan?.total)} B, equal to the executor's count: ${r.w4a8.plan?.matchesExecutor}`]);
+  const out = [
+    `## LLaMA-3-8B shapes, ${a.layers}-layer synthetic model — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Model \`${a.dir}\` (from \`aser synth --shape llama3-8b --layers ${a.layers} --seed 0\`), artifact ASER W4A8 rank ${a.rank}; ${a.tokens} generated tokens per step; each step a child process. On a CPU adapter GPU buffers are host memory, so peak RSS includes them.`,
+    '',
+    table(['step', 'wall s', 'peak RSS GiB', 'GPU (executor) GiB', 'notes'], rows),
+  ];
+  const q = r.quantize;
+  if (q && isNum(q.quantizeSeconds) && isNum(a.layers)) {
+    const perLayer = q.quantizeSeconds / a.layers;
+    out.push('', `Per layer, from the quantize row: quantize ${f(perLayer, 0)} s; × 32 layers (linear in depth) = ${f((32 * perLayer) / 3600, 1)} h on this run's machine and load.`);
+  }
+  const p = r.w4a8?.plan32;
+  if (p) {
+    out.push('', `\`aser plan\` for ${p.layers} layers, ctx ${p.ctx}, at the measured mean side rank ${p.meanRank}: ${int(p.total)} B = ${gib(p.total)} GiB.`, '');
+    out.push(table(['item', 'MiB'], Object.entries(p.items).map(([k, v]) => [k, mib(v)])));
+  }
+  return out.join('\n');
+}
+
+function report(src, j) {
+  const s = j.settings ?? {};
+  const ppl = j.ppl;
+  const out = [`## Evaluation suite, ${j.model} — \`${src.short}\``, sourceLine(src, j), ''];
+  out.push(`Stage seconds in this run (cached stages take almost none): ${Object.entries(j.timings ?? {}).map(([k, v]) => `${k} ${f(v, 1)}`).join(', ')}; total ${f(j.seconds, 1)} s.`);
+  if (ppl) {
+    const cols = [];
+    for (const a of ppl.abits) for (const d of ppl.datasets) cols.push([a, d]);
+    const rows = ppl.methods.map((m) => {
+      const any = ppl.cells.find((c) => c.method === m);
+      return [any?.label ?? m, f(any?.meanSideRank, 2), f(any?.flopsPct, 2), ...cols.map(([a, d]) => f(ppl.cells.find((c) => c.method === m && c.abits === a && c.dataset === d)?.ppl, 3))];
+    });
+    out.push('', '### Perplexity', '', table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows), '', ppl.caption ?? '');
+  }
+  const al = j.alpha;
+  if (al) {
+    out.push('', `### α sweep, ${al.method} W${al.wbits}A${al.abits}`, '');
+    out.push(table(['α', 'mean rank', 'mean side rank', '+FLOPs %', ...al.datasets.map((d) => `${d} ppl`)], [
+      ['fp32', '–', '–', '–', ...al.datasets.map((d) => f(al.fp?.[d], 3))],
+      ...al.rows.map((r) => [r.alpha, f(r.meanRank, 2), f(r.meanSideRank, 2), f(r.flopsPct, 2), ...al.datasets.map((d) => f(r.ppl?.[d], 3))]),
+    ]));
+  }
+  if ((j.kld ?? []).length) {
+    const k0 = j.kld[0];
+    out.push('', `### KL divergence to fp32 (${k0.dataset}, ${k0.protocol} protocol, ctx ${k0.ctx}, ${k0.windows} windows = ${int(k0.tokens)} tokens; fp32 ppl ${f(k0.pplRef, 4)})`, '');
+    out.push(table(['model', 'ppl', 'Δppl', 'mean KLD', 'median', 'p90', 'p95', 'p99', 'max', 'same top %'], j.kld.map((k) => [k.method, f(k.ppl, 4), `${f(k.deltaPpl, 4)} ± ${f(k.deltaPplStderr, 4)}`, `${f(k.kldMean, 5)} ± ${f(k.kldStderr, 5)}`, f(k.kldMedian, 5), f(k.kldP90, 5), f(k.kldP95, 5), f(k.kldP99, 5), f(k.kldMax, 5), `${f(k.sameTopPct, 2)} ± ${f(k.sameTopStderrPct, 2)}`])));
+  }
+  if ((j.zeroshot ?? []).length) {
+    out.push('', `### Zero-shot accuracy (limit ${s.zeroshotLimit} documents per task; % ± stderr)`, '');
+    const tasks = [...new Set(j.zeroshot.flatMap((z) => z.tasks.map((t) => t.task)))];
+    out.push(table(['task', 'chance %', ...j.zeroshot.map((z) => z.model)], tasks.map((t) => {
+      const first = j.zeroshot.flatMap((z) => z.tasks).find((x) => x.task === t);
+      return [t + (first?.fixture ? ' (4-item fixture)' : ''), pct(first?.chance, 0), ...j.zeroshot.map((z) => {
+        const x = z.tasks.find((y) => y.task === t);
+        return x ? `${pct(x.acc)} ± ${pct(x.accStderr)} (n ${x.n})${x.aboveChance ? ', above chance + 2·stderr' : ''}` : '';
+      })];
+    })));
+  }
+  const fl = j.flops;
+  if (fl) {
+    const t = fl.accounting.total;
+    out.push('', `### FLOPs and bytes of the ${fl.method} artifact (\`aser flops\`)`, '');
+    out.push(`${t.linears} block linears, mean side rank ${f(t.meanRank, 2)}: +${f(t.flopsPct, 2)} % FLOPs, +${f(t.paramPct, 2)} % parameters, +${f(t.bytePct, 2)} % bytes (${int(t.sideBytes)} B side path over ${int(t.baseBytes)} B).`);
+  }
+  const pr = j.profile;
+  if (pr) {
+    out.push('', `### Latency profile, side path on vs off (${pr.method}; prefill ${pr.settings?.prefill}, decode ${pr.settings?.decode} tokens, ${pr.settings?.repeats} interleaved rounds; timer ${pr.timer})`, '');
+    out.push(`Wall: fp32 prefill ${f(pr.fp?.prefill?.tokPerSec, 0)} tok/s, decode ${f(pr.fp?.decode?.tokPerSec, 0)} tok/s; quantized, side path on: prefill ${f(pr.quantized?.on?.prefill?.tokPerSec, 0)}, decode ${f(pr.quantized?.on?.decode?.tokPerSec, 0)} tok/s.`, '');
+    out.push(table(['linear kind', '+FLOPs %', 'prefill on / off ms', 'prefill +latency %', 'decode on / off ms', 'decode +latency %'], pr.sideShare.map((x) => [x.kind, f(x.flopsPct, 1), `${f(x.prefillOnMs, 2)} / ${f(x.prefillOffMs, 2)}`, f(x.prefillOverheadPct, 1), `${f(x.decodeOnMs, 3)} / ${f(x.decodeOffMs, 3)}`, f(x.decodeOverheadPct, 1)])));
+  }
+  const dg = j.diagnose;
+  if (dg) {
+    const methods = Object.keys(dg.linears[0]?.outputError ?? {});
+    const kinds = [...new Set(dg.linears.map((l) => l.linear))];
+    out.push('', `### Quantizer diagnostics (\`aser eval diagnose\`, run by the report; W${dg.settings.wbits}A${dg.settings.abits}, side-path width ${dg.settings.rank})`, '');
+    out.push(table(['linear kind', 'in→out', 'erank E / E·S (mean)', ...methods.map((m) => `${m} error`)], kinds.map((k) => {
+      const ls = dg.linears.filter((l) => l.linear === k);
+      return [k, `${ls[0].inFeatures}→${ls[0].outFeatures}`, `${f(mean(ls.map((l) => l.erankE)), 1)} / ${f(mean(ls.map((l) => l.erankES)), 1)}`, ...methods.map((m) => f(mean(ls.map((l) => l.outputError[m])), 4))];
+    })));
+    const all = (m) => f(mean(dg.linears.map((l) => l.outputError[m])), 4);
+    const ratios = dg.linears.map((l) => l.activationOutlierRatio);
+    out.push('', `Mean relative output error ‖X(W − W_eff)ᵀ‖/‖XWᵀ‖ via H, per linear kind over the layers; over all ${dg.linears.length} linears: ${methods.map((m) => `${m} ${all(m)}`).join(', ')}. Activation outlier ratio (max/median of the per-channel mean |x|): ${range(ratios, 2)} (median ${f(median(ratios), 2)}).`);
+  }
+  return out.join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report };
+
+/** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
+export function renderNumbers(root = repoRoot) {
+  const parts = [
+    '# Measured numbers',
+    '',
+    '<!-- Generated by `npm run numbers` (scripts/numbers.mjs) from the JSON files named below. Do not edit:',
+    '     rerun the command that writes a file, then `npm run numbers`. test/docs/numbers.test.ts checks it. -->',
+    '',
+    'Every figure on this page is read from a JSON file that a named command wrote; each section names its',
+    'file and command and shows that run\'s date, git commit, adapter and load average ("not recorded" where',
+    'the file lacks the field; files written since bench/lib/report.ts added its `run` block record all four).',
+    'A range is computed from the values the file holds. Other docs point here instead of restating figures.',
+    'Figures the paper reports (e.g. its Table 4) are the paper\'s, not measurements, and are labelled so where they appear.',
+    '',
+    '## Sources',
+    '',
+    table(['section', 'file', 'command', 'date', 'commit', 'adapter', 'load average'], SOURCES.map((src) => {
+      const p = join(root, src.file);
+      if (!existsSync(p)) return [src.id, `\`${src.file}\``, src.command, 'missing', '', '', ''];
+      const r = runInfo(JSON.parse(readFileSync(p, 'utf8')));
+      return [src.id, `\`${src.file}\``, `\`${src.short ?? src.command}\``, r.date, r.commit, r.adapter, r.load];
+    })),
+  ];
+  for (const src of SOURCES) {
+    const p = join(root, src.file);
+    parts.push('');
+    if (!existsSync(p)) {
+      parts.push(`## ${src.id}`, '', `\`${src.file}\` is missing: run ${src.command}.`);
+      continue;
+    }
+    parts.push(RENDER[src.id](src, JSON.parse(readFileSync(p, 'utf8'))).replace(/\n{3,}/g, '\n\n').trimEnd());
+  }
+  return parts.join('\n') + '\n';
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const text = renderNumbers();
+  const target = join(repoRoot, NUMBERS_MD);
+  if (args.includes('--check')) {
+    const ok = existsSync(target) && readFileSync(target, 'utf8') === text;
+    if (!ok) console.error(`${NUMBERS_MD} is stale: run \`npm run numbers\``);
+    process.exit(ok ? 0 : 1);
+  }
+  const i = args.indexOf('--out');
+  const out = i >= 0 ? args[i + 1] : target;
+  writeFileSync(out, text);
+  console.log(`wrote ${out}`);
+}
