@@ -25,7 +25,7 @@ import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker, type NonFiniteReport } from './numerics.js';
 import { encodeHead, encodeInput, encodeLayer, ForwardKernels, prepareChunk, Recorder, type ForwardGraph } from './recorder.js';
-import { buildForward, type LinearFactory, type WeightBytes } from './forward-build.js';
+import { buildForward, type BuiltForward, type LinearFactory } from './forward-build.js';
 import { readLogitRows, readLogitsRow, readNll, type Checked, type RunDescription } from './readback.js';
 import { DeviceLossWatch } from './device-loss.js';
 import { resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions } from './executor-options.js';
@@ -102,9 +102,10 @@ export class Executor {
   readonly device: GPUDevice;
 
   private readonly kernels: ForwardKernels;
-  /** The built forward and its weight bytes; absent until `create` has built it, and after destroy. */
+  /** The built forward (graph, weight bytes, destroy); absent until `create` has built it. */
+  private built?: BuiltForward;
+  /** built.graph, what every call records from. */
   private graph?: ForwardGraph;
-  private weights?: { bytes: WeightBytes; destroy(): void };
   private readonly loss: DeviceLossWatch;
   private pos = 0;
   /** Row of `logits` holding the last processed token's logits, or -1 when none is valid. */
@@ -125,7 +126,12 @@ export class Executor {
   ) {
     this.config = model.config;
     this.device = gpu.device;
-    ({ dtype: this.dtype, kvDtype: this.kvDtype, maxSeqLen: this.maxSeqLen, maxBatchTokens: this.maxBatchTokens, headRows: this.headRows, embedding: this.embedding } = resolved);
+    this.dtype = resolved.dtype;
+    this.kvDtype = resolved.kvDtype;
+    this.maxSeqLen = resolved.maxSeqLen;
+    this.maxBatchTokens = resolved.maxBatchTokens;
+    this.headRows = resolved.headRows;
+    this.embedding = resolved.embedding;
     this.kernels = new ForwardKernels(model.config, isCpuAdapter(gpu), { tableF16: this.dtype === 'f16', kvF16: this.kvDtype === 'f16' }, resolved.attention);
     this.loss = new DeviceLossWatch(gpu.device, model.id);
     if (checkNumerics) this.numerics = new NumericsChecker(gpu.device, model.id);
@@ -294,7 +300,7 @@ export class Executor {
   }
 
   memory(): ExecutorMemory {
-    const bytes = this.weights?.bytes ?? { blockLinears: 0, embedding: 0, classifier: 0, norms: 0 };
+    const bytes = this.built?.bytes ?? { blockLinears: 0, embedding: 0, classifier: 0, norms: 0 };
     const weights = bytes.blockLinears + bytes.embedding + bytes.classifier + bytes.norms;
     const kvCache = this.graph?.kv.byteSize ?? 0;
     const activations = this.graph ? Object.values(this.graph.buf).reduce((n, b) => n + (b?.size ?? 0), 0) : 0;
@@ -305,9 +311,8 @@ export class Executor {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.weights?.destroy();
+    this.built?.destroy();
     this.numerics?.destroy();
-    this.graph = undefined;
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -417,8 +422,8 @@ export class Executor {
         embedding: this.embedding, fuseProjections, linearFactory,
       };
       const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader, (message) => new ExecutorError(message));
+      this.built = built;
       this.graph = built.graph;
-      this.weights = built;
     } finally {
       this.loadStats = uploader.stats;
       uploader.destroy();
