@@ -9,6 +9,7 @@ import { Executor } from '../runtime/executor.js';
 import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../quant/calibrate.js';
 import { quantizeLayerwise } from '../quant/quantize-layerwise.js';
 import { groupCapture } from '../quant/group-capture.js';
+import { executorCapture } from '../quant/capture.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
 import { quantizeModel } from '../quant/quantize-model.js';
@@ -106,7 +107,7 @@ export async function calibrateModel(req: CalibrationRequest): Promise<Calibrati
       const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: calibLen });
       try {
         const bar = progressBar('calibrate', windows.length, 'windows');
-        const stats = await collectCalibrationStats(executor, windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
+        const stats = await collectCalibrationStats(executorCapture(executor), windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
         bar.finish();
         return stats;
       } finally {

@@ -5,33 +5,9 @@
 // layers are accumulated, so a large model can be calibrated and quantized a few layers at a time
 // (each pass runs the windows through its own layers, starting from the residual stream the pass
 // before left, `carry`) and each layer's stats freed once it is quantized.
-import { BLOCK_LINEARS, type LinearInputKind, type ModelConfig } from '../core/model.js';
-import type { ResidualState } from '../runtime/executor.js';
+import { BLOCK_LINEARS, type LinearInputKind } from '../core/model.js';
+import { linearInputWidths, type LinearInputCapture, type ResidualState } from './capture.js';
 import { LinearInputStats, seededRandom } from './stats.js';
-
-/**
- * What calibration needs from the executor (runtime/executor.ts satisfies it): its model config and
- * every block linear's input during a forward pass, reported per (layer, input kind) as row chunks
- * x = rows [firstRow, firstRow + T) of the window, [T, in].
- */
-export interface LinearInputCapture {
-  readonly config: Pick<ModelConfig, 'dim' | 'hiddenDim' | 'nHeads' | 'headDim'>;
-  captureLinearInputs(
-    tokens: ArrayLike<number>,
-    onInput: (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>,
-    /**
-     * Layers wanted: a capture may skip the others and stop after the last (the executor does). With
-     * `from` it starts from that residual state; with `keepState` it may return the state after its
-     * last layer (a capture that returns nothing just makes the next pass start at the embedding).
-     */
-    opts?: { layers?: Iterable<number>; from?: ResidualState; keepState?: boolean },
-  ): Promise<ResidualState | undefined | void> | void;
-}
-
-/** Input width of each linear input kind. */
-export function linearInputWidths(config: Pick<ModelConfig, 'dim' | 'hiddenDim' | 'nHeads' | 'headDim'>): Record<LinearInputKind, number> {
-  return { attn_in: config.dim, attn_out: config.nHeads * config.headDim, mlp_in: config.dim, mlp_act: config.hiddenDim };
-}
 
 /** Recorded in the artifact manifest. */
 export interface CalibrationSettings {

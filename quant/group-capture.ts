@@ -8,7 +8,7 @@ import type { GpuContext } from '../core/gpu.js';
 import { Executor, type ExecutorMemory, type ExecutorOptions } from '../runtime/executor.js';
 import { absentLinear } from '../runtime/linear.js';
 import type { ModelSource } from '../core/model.js';
-import type { LinearInputCapture } from './calibrate.js';
+import { captureLinearInputs, type LinearInputCapture } from './capture.js';
 
 export interface GroupCapture extends LinearInputCapture {
   /** The largest GPU footprint of a group executor so far (Executor.memory().total)… */
@@ -52,7 +52,7 @@ export function groupCapture(gpu: GpuContext, source: ModelSource, options: Omit
       if (layers[0]! > 0 && opts?.from?.afterLayer !== layers[0]! - 1) {
         throw new Error(`groupCapture: layers ${layers[0]}… need the residual state after layer ${layers[0]! - 1}`);
       }
-      return (await executorFor(layers)).captureLinearInputs(tokens, onInput, opts);
+      return captureLinearInputs(await executorFor(layers), tokens, onInput, opts);
     },
     destroy() {
       current?.executor.destroy();

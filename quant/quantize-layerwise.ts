@@ -6,9 +6,9 @@
 // the price is holding each window's residual stream on the host between groups ([tokens, dim] × 2 f32:
 // 32 MiB for 8 × 128 tokens at width 4096), so the whole calibration is still one forward pass.
 import type { ModelSource } from '../core/model.js';
-import type { ResidualState } from '../runtime/executor.js';
 import type { QuantizedLinear } from '../core/quantized.js';
-import { collectCalibrationStats, type LinearInputCapture } from './calibrate.js';
+import { collectCalibrationStats } from './calibrate.js';
+import type { LinearInputCapture, ResidualState } from './capture.js';
 import { quantizeModel, type QuantizeModelOptions } from './quantize-model.js';
 import type { QuantDiagnostics, QuantMethod } from './methods.js';
 

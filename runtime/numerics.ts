@@ -2,8 +2,8 @@
 // The --check-numerics mode of the executor: every op output of a transformer block is copied to one
 // readback buffer as the block runs (one submit and one readback per layer), then scanned in execution
 // order, so a NaN/Inf is reported at the first layer and op that produced it. Debug-speed by design;
-// when the mode is off none of this exists.
-import { NonFiniteError } from './executor.js';
+// when the mode is off none of this exists. Checks here report what they found (NonFiniteReport); the
+// executor throws it as its NonFiniteError.
 import { createBufferChecked } from './device.js';
 
 // MAP_READ | COPY_DST as a literal (globals may be absent at import time).
@@ -17,6 +17,12 @@ const OP_NAMES: Record<string, string> = {
   mlp_act: 'swiglu',
   residual: 'residual add (block output)',
 };
+
+/** A NaN/Inf found in a result: the error message and where it was found. */
+export interface NonFiniteReport {
+  message: string;
+  where: { step?: number; position?: number; layer?: number; op?: string };
+}
 
 interface Tap {
   op: string;
@@ -54,8 +60,8 @@ export class NumericsChecker {
     return { dst: this.staging!, offset, bytes };
   }
 
-  /** After the layer's submit: throws a NonFiniteError naming the layer and the first op with a NaN/Inf. */
-  async check(layer: number, rows: number, firstPosition: number, step: number): Promise<void> {
+  /** After the layer's submit: the layer and the first op with a NaN/Inf, or undefined when all are finite. */
+  async check(layer: number, rows: number, firstPosition: number, step: number): Promise<NonFiniteReport | undefined> {
     const staging = this.staging!;
     await staging.mapAsync(GPUMapMode.READ, 0, this.used);
     try {
@@ -67,12 +73,13 @@ export class NumericsChecker {
           let bad = 0;
           for (let j = i; j < v.length; j++) if (!Number.isFinite(v[j]!)) bad++;
           const row = Math.floor(i / t.cols);
-          throw new NonFiniteError(
-            `${this.modelId}: NaN/Inf in layer ${layer} at ${OP_NAMES[t.op] ?? t.op} output (${bad} of ${v.length} values; first at position ${firstPosition + row}, column ${i % t.cols}; step ${step})`,
-            { layer, op: OP_NAMES[t.op] ?? t.op, step, position: firstPosition + row },
-          );
+          return {
+            message: `${this.modelId}: NaN/Inf in layer ${layer} at ${OP_NAMES[t.op] ?? t.op} output (${bad} of ${v.length} values; first at position ${firstPosition + row}, column ${i % t.cols}; step ${step})`,
+            where: { layer, op: OP_NAMES[t.op] ?? t.op, step, position: firstPosition + row },
+          };
         }
       }
+      return undefined;
     } finally {
       staging.unmap();
     }

@@ -9,6 +9,7 @@ import { SYNTH_SHAPES, SynthError, Xoshiro128, planShards, synthConfig, synthHfC
 import { readTensorF32 } from '../../core/dtype.js';
 import type { ModelConfig } from '../../core/model.js';
 import { Executor } from '../../runtime/executor.js';
+import { captureLinearInputs } from '../../quant/capture.js';
 import { testGpu } from '../helpers/gpu.js';
 
 const TOK512 = '../shared/tokenizers/tok512';
@@ -206,7 +207,7 @@ describe('writeSynthModel (tiny shape, same code path as 8B)', () => {
     try {
       const channels = new Set(a.outliers.map((o) => o.channel));
       const meanAbs = new Float64Array(TINY.dim);
-      await ex.captureLinearInputs(Array.from({ length: 16 }, (_, i) => (i * 37) % 512), (layer, kind, x) => {
+      await captureLinearInputs(ex, Array.from({ length: 16 }, (_, i) => (i * 37) % 512), (layer, kind, x) => {
         if (layer !== 1 || kind !== 'attn_in') return;
         for (let i = 0; i < x.length; i++) meanAbs[i % TINY.dim]! += Math.abs(x[i]!);
       });

@@ -6,7 +6,8 @@ import { loadLlama2c, tensorF32 } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ModelSource } from '../../core/model.js';
-import { collectCalibrationStats, drawCalibrationWindows, LINEAR_INPUT_KINDS, type LinearInputCapture } from '../../quant/calibrate.js';
+import { collectCalibrationStats, drawCalibrationWindows, LINEAR_INPUT_KINDS } from '../../quant/calibrate.js';
+import { executorCapture, type LinearInputCapture } from '../../quant/capture.js';
 import { testGpu } from '../helpers/gpu.js';
 import { ensureNativeBuilt } from './helpers.js';
 
@@ -27,7 +28,7 @@ afterAll(() => {
 
 describe('calibration with the executor (stories260K)', () => {
   it('accumulates every layer and input kind over all window rows; layer 0 attn_in is RMSNorm(embedding)·g', async () => {
-    const capture: LinearInputCapture = executor; // the executor satisfies the interface
+    const capture: LinearInputCapture = executorCapture(executor);
     const tokenizer = loadLlama2cTokenizer(new URL('models/stories260K/tokenizer.bin', shared).pathname, source.config.vocabSize);
     const text = readFileSync(new URL('data/tinystories/calib.txt', shared), 'utf8').slice(0, 20000);
     const windows = drawCalibrationWindows(tokenizer.encode(text), 2, 40, 0);

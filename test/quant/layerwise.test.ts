@@ -12,7 +12,8 @@ import { loadHfModel } from '../../loaders/hf-model.js';
 import { Executor } from '../../runtime/executor.js';
 import type { LinearInputKind, ModelConfig } from '../../core/model.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
-import { collectCalibrationStats, type LinearInputCapture } from '../../quant/calibrate.js';
+import { collectCalibrationStats } from '../../quant/calibrate.js';
+import { captureLinearInputs, executorCapture, type CaptureOptions, type LinearInputCapture } from '../../quant/capture.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
 import { groupCapture } from '../../quant/group-capture.js';
@@ -47,7 +48,7 @@ describe('quantizeLayerwise', () => {
     const ex = await Executor.create(await testGpu(), source, { dtype: 'f32', maxSeqLen: 64 });
     try {
       const options = { rank: 4, outliers: 2 as const };
-      const whole = quantizeModel(source, await collectCalibrationStats(ex, WINDOWS, { seed: 3 }), 'aser', options);
+      const whole = quantizeModel(source, await collectCalibrationStats(executorCapture(ex), WINDOWS, { seed: 3 }), 'aser', options);
 
       // A capture that records which layers each window reported: layer l's pass must stop at layer l.
       // And where each pass started: after the first, from the residual state the previous pass left.
@@ -59,7 +60,7 @@ describe('quantizeLayerwise', () => {
           const seen = new Set<number>();
           reported.push(seen);
           startedAfter.push(opts?.from?.afterLayer);
-          return ex.captureLinearInputs(tokens, (layer: number, kind: LinearInputKind, x: Float32Array, row: number) => {
+          return captureLinearInputs(ex, tokens, (layer: number, kind: LinearInputKind, x: Float32Array, row: number) => {
             seen.add(layer);
             return onInput(layer, kind, x, row);
           }, opts);
@@ -121,10 +122,11 @@ describe('quantizeLayerwise', () => {
     try {
       const a = new Map<string, QuantizedLinear>();
       const b = new Map<string, QuantizedLinear>();
-      await quantizeLayerwise(ex, source, WINDOWS, 'rtn', (_l, m) => m.forEach((q, n) => a.set(n, q)), { layersPerPass: 2 });
-      await quantizeLayerwise(ex, source, WINDOWS, 'rtn', (_l, m) => m.forEach((q, n) => b.set(n, q)), { layersPerPass: 1 });
+      const capture = executorCapture(ex);
+      await quantizeLayerwise(capture, source, WINDOWS, 'rtn', (_l, m) => m.forEach((q, n) => a.set(n, q)), { layersPerPass: 2 });
+      await quantizeLayerwise(capture, source, WINDOWS, 'rtn', (_l, m) => m.forEach((q, n) => b.set(n, q)), { layersPerPass: 1 });
       for (const [name, q] of a) same(b.get(name)!, q);
-      await expect(quantizeLayerwise(ex, source, WINDOWS, 'rtn', () => undefined, { layersPerPass: 0 })).rejects.toThrow(/positive integer/);
+      await expect(quantizeLayerwise(capture, source, WINDOWS, 'rtn', () => undefined, { layersPerPass: 0 })).rejects.toThrow(/positive integer/);
     } finally {
       ex.destroy();
       source.close();
@@ -139,14 +141,14 @@ describe('quantizeLayerwise', () => {
     try {
       const a = new Map<string, QuantizedLinear>();
       const b = new Map<string, QuantizedLinear>();
-      await quantizeLayerwise(whole, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
-      await quantizeLayerwise(chunked, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => b.set(n, q)), { rank: 4, seed: 3 });
+      await quantizeLayerwise(executorCapture(whole), source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
+      await quantizeLayerwise(executorCapture(chunked), source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => b.set(n, q)), { rank: 4, seed: 3 });
       expect(b.size).toBe(a.size);
       for (const [name, q] of a) expect(b.get(name)!.rank, name).toBe(q.rank);
       // On one executor, layer 1's inputs from a carried state equal those of a run from the embedding, bit for bit.
-      const inputs = async (opts: Parameters<Executor['captureLinearInputs']>[2]) => {
+      const inputs = async (opts: CaptureOptions) => {
         const got: Float32Array[] = [];
-        const state = await chunked.captureLinearInputs(WINDOWS[0]!, (_l, _k, x) => void got.push(x), opts);
+        const state = await captureLinearInputs(chunked, WINDOWS[0]!, (_l, _k, x) => void got.push(x), opts);
         return { got, state };
       };
       const { state } = await inputs({ layers: [0], keepState: true });
@@ -156,7 +158,7 @@ describe('quantizeLayerwise', () => {
       expect(resumed.got.length).toBe(3 * 4); // 3 chunks × 4 input kinds
       expect(resumed.got).toEqual(scratch.got);
       // A state that does not fit the tokens is refused.
-      await expect(whole.captureLinearInputs(WINDOWS[0]!, () => undefined, { from: { afterLayer: 0, x: new Float32Array(3), xn: new Float32Array(3) } }))
+      await expect(captureLinearInputs(whole, WINDOWS[0]!, () => undefined, { from: { afterLayer: 0, x: new Float32Array(3), xn: new Float32Array(3) } }))
         .rejects.toThrow(/residual state/);
     } finally {
       whole.destroy();
@@ -173,7 +175,7 @@ describe('quantizeLayerwise', () => {
     try {
       const a = new Map<string, QuantizedLinear>();
       const b = new Map<string, QuantizedLinear>();
-      await quantizeLayerwise(full, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
+      await quantizeLayerwise(executorCapture(full), source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => a.set(n, q)), { rank: 4, seed: 3 });
       await quantizeLayerwise(capture, source, WINDOWS, 'aser', (_l, m) => m.forEach((q, n) => b.set(n, q)), { rank: 4, seed: 3 });
       expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
       for (const [name, q] of a) same(b.get(name)!, q);

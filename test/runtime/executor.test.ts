@@ -4,6 +4,7 @@ import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { openNodeDevice } from '../../node/gpu.js';
 import { ContextOverflowError, Executor, ExecutorError, NonFiniteError } from '../../runtime/executor.js';
+import { captureLinearInputs } from '../../quant/capture.js';
 import { createDenseLinear } from '../../runtime/dense-linear.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import type { LinearOp } from '../../runtime/linear.js';
@@ -132,7 +133,7 @@ describe('executor on stories260K (f32)', () => {
     });
     for (const t of tokens) s.step(t);
     const got = new Map<string, Float32Array>();
-    await ex.captureLinearInputs(tokens, (l, kind, x, firstRow) => {
+    await captureLinearInputs(ex, tokens, (l, kind, x, firstRow) => {
       expect(firstRow).toBe(0);
       got.set(`${l}/${kind}`, x);
     });
@@ -159,7 +160,7 @@ describe('executor chunking', () => {
       // The last row's logits come from the last sub-chunk of the nll classifier.
       expect(maxAbsDiff(await ex.logits(), refRows[tokens.length - 1]!)).toBeLessThan(F32_TOL);
       const rows: Record<LinearInputKind, number> = { attn_in: 0, attn_out: 0, mlp_in: 0, mlp_act: 0 };
-      await ex.captureLinearInputs(prompt.slice(0, 10), (l, kind, x, firstRow) => {
+      await captureLinearInputs(ex, prompt.slice(0, 10), (l, kind, x, firstRow) => {
         if (l === 0) rows[kind] += x.length / (kind === 'mlp_act' ? 172 : 64);
         expect(firstRow % 7).toBe(0);
       });

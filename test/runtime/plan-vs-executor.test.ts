@@ -16,6 +16,7 @@ import type { QuantizedLinear } from '../../core/quantized.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { actQuantTiling } from '../../kernels/w4a8_act_quant.js';
 import { collectCalibrationStats } from '../../quant/calibrate.js';
+import { executorCapture } from '../../quant/capture.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { testGpu } from '../helpers/gpu.js';
 
@@ -63,7 +64,7 @@ async function quantized(source: ModelSource, gpu: GpuContext): Promise<Map<stri
   const ex = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: CTX });
   try {
     const windows = Array.from({ length: 2 }, (_, w) => Array.from({ length: 32 }, (_, i) => (i * 31 + w * 7 + 3) % 512));
-    const stats = await collectCalibrationStats(ex, windows, { seed: 1 });
+    const stats = await collectCalibrationStats(executorCapture(ex), windows, { seed: 1 });
     return quantizeModel(source, stats, 'aser', { rank: 4, outliers: 2 }).layers;
   } finally {
     ex.destroy();

@@ -1,0 +1,320 @@
+/// <reference types="@webgpu/types" />
+// Building the executor's ForwardGraph (runtime/recorder.ts) once, at load: block linears (dense,
+// fused q|k|v and gate|up where allowed, or what linearFactory supplies), pipelines, activation
+// buffers and uniforms sized for maxBatchTokens, the KV cache, the embedding table (GPU parts or host
+// rows), norm weights, every bind group, the classifier and its sub-chunk slots. What it creates is
+// returned with the means to destroy it; if building fails, what was created so far is destroyed here.
+import type { GpuContext } from '../core/gpu.js';
+import type { LinearOp } from './linear.js';
+import { BLOCK_LINEARS, layerTensorName, type BlockLinearName, type ModelSource, type TensorRef } from '../core/model.js';
+import type { PipelineCache } from './pipelines.js';
+import { createBuffer, uploadBuffer } from './buffers.js';
+import { readTensorF32 } from '../core/dtype.js';
+import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
+import { stackRows, tensorRows, type WeightRows } from './weight-rows.js';
+import type { WeightUploader } from './weight-upload.js';
+import { KvCache } from './kv-cache.js';
+import type { KernelPlan } from '../kernels/kernel_plan.js';
+import { embeddingParts } from '../kernels/embedding.js';
+import { ropeTable } from '../kernels/rope_kv.js';
+import { planSwiglu } from '../kernels/swiglu.js';
+import type { ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines } from './recorder.js';
+
+// MAP_READ | COPY_DST and UNIFORM | COPY_DST as literals (globals may be absent at import time).
+const READBACK_USAGE = 0x0001 | 0x0008;
+const UNIFORM_USAGE = 0x0040 | 0x0008;
+
+/** Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense. */
+export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights) => LinearOp | undefined;
+
+export interface ForwardShape {
+  dtype: 'f32' | 'f16';
+  kvDtype: 'f32' | 'f16';
+  maxSeqLen: number;
+  maxBatchTokens: number;
+  headRows: number;
+  embedding: 'gpu' | 'host';
+  fuseProjections: boolean;
+  linearFactory?: LinearFactory;
+}
+
+/** Weight bytes on the GPU by part. */
+export interface WeightBytes {
+  blockLinears: number;
+  embedding: number;
+  classifier: number;
+  norms: number;
+}
+
+export interface BuiltForward {
+  graph: ForwardGraph;
+  bytes: WeightBytes;
+  /** Destroys every buffer, op and cache built. */
+  destroy(): void;
+}
+
+/** A linear op from linearFactory, or a dense one streamed from the model, and its profile label. */
+interface PlannedLinear {
+  op: LinearOp;
+  kind: string;
+}
+
+/**
+ * Builds the forward of `model` for `shape`. `fail` makes the error thrown for a model or shape that
+ * cannot be run (the executor's own error type, passed in so this module does not import the executor).
+ */
+export async function buildForward(
+  gpu: GpuContext, model: ModelSource, cache: PipelineCache, kernels: ForwardKernels, shape: ForwardShape, uploader: WeightUploader,
+  fail: (message: string) => Error,
+): Promise<BuiltForward> {
+  const owned: Array<{ destroy(): void }> = [];
+  const destroy = () => {
+    for (const o of owned) o.destroy();
+    owned.length = 0;
+  };
+  try {
+    return { ...(await build(gpu, model, cache, kernels, shape, uploader, fail, owned)), destroy };
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+}
+
+async function build(
+  gpu: GpuContext, model: ModelSource, cache: PipelineCache, kernels: ForwardKernels, shape: ForwardShape, uploader: WeightUploader,
+  fail: (message: string) => Error, owned: Array<{ destroy(): void }>,
+): Promise<{ graph: ForwardGraph; bytes: WeightBytes }> {
+  const c = model.config;
+  const device = gpu.device;
+  const B = shape.maxBatchTokens;
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  const f16 = shape.dtype === 'f16';
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+  const bytes: WeightBytes = { blockLinears: 0, embedding: 0, classifier: 0, norms: 0 };
+  const own = <T extends { destroy(): void }>(x: T): T => (owned.push(x), x);
+  const buffer = (n: number, label: string, usage?: number) => own(createBuffer(device, n, label, usage));
+  const upload = (data: ArrayBufferView, label: string) => own(uploadBuffer(device, data, label));
+  const tensorRef = (name: string, dims: number[]): TensorRef => {
+    if (!model.has(name)) throw fail(`${model.id}: missing tensor ${name}`);
+    const t = model.tensor(name);
+    if (t.shape.length !== dims.length || t.shape.some((d, i) => d !== dims[i])) {
+      throw fail(`${model.id}: tensor ${name} has shape [${t.shape.join(', ')}], expected [${dims.join(', ')}]`);
+    }
+    return t;
+  };
+  // Small tensors (norms, biases) are read as f32 after the shape check.
+  const tensor = (name: string, dims: number[]) => readTensorF32(tensorRef(name, dims));
+  /** Bind group with buffers[i] at binding i; undefined leaves a binding out (unused by the variant). */
+  const bind = (pipeline: GPUComputePipeline, label: string, buffers: Array<GPUBuffer | undefined>): GPUBindGroup =>
+    device.createBindGroup({
+      label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.flatMap((buffer, binding) => (buffer ? [{ binding, resource: { buffer } }] : [])),
+    });
+
+  // Block linears first: whether a layer's q|k|v and gate|up can be fused decides the buffers.
+  const shapes: Record<BlockLinearName, [number, number]> = {
+    'self_attn.q_proj': [qDim, c.dim],
+    'self_attn.k_proj': [kvDim, c.dim],
+    'self_attn.v_proj': [kvDim, c.dim],
+    'self_attn.o_proj': [c.dim, qDim],
+    'mlp.gate_proj': [c.hiddenDim, c.dim],
+    'mlp.up_proj': [c.hiddenDim, c.dim],
+    'mlp.down_proj': [c.dim, c.hiddenDim],
+  };
+  const dense = async (w: DenseWeights, label: string) =>
+    own(await createDenseLinearStreamed(gpu, cache, { rows: w.rows!, bias: w.bias }, { label, dtype: shape.dtype, maxTokens: B }, uploader));
+  const plans: Array<{ attnIn: PlannedLinear[]; mlpIn: PlannedLinear[]; o: LinearOp; down: LinearOp }> = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const weights = {} as Record<BlockLinearName, DenseWeights>;
+    const custom = {} as Partial<Record<BlockLinearName, LinearOp>>;
+    for (const { name } of BLOCK_LINEARS) {
+      const [out, inF] = shapes[name];
+      const ref = tensorRef(layerTensorName(l, `${name}.weight`), [out, inF]);
+      const biasName = layerTensorName(l, `${name}.bias`);
+      const bias = model.has(biasName) ? tensor(biasName, [out]) : undefined;
+      // `weight` (f32 on the host) is read only if a linearFactory asks for it; dense ops stream `rows`.
+      weights[name] = { inFeatures: inF, outFeatures: out, rows: tensorRows(ref), bias, get weight() { return readTensorF32(ref); } };
+      const op = shape.linearFactory?.(l, name, weights[name]);
+      if (op) own(op);
+      if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
+        throw fail(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);
+      }
+      if (op) custom[name] = op;
+    }
+    // Ops from linearFactory upload with queue writes: let them land layer by layer, so the host side
+    // of those copies stays one layer's worth (the streamed dense path waits per chunk already).
+    if (Object.keys(custom).length) await device.queue.onSubmittedWorkDone();
+    const single = async (name: BlockLinearName) => ({ op: custom[name] ?? (await dense(weights[name], layerTensorName(l, name))), kind: name.split('.')[1]! });
+    const group = async (names: BlockLinearName[], fusedKind: string) => {
+      if (!(shape.fuseProjections && names.every((n) => !custom[n]))) {
+        const ops = [];
+        for (const n of names) ops.push(await single(n));
+        return ops;
+      }
+      return [{ op: await dense(stackLinears(names.map((n) => weights[n]), fail), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }];
+    };
+    plans.push({
+      attnIn: await group(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], 'qkv_proj'),
+      mlpIn: await group(['mlp.gate_proj', 'mlp.up_proj'], 'gate_up_proj'),
+      o: (await single('self_attn.o_proj')).op,
+      down: (await single('mlp.down_proj')).op,
+    });
+    for (const p of plans[l]!.attnIn.concat(plans[l]!.mlpIn)) bytes.blockLinears += p.op.byteSize;
+    bytes.blockLinears += plans[l]!.o.byteSize + plans[l]!.down.byteSize;
+  }
+  const anyQkvFused = plans.some((p) => p.attnIn.length === 1);
+  const anyQkvSeparate = plans.some((p) => p.attnIn.length > 1);
+  const anyGateUpFused = plans.some((p) => p.mlpIn.length === 1);
+  const anyGateUpSeparate = plans.some((p) => p.mlpIn.length > 1);
+
+  // Pipelines (compiled and checked up front, so shader errors surface here with line numbers).
+  const spec = (p: KernelPlan) => cache.getChecked(p.spec);
+  const pipelines: Pipelines = {
+    embedding: await spec(kernels.embedding(1, { rowStart: 0, rowCount: 1 })),
+    norm: await spec(kernels.norm(1, false)),
+    normAdd: await spec(kernels.norm(1, true)),
+    ropeKv: {
+      fused: anyQkvFused ? await spec(kernels.ropeKv(1, 0, true)) : undefined!,
+      separate: anyQkvSeparate ? await spec(kernels.ropeKv(1, 0, false)) : undefined!,
+    },
+    attention: { keys: await spec(kernels.attention(1, 0, 'keys')), rows: await spec(kernels.attention(1, 0, 'rows')) },
+    swiglu: {
+      fused: anyGateUpFused ? await spec(planSwiglu({ rows: 1, hidden: c.hiddenDim, gateUpFused: true })) : undefined!,
+      separate: anyGateUpSeparate ? await spec(planSwiglu({ rows: 1, hidden: c.hiddenDim })) : undefined!,
+    },
+    nll: await spec(kernels.nll(1, 0)),
+  };
+
+  // Activations, sized for maxBatchTokens rows.
+  const f = 4;
+  const maybe = (need: boolean, n: number, label: string) => (need ? buffer(n, label) : undefined);
+  const buf: ActivationBuffers = {
+    ids: buffer(B * 4, 'ids'),
+    x: buffer(B * c.dim * f, 'x'),
+    xn: buffer(B * c.dim * f, 'xn'),
+    q: maybe(anyQkvSeparate, B * qDim * f, 'q'),
+    k: maybe(anyQkvSeparate, B * kvDim * f, 'k'),
+    v: maybe(anyQkvSeparate, B * kvDim * f, 'v'),
+    qkv: maybe(anyQkvFused, B * (qDim + 2 * kvDim) * f, 'qkv'),
+    att: buffer(B * qDim * f, 'att'),
+    delta: buffer(B * c.dim * f, 'delta'),
+    gate: maybe(anyGateUpSeparate, B * c.hiddenDim * f, 'gate'),
+    up: maybe(anyGateUpSeparate, B * c.hiddenDim * f, 'up'),
+    gateUp: maybe(anyGateUpFused, B * 2 * c.hiddenDim * f, 'gate_up'),
+    act: buffer(B * c.hiddenDim * f, 'act'),
+    rope: upload(ropeTable(c.headDim, c.ropeTheta, shape.maxSeqLen, c.ropeScaling), 'rope_table'),
+    headIn: buffer(shape.headRows * c.dim * f, 'head_in'),
+    logits: buffer(shape.headRows * c.vocabSize * f, 'logits'),
+    targets: buffer(shape.maxSeqLen * 4, 'targets'),
+    nllOut: buffer(shape.maxSeqLen * 8, 'nll'),
+    logitsRead: buffer(c.vocabSize * 4, 'logits/read', READBACK_USAGE),
+    nllRead: buffer(shape.maxSeqLen * 8, 'nll/read', READBACK_USAGE),
+  };
+  for (const [name, b] of Object.entries(buf)) {
+    if (b && b.size > maxBinding) {
+      throw fail(`${model.id}: activation buffer ${name} needs ${b.size} bytes, over the ${maxBinding}-byte storage binding limit; lower maxBatchTokens (${B})`);
+    }
+  }
+  const uniform = (label: string) => buffer(16 * 2, label, UNIFORM_USAGE);
+  const U = {
+    norm: uniform('norm/params'),
+    ropeKv: uniform('rope_kv/params'),
+    attention: uniform('attention/params'),
+    attentionQkv: uniform('attention_qkv/params'),
+    swiglu: uniform('swiglu/params'),
+  };
+
+  const kv = own(new KvCache(device, { nLayers: c.nLayers, maxSeqLen: shape.maxSeqLen, kvDim, f16: shape.kvDtype === 'f16' }));
+  if (kv.bytesPerLayerBuffer > maxBinding) {
+    throw fail(`${model.id}: one layer's K cache needs ${kv.bytesPerLayerBuffer} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${shape.maxSeqLen})`);
+  }
+
+  // Embedding table: on the host (rows gathered per chunk), or on the GPU split by rows where it
+  // exceeds one binding, f16 in f16 mode.
+  const embed = tensorRows(tensorRef('model.embed_tokens.weight', [c.vocabSize, c.dim]));
+  const embedHost: WeightRows | undefined = shape.embedding === 'host' ? embed : undefined;
+  const embedParts: EmbeddingPart[] = [];
+  const gpuParts = shape.embedding === 'gpu' ? embeddingParts(c.vocabSize, c.dim, f16 ? 2 : 4, Math.min(maxBinding, gpu.limits.maxBufferSize)) : [];
+  for (const part of gpuParts) {
+    const table = own(await uploader.upload(embed, part.rowStart, part.rowCount, c.dim, f16 ? 'f16' : 'f32', `embed[${part.rowStart}:${part.rowStart + part.rowCount}]`));
+    bytes.embedding += table.size;
+    const partUniform = uniform('embedding/params');
+    embedParts.push({ ...part, uniform: partUniform, bindGroup: bind(pipelines.embedding, 'embedding', [partUniform, buf.ids, table, buf.x]) });
+  }
+
+  // Norm weights stay f32 (tiny); the final norm is shared by every classifier slot.
+  const norms = Array.from({ length: c.nLayers }, (_, l) => ({
+    input: upload(tensor(layerTensorName(l, 'input_layernorm.weight'), [c.dim]), `layers.${l}.input_layernorm`),
+    post: upload(tensor(layerTensorName(l, 'post_attention_layernorm.weight'), [c.dim]), `layers.${l}.post_attention_layernorm`),
+  }));
+  const finalNorm = upload(tensor('model.norm.weight', [c.dim]), 'model.norm');
+  for (const n of norms) bytes.norms += n.input.size + n.post.size;
+  bytes.norms += finalNorm.size;
+
+  const b = buf;
+  const P = pipelines;
+  const normFirst = bind(P.norm, 'rmsnorm/layers.0', [U.norm, b.x, norms[0]!.input, b.xn]);
+  const layers: Layer[] = plans.map((p, l) => {
+    const qkvFused = p.attnIn.length === 1;
+    const gateUpFused = p.mlpIn.length === 1;
+    const kc = kv.k[l]!, vc = kv.v[l]!;
+    return {
+      attnIn: qkvFused ? [{ ...p.attnIn[0]!, out: b.qkv! }] : p.attnIn.map((x, i) => ({ ...x, out: [b.q!, b.k!, b.v!][i]! })),
+      oProj: p.o,
+      mlpIn: gateUpFused ? [{ ...p.mlpIn[0]!, out: b.gateUp! }] : p.mlpIn.map((x, i) => ({ ...x, out: [b.gate!, b.up!][i]! })),
+      downProj: p.down,
+      qkvFused,
+      gateUpFused,
+      ropeKv: qkvFused
+        ? bind(P.ropeKv.fused, `rope_kv_qkv/layers.${l}`, [U.ropeKv, undefined, b.qkv, undefined, b.rope, kc, vc])
+        : bind(P.ropeKv.separate, `rope_kv/layers.${l}`, [U.ropeKv, b.q, b.k, b.v, b.rope, kc, vc]),
+      swiglu: gateUpFused
+        ? bind(P.swiglu.fused, `swiglu_fused/layers.${l}`, [U.swiglu, b.gateUp, undefined, b.act])
+        : bind(P.swiglu.separate, `swiglu/layers.${l}`, [U.swiglu, b.gate, b.up, b.act]),
+      attention: {
+        keys: bind(P.attention.keys, `attention_keys/layers.${l}`, [qkvFused ? U.attentionQkv : U.attention, qkvFused ? b.qkv : b.q, kc, vc, b.att]),
+        rows: bind(P.attention.rows, `attention_rows/layers.${l}`, [qkvFused ? U.attentionQkv : U.attention, qkvFused ? b.qkv : b.q, kc, vc, b.att]),
+      },
+      normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, [U.norm, b.x, norms[l]!.post, b.xn, b.delta]),
+      normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, [U.norm, b.x, norms[l + 1]!.input, b.xn, b.delta]) : undefined,
+    };
+  });
+
+  // Classifier (lm_head, or the embedding when tied): always dense, in the executor's dtype.
+  if (!model.has('lm_head.weight') && !c.tiedEmbeddings) throw fail(`${model.id}: missing tensor lm_head.weight (embeddings are not tied)`);
+  const headRows = model.has('lm_head.weight') ? tensorRows(tensorRef('lm_head.weight', [c.vocabSize, c.dim])) : embed;
+  const classifier = own(await createDenseLinearStreamed(gpu, cache, { rows: headRows }, { label: 'lm_head', dtype: shape.dtype, maxTokens: shape.headRows }, uploader));
+  bytes.classifier += classifier.byteSize;
+
+  const slots: HeadSlot[] = [];
+  const slotCount = Math.ceil(B / shape.headRows);
+  for (let s = 0; s < slotCount; s++) {
+    const normUniform = uniform(`head[${s}]/norm/params`);
+    const nllUniform = uniform(`head[${s}]/nll/params`);
+    slots.push({
+      normUniform,
+      nllUniform,
+      norm: bind(P.normAdd, `rmsnorm_add/model.norm[${s}]`, [normUniform, b.x, finalNorm, b.headIn, b.delta]),
+      nll: bind(P.nll, `logsoftmax_nll[${s}]`, [nllUniform, b.logits, b.targets, b.nllOut]),
+    });
+  }
+  const graph: ForwardGraph = { config: c, kernels, pipelines, buf, uniforms: U, kv, layers, normFirst, embedParts, embedHost, slots, classifier };
+  return { graph, bytes };
+}
+
+/** Stacks linears that read the same input into one [Σ out, in] row source (biases zero-filled where absent). */
+function stackLinears(parts: DenseWeights[], fail: (message: string) => Error): DenseWeights {
+  const inFeatures = parts[0]!.inFeatures;
+  const outFeatures = parts.reduce((n, p) => n + p.outFeatures, 0);
+  const rows = stackRows(parts.map((p) => p.rows!));
+  const anyBias = parts.some((p) => p.bias);
+  const bias = anyBias ? new Float32Array(outFeatures) : undefined;
+  let row = 0;
+  for (const p of parts) {
+    if (p.bias) bias!.set(p.bias, row);
+    row += p.outFeatures;
+  }
+  return { inFeatures, outFeatures, rows, bias, get weight(): Float32Array { throw fail('stacked projections are streamed, not read as f32'); } };
+}
