@@ -27,6 +27,7 @@ import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/meth
 import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
 import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
+import { PplTableError } from './errors.js';
 
 export type TableMethod = 'fp' | QuantMethod;
 export const TABLE_METHODS: readonly TableMethod[] = ['fp', ...QUANT_METHODS];
@@ -36,10 +37,6 @@ export const METHOD_LABELS: Record<TableMethod, string> = {
   fp: 'fp32', rtn: 'RTN', smoothquant: 'SmoothQuant', 'smoothquant-plus': 'SmoothQuant+', 'llm-int4': 'LLM.int4()',
   lorc: 'LoRC', l2qer: 'L2QER', 'aser-noas': 'ASER w/o AS', aser: 'ASER',
 };
-
-export class PplTableError extends Error {
-  override name = 'PplTableError';
-}
 
 export interface PplTableOptions {
   model: string;

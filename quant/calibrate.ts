@@ -8,6 +8,7 @@
 import { BLOCK_LINEARS, type LinearInputKind, type ModelConfig } from '../core/model.js';
 import type { ResidualState } from '../runtime/executor.js';
 import { LinearInputStats, seededRandom } from './stats.js';
+import { CalibrationError } from './errors.js';
 
 /**
  * What calibration needs from the executor (runtime/executor.ts satisfies it): its model config and
@@ -42,10 +43,6 @@ export interface CalibrationSettings {
   /** Window length L in tokens. */
   seqLen: number;
   seed: number;
-}
-
-export class CalibrationError extends Error {
-  override name = 'CalibrationError';
 }
 
 export const LINEAR_INPUT_KINDS: readonly LinearInputKind[] = [...new Set(BLOCK_LINEARS.map((l) => l.input))];

@@ -17,16 +17,13 @@ import { lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWei
 import { dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization } from './quantizers.js';
 import { effectiveRank, sidePathFlopsRatio } from './rank.js';
 import type { LinearInputStats } from './stats.js';
+import { QuantizeError } from './errors.js';
 
 export const QUANT_METHODS = ['rtn', 'smoothquant', 'smoothquant-plus', 'llm-int4', 'lorc', 'l2qer', 'aser-noas', 'aser'] as const;
 export type QuantMethod = (typeof QUANT_METHODS)[number];
 
 /** Methods with a low-rank error reconstruction (they need `rank` or `alpha`). */
 export const LOW_RANK_METHODS: readonly QuantMethod[] = ['lorc', 'l2qer', 'aser-noas', 'aser'];
-
-export class QuantizeError extends Error {
-  override name = 'QuantizeError';
-}
 
 export interface QuantizeOptions {
   /** Weight bits; the packed layout (core/w4-layout.ts) is 4-bit only. Default 4. */

@@ -36,6 +36,7 @@ import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { planSwiglu } from '../kernels/swiglu.js';
 import { planLogsoftmaxNll, UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker } from './numerics.js';
+import { ContextOverflowError, ExecutorError, NonFiniteError } from './errors.js';
 
 export type ExecutorDType = 'f32' | 'f16';
 
@@ -81,27 +82,6 @@ export interface ExecutorOptions {
 
 /** Embedding tables with at least this many values stay on the host by default. */
 export const HOST_EMBEDDING_MIN_VALUES = 1 << 26;
-
-/** Bad options, a model the executor cannot run, or a call it cannot serve; the message says which. */
-export class ExecutorError extends Error {
-  override name = 'ExecutorError';
-}
-
-/** More tokens than the KV cache holds. */
-export class ContextOverflowError extends ExecutorError {
-  override name = 'ContextOverflowError';
-}
-
-/** NaN or ±Inf in the final logits, or (with checkNumerics) in a block's output; `where` says where. */
-export class NonFiniteError extends ExecutorError {
-  override name = 'NonFiniteError';
-  constructor(
-    message: string,
-    readonly where: { step?: number; position?: number; layer?: number; op?: string } = {},
-  ) {
-    super(message);
-  }
-}
 
 export type LinearInputCallback = (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>;
 

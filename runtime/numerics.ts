@@ -3,8 +3,8 @@
 // readback buffer as the block runs (one submit and one readback per layer), then scanned in execution
 // order, so a NaN/Inf is reported at the first layer and op that produced it. Debug-speed by design;
 // when the mode is off none of this exists.
-import { NonFiniteError } from './executor.js';
 import { createBufferChecked } from './device.js';
+import { NonFiniteError } from './errors.js';
 
 // MAP_READ | COPY_DST as a literal (globals may be absent at import time).
 const READBACK_USAGE = 0x0001 | 0x0008;

@@ -14,11 +14,12 @@ import type { QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
-import { BindGroupCache, LinearConfigError, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
+import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { sliceW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import { actQuantDispatch, actQuantParams, actQuantSpec, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, rankChunks, regroupLowRankA, type ActQuantTiling, type LowRankFormat } from '../kernels/w4a8_act_quant.js';
 import { rankCapacity, w4GemmDispatch, w4GemvDispatch, w4MatmulParams, w4MatmulSpec, w4MatmulTiling, type W4MatmulTiling } from '../kernels/w4a8_matmul.js';
 import { vecAddDispatch, vecAddSpec } from '../kernels/vec_add.js';
+import { LinearConfigError } from './errors.js';
 
 export interface QuantizedLinearOptions {
   label: string;

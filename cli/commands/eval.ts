@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeBytesAtomic } from '../../loaders/atomic.js';
-import { formatPplTableCsv, formatPplTableMarkdown, PplTableError, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
+import { formatPplTableCsv, formatPplTableMarkdown, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
 import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
 import { renderSvg } from '../../eval/plot.js';
 import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
@@ -12,6 +12,7 @@ import { UsageError } from '../../core/errors.js';
 import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';
+import { PplTableError } from '../../eval/errors.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {

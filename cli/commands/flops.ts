@@ -2,10 +2,11 @@
 // artifact's ranks or from a config with given (mean) ranks. The arithmetic is eval/flops.ts.
 import type { CommandModule } from 'yargs';
 import { readArtifactManifest } from '../../loaders/artifact.js';
-import { meanRankForAlpha, MemoryPlanError } from '../../runtime/memory-plan.js';
+import { meanRankForAlpha } from '../../runtime/memory-plan.js';
 import { configLinears, flopsAccounting, formatFlopsMarkdown, manifestLinears, type FlopsAccounting } from '../../eval/flops.js';
 import { UsageError } from '../../core/errors.js';
 import { resolvePlanConfig } from './plan.js';
+import { MemoryPlanError } from '../../runtime/errors.js';
 
 interface FlopsArgs { artifact?: string; config?: string; model?: string; ranks?: string; alpha?: number; json: boolean }
 

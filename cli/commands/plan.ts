@@ -8,7 +8,8 @@ import { loadHfConfig } from '../../loaders/hf-config.js';
 import { loadRegistry, resolveModel } from '../../loaders/registry.js';
 import { SYNTH_SHAPES, isSynthShapeName } from '../../loaders/synth.js';
 import type { ModelConfig } from '../../core/model.js';
-import { DEFAULT_MAX_BINDING_BYTES, MemoryPlanError, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
+import { DEFAULT_MAX_BINDING_BYTES, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
+import { MemoryPlanError } from '../../runtime/errors.js';
 
 interface PlanArgs {
   model?: string;

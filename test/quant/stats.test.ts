@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLlama2c, tensorF32 } from '../../loaders/llama2c.js';
-import { CalibrationError, collectCalibrationStats, drawCalibrationWindows, type LinearInputCapture } from '../../quant/calibrate.js';
+import { collectCalibrationStats, drawCalibrationWindows, type LinearInputCapture } from '../../quant/calibrate.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, gaussian, maxAbsDiff } from './helpers.js';
+import { CalibrationError } from '../../quant/errors.js';
 
 beforeAll(ensureNativeBuilt);
 

@@ -3,7 +3,7 @@ import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { openNodeDevice } from '../../node/gpu.js';
-import { ContextOverflowError, Executor, ExecutorError, NonFiniteError } from '../../runtime/executor.js';
+import { Executor } from '../../runtime/executor.js';
 import { createDenseLinear } from '../../runtime/dense-linear.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import type { LinearOp } from '../../runtime/linear.js';
@@ -11,6 +11,7 @@ import type { LinearInputKind, ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 import { asHalfStyle, syntheticModel } from '../reference/synthetic-model.js';
 import { maxAbsDiff } from '../kernels/run-plan.js';
+import { ContextOverflowError, ExecutorError, NonFiniteError } from '../../runtime/errors.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOKENIZER = '../shared/tokenizers/tok512/tokenizer.bin';
