@@ -11,7 +11,7 @@
 //   4. L_A = [reconstruction | one-hots], L_B = [reconstruction | W̃[:, O]ᵀ], stored f16 (balanced first).
 import { packW4 } from '../core/w4-layout.js';
 import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { matmul, matrix, type Mat } from './linalg.js';
 import { lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice } from './lowrank.js';
 import { dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization } from './quantizers.js';
@@ -327,7 +327,7 @@ function checkLayer(method: QuantMethod, layer: LinearToQuantize, opts: Quantize
   if (layer.stats.features !== inF) throw new QuantizeError(`${where}: calibration stats are for ${layer.stats.features} input channels, the weight has ${inF}`);
   if (layer.stats.tokens === 0) throw new QuantizeError(`${where}: no calibration tokens were accumulated`);
   if ((opts.wBits ?? 4) !== 4) throw new QuantizeError(`${where}: only 4-bit weights are supported (the packed layout is int4), got ${opts.wBits}`);
-  if (![4, 6, 8].includes(opts.aBits ?? 8)) throw new QuantizeError(`${where}: activation bits must be 8, 6 or 4, got ${opts.aBits}`);
+  if (!isActivationBits(opts.aBits ?? 8)) throw new QuantizeError(`${where}: activation bits must be ${ACTIVATION_BITS_TEXT}, got ${opts.aBits}`);
   for (const v of layer.weight) if (!Number.isFinite(v)) throw new QuantizeError(`${where}: weight contains ${v}`);
   return where;
 }
