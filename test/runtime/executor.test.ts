@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { openNodeDevice } from '../../node/gpu.js';
@@ -213,9 +213,9 @@ describe('executor projections', () => {
 });
 
 describe('executor f16', () => {
-  it('f16 weights and KV cache stay within tolerance and keep the greedy story', async () => {
+  it('f16 weights and KV cache stay within tolerance and keep the greedy story', async (ctx) => {
     const gpu = await testGpu();
-    if (!gpu.features.shaderF16) return;
+    ctx.skip(!gpu.features.shaderF16, NO_SHADER_F16);
     const ex = await Executor.create(gpu, model, { dtype: 'f16' });
     try {
       expect(ex.kvDtype).toBe('f16');
