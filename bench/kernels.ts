@@ -22,7 +22,7 @@ import { createDenseLinear } from '../runtime/dense-linear.js';
 import { createQuantizedLinear, type QuantizedLinearOp } from '../runtime/quantized-linear.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
-import { packW4, w4Blocks } from '../core/w4-layout.js';
+import { packW4, w4Blocks, W4_BLOCK_BYTES } from '../core/w4-layout.js';
 import { BenchTimer } from './gpu-timer.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
@@ -118,7 +118,7 @@ function syntheticLayer(inF: number, outF: number, rank: number): QuantizedLinea
 function bytesMoved(v: Variant, s: Shape, tokens: number, lrBytes: number): number {
   const act = tokens * (s.inF + s.outF) * 4;
   if (v.kind === 'dense') return s.outF * Math.ceil(s.inF / 4) * 4 * (v.dtype === 'f32' ? 4 : 2) + act;
-  return s.outF * w4Blocks(s.inF) * 16 + s.outF * 4 + v.rank * (s.inF + s.outF) * lrBytes + act;
+  return s.outF * w4Blocks(s.inF) * W4_BLOCK_BYTES + s.outF * 4 + v.rank * (s.inF + s.outF) * lrBytes + act;
 }
 
 function opsDone(v: Variant, s: Shape, tokens: number): number {

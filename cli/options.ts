@@ -1,13 +1,100 @@
-// Option blocks shared by several commands, defined once.
+// Option blocks shared by several commands, defined once. A command spreads the blocks it takes into
+// `.options({...})`; where a command needs other wording or another default it overrides one field.
+import { ACTIVATION_BITS } from '../core/quantized.js';
+import { QUANT_METHODS } from '../quant/methods.js';
 
 /** `--check-numerics`, for the commands that run a model (ppl, generate, serve). */
 export const numericsOption = {
   'check-numerics': { type: 'boolean', default: false, describe: 'Check every block\'s outputs for NaN/Inf and name the first bad layer and op (slow: a readback per layer)' },
 } as const;
 
-export const modelOptions = {
+/** `--model`, the model every command that loads weights starts from. */
+export const modelOption = {
   model: { type: 'string', default: 'stories260k', describe: 'Preset name from models.json, a llama2.c .bin file, or a Hugging Face model directory' },
+} as const;
+
+export const modelOptions = {
+  ...modelOption,
   dtype: { type: 'string', choices: ['f32', 'f16'], default: 'f32', describe: 'Weight precision of the dense path (f16 needs shader-f16)' },
   tokenizer: { type: 'string', describe: 'tokenizer.json or llama2.c tokenizer.bin (default: next to the model)' },
   artifact: { type: 'string', describe: 'Quantized artifact directory (from aser quantize): runs the fused W4A8 kernels' },
 } as const;
+
+/** The model options of `aser serve` and `aser chat`. */
+export const servingOptions = {
+  ...modelOptions,
+  ...numericsOption,
+  artifact: { type: 'string', describe: 'ASER artifact directory (quantized weights) to serve instead of the dense model' },
+  ctx: { type: 'number', describe: 'Context length in tokens (default: the model\'s maximum)' },
+  'served-name': { type: 'string', describe: 'Model id that clients send and /v1/models lists (default: the model\'s id)' },
+} as const;
+
+/** `--ctx`, the perplexity / evaluation window. */
+export const ctxOption = {
+  ctx: { type: 'number', default: 256, describe: 'Window length in tokens' },
+} as const;
+
+export const wbitsOption = {
+  wbits: { type: 'number', default: 4, describe: 'Weight bits (4)' },
+} as const;
+
+/** One activation width. */
+export const abitsOption = {
+  abits: { type: 'number', choices: [...ACTIVATION_BITS], default: 8, describe: 'Activation bits' },
+} as const;
+
+/** Several activation widths, as a comma list. */
+export const abitsListOption = {
+  abits: { type: 'string', default: '8,6', describe: `Comma list of activation bits (${ACTIVATION_BITS.join(', ')})` },
+} as const;
+
+export const methodOption = {
+  method: { type: 'string', choices: [...QUANT_METHODS], default: 'aser', describe: 'Quantization method' },
+} as const;
+
+/** The calibration sample: text, window count and length, and the seed of the window draw. */
+export const calibrationOptions = {
+  calib: { type: 'string', default: 'tinystories', describe: 'Calibration text: tinystories | c4 (train sample) | a text file' },
+  'calib-samples': { type: 'number', default: 64, describe: 'Calibration windows N' },
+  'calib-len': { type: 'number', default: 256, describe: 'Tokens per calibration window L' },
+  seed: { type: 'number', default: 0, describe: 'Seed for the calibration windows' },
+} as const;
+
+/**
+ * What a fixed rank means, said once for every --rank help text. `aser quantize --rank R` is the
+ * reconstruction rank (ASER's f outlier columns come on top: side path R + f wide); the evaluation
+ * suites (`aser eval ppl`, `aser eval diagnose`) default to --rank-budget side, where R is the total
+ * side-path width and ASER reconstructs R − f. docs/quantization.md "Equal rank budget in comparisons".
+ */
+export const RANK_MEANING = {
+  quantize: "Fixed error-reconstruction rank r per linear; ASER's f outlier columns come on top (side path r + f wide), as with `aser eval ppl --rank-budget reconstruction`",
+  eval: "ASER's f outlier columns count against it (ASER reconstructs rank − f) under --rank-budget side, the default; `aser quantize --rank` is the reconstruction rank, outlier columns on top (= --rank-budget reconstruction)",
+} as const;
+
+export const rankBudgetOption = {
+  'rank-budget': { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: --rank is the total side-path width, ASER's outlier columns count against it; reconstruction: --rank is the reconstruction rank, ASER's outlier columns come on top (as aser quantize --rank)" },
+} as const;
+
+export const alphaOption = {
+  alpha: { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' },
+} as const;
+
+/** `--outliers N | auto` (parsed by the command). */
+export const outliersOption = {
+  outliers: { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" },
+} as const;
+
+/** `--json`; each command says what it prints. */
+export function jsonOption(describe = 'Print one JSON object') {
+  return { json: { type: 'boolean', default: false, describe } } as const;
+}
+
+/** `--overwrite`, for the commands that write a directory or file atomically. */
+export function overwriteOption(what: 'directory' | 'file' = 'directory') {
+  return { overwrite: { type: 'boolean', default: false, describe: `Replace an existing output ${what}` } } as const;
+}
+
+/** `--cache` / `--no-cache` of the cached evaluation suites. */
+export function cacheOption(describe = 'Reuse cached results (--no-cache recomputes)') {
+  return { cache: { type: 'boolean', default: true, describe } } as const;
+}

@@ -31,3 +31,19 @@ export interface QuantizedLinear {
    */
   outlierChannels?: Uint32Array;
 }
+
+/** The activation widths the fused W4A8 kernels support (A8/A6/A4), widest first. */
+export const ACTIVATION_BITS = [8, 6, 4] as const;
+export type ActivationBits = (typeof ACTIVATION_BITS)[number];
+
+/** "8, 6 or 4", for messages. */
+export const ACTIVATION_BITS_TEXT = `${ACTIVATION_BITS.slice(0, -1).join(', ')} or ${ACTIVATION_BITS[ACTIVATION_BITS.length - 1]}`;
+
+export function isActivationBits(bits: unknown): bits is ActivationBits {
+  return (ACTIVATION_BITS as readonly unknown[]).includes(bits);
+}
+
+/** Largest integer level of a symmetric b-bit quantizer: 2^(b-1) - 1 (127, 31, 7 for 8, 6, 4 bits). */
+export function symmetricQmax(bits: number): number {
+  return 2 ** (bits - 1) - 1;
+}

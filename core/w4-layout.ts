@@ -25,6 +25,8 @@ import { W4LayoutError } from './errors.js';
 export const W4_BLOCK_K = 32;
 export const W4_WORDS_PER_BLOCK = 4;
 export const W4_QMAX = 7;
+/** Bytes of one packed block (one vec4<u32> load): 32 int4 values. */
+export const W4_BLOCK_BYTES = W4_WORDS_PER_BLOCK * 4;
 
 /** Number of 32-channel k-blocks per row. */
 export function w4Blocks(inFeatures: number): number {
@@ -34,6 +36,11 @@ export function w4Blocks(inFeatures: number): number {
 /** Total u32 words of a packed [out, in] weight. */
 export function w4WordCount(outFeatures: number, inFeatures: number): number {
   return w4Blocks(inFeatures) * outFeatures * W4_WORDS_PER_BLOCK;
+}
+
+/** `in` padded to whole k-blocks (the zero-weight padding the packed layout stores). */
+export function w4PaddedIn(inFeatures: number): number {
+  return w4Blocks(inFeatures) * W4_BLOCK_K;
 }
 
 function checkShape(outFeatures: number, inFeatures: number, where: string): void {
@@ -96,7 +103,7 @@ export function sliceW4Rows(words: Uint32Array, outFeatures: number, inFeatures:
   const rows = o1 - o0;
   const out = new Uint32Array(blocks * rows * W4_WORDS_PER_BLOCK);
   for (let c = 0; c < blocks; c++) {
-    out.set(words.subarray((c * outFeatures + o0) * 4, (c * outFeatures + o1) * 4), c * rows * 4);
+    out.set(words.subarray((c * outFeatures + o0) * W4_WORDS_PER_BLOCK, (c * outFeatures + o1) * W4_WORDS_PER_BLOCK), c * rows * W4_WORDS_PER_BLOCK);
   }
   return out;
 }

@@ -12,8 +12,9 @@ import { BLOCK_LINEARS } from '../core/model.js';
 import { quantizeModel } from '../quant/quantize-model.js';
 import type { QuantDiagnostics, QuantMethod } from '../quant/methods.js';
 import { barChart, lineChart, type ChartSpec } from './plot.js';
-import { calibrationStatsFor, METHOD_LABELS, PplTableError } from './ppl-table.js';
+import { calibrationStatsFor, METHOD_LABELS } from './ppl-table.js';
 import { modelHash } from '../node/artifact-cache.js';
+import { PplTableError } from './errors.js';
 
 export const DIAGNOSE_METHODS: readonly QuantMethod[] = ['rtn', 'lorc', 'l2qer', 'aser-noas', 'aser'];
 

@@ -9,6 +9,7 @@
 // smoothed); L_A/L_B in f16 (2 bytes per value, `sideBytesPerValue`).
 import { linearShapes } from '../runtime/memory-plan.js';
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
+import { w4PaddedIn } from '../core/w4-layout.js';
 
 export interface LinearAccountingInput {
   layer: number;
@@ -55,7 +56,7 @@ function row(layer: number, ls: LinearAccountingInput[], o: Required<FlopsOption
     baseMacs += l.inFeatures * l.outFeatures;
     sideMacs += l.rank * (l.inFeatures + l.outFeatures);
     rankSum += l.rank;
-    const paddedIn = Math.ceil(l.inFeatures / 32) * 32;
+    const paddedIn = w4PaddedIn(l.inFeatures);
     baseBytes += (paddedIn * l.outFeatures * o.wBits) / 8 + 4 * l.outFeatures + (l.smooth ? 4 * l.inFeatures : 0);
   }
   const sideBytes = sideMacs * o.sideBytesPerValue;

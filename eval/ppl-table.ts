@@ -27,6 +27,8 @@ import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/meth
 import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
 import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
+import { PplTableError } from './errors.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits } from '../core/quantized.js';
 
 export type TableMethod = 'fp' | QuantMethod;
 export const TABLE_METHODS: readonly TableMethod[] = ['fp', ...QUANT_METHODS];
@@ -36,10 +38,6 @@ export const METHOD_LABELS: Record<TableMethod, string> = {
   fp: 'fp32', rtn: 'RTN', smoothquant: 'SmoothQuant', 'smoothquant-plus': 'SmoothQuant+', 'llm-int4': 'LLM.int4()',
   lorc: 'LoRC', l2qer: 'L2QER', 'aser-noas': 'ASER w/o AS', aser: 'ASER',
 };
-
-export class PplTableError extends Error {
-  override name = 'PplTableError';
-}
 
 export interface PplTableOptions {
   model: string;
@@ -148,7 +146,7 @@ function checkOptions(o: PplTableOptions): TableMethod[] {
   }
   if (o.datasets.length === 0) throw new PplTableError('no datasets given');
   if (o.abits.length === 0) throw new PplTableError('no activation widths given');
-  for (const b of o.abits) if (![8, 6, 4].includes(b)) throw new PplTableError(`activation bits must be 8, 6 or 4, got ${b}`);
+  for (const b of o.abits) if (!isActivationBits(b)) throw new PplTableError(`activation bits must be ${ACTIVATION_BITS_TEXT}, got ${b}`);
   if (o.rank !== undefined && o.alpha !== undefined) throw new PplTableError('give rank or alpha, not both');
   if (o.rank !== undefined && !(Number.isInteger(o.rank) && o.rank >= 0)) throw new PplTableError(`rank must be a non-negative integer, got ${o.rank}`);
   if (o.alpha !== undefined && !(o.alpha > 0 && o.alpha <= 1)) throw new PplTableError(`alpha must lie in (0, 1], got ${o.alpha}`);

@@ -10,6 +10,7 @@
 // NLLs are computed on the GPU (Executor.nll) and summed in float64.
 import type { Executor } from '../runtime/executor.js';
 import type { TextTokenizer } from '../core/model.js';
+import { PerplexityError } from './errors.js';
 
 export type PplProtocol = 'gptq' | 'llamacpp';
 
@@ -42,10 +43,6 @@ export interface PerplexityResult {
   nll: number;
   ppl: number;
   seconds: number;
-}
-
-export class PerplexityError extends Error {
-  override name = 'PerplexityError';
 }
 
 export async function perplexity(executor: Executor, tokenizer: TextTokenizer, text: string, opts: PerplexityOptions): Promise<PerplexityResult> {

@@ -4,6 +4,7 @@ import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
 import { isCpuAdapter } from './matmul_dense.js';
 import { W4_BLOCK_K } from '../core/w4-layout.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, symmetricQmax } from '../core/quantized.js';
 
 /** Storage of L_A/L_B on the GPU: f16 where shader-f16 was granted, f32 otherwise; 'none' = rank 0. */
 export type LowRankFormat = 'none' | 'f16' | 'f32';
@@ -15,8 +16,8 @@ export function lowRankFormat(gpu: GpuContext, rank: number): LowRankFormat {
 
 /** Symmetric activation qmax for A8/A6/A4: 2^(bits-1) - 1. */
 export function activationQmax(aBits: number): number {
-  if (aBits !== 8 && aBits !== 6 && aBits !== 4) throw new RangeError(`activation bits ${aBits} is not 8, 6 or 4`);
-  return 2 ** (aBits - 1) - 1;
+  if (!isActivationBits(aBits)) throw new RangeError(`activation bits ${aBits} is not ${ACTIVATION_BITS_TEXT}`);
+  return symmetricQmax(aBits);
 }
 
 /** Activation words per token: 8 u32 (32 int8 lanes) per 32-wide k block, zero padded. */

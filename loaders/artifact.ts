@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { basename, dirname, join } from 'node:path';
 import { w4WordCount, w4Blocks, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import { f16ToF32Array, f32ToF16Array } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';
@@ -154,7 +154,7 @@ export function checkQuantizedLinear(where: string, q: QuantizedLinear): void {
   const { inFeatures: inF, outFeatures: out, rank } = q;
   if (![inF, out].every((d) => Number.isInteger(d) && d > 0)) fail(`bad shape [${out}, ${inF}]`);
   if (q.wBits !== 4) fail(`wBits ${q.wBits}: only 4-bit packed weights are supported`);
-  if (![4, 6, 8].includes(q.aBits)) fail(`aBits ${q.aBits}: must be 8, 6 or 4`);
+  if (!isActivationBits(q.aBits)) fail(`aBits ${q.aBits}: must be ${ACTIVATION_BITS_TEXT}`);
   if (!Number.isInteger(rank) || rank < 0 || rank > inF + out) fail(`bad rank ${rank}`);
   if (q.qweight.length !== w4WordCount(out, inF)) fail(`qweight has ${q.qweight.length} words, [${out}, ${inF}] packs into ${w4WordCount(out, inF)}`);
   if (q.wScale.length !== out) fail(`wScale has ${q.wScale.length} values, needs ${out}`);

@@ -19,3 +19,11 @@ export class FormatError extends LoadError {
 export class NotFoundError extends LoadError {
   override name = 'NotFoundError';
 }
+
+export class SynthError extends LoadError {
+  override name = 'SynthError';
+}
+
+export class GgufWriteError extends LoadError {
+  override name = 'GgufWriteError';
+}

@@ -6,7 +6,7 @@
 import type { ModelConfig, ModelSource, TensorRef } from '../core/model.js';
 import { bytesToF32, f32ToF16Array, f32ToF16Bits } from '../core/dtype.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
-import { LoadError } from './errors.js';
+import { GgufWriteError } from './errors.js';
 import { requiredTensorShapes } from './hf-model.js';
 import { GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_BYTES, GGUF_VALUE_TYPES, ggufTensorName, type GgmlTypeInfo, type GgufScalarType, type GgufValue } from './gguf.js';
 
@@ -18,10 +18,6 @@ export interface GgufWriteTensor {
   ne: number[];
   /** Produces exactly the tensor's bytes; called once, while writing. */
   data: () => Uint8Array;
-}
-
-export class GgufWriteError extends LoadError {
-  override name = 'GgufWriteError';
 }
 
 /** Little-endian byte builder for the header. */

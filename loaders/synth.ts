@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model.js';
 import { writeBytesAtomic, writeDirAtomic } from './atomic.js';
-import { FormatError, LoadError, NotFoundError } from './errors.js';
+import { FormatError, NotFoundError, SynthError } from './errors.js';
 import { parseHfConfig, toHfConfigJson } from './hf-config.js';
 import { requiredTensorShapes } from './hf-model.js';
 import { loadHfTokenizer } from './hf-tokenizer.js';
@@ -89,10 +89,6 @@ export interface SynthResult {
   outliers: Array<{ channel: number; scale: number }>;
   /** Token ids ≥ this have near-zero classifier rows (the tokenizer never produces them); = vocabSize when none. */
   paddedVocabFrom: number;
-}
-
-export class SynthError extends LoadError {
-  override name = 'SynthError';
 }
 
 /** tokenizers/llama3 of the shared data next to the checkout, if present (the CLI's default). */

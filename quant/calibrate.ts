@@ -8,6 +8,7 @@
 import { BLOCK_LINEARS, type LinearInputKind } from '../core/model.js';
 import { linearInputWidths, type LinearInputCapture, type ResidualState } from './capture.js';
 import { LinearInputStats, seededRandom } from './stats.js';
+import { CalibrationError } from './errors.js';
 
 /** Recorded in the artifact manifest. */
 export interface CalibrationSettings {
@@ -18,10 +19,6 @@ export interface CalibrationSettings {
   /** Window length L in tokens. */
   seqLen: number;
   seed: number;
-}
-
-export class CalibrationError extends Error {
-  override name = 'CalibrationError';
 }
 
 export const LINEAR_INPUT_KINDS: readonly LinearInputKind[] = [...new Set(BLOCK_LINEARS.map((l) => l.input))];

@@ -4,34 +4,13 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { LinalgError, NotPositiveDefiniteError } from './errors.js';
 
 /** A dense row-major matrix: element (i, j) at data[i * cols + j]. */
 export interface Mat {
   rows: number;
   cols: number;
   data: Float64Array;
-}
-
-export class LinalgError extends Error {
-  override name = 'LinalgError';
-  constructor(
-    message: string,
-    readonly routine?: string,
-    readonly info?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Cholesky failed: the leading minor of order `minor` (1-based) is not positive definite. */
-export class NotPositiveDefiniteError extends LinalgError {
-  override name = 'NotPositiveDefiniteError';
-  constructor(
-    readonly order: number,
-    readonly minor: number,
-  ) {
-    super(`cholesky: matrix of order ${order} is not positive definite (leading minor ${minor} fails)`, 'dpotrf', minor);
-  }
 }
 
 interface NativeLapack {

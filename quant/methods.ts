@@ -11,22 +11,19 @@
 //   4. L_A = [reconstruction | one-hots], L_B = [reconstruction | W̃[:, O]ᵀ], stored f16 (balanced first).
 import { packW4 } from '../core/w4-layout.js';
 import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { matmul, matrix, type Mat } from './linalg.js';
 import { lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice } from './lowrank.js';
 import { dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization } from './quantizers.js';
 import { effectiveRank, sidePathFlopsRatio } from './rank.js';
 import type { LinearInputStats } from './stats.js';
+import { QuantizeError } from './errors.js';
 
 export const QUANT_METHODS = ['rtn', 'smoothquant', 'smoothquant-plus', 'llm-int4', 'lorc', 'l2qer', 'aser-noas', 'aser'] as const;
 export type QuantMethod = (typeof QUANT_METHODS)[number];
 
 /** Methods with a low-rank error reconstruction (they need `rank` or `alpha`). */
 export const LOW_RANK_METHODS: readonly QuantMethod[] = ['lorc', 'l2qer', 'aser-noas', 'aser'];
-
-export class QuantizeError extends Error {
-  override name = 'QuantizeError';
-}
 
 export interface QuantizeOptions {
   /** Weight bits; the packed layout (core/w4-layout.ts) is 4-bit only. Default 4. */
@@ -330,7 +327,7 @@ function checkLayer(method: QuantMethod, layer: LinearToQuantize, opts: Quantize
   if (layer.stats.features !== inF) throw new QuantizeError(`${where}: calibration stats are for ${layer.stats.features} input channels, the weight has ${inF}`);
   if (layer.stats.tokens === 0) throw new QuantizeError(`${where}: no calibration tokens were accumulated`);
   if ((opts.wBits ?? 4) !== 4) throw new QuantizeError(`${where}: only 4-bit weights are supported (the packed layout is int4), got ${opts.wBits}`);
-  if (![4, 6, 8].includes(opts.aBits ?? 8)) throw new QuantizeError(`${where}: activation bits must be 8, 6 or 4, got ${opts.aBits}`);
+  if (!isActivationBits(opts.aBits ?? 8)) throw new QuantizeError(`${where}: activation bits must be ${ACTIVATION_BITS_TEXT}, got ${opts.aBits}`);
   for (const v of layer.weight) if (!Number.isFinite(v)) throw new QuantizeError(`${where}: weight contains ${v}`);
   return where;
 }

@@ -4,7 +4,8 @@ import { readTensorF32 } from '../core/dtype.js';
 import { BLOCK_LINEARS, layerTensorName, type ModelSource } from '../core/model.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import type { CalibrationStats } from './calibrate.js';
-import { quantizeLinear, QuantizeError, type QuantDiagnostics, type QuantizeOptions, type QuantMethod } from './methods.js';
+import { quantizeLinear, type QuantDiagnostics, type QuantizeOptions, type QuantMethod } from './methods.js';
+import { QuantizeError } from './errors.js';
 
 export interface ModelQuantization {
   /** Keyed by module name, e.g. "model.layers.3.mlp.down_proj". */

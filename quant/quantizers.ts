@@ -1,11 +1,12 @@
 // The paper's quantizers: symmetric per-output-channel weight RTN and symmetric per-token activation
 // fake quantization, both rounding half to even (as WGSL's round() does) so the integer parts agree
 // bit for bit with the GPU kernels. Scales are rounded to f32 before use, because the kernels hold f32.
+import { symmetricQmax } from '../core/quantized.js';
 
 /** Largest integer level of a symmetric b-bit quantizer: 2^(b-1) - 1 (127, 31, 7). */
 export function qmax(bits: number): number {
   if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new RangeError(`quantizer bits must be 2..8, got ${bits}`);
-  return (1 << (bits - 1)) - 1;
+  return symmetricQmax(bits);
 }
 
 /** Round half to even (banker's rounding), the rounding of WGSL round() and of IEEE roundTiesToEven. */

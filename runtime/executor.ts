@@ -29,30 +29,10 @@ import { buildForward, type BuiltForward, type LinearFactory } from './forward-b
 import { readLogitRows, readLogitsRow, readNll, type Checked, type RunDescription } from './readback.js';
 import { DeviceLossWatch } from './device-loss.js';
 import { resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions } from './executor-options.js';
+import { ContextOverflowError, ExecutorError, NonFiniteError } from './errors.js';
 
 export { HOST_EMBEDDING_MIN_VALUES, type ExecutorDType, type ExecutorMemory, type ExecutorOptions } from './executor-options.js';
 export type { LinearFactory } from './forward-build.js';
-
-/** Bad options, a model the executor cannot run, or a call it cannot serve; the message says which. */
-export class ExecutorError extends Error {
-  override name = 'ExecutorError';
-}
-
-/** More tokens than the KV cache holds. */
-export class ContextOverflowError extends ExecutorError {
-  override name = 'ContextOverflowError';
-}
-
-/** NaN or ±Inf in the final logits, or (with checkNumerics) in a block's output; `where` says where. */
-export class NonFiniteError extends ExecutorError {
-  override name = 'NonFiniteError';
-  constructor(
-    message: string,
-    readonly where: { step?: number; position?: number; layer?: number; op?: string } = {},
-  ) {
-    super(message);
-  }
-}
 
 /** One layer of a tapLayers pass, as it is recorded. */
 export interface TappedLayer {

@@ -1,8 +1,9 @@
 // Autoregressive generation over an Executor: prefill the prompt, then sample one token per forward,
 // streaming ids to the caller. Stops on a stop token, after maxTokens, at the end of the KV cache, or
 // when the caller aborts.
-import { ContextOverflowError, ExecutorError, type Executor } from './executor.js';
+import { type Executor } from './executor.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
+import { ContextOverflowError, ExecutorError } from './errors.js';
 
 export interface GenerateOptions extends SamplerOptions {
   /** Most tokens to generate (stop tokens excluded). */

@@ -1,17 +1,8 @@
 /// <reference types="@webgpu/types" />
-// Pieces shared by the dense and quantized LinearOps: their typed error, the per-call bind-group cache
-// and the token chunking that keeps every binding under maxStorageBufferBindingSize.
-
-/** A linear layer was given inconsistent shapes, buffers or options; the message names the layer. */
-export class LinearConfigError extends Error {
-  override name = 'LinearConfigError';
-  constructor(
-    readonly layer: string,
-    readonly reason: string,
-  ) {
-    super(`${layer}: ${reason}`);
-  }
-}
+// Pieces shared by the dense and quantized LinearOps: the per-call bind-group cache and the token
+// chunking that keeps every binding under maxStorageBufferBindingSize. Their typed error,
+// LinearConfigError, lives in runtime/errors.ts.
+import { LinearConfigError } from './errors.js';
 
 let nextBufferId = 1;
 const bufferIds = new WeakMap<GPUBuffer, number>();

@@ -1,6 +1,7 @@
 /// <reference types="@webgpu/types" />
 // What the executor needs from any linear layer: dense f32/f16 (kernels/matmul_dense) or quantized
 // W4A8/A6/A4 with the fused low-rank side path (kernels/w4a8_*). Activations are f32 in and out.
+import { AbsentLinearError } from './errors.js';
 
 export interface LinearOp {
   readonly inFeatures: number;
@@ -17,11 +18,6 @@ export interface LinearOp {
   /** GPU bytes this op owns (weights and its own scratch), for memory reports. */
   readonly byteSize: number;
   destroy(): void;
-}
-
-/** A layer's linear is not loaded in this executor (recording it is a bug in the caller). */
-export class AbsentLinearError extends Error {
-  override name = 'AbsentLinearError';
 }
 
 /**

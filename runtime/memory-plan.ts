@@ -6,6 +6,7 @@ import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/m
 import { w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import { denseRowStride } from '../kernels/matmul_dense.js';
 import { actQuantSplits, rankChunks, type ActQuantTiling } from '../kernels/w4a8_act_quant.js';
+import { MemoryPlanError } from './errors.js';
 
 export type PlanWeights = 'f32' | 'f16' | 'w4a8';
 
@@ -79,10 +80,6 @@ export interface MemoryPlan {
   total: number;
   largestTensor: { name: string; bytes: number };
   split: SplitTensor[];
-}
-
-export class MemoryPlanError extends Error {
-  override name = 'MemoryPlanError';
 }
 
 /** The WebGPU default maxStorageBufferBindingSize: what every adapter grants without raised limits. */

@@ -5,10 +5,7 @@
 import { shaderSources } from '../kernels/shaders.gen.js';
 import { preprocessWgsl } from './wgsl.js';
 import type { Defines, KernelSpec } from '../core/kernel-spec.js';
-
-export class ShaderCompileError extends Error {
-  override name = 'ShaderCompileError';
-}
+import { ShaderCompileError } from './errors.js';
 
 export function kernelSource(shader: string, defines: Defines = {}): string {
   const src = shaderSources[shader];

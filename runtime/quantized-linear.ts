@@ -10,15 +10,16 @@
 import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
-import { BindGroupCache, LinearConfigError, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
+import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { sliceW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import { actQuantDispatch, actQuantParams, actQuantSpec, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, rankChunks, regroupLowRankA, type ActQuantTiling, type LowRankFormat } from '../kernels/w4a8_act_quant.js';
 import { rankCapacity, w4GemmDispatch, w4GemvDispatch, w4MatmulParams, w4MatmulSpec, w4MatmulTiling, type W4MatmulTiling } from '../kernels/w4a8_matmul.js';
 import { vecAddDispatch, vecAddSpec } from '../kernels/vec_add.js';
+import { LinearConfigError } from './errors.js';
 
 export interface QuantizedLinearOptions {
   label: string;
@@ -147,7 +148,7 @@ function validate(q: QuantizedLinear, label: string): void {
   const { inFeatures: K, outFeatures: N } = q;
   if (!Number.isInteger(K) || !Number.isInteger(N) || K < 1 || N < 1) bad(`shape [${N}, ${K}] must be positive integers`);
   if (q.wBits !== 4) bad(`wBits = ${q.wBits}; only 4-bit weights are supported`);
-  if (q.aBits !== 8 && q.aBits !== 6 && q.aBits !== 4) bad(`aBits = ${q.aBits}; expected 8, 6 or 4`);
+  if (!isActivationBits(q.aBits)) bad(`aBits = ${q.aBits}; expected ${ACTIVATION_BITS_TEXT}`);
   if (q.qweight.length !== w4WordCount(N, K)) bad(`qweight has ${q.qweight.length} words, expected ${w4WordCount(N, K)} for [${N}, ${K}] (core/w4-layout.ts)`);
   if (q.wScale.length !== N) bad(`wScale has ${q.wScale.length} values, expected ${N}`);
   if (q.smooth) {

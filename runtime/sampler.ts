@@ -1,6 +1,7 @@
 // Next-token choice from a logits row: greedy (temperature 0), or temperature sampling with optional
 // nucleus (top-p) truncation, driven by a seeded PRNG so a seed always gives the same tokens.
 import { createRng } from '../core/rng.js';
+import { SamplerError } from './errors.js';
 
 export interface SamplerOptions {
   /** 0 (default) = greedy argmax; > 0 divides logits before the softmax. */
@@ -9,10 +10,6 @@ export interface SamplerOptions {
   topP?: number;
   /** PRNG seed (default: a random one, reported by `seed`). */
   seed?: number;
-}
-
-export class SamplerError extends Error {
-  override name = 'SamplerError';
 }
 
 /** Index of the largest logit (the first one on ties). */

@@ -12,9 +12,10 @@ import type { PipelineCache } from './pipelines.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
 import { createDenseLinear } from './dense-linear.js';
-import { BindGroupCache, LinearConfigError, checkActivationBuffers } from './linear-support.js';
+import { BindGroupCache, checkActivationBuffers } from './linear-support.js';
 import { fakeQuantDispatch, fakeQuantParams, fakeQuantSpec, simulatedDenseWeight } from '../kernels/fake_quant_act.js';
 import { inverseSmoothing } from '../kernels/w4a8_act_quant.js';
+import { LinearConfigError } from './errors.js';
 
 export function createSimulatedLinear(gpu: GpuContext, cache: PipelineCache, q: QuantizedLinear, opts: { label: string; maxTokens: number }): LinearOp {
   const { inFeatures: K, outFeatures: out, rank: R } = q;

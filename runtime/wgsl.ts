@@ -5,10 +5,7 @@
 // Shaders stay valid-looking WGSL; variants differ only in `defines`.
 
 import type { Defines } from '../core/kernel-spec.js';
-
-export class WgslPreprocessError extends Error {
-  override name = 'WgslPreprocessError';
-}
+import { WgslPreprocessError } from './errors.js';
 
 export function preprocessWgsl(
   source: string,

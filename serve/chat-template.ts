@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { Template } from '@huggingface/jinja';
 import type { TextTokenizer } from '../core/model.js';
+import { ChatTemplateError } from './errors.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -35,10 +36,6 @@ export interface TokenizerConfigLike {
   chat_template?: unknown;
   bos_token?: unknown;
   eos_token?: unknown;
-}
-
-export class ChatTemplateError extends Error {
-  override name = 'ChatTemplateError';
 }
 
 // End-of-turn markers of common instruct families; used only when the tokenizer maps one to a single id.

@@ -31,3 +31,15 @@ export function toApiError(err: unknown): ApiError {
   const message = err instanceof Error ? `${err.name === 'Error' ? '' : err.name + ': '}${err.message}` : String(err);
   return new ApiError(500, `internal error: ${message.split('\n')[0]}`, 'server_error', 'internal_error');
 }
+
+/** Why a request's signal was aborted; the abort reason carries one of these. */
+export class RequestAborted extends Error {
+  override name = 'RequestAborted';
+  constructor(readonly why: 'disconnect' | 'timeout') {
+    super(why === 'timeout' ? 'request timed out' : 'client disconnected');
+  }
+}
+
+export class ChatTemplateError extends Error {
+  override name = 'ChatTemplateError';
+}

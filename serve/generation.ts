@@ -56,14 +56,6 @@ export interface GenerationContext {
   metrics: ServerMetrics;
 }
 
-/** Why a request's signal was aborted; the abort reason carries one of these. */
-export class RequestAborted extends Error {
-  override name = 'RequestAborted';
-  constructor(readonly why: 'disconnect' | 'timeout') {
-    super(why === 'timeout' ? 'request timed out' : 'client disconnected');
-  }
-}
-
 export function timeoutError(ms: number): ApiError {
   return new ApiError(504, `generation did not finish within the server's request timeout (${ms} ms)`, 'timeout_error', 'request_timeout');
 }

@@ -4,14 +4,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, toApiError, ChatTemplateError, RequestAborted } from './errors.js';
 import type { GenerationEngine } from './engine.js';
 import { ServerMetrics } from './metrics.js';
 import { FifoScheduler } from './scheduler.js';
 import { SseStream } from './sse.js';
-import { fallbackChatTemplate, ChatTemplateError, type ChatTemplate } from './chat-template.js';
+import { fallbackChatTemplate, type ChatTemplate } from './chat-template.js';
 import { parseChatRequest, parseCompletionRequest, parseJsonBody, type ChatRequest, type CompletionRequest } from './validate.js';
-import { RequestAborted, runGeneration, timeoutError, type GenerationOutcome, type LogprobEntry } from './generation.js';
+import { runGeneration, timeoutError, type GenerationOutcome, type LogprobEntry } from './generation.js';
 
 export interface ServerOptions {
   engine: GenerationEngine;

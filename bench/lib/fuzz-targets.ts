@@ -1,9 +1,10 @@
 // Fuzz targets shared by the CI fuzz tests (test/fuzz/) and `npm run bench -- fuzz`: for each file
 // format a fast-check generator of inputs (valid files mutated byte-wise and structurally, plus
 // headers generated from scratch) and a runner that writes the input to disk and loads it with the
-// real loader. An input's outcome is 'loaded' (and then every tensor was read back with the size the
-// header promised), a typed LoadError (its class name), or a failure: any other exception, or a case
-// that ran longer than the per-case bound.
+// real loader. An input's outcome is 'loaded' (the loader ran and every tensor was read back with the
+// size the header promised), a typed LoadError (its class name), a named outcome of a case that
+// stopped before the loader (e.g. 'json-syntax': the mutated text is not JSON), or a failure: any
+// other exception, or a case that ran longer than the per-case bound.
 import fc from 'fast-check';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,8 +34,12 @@ export interface CaseOutcome {
 export interface FuzzTarget<T> {
   name: string;
   arbitrary: fc.Arbitrary<T>;
-  /** Loads the input; throws what the loader throws. */
-  run(input: T): void;
+  /**
+   * Loads the input; throws what the loader throws. Returns nothing when the loader ran, or the name
+   * of the outcome when the case stopped before reaching the loader (counted under that name, not as
+   * 'loaded').
+   */
+  run(input: T): void | string;
   cleanup(): void;
   /** Files the target built that tests may reuse (e.g. the valid artifact it mutates). */
   fixtures?: Record<string, string>;
@@ -49,7 +54,7 @@ export function classify<T>(target: FuzzTarget<T>, input: T, boundMs = CASE_BOUN
   let outcome = 'loaded';
   let failure: string | undefined;
   try {
-    target.run(input);
+    outcome = target.run(input) ?? 'loaded';
   } catch (err) {
     if (err instanceof LoadError) outcome = err.name;
     else {
@@ -540,7 +545,8 @@ export function hfConfigTarget(): FuzzTarget<HfConfigInput> {
       try {
         parsed = JSON.parse(bytes);
       } catch {
-        return; // readJsonFile's FormatError path is covered by its own tests; nothing to check against weights
+        // Not JSON: the loader is never reached (readJsonFile's FormatError path has its own tests).
+        return 'json-syntax';
       }
       const c = parseHfConfig(file, parsed);
       const src = openHfWeights(dir, c);

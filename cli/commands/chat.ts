@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { openServing, type ServingArgs } from '../../serve/open-serving.js';
-import { servingOptions } from './serve.js';
+import { servingOptions } from '../options.js';
 import { fitHistory } from '../../serve/chat-history.js';
 import type { ChatMessage } from '../../serve/chat-template.js';
 import { CompletionText } from '../../serve/text-stream.js';

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { convertLlama2cToHf } from '../../loaders/convert.js';
 import { resolveModel } from '../../loaders/registry.js';
 import { UsageError } from '../../core/errors.js';
+import { overwriteOption } from '../options.js';
 
 interface ConvertArgs { from: string; to: string; model: string; out: string; tokenizerDir?: string; overwrite: boolean }
 
@@ -16,7 +17,7 @@ export const convertCommand: CommandModule<object, ConvertArgs> = {
       .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or llama2.c .bin path' })
       .option('tokenizer-dir', { type: 'string', describe: 'Directory with tokenizer.json (default: next to the model)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory (written atomically)' })
-      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
+      .options(overwriteOption())
       .example('$0 convert --from llama2c --to hf --model stories260k --out /tmp/stories260k-hf', 'then: aser ppl --model /tmp/stories260k-hf') as never,
   handler: (args) => {
     const resolved = resolveModel(args.model);

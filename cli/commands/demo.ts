@@ -8,6 +8,7 @@ import { generate } from '../../runtime/generate.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
 import { openSession, type Session } from '../../node/session.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
+import { abitsOption, modelOption } from '../options.js';
 
 interface DemoArgs { model: string; ctx: number; maxWindows: number; rank: number; abits: number }
 
@@ -24,11 +25,11 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
   describe: 'The ASER demo on the default model: quantize (RTN and ASER, W4A8), compare perplexity with fp32, FLOPs overhead, samples',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .options(modelOption)
       .option('ctx', { type: 'number', default: 256, describe: 'Perplexity window' })
       .option('max-windows', { type: 'number', default: 100, describe: 'Windows of TinyStories eval text to score' })
-      .option('rank', { type: 'number', default: 8, describe: 'ASER error-reconstruction rank' })
-      .option('abits', { type: 'number', choices: [8, 6, 4], default: 8, describe: 'Activation bits' })
+      .option('rank', { type: 'number', default: 8, describe: "ASER error-reconstruction rank r; its f outlier columns come on top, as with aser quantize --rank" })
+      .options(abitsOption)
       .example('$0 demo', 'about a minute on llvmpipe') as never,
   handler: async (args) => {
     const dir = mkdtempSync(join(tmpdir(), 'aser-demo-'));

@@ -5,6 +5,7 @@ import { formatKldMarkdown, runKld } from '../../eval/kld-run.js';
 import type { PplProtocol } from '../../eval/ppl.js';
 import { progressBar, type Progress } from '../../node/progress.js';
 import { UsageError } from '../../core/errors.js';
+import { cacheOption, ctxOption, jsonOption, modelOption } from '../options.js';
 
 interface KldArgs { model: string; artifact?: string; dataset: string; ctx: number; protocol: PplProtocol; maxWindows: number; json: boolean; cache: boolean }
 
@@ -29,14 +30,14 @@ export const kldCommand: CommandModule<object, KldArgs> = {
   describe: 'KL divergence of a quantized artifact to the fp model: mean ± stderr, percentiles, same-top-token %, Δppl ±',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path (the fp reference)' })
+      .option('model', { ...modelOption.model, describe: `${modelOption.model.describe} (the fp reference)` })
       .option('artifact', { type: 'string', describe: 'Quantized artifact directory (absent: the fp model against itself, KLD 0)' })
       .option('dataset', { type: 'string', default: 'tinystories', describe: 'wikitext2 | ptb | c4 | tinystories, or a text file' })
-      .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
+      .options(ctxOption)
       .option('protocol', { type: 'string', choices: ['llamacpp', 'gptq'], default: 'llamacpp', describe: 'llamacpp: score the second half of each window (as llama.cpp); gptq: every token' })
       .option('max-windows', { type: 'number', default: 100, describe: 'Windows to score (the fp log-prob rows of these are stored once)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object on the last line of stdout' })
-      .option('cache', { type: 'boolean', default: true, describe: 'Reuse and store results in .cache/eval (--no-cache recomputes)' })
+      .options(jsonOption('Print one JSON object on the last line of stdout'))
+      .options(cacheOption('Reuse and store results in .cache/eval (--no-cache recomputes)'))
       .example('$0 eval kld --artifact /tmp/s260k-rtn', 'RTN vs fp on TinyStories') as never,
   handler: async (args) => {
     if (!Number.isInteger(args.ctx) || args.ctx < 4) throw new UsageError(`--ctx ${args.ctx} must be an integer ≥ 4`);

@@ -13,6 +13,7 @@ import { formatZeroshotMarkdown } from '../../eval/zeroshot-run.js';
 import { UsageError } from '../../core/errors.js';
 import { phaseProgress } from './eval-kld.js';
 import { parseTasks } from './eval-zeroshot.js';
+import { cacheOption, ctxOption, modelOption } from '../options.js';
 
 interface ReportArgs {
   model: string; out: string; methods: string; datasets: string; abits: string; ctx: number; maxWindows: number; protocol: 'gptq' | 'llamacpp';
@@ -49,12 +50,12 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   describe: 'The standard evaluation set (ppl table, α sweep, KLD, zero-shot, FLOPs, profile, spectra) → report/index.html',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .options(modelOption)
       .option('out', { type: 'string', default: 'report', describe: 'Output directory (index.html, results.json, summary.md)' })
       .option('methods', { type: 'string', default: TABLE_METHODS.join(','), describe: 'ppl table methods (must include fp, rtn, aser)' })
       .option('datasets', { type: 'string', default: 'tinystories,wikitext2', describe: 'ppl table datasets (the first also gets the α sweep and KLD)' })
       .option('abits', { type: 'string', default: '8,6', describe: 'Activation widths (must include 8)' })
-      .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
+      .options(ctxOption)
       .option('max-windows', { type: 'number', default: 32, describe: 'Perplexity windows per dataset and cell' })
       .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'Perplexity protocol of the table' })
       .option('alphas', { type: 'string', default: '0.1,0.075,0.05,0.03,0.015', describe: "α sweep values ('' skips the sweep)" })
@@ -64,7 +65,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       .option('prefill', { type: 'number', default: 128, describe: 'Profile: prompt tokens' })
       .option('decode', { type: 'number', default: 32, describe: 'Profile: decode steps' })
       .option('repeats', { type: 'number', default: 5, describe: 'Profile: repeats (medians)' })
-      .option('cache', { type: 'boolean', default: true, describe: 'Reuse cached results (--no-cache recomputes everything)' })
+      .options(cacheOption('Reuse cached results (--no-cache recomputes everything)'))
       .option('from-json', { type: 'string', describe: 'Render the page from an existing results.json instead of running' })
       .example('$0 eval report', 'the default model, about 10 minutes on llvmpipe the first time, seconds when cached')
       .example('$0 eval report --methods fp,rtn,aser --datasets tinystories --abits 8 --max-windows 4 --alphas 0.05 --kld-windows 4 --tasks copa --zeroshot-limit 20', 'a quick bounded run') as never,

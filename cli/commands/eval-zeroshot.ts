@@ -6,6 +6,7 @@ import { formatZeroshotMarkdown, runZeroshot } from '../../eval/zeroshot-run.js'
 import { STANDARD_TASKS, ZEROSHOT_TASKS } from '../../eval/zeroshot-data.js';
 import { progressBar, type Progress } from '../../node/progress.js';
 import { UsageError } from '../../core/errors.js';
+import { cacheOption, jsonOption, modelOption } from '../options.js';
 
 interface ZeroshotArgs { model: string; artifact?: string; tasks: string; limit?: number; json: boolean; cache: boolean }
 
@@ -35,12 +36,12 @@ export const zeroshotCommand: CommandModule<object, ZeroshotArgs> = {
   describe: 'Zero-shot multiple choice by log-likelihood (lm-eval protocol): acc, acc_norm, stderr, chance level',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .options(modelOption)
       .option('artifact', { type: 'string', describe: 'Quantized artifact directory (runs the fused W4A8 kernels)' })
       .option('tasks', { type: 'string', default: 'standard', describe: `Comma list of ${Object.keys(ZEROSHOT_TASKS).join(', ')}; 'standard' = ${STANDARD_TASKS.join(',')}; 'all'` })
       .option('limit', { type: 'number', describe: 'Score the first N documents of each task' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON on the last line of stdout' })
-      .option('cache', { type: 'boolean', default: true, describe: 'Reuse and store per-task results in .cache/eval (--no-cache recomputes)' })
+      .options(jsonOption('Print the results as JSON on the last line of stdout'))
+      .options(cacheOption('Reuse and store per-task results in .cache/eval (--no-cache recomputes)'))
       .example('$0 eval zeroshot --tasks arc_easy,piqa --limit 200', 'two tasks, 200 documents each') as never,
   handler: async (args) => {
     if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new UsageError(`--limit ${args.limit} must be a positive integer`);

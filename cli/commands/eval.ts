@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeBytesAtomic } from '../../loaders/atomic.js';
-import { formatPplTableCsv, formatPplTableMarkdown, PplTableError, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
+import { formatPplTableCsv, formatPplTableMarkdown, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
 import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
 import { renderSvg } from '../../eval/plot.js';
 import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
@@ -12,6 +12,8 @@ import { UsageError } from '../../core/errors.js';
 import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';
+import { PplTableError } from '../../eval/errors.js';
+import { abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption, RANK_MEANING, rankBudgetOption, wbitsOption } from '../options.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {
@@ -29,16 +31,11 @@ export function numberListOption(name: string, value: string | undefined): numbe
 /** Options every quantized evaluation shares (calibration and evaluation sizes). */
 export function evalOptions<T>(y: Argv<T>) {
   return y
-    .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
-    .option('wbits', { type: 'number', default: 4, describe: 'Weight bits' })
+    .options({ ...modelOption, ...wbitsOption })
     .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'Perplexity protocol (see aser ppl)' })
-    .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
+    .options(ctxOption)
     .option('max-windows', { type: 'number', default: 64, describe: 'Windows scored per dataset' })
-    .option('calib', { type: 'string', default: 'tinystories', describe: 'Calibration text: tinystories | c4 | a file' })
-    .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
-    .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per calibration window L' })
-    .option('seed', { type: 'number', default: 0, describe: 'Seed for the calibration windows' })
-    .option('cache', { type: 'boolean', default: true, describe: 'Reuse cached perplexities (--no-cache recomputes)' })
+    .options({ ...calibrationOptions, ...cacheOption('Reuse cached perplexities (--no-cache recomputes)') })
     .option('out', { type: 'string', describe: 'Directory for the result files' });
 }
 
@@ -69,7 +66,7 @@ async function asUsage<T>(run: () => Promise<T>): Promise<T> {
 interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; alpha?: number; rankBudget: 'side' | 'reconstruction'; outliers?: string }
 
 /** --outliers N | auto. */
-function outliersOption(v: string | undefined): number | 'auto' | undefined {
+function parseOutliers(v: string | undefined): number | 'auto' | undefined {
   if (v === undefined || v === 'auto') return v;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--outliers ${v} must be a non-negative integer or auto`);
@@ -83,17 +80,15 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
     evalOptions(y)
       .option('methods', { type: 'string', default: TABLE_METHODS.join(','), describe: `Comma list of ${TABLE_METHODS.join(', ')}` })
       .option('datasets', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
-      .option('abits', { type: 'string', default: '8,6', describe: 'Comma list of activation bits (8, 6, 4)' })
-      .option('rank', { type: 'number', describe: 'Side-path rank budget per linear (default 8)' })
-      .option('alpha', { type: 'number', describe: 'Rank rule α (paper Eq. 9) instead of --rank' })
-      .option('rank-budget', { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: ASER's outlier columns count against --rank; reconstruction: they come on top" })
-      .option('outliers', { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" })
+      .options(abitsListOption)
+      .option('rank', { type: 'number', describe: `Side-path width per linear (default 8); ${RANK_MEANING.eval}` })
+      .options({ ...alphaOption, ...rankBudgetOption, ...outliersOption })
       .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table') as never,
   handler: async (args) => {
     const table = await asUsage(() =>
       runPplTable({
         model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
-        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, outliers: outliersOption(args.outliers), protocol: args.protocol, ctx: args.ctx,
+        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, outliers: parseOutliers(args.outliers), protocol: args.protocol, ctx: args.ctx,
         maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,
         cache: args.cache, onProgress: progress,
       }),
@@ -137,22 +132,17 @@ export const evalDiagnoseCommand: CommandModule<object, EvalDiagnoseArgs> = {
   describe: 'Per-linear diagnostics (paper Figs. 2–4, 6): spectra of E and E·S, effective rank, output errors per method, outlier channels',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .options(modelOption)
       .option('layers', { type: 'string', describe: 'Comma list of layer indices (default all)' })
-      .option('wbits', { type: 'number', default: 4, describe: 'Weight bits' })
+      .options(wbitsOption)
       .option('abits', { type: 'number', default: 8, describe: 'Activation bits (for the sampled whole-layer error)' })
-      .option('rank', { type: 'number', default: 8, describe: 'Side-path width per linear for every low-rank method' })
-      .option('rank-budget', { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: ASER's outlier columns count against --rank; reconstruction: they come on top" })
-      .option('calib', { type: 'string', default: 'tinystories', describe: 'Calibration text: tinystories | c4 | a file' })
-      .option('calib-samples', { type: 'number', default: 64, describe: 'Calibration windows N' })
-      .option('calib-len', { type: 'number', default: 256, describe: 'Tokens per calibration window L' })
-      .option('seed', { type: 'number', default: 0, describe: 'Seed for the calibration windows' })
-      .option('outliers', { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" })
+      .option('rank', { type: 'number', default: 8, describe: `Side-path width per linear for every low-rank method; ${RANK_MEANING.eval}` })
+      .options({ ...rankBudgetOption, ...calibrationOptions, ...outliersOption })
       .option('out', { type: 'string', describe: 'Directory for diagnose.json, diagnose.md and the SVG plots' })
       .example('$0 eval diagnose --out /tmp/diag', 'every layer of the default model') as never,
   handler: async (args) => {
     const layers = args.layers === undefined ? undefined : numberListOption('layers', args.layers);
-    const d = await asUsage(() => runDiagnose({ ...args, layers, outliers: outliersOption(args.outliers), onProgress: progress }));
+    const d = await asUsage(() => runDiagnose({ ...args, layers, outliers: parseOutliers(args.outliers), onProgress: progress }));
     const md = formatDiagnosisMarkdown(d);
     console.log(md);
     if (args.out) {

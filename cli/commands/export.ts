@@ -5,6 +5,7 @@ import { ggufVocabForExport } from '../../loaders/gguf-tokenizer.js';
 import type { GgufModelSource } from '../../loaders/gguf.js';
 import { resolveModel } from '../../loaders/registry.js';
 import { UsageError } from '../../core/errors.js';
+import { jsonOption, overwriteOption } from '../options.js';
 
 interface ExportArgs { format: string; model: string; out: string; dtype: GgufExportDType; tokenizer?: string; overwrite: boolean; json: boolean }
 
@@ -18,8 +19,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('out', { type: 'string', demandOption: true, describe: 'Output .gguf file (written atomically)' })
       .option('dtype', { type: 'string', choices: ['f32', 'f16'], default: 'f32', describe: 'Storage of matrices and the embedding (norms stay f32)' })
       .option('tokenizer', { type: 'string', describe: 'tokenizer.bin or tokenizer.json to embed (default: the one next to the model)' })
-      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output file' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .options(overwriteOption('file'))
+      .options(jsonOption())
       .example('$0 export --format gguf --model stories260k --out /tmp/stories260k.gguf', 'then: llama-cli -m /tmp/stories260k.gguf, or aser ppl --model /tmp/stories260k.gguf')
       .example('$0 export --model stories260k --dtype f16 --out /tmp/stories260k-f16.gguf', 'f16 weights') as never,
   handler: (args) => {

@@ -2,10 +2,12 @@
 // artifact's ranks or from a config with given (mean) ranks. The arithmetic is eval/flops.ts.
 import type { CommandModule } from 'yargs';
 import { readArtifactManifest } from '../../loaders/artifact.js';
-import { meanRankForAlpha, MemoryPlanError } from '../../runtime/memory-plan.js';
+import { meanRankForAlpha } from '../../runtime/memory-plan.js';
 import { configLinears, flopsAccounting, formatFlopsMarkdown, manifestLinears, type FlopsAccounting } from '../../eval/flops.js';
 import { UsageError } from '../../core/errors.js';
 import { resolvePlanConfig } from './plan.js';
+import { MemoryPlanError } from '../../runtime/errors.js';
+import { jsonOption } from '../options.js';
 
 interface FlopsArgs { artifact?: string; config?: string; model?: string; ranks?: string; alpha?: number; json: boolean }
 
@@ -19,7 +21,7 @@ export const flopsCommand: CommandModule<object, FlopsArgs> = {
       .option('model', { type: 'string', describe: 'Preset or path whose config to use (with --ranks or --alpha); llama3-8b and qwen1.5-7b work without weights' })
       .option('ranks', { type: 'string', describe: 'One rank for every linear (a mean, may be fractional), or nLayers×7 comma-separated ranks' })
       .option('alpha', { type: 'number', describe: 'Mean rank estimated from ASER Table 4 for threshold α (scaled by dim/4096)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the accounting as JSON' })
+      .options(jsonOption('Print the accounting as JSON'))
       .conflicts('ranks', 'alpha')
       .example('$0 flops --artifact /tmp/s260k-aser', 'an artifact')
       .example('$0 flops --model llama3-8b --alpha 0.05', 'LLaMA-3-8B shapes at the paper’s α = 0.05 mean rank')

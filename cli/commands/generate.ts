@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { generate } from '../../runtime/generate.js';
 import { createDetokenizer } from '../../loaders/detokenizer.js';
-import { modelOptions, numericsOption } from '../options.js';
+import { modelOptions, numericsOption, jsonOption } from '../options.js';
 import { openSession } from '../../node/session.js';
 import { UsageError } from '../../core/errors.js';
 
@@ -31,7 +31,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })
       .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling threshold' })
       .option('seed', { type: 'number', describe: 'Sampler seed (printed when omitted)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object with the text and timings instead of streaming' })
+      .options(jsonOption('Print one JSON object with the text and timings instead of streaming'))
       .example('$0 generate --prompt "Once upon a time" --max-tokens 100', 'greedy story from the default model')
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { openNodeDevice } from '../../node/gpu.js';
 import { resolveModel } from '../../loaders/registry.js';
+import { jsonOption } from '../options.js';
 
 interface InfoArgs { model?: string; json: boolean }
 
@@ -10,7 +11,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
   builder: (y) =>
     y
       .option('model', { type: 'string', describe: 'Preset name, llama2.c .bin or HF directory' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .options(jsonOption())
       .example('$0 info', 'what WebGPU adapter this machine offers')
       .example('$0 info --model stories260k --json', 'adapter and model config as JSON') as never,
   handler: async (args) => {

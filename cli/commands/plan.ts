@@ -8,7 +8,9 @@ import { loadHfConfig } from '../../loaders/hf-config.js';
 import { loadRegistry, resolveModel } from '../../loaders/registry.js';
 import { SYNTH_SHAPES, isSynthShapeName } from '../../loaders/synth.js';
 import type { ModelConfig } from '../../core/model.js';
-import { DEFAULT_MAX_BINDING_BYTES, MemoryPlanError, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
+import { DEFAULT_MAX_BINDING_BYTES, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
+import { MemoryPlanError } from '../../runtime/errors.js';
+import { jsonOption } from '../options.js';
 
 interface PlanArgs {
   model?: string;
@@ -103,7 +105,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .option('batch', { type: 'number', describe: 'Tokens per prefill chunk (default min(512, ctx))' })
       .option('embedding', { type: 'string', choices: ['auto', 'gpu', 'host'], default: 'auto', describe: "Where the embedding table lives ('auto': the executor's rule, host for ≥ 2^26 values)" })
       .option('max-binding', { type: 'number', default: DEFAULT_MAX_BINDING_BYTES, describe: 'maxStorageBufferBindingSize in bytes' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .options(jsonOption())
       .conflicts('alpha', 'rank')
       .conflicts('model', 'config')
       .example('$0 plan --model llama3-8b', 'LLaMA-3-8B W4A8 at α 0.05, 4096-token f16 KV cache')

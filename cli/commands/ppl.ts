@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity, type PplProtocol } from '../../eval/ppl.js';
 import { progressBar } from '../../node/progress.js';
-import { modelOptions, numericsOption } from '../options.js';
+import { modelOptions, numericsOption, ctxOption, jsonOption } from '../options.js';
 import { openSession } from '../../node/session.js';
 import { UsageError } from '../../core/errors.js';
 
@@ -28,11 +28,11 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .options(modelOptions)
       .options(numericsOption)
       .option('dataset', { type: 'string', default: 'tinystories', describe: 'wikitext2 | ptb | c4 | tinystories, or a text file path' })
-      .option('ctx', { type: 'number', default: 256, describe: 'Window length in tokens' })
+      .options(ctxOption)
       .option('protocol', { type: 'string', choices: ['gptq', 'llamacpp'], default: 'gptq', describe: 'gptq: score every token of non-overlapping windows; llamacpp: score the second half of each window' })
       .option('max-windows', { type: 'number', describe: 'Score at most this many windows' })
       .option('simulate', { type: 'boolean', default: false, describe: 'With --artifact: run the same quantization as f32 fake quant on the dense path (reference for the fused kernels)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object on the last line of stdout' })
+      .options(jsonOption('Print one JSON object on the last line of stdout'))
       .example('$0 ppl --model stories260k --dataset tinystories --ctx 256 --json', 'TinyStories perplexity of the default model')
       .example('$0 ppl --model llama3-8b --dataset wikitext2 --ctx 2048', 'paper-protocol WikiText-2 perplexity') as never,
   handler: async (args) => {

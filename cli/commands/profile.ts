@@ -4,6 +4,7 @@ import type { CommandModule } from 'yargs';
 import { writeBytesAtomic } from '../../loaders/atomic.js';
 import { formatProfileMarkdown, runProfile } from '../../eval/profile-run.js';
 import { UsageError } from '../../core/errors.js';
+import { jsonOption, modelOption } from '../options.js';
 
 interface ProfileArgs { model: string; artifact?: string; prefill: number; decode: number; repeats: number; json: boolean; out?: string }
 
@@ -12,12 +13,12 @@ export const profileCommand: CommandModule<object, ProfileArgs> = {
   describe: 'Latency profile: per-kernel GPU time (prefill, decode), tokens/s, side-path time vs FLOPs share',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
+      .options(modelOption)
       .option('artifact', { type: 'string', describe: 'Quantized artifact: profiled with its side path on and off' })
       .option('prefill', { type: 'number', default: 128, describe: 'Prompt tokens' })
       .option('decode', { type: 'number', default: 32, describe: 'Decode steps after the prompt' })
       .option('repeats', { type: 'number', default: 5, describe: 'Repeats of the wall-clock and of the per-op timed runs (medians)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the profile as JSON' })
+      .options(jsonOption('Print the profile as JSON'))
       .option('out', { type: 'string', describe: 'Also write the JSON to this file' })
       .example('$0 profile --artifact /tmp/s260k-aser', 'fp32 and the artifact, side path on vs off') as never,
   handler: async (args) => {

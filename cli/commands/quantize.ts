@@ -1,7 +1,8 @@
 // `aser quantize`: parse the options, run the quantize pipeline (node/quantize.ts), print its summary.
 import type { CommandModule } from 'yargs';
-import { QUANT_METHODS, type QuantMethod } from '../../quant/methods.js';
+import type { QuantMethod } from '../../quant/methods.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
+import { abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption, RANK_MEANING, wbitsOption } from '../options.js';
 
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; alpha?: number; outliers?: string;
@@ -14,21 +15,19 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   describe: 'Calibrate a model and quantize every block linear (ASER or a baseline) into a checksummed artifact',
   builder: (y) =>
     y
-      .option('model', { type: 'string', default: 'stories260k', describe: 'Preset name or model path' })
-      .option('method', { type: 'string', choices: [...QUANT_METHODS], default: 'aser', describe: 'Quantization method' })
-      .option('wbits', { type: 'number', default: 4, describe: 'Weight bits (4)' })
-      .option('abits', { type: 'number', choices: [8, 6, 4], default: 8, describe: 'Activation bits' })
-      .option('rank', { type: 'number', describe: 'Fixed error-reconstruction rank per layer' })
-      .option('alpha', { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' })
-      .option('outliers', { type: 'string', describe: "ASER outlier channels f per layer, or 'auto'" })
-      .option('calib', { type: 'string', default: 'tinystories', describe: 'tinystories | c4 (train sample) | a text file' })
-      .option('calib-samples', { type: 'number', describe: 'Calibration windows N (default 64; 8 for dim ≥ 2048)' })
-      .option('calib-len', { type: 'number', describe: 'Tokens per window L (default 256; 128 for dim ≥ 2048)' })
+      .options({ ...modelOption, ...methodOption, ...wbitsOption, ...abitsOption })
+      .option('rank', { type: 'number', describe: RANK_MEANING.quantize })
+      .options({ ...alphaOption, ...outliersOption })
+      .options({
+        ...calibrationOptions,
+        'calib-samples': { type: 'number', describe: 'Calibration windows N (default 64; 8 for dim ≥ 2048)' },
+        'calib-len': { type: 'number', describe: 'Tokens per calibration window L (default 256; 128 for dim ≥ 2048)' },
+        seed: { ...calibrationOptions.seed, describe: 'Seed for the calibration window draw' },
+      })
       .option('layers-per-pass', { type: 'number', default: 1, describe: 'Layers calibrated + quantized per pass (host memory: one pass\'s statistics)' })
       .option('calib-dtype', { type: 'string', choices: ['auto', 'f32', 'f16'], default: 'auto', describe: 'Weights of the calibration forward (auto: f16 for > 1 GiB of f32 weights)' })
-      .option('seed', { type: 'number', default: 0, describe: 'Seed for the window draw' })
       .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the manifest summary as JSON' })
+      .options(jsonOption('Print the manifest summary as JSON'))
       .example('$0 quantize --method aser --rank 8 --out /tmp/s260k-aser', 'ASER W4A8 at rank 8 on the default model')
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels') as never,
   handler: async (args) => {

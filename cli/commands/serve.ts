@@ -1,18 +1,10 @@
 // `aser serve`: the OpenAI-compatible HTTP server (serve/server.ts) over one model on one GPU.
 import type { CommandModule } from 'yargs';
-import { modelOptions, numericsOption } from '../options.js';
+import { servingOptions } from '../options.js';
 import { UsageError } from '../../core/errors.js';
 import { startServer } from '../../serve/server.js';
 import { RecoveringEngine, type DeviceEngine } from '../../serve/recovering-engine.js';
 import { openServing, type Serving, type ServingArgs } from '../../serve/open-serving.js';
-
-export const servingOptions = {
-  ...modelOptions,
-  ...numericsOption,
-  artifact: { type: 'string', describe: 'ASER artifact directory (quantized weights) to serve instead of the dense model' },
-  ctx: { type: 'number', describe: 'Context length in tokens (default: the model\'s maximum)' },
-  'served-name': { type: 'string', describe: 'Model id that clients send and /v1/models lists (default: the model\'s id)' },
-} as const;
 
 interface ServeArgs extends ServingArgs {
   host: string;

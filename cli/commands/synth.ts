@@ -5,6 +5,7 @@ import { UsageError } from '../../core/errors.js';
 import { parseByteSize } from '../../core/byte-size.js';
 import { progressBar } from '../../node/progress.js';
 import { DEFAULT_SHARD_BYTES, SYNTH_SHAPES, defaultSynthTokenizerDir, writeSynthModel, type SynthShapeName } from '../../loaders/synth.js';
+import { jsonOption, overwriteOption } from '../options.js';
 
 interface SynthArgs {
   shape: string;
@@ -30,8 +31,8 @@ export const synthCommand: CommandModule<object, SynthArgs> = {
       .option('shard-size', { type: 'string', describe: `Largest shard, e.g. 2GB or 500MB (default ${DEFAULT_SHARD_BYTES / 1e9}GB)` })
       .option('tokenizer', { type: 'string', describe: 'Directory with tokenizer.json to copy in, or "none" (default: the shared llama3 tokenizer)' })
       .option('outliers', { type: 'number', describe: 'Outlier channels in the norm weights (default ≈ 6 per 4096)' })
-      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the result as one JSON object' })
+      .options(overwriteOption())
+      .options(jsonOption('Print the result as one JSON object'))
       .example('$0 synth --shape llama3-8b --layers 2 --out /tmp/llama3-8b-l2', 'a 2-layer LLaMA-3-8B-shaped model (~3 GB)')
       .example('$0 synth --shape qwen1.5-7b --layers 4 --seed 7 --out /tmp/qwen-l4 --shard-size 1GB', 'Qwen1.5-7B shapes, 1 GB shards') as never,
   handler: async (args) => {

@@ -5,8 +5,9 @@ import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ModelSource } from '../../core/model.js';
 import { loadDatasetText } from '../../loaders/datasets.js';
-import { perplexity, PerplexityError } from '../../eval/ppl.js';
+import { perplexity } from '../../eval/ppl.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
+import { PerplexityError } from '../../eval/errors.js';
 
 const CTX = 64;
 let model: ModelSource;

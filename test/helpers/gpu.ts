@@ -7,3 +7,6 @@ export function testGpu(): Promise<GpuContext> {
   ctx ??= openNodeDevice();
   return ctx;
 }
+
+/** Why an f16 test is skipped (vitest lists it as skipped with this note). */
+export const NO_SHADER_F16 = "the adapter lacks the 'shader-f16' feature";

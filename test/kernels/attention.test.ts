@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 import { planAttention } from '../../kernels/attention.js';
 import { attentionRef } from '../../kernels/attention.ref.js';
 import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
@@ -16,9 +16,9 @@ describe('attention (causal, GQA, over the KV cache)', () => {
   ];
   for (const c0 of cases) for (const variant of ['keys', 'rows'] as const) {
     const c = { ...c0, variant };
-    it(`${variant}: rows ${c.rows} pos0 ${c.pos0} heads ${c.nHeads}/${c.nKvHeads} hd ${c.headDim} kv ${c.kvF16 ? 'f16' : 'f32'} (seed ${c.seed})`, async () => {
+    it(`${variant}: rows ${c.rows} pos0 ${c.pos0} heads ${c.nHeads}/${c.nKvHeads} hd ${c.headDim} kv ${c.kvF16 ? 'f16' : 'f32'} (seed ${c.seed})`, async (ctx) => {
       const gpu = await testGpu();
-      if (c.kvF16 && !gpu.features.shaderF16) return;
+      ctx.skip(c.kvF16 && !gpu.features.shaderF16, NO_SHADER_F16);
       const maxSeq = c.pos0 + c.rows + 2;
       const kvElems = maxSeq * c.nKvHeads * c.headDim;
       const qStride = (c as { qStride?: number }).qStride ?? c.nHeads * c.headDim;

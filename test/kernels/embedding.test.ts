@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 import { planEmbedding, embeddingParts } from '../../kernels/embedding.js';
 import { embeddingRef } from '../../kernels/embedding.ref.js';
 import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
@@ -25,9 +25,9 @@ describe('embedding gather', () => {
     });
   }
 
-  it('gathers from an f16 table exactly (the f16 values widened)', async () => {
+  it('gathers from an f16 table exactly (the f16 values widened)', async (ctx) => {
     const gpu = await testGpu();
-    if (!gpu.features.shaderF16) return;
+    ctx.skip(!gpu.features.shaderF16, NO_SHADER_F16);
     const [rows, dim, vocab] = [5, 11, 40];
     const bits = f32ToF16Array(seededValues(vocab * dim, 9));
     const ids = Uint32Array.of(0, 39, 17, 17, 3);

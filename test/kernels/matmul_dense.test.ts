@@ -4,10 +4,11 @@ import { openNodeDevice } from '../../node/gpu.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createDenseLinear } from '../../runtime/dense-linear.js';
-import { LinearConfigError, tokenChunks } from '../../runtime/linear-support.js';
+import { tokenChunks } from '../../runtime/linear-support.js';
 import { matmulAbsRef, matmulDenseRef, roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { denseKernelSpec, denseTiling, denseWeightFormat, type DenseTiling } from '../../kernels/matmul_dense.js';
 import { maxScaledError, runLinear, seededFloats } from './linear-harness.js';
+import { LinearConfigError } from '../../runtime/errors.js';
 
 // Tolerance: f32 accumulation in a different order than the f64 reference; the error of a K-term
 // dot product is bounded by ~K·2^-24·Σ|x·w| and in practice ~sqrt(K)·2^-24·Σ|x·w|. K ≤ 300 here.

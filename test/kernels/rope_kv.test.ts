@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 import { planRopeKv, ropeInvFrequencies, ropeTable } from '../../kernels/rope_kv.js';
 import { ropeKvRef } from '../../kernels/rope_kv.ref.js';
 import { f16ToF32Array, f32ToF16Array } from '../../core/dtype.js';
@@ -17,9 +17,9 @@ describe('rope_kv', () => {
     { rows: 1, pos0: 40, nHeads: 8, nKvHeads: 4, headDim: 8, style: 'interleaved', kvF16: true, seed: 7, qkvFused: true },
   ];
   for (const c of cases) {
-    it(`${c.qkvFused ? 'fused qkv, ' : ''}${c.style} rows ${c.rows} pos0 ${c.pos0} heads ${c.nHeads}/${c.nKvHeads} hd ${c.headDim} kv ${c.kvF16 ? 'f16' : 'f32'} (seed ${c.seed})`, async () => {
+    it(`${c.qkvFused ? 'fused qkv, ' : ''}${c.style} rows ${c.rows} pos0 ${c.pos0} heads ${c.nHeads}/${c.nKvHeads} hd ${c.headDim} kv ${c.kvF16 ? 'f16' : 'f32'} (seed ${c.seed})`, async (ctx) => {
       const gpu = await testGpu();
-      if (c.kvF16 && !gpu.features.shaderF16) return;
+      ctx.skip(c.kvF16 && !gpu.features.shaderF16, NO_SHADER_F16);
       const maxSeq = c.pos0 + c.rows + 3;
       const table = ropeTable(c.headDim, 10000, maxSeq);
       const q = seededValues(c.rows * c.nHeads * c.headDim, c.seed, 2);

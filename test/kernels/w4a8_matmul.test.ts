@@ -6,13 +6,13 @@ import { openNodeDevice } from '../../node/gpu.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createQuantizedLinear, type QuantizedLinearOptions } from '../../runtime/quantized-linear.js';
-import { LinearConfigError } from '../../runtime/linear-support.js';
 import { quantizedLinearRef } from '../../kernels/w4a8_matmul.ref.js';
 import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.ref.js';
 import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { seededFloats } from './linear-harness.js';
 import { f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer } from './quant-harness.js';
+import { LinearConfigError } from '../../runtime/errors.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLlama2c, tensorF32 } from '../../loaders/llama2c.js';
-import { CalibrationError, collectCalibrationStats, drawCalibrationWindows } from '../../quant/calibrate.js';
+import { collectCalibrationStats, drawCalibrationWindows } from '../../quant/calibrate.js';
 import type { LinearInputCapture } from '../../quant/capture.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, gaussian, maxAbsDiff } from './helpers.js';
+import { CalibrationError } from '../../quant/errors.js';
 
 beforeAll(ensureNativeBuilt);
 

@@ -7,10 +7,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testGpu } from '../helpers/gpu.js';
-import { Executor, NonFiniteError } from '../../runtime/executor.js';
+import { Executor } from '../../runtime/executor.js';
 import type { ModelSource } from '../../core/model.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { SYNTHETIC_CONFIG, syntheticModel } from '../reference/synthetic-model.js';
+import { NonFiniteError } from '../../runtime/errors.js';
 
 const CONFIG = { ...SYNTHETIC_CONFIG, nLayers: 4 };
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { openNodeDevice } from '../../node/gpu.js';
-import { ContextOverflowError, Executor, ExecutorError, NonFiniteError } from '../../runtime/executor.js';
+import { Executor } from '../../runtime/executor.js';
 import { captureLinearInputs } from '../../quant/capture.js';
 import { createDenseLinear } from '../../runtime/dense-linear.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
@@ -12,6 +12,7 @@ import type { LinearInputKind, ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
 import { asHalfStyle, syntheticModel } from '../reference/synthetic-model.js';
 import { maxAbsDiff } from '../kernels/run-plan.js';
+import { ContextOverflowError, ExecutorError, NonFiniteError } from '../../runtime/errors.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOKENIZER = '../shared/tokenizers/tok512/tokenizer.bin';
@@ -213,9 +214,9 @@ describe('executor projections', () => {
 });
 
 describe('executor f16', () => {
-  it('f16 weights and KV cache stay within tolerance and keep the greedy story', async () => {
+  it('f16 weights and KV cache stay within tolerance and keep the greedy story', async (ctx) => {
     const gpu = await testGpu();
-    if (!gpu.features.shaderF16) return;
+    ctx.skip(!gpu.features.shaderF16, NO_SHADER_F16);
     const ex = await Executor.create(gpu, model, { dtype: 'f16' });
     try {
       expect(ex.kvDtype).toBe('f16');

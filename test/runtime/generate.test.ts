@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
-import { ContextOverflowError, Executor } from '../../runtime/executor.js';
+import { Executor } from '../../runtime/executor.js';
 import { generate } from '../../runtime/generate.js';
 import type { ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
+import { ContextOverflowError } from '../../runtime/errors.js';
 
 let model: ModelSource;
 let ex: Executor;

@@ -8,8 +8,9 @@ import { SYNTH_SHAPES, synthHfConfigJson, writeSynthModel } from '../../loaders/
 import { loadHfModel } from '../../loaders/hf-model.js';
 import { Executor } from '../../runtime/executor.js';
 import { testGpu } from '../helpers/gpu.js';
-import { MemoryPlanError, meanRankForAlpha, planMemory, type MemoryPlan } from '../../runtime/memory-plan.js';
+import { meanRankForAlpha, planMemory, type MemoryPlan } from '../../runtime/memory-plan.js';
 import type { ModelConfig } from '../../core/model.js';
+import { MemoryPlanError } from '../../runtime/errors.js';
 
 const GiB = 2 ** 30;
 

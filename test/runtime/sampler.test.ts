@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Sampler, SamplerError, argmax, createSampler } from '../../runtime/sampler.js';
+import { Sampler, argmax, createSampler } from '../../runtime/sampler.js';
 import { createRng } from '../../core/rng.js';
+import { SamplerError } from '../../runtime/errors.js';
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs, (p) => Math.log(p));
 

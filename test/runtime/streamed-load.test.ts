@@ -9,7 +9,7 @@ import { writeSynthModel } from '../../loaders/synth.js';
 import { Executor, type ExecutorOptions } from '../../runtime/executor.js';
 import type { ModelConfig } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
-import { testGpu } from '../helpers/gpu.js';
+import { testGpu, NO_SHADER_F16 } from '../helpers/gpu.js';
 
 const TINY: ModelConfig = {
   arch: 'llama', dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: 512, maxSeqLen: 256,
@@ -68,9 +68,9 @@ describe('streamed loading (bf16 rows widened on the GPU)', () => {
     });
   }
 
-  it('f16 weights: streamed bf16 → f16 on the GPU, host and GPU embeddings agree', async () => {
+  it('f16 weights: streamed bf16 → f16 on the GPU, host and GPU embeddings agree', async (ctx) => {
     const gpu = await testGpu();
-    if (!gpu.features.shaderF16) return;
+    ctx.skip(!gpu.features.shaderF16, NO_SHADER_F16);
     const whole = await run('untied', { dtype: 'f16', embedding: 'gpu' });
     const streamed = await run('untied', { dtype: 'f16', embedding: 'host', uploadChunkBytes: 4096 });
     // bf16 values in f16's normal range convert exactly, so the two tables hold the same numbers.

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadHfTokenizer } from '../../loaders/hf-tokenizer.js';
 import { CompletionText } from '../../serve/text-stream.js';
-import { chatTemplateFromConfig, fallbackChatTemplate, loadChatTemplate, ChatTemplateError } from '../../serve/chat-template.js';
+import { chatTemplateFromConfig, fallbackChatTemplate, loadChatTemplate } from '../../serve/chat-template.js';
 import { parseChatRequest, parseCompletionRequest, parseJsonBody } from '../../serve/validate.js';
-import { ApiError } from '../../serve/errors.js';
+import { ApiError, ChatTemplateError } from '../../serve/errors.js';
 import { FifoScheduler } from '../../serve/scheduler.js';
 import { Histogram, ServerMetrics } from '../../serve/metrics.js';
 import { fitHistory } from '../../serve/chat-history.js';
