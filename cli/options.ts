@@ -1,5 +1,6 @@
 // Option blocks shared by several commands, defined once. A command spreads the blocks it takes into
 // `.options({...})`; where a command needs other wording or another default it overrides one field.
+import { UsageError } from '../core/errors.js';
 import { ACTIVATION_BITS } from '../core/quantized.js';
 import { QUANT_METHODS } from '../quant/methods.js';
 
@@ -61,19 +62,21 @@ export const calibrationOptions = {
 } as const;
 
 /**
- * What a fixed rank means, said once for every --rank help text. `aser quantize --rank R` is the
- * reconstruction rank (ASER's f outlier columns come on top: side path R + f wide); the evaluation
- * suites (`aser eval ppl`, `aser eval diagnose`) default to --rank-budget side, where R is the total
- * side-path width and ASER reconstructs R − f. docs/quantization.md "Equal rank budget in comparisons".
+ * A fixed side-path size means the same in every command that takes one (quantize, eval ppl, eval
+ * diagnose): --rank R is the reconstruction rank, ASER's f exact outlier columns on top (side path
+ * R + f wide); --side-width W is the whole side path, outlier columns counted against it (ASER
+ * reconstructs W − f): the equal budget the method table compares at. docs/quantization.md.
  */
-export const RANK_MEANING = {
-  quantize: "Fixed error-reconstruction rank r per linear; ASER's f outlier columns come on top (side path r + f wide), as with `aser eval ppl --rank-budget reconstruction`",
-  eval: "ASER's f outlier columns count against it (ASER reconstructs rank − f) under --rank-budget side, the default; `aser quantize --rank` is the reconstruction rank, outlier columns on top (= --rank-budget reconstruction)",
+export const rankOptions = {
+  rank: { type: 'number', describe: "Reconstruction rank r per linear; ASER's f outlier columns come on top (side path r + f wide)" },
+  'side-width': { type: 'number', describe: "Side-path columns per linear in all; ASER's f outlier columns count against it (it reconstructs width − f)" },
 } as const;
 
-export const rankBudgetOption = {
-  'rank-budget': { type: 'string', choices: ['side', 'reconstruction'], default: 'side', describe: "side: --rank is the total side-path width, ASER's outlier columns count against it; reconstruction: --rank is the reconstruction rank, ASER's outlier columns come on top (as aser quantize --rank)" },
-} as const;
+/** --rank / --side-width as the quantizer takes them: a rank, and whether outlier columns count against it. */
+export function sidePathSize(args: { rank?: number; sideWidth?: number }): { rank?: number; countsOutliers: boolean } {
+  if (args.rank !== undefined && args.sideWidth !== undefined) throw new UsageError('give --rank or --side-width, not both', '--rank is the reconstruction rank; --side-width counts outlier columns too');
+  return args.sideWidth !== undefined ? { rank: args.sideWidth, countsOutliers: true } : { rank: args.rank, countsOutliers: false };
+}
 
 export const alphaOption = {
   alpha: { type: 'number', describe: 'Rank threshold α (paper Eq. 9) instead of --rank' },

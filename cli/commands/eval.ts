@@ -13,7 +13,7 @@ import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';
 import { PplTableError } from '../../eval/errors.js';
-import { abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption, RANK_MEANING, rankBudgetOption, wbitsOption } from '../options.js';
+import { abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption, rankOptions, sidePathSize, wbitsOption } from '../options.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {
@@ -63,7 +63,7 @@ async function asUsage<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; alpha?: number; rankBudget: 'side' | 'reconstruction'; outliers?: string }
+interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; sideWidth?: number; alpha?: number; outliers?: string }
 
 /** --outliers N | auto. */
 function parseOutliers(v: string | undefined): number | 'auto' | undefined {
@@ -81,14 +81,15 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
       .option('methods', { type: 'string', default: TABLE_METHODS.join(','), describe: `Comma list of ${TABLE_METHODS.join(', ')}` })
       .option('datasets', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
       .options(abitsListOption)
-      .option('rank', { type: 'number', describe: `Side-path width per linear (default 8); ${RANK_MEANING.eval}` })
-      .options({ ...alphaOption, ...rankBudgetOption, ...outliersOption })
+      .options({ ...rankOptions, 'side-width': { ...rankOptions['side-width'], describe: `${rankOptions['side-width'].describe} (default 8: every low-rank method gets the same budget)` } })
+      .options({ ...alphaOption, ...outliersOption })
       .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table') as never,
   handler: async (args) => {
+    const size = sidePathSize(args);
     const table = await asUsage(() =>
       runPplTable({
         model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
-        wbits: args.wbits, rank: args.rank, alpha: args.alpha, rankBudget: args.rankBudget, outliers: parseOutliers(args.outliers), protocol: args.protocol, ctx: args.ctx,
+        wbits: args.wbits, rank: size.rank, alpha: args.alpha, rankBudget: size.countsOutliers || size.rank === undefined ? 'side' : 'reconstruction', outliers: parseOutliers(args.outliers), protocol: args.protocol, ctx: args.ctx,
         maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,
         cache: args.cache, onProgress: progress,
       }),
@@ -125,7 +126,7 @@ export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
   },
 };
 
-interface EvalDiagnoseArgs { model: string; layers?: string; wbits: number; abits: number; rank: number; rankBudget: 'side' | 'reconstruction'; outliers?: string; calib: string; calibSamples: number; calibLen: number; seed: number; out?: string }
+interface EvalDiagnoseArgs { model: string; layers?: string; wbits: number; abits: number; rank?: number; sideWidth?: number; outliers?: string; calib: string; calibSamples: number; calibLen: number; seed: number; out?: string }
 
 export const evalDiagnoseCommand: CommandModule<object, EvalDiagnoseArgs> = {
   command: 'diagnose',
@@ -136,13 +137,16 @@ export const evalDiagnoseCommand: CommandModule<object, EvalDiagnoseArgs> = {
       .option('layers', { type: 'string', describe: 'Comma list of layer indices (default all)' })
       .options(wbitsOption)
       .option('abits', { type: 'number', default: 8, describe: 'Activation bits (for the sampled whole-layer error)' })
-      .option('rank', { type: 'number', default: 8, describe: `Side-path width per linear for every low-rank method; ${RANK_MEANING.eval}` })
-      .options({ ...rankBudgetOption, ...calibrationOptions, ...outliersOption })
+      .options({ ...rankOptions, 'side-width': { ...rankOptions['side-width'], describe: `${rankOptions['side-width'].describe} (default 8, for every low-rank method)` } })
+      .options({ ...calibrationOptions, ...outliersOption })
       .option('out', { type: 'string', describe: 'Directory for diagnose.json, diagnose.md and the SVG plots' })
       .example('$0 eval diagnose --out /tmp/diag', 'every layer of the default model') as never,
   handler: async (args) => {
     const layers = args.layers === undefined ? undefined : numberListOption('layers', args.layers);
-    const d = await asUsage(() => runDiagnose({ ...args, layers, outliers: parseOutliers(args.outliers), onProgress: progress }));
+    const size = sidePathSize(args);
+    const rank = size.rank ?? 8;
+    const rankBudget = size.countsOutliers || size.rank === undefined ? 'side' : 'reconstruction';
+    const d = await asUsage(() => runDiagnose({ ...args, layers, rank, rankBudget, outliers: parseOutliers(args.outliers), onProgress: progress }));
     const md = formatDiagnosisMarkdown(d);
     console.log(md);
     if (args.out) {

@@ -2,10 +2,10 @@
 import type { CommandModule } from 'yargs';
 import type { QuantMethod } from '../../quant/methods.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
-import { abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption, RANK_MEANING, wbitsOption } from '../options.js';
+import { abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption, rankOptions, sidePathSize, wbitsOption } from '../options.js';
 
 interface QuantizeArgs {
-  model: string; method: string; wbits: number; abits: number; rank?: number; alpha?: number; outliers?: string;
+  model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;
   calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; json: boolean;
   layersPerPass: number; calibDtype: string;
 }
@@ -16,7 +16,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   builder: (y) =>
     y
       .options({ ...modelOption, ...methodOption, ...wbitsOption, ...abitsOption })
-      .option('rank', { type: 'number', describe: RANK_MEANING.quantize })
+      .options(rankOptions)
       .options({ ...alphaOption, ...outliersOption })
       .options({
         ...calibrationOptions,
@@ -32,7 +32,8 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels') as never,
   handler: async (args) => {
     const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
-    const report = await quantizeToArtifact({ ...args, method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16' });
+    const size = sidePathSize(args);
+    const report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16' });
     const { manifest, seconds } = report;
     const method = manifest.method;
     const ranks = Object.values(manifest.layers).map((l) => l.rank);
