@@ -22,7 +22,8 @@ import { PipelineCache } from './pipelines.js';
 import { createBuffer, readMappedF32, uploadBuffer } from './buffers.js';
 import { bytesToF32, readTensorF32 } from '../core/dtype.js';
 import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
-import { quantizedScratchBytes } from './quantized-linear.js';
+import { QUANTIZED_SCRATCH_LABEL } from './quantized-linear.js';
+import { ScratchPool } from './scratch-pool.js';
 import { stackRows, tensorRows, type WeightRows } from './weight-rows.js';
 import { WeightUploader, type UploadStats } from './weight-upload.js';
 import { KvCache } from './kv-cache.js';
@@ -39,8 +40,12 @@ import { NumericsChecker } from './numerics.js';
 
 export type ExecutorDType = 'f32' | 'f16';
 
-/** Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense. */
-export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights) => LinearOp | undefined;
+/**
+ * Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense.
+ * `scratch` is the executor's pool for temporaries shared by such ops (quantized linears pass it as
+ * their `scratch` option); the executor frees it and reports it as w4a8Scratch.
+ */
+export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights, scratch: ScratchPool) => LinearOp | undefined;
 
 export interface ExecutorOptions {
   /** Weight storage of the dense path; 'f16' needs the shader-f16 feature. Activations are always f32. */
@@ -136,7 +141,7 @@ export interface ExecutorMemory {
   norms: number;
   kvCache: number;
   activations: number;
-  /** Scratch shared by the quantized linears of the device (runtime/quantized-linear.ts). */
+  /** Scratch shared by the quantized linears of this executor (its ScratchPool; runtime/quantized-linear.ts). */
   w4a8Scratch: number;
   total: number;
 }
@@ -260,6 +265,7 @@ export class Executor {
 
   private readonly device: GPUDevice;
   private readonly ownedBuffers: GPUBuffer[] = [];
+  private readonly scratch: ScratchPool;
   private layers: Layer[] = [];
   private classifier!: LinearOp;
   private pipelines!: Pipelines;
@@ -329,6 +335,7 @@ export class Executor {
     const c = model.config;
     this.config = c;
     this.device = gpu.device;
+    this.scratch = new ScratchPool(gpu.device, QUANTIZED_SCRATCH_LABEL);
     this.dtype = opts.dtype;
     this.kvDtype = opts.kvDtype ?? opts.dtype;
     this.maxSeqLen = opts.maxSeqLen ?? Math.min(c.maxSeqLen, DEFAULT_MAX_SEQ_LEN);
@@ -577,7 +584,7 @@ export class Executor {
   memory(): ExecutorMemory {
     const kvCache = this.kv?.byteSize ?? 0;
     const activations = this.buf ? Object.values(this.buf).reduce((n, b) => n + (b?.size ?? 0), 0) : 0;
-    const w4a8Scratch = quantizedScratchBytes(this.device);
+    const w4a8Scratch = this.scratch.byteSize;
     return { weights: this.weightBytes, ...this.bytes, kvCache, activations, w4a8Scratch, total: this.weightBytes + kvCache + activations + w4a8Scratch };
   }
 
@@ -587,6 +594,7 @@ export class Executor {
     for (const layer of this.layers) for (const op of [...layer.attnIn.map((p) => p.op), layer.oProj, ...layer.mlpIn.map((p) => p.op), layer.downProj]) op.destroy();
     this.classifier?.destroy();
     this.kv?.destroy();
+    this.scratch.release();
     this.numerics?.destroy();
     for (const b of this.ownedBuffers) b.destroy();
     this.ownedBuffers.length = 0;
@@ -866,7 +874,7 @@ export class Executor {
         const bias = this.model.has(biasName) ? this.tensor(biasName, [out]) : undefined;
         // `weight` (f32 on the host) is read only if a linearFactory asks for it; dense ops stream `rows`.
         weights[name] = { inFeatures: inF, outFeatures: out, rows: tensorRows(ref), bias, get weight() { return readTensorF32(ref); } };
-        const op = linearFactory?.(l, name, weights[name]);
+        const op = linearFactory?.(l, name, weights[name], this.scratch);
         if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
           throw new ExecutorError(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);
         }
