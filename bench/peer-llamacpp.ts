@@ -155,12 +155,12 @@ function windowsOf(ids: number[], ctx: number, count: number): Array<{ inputs: n
 
 /** RTN W4A8 for every block linear through the fused kernels (per-output-channel int4, no side path). */
 function rtnW4a8Factory(gpu: GpuContext, cache: PipelineCache, maxTokens: number): LinearFactory {
-  return (layer, name, w) => {
+  return (layer, name, w, scratch) => {
     const { q, scale } = quantizeWeightsPerChannel(w.weight, w.outFeatures, w.inFeatures, 4);
     return createQuantizedLinear(gpu, cache, {
       inFeatures: w.inFeatures, outFeatures: w.outFeatures, wBits: 4, aBits: 8,
       qweight: packW4(q, w.outFeatures, w.inFeatures), wScale: scale, rank: 0, bias: w.bias,
-    }, { label: `layers.${layer}.${name}/w4a8_rtn`, maxTokens });
+    }, { label: `layers.${layer}.${name}/w4a8_rtn`, maxTokens, scratch });
   };
 }
 

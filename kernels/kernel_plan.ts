@@ -3,14 +3,27 @@
 // (token counts, positions, sizes) travels in `uniforms`, so one pipeline serves every sequence length.
 import type { KernelSpec } from '../core/kernel-spec.js';
 
-export interface KernelPlan {
+export interface KernelPlan<Binding extends string = string> {
   spec: KernelSpec;
   /** Workgroup counts; large 1-D grids are folded into x·y (shaders use wid.x + wid.y·nwg.x). */
   workgroups: [number, number, number];
-  /** Bytes of the shader's `Params` uniform struct, field for field. */
+  /** Bytes of the shader's `Params` uniform struct, field for field (empty for shaders without one). */
   uniforms: ArrayBuffer;
-  /** What each binding holds, in binding order (binding 0 is always the uniforms; '' = unused by this variant). */
-  bindings: readonly string[];
+  /**
+   * What each binding holds, in binding order: index i is the WGSL `@binding(i)` ('' = unused by this
+   * variant). Binding 0 is the uniforms where the shader has a `Params` struct.
+   */
+  bindings: readonly (Binding | '')[];
+  /**
+   * Bytes each storage binding covers in this call (0 where the variant binds nothing), for plans whose
+   * runtime sizes buffers and binding ranges from them (the W4A8 kernels: weights and scratch).
+   */
+  buffers?: Readonly<Partial<Record<Binding, number>>>;
+}
+
+/** The variant's bindings (plan.bindings) in a shader's binding order: names[i] is `@binding(i)`, '' where `used` says no. */
+export function bindingsInOrder<B extends string>(names: readonly B[], used: (name: B) => boolean): Array<B | ''> {
+  return names.map((n) => (used(n) ? n : ''));
 }
 
 /** WebGPU guarantees at least this many workgroups per dimension; we never ask for more. */

@@ -1,7 +1,9 @@
-// Plan for kernels/w4a8_act_quant.wgsl (kernel A): options -> defines, the k-split count for a token
-// count, uniforms, and the GPU form of L_A and of the smoothing vector. Pure functions.
+// Plan for kernels/w4a8_act_quant.wgsl (kernel A): shape + options -> spec (defines), named bindings,
+// grid, uniforms and the bytes of every buffer it binds; plus the GPU form of L_A and of the smoothing
+// vector. Pure functions; the runtime (runtime/quantized-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
 import { isCpuAdapter } from './matmul_dense.js';
 import { W4_BLOCK_K } from '../core/w4-layout.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, symmetricQmax } from '../core/quantized.js';
@@ -46,15 +48,88 @@ export function actQuantTiling(gpu: GpuContext): ActQuantTiling {
   return { wg, rankChunk, targetWorkgroups: cpu ? 8 : 256, minBlocksPerSplit: cpu ? 8 : 2 };
 }
 
+/**
+ * The shader's resources by name, in `@binding` order: index i is `@binding(i)` in w4a8_act_quant.wgsl.
+ * The one place the TypeScript side writes these numbers.
+ */
+export const ACT_QUANT_BINDINGS = ['params', 'x', 'xq', 'sx', 'inv_m', 'la', 'tpart'] as const;
+export type ActQuantBinding = (typeof ACT_QUANT_BINDINGS)[number];
+
+export interface ActQuantShape {
+  tokens: number;
+  inFeatures: number;
+  /** Side-path rank this kernel starts (t = x̃·L_A); 0 without a side path or on the unfused path. */
+  rank: number;
+}
+
 export interface ActQuantOptions {
   aBits: number;
   smooth: boolean;
+  /** L_A's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   subgroups: boolean;
   tiling: ActQuantTiling;
+  /** The adapter's maxComputeWorkgroupsPerDimension (default: the WebGPU minimum); shapes the grid only. */
+  maxWorkgroupsPerDim?: number;
 }
 
-export function actQuantSpec(o: ActQuantOptions): KernelSpec {
+/** Bytes each storage binding covers for one call (0 = not bound by this variant). */
+export type ActQuantBuffers = Record<Exclude<ActQuantBinding, 'params'>, number>;
+
+export interface ActQuantPlan extends KernelPlan<ActQuantBinding> {
+  buffers: Readonly<ActQuantBuffers>;
+  /** k-split workgroups per token: t leaves as that many partial sums per token (kernel B adds them). */
+  splits: number;
+}
+
+export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan {
+  const lowRank = s.rank > 0;
+  if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planActQuant: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
+  const splits = actQuantSplits(s.tokens, s.inFeatures, o.tiling);
+  const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank };
+  return {
+    spec: actQuantSpec(o),
+    workgroups: actQuantDispatch(splits, s.tokens, o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM),
+    uniforms: actQuantUniforms(s.inFeatures, s.rank, o.tiling),
+    bindings: bindingsInOrder(ACT_QUANT_BINDINGS, (b) => optional[b] ?? true),
+    buffers: actQuantBuffers(s, o),
+    splits,
+  };
+}
+
+/** L_A and partial-t columns: the rank padded to whole chunks of tiling.rankChunk. */
+export function paddedRank(rank: number, t: ActQuantTiling): number {
+  return rankChunks(rank, t) * t.rankChunk;
+}
+
+/** The bytes planActQuant binds (its `buffers`), without the spec: what memory plans and scratch pools size. */
+export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling'>): ActQuantBuffers {
+  const lowRank = s.rank > 0 && o.lowRank !== 'none';
+  const rankPad = paddedRank(s.rank, o.tiling);
+  return {
+    x: s.tokens * s.inFeatures * 4,
+    xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
+    sx: s.tokens * 4,
+    inv_m: o.smooth ? s.inFeatures * 4 : 0,
+    la: lowRank ? rankPad * s.inFeatures * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    tpart: lowRank ? s.tokens * actQuantSplits(s.tokens, s.inFeatures, o.tiling) * rankPad * 4 : 0,
+  };
+}
+
+/**
+ * The largest xq, s_x and partial-t bindings of any call with 1..maxTokens tokens: what the scratch
+ * must hold. Past targetWorkgroups tokens every call is one split per token, so there the sizes only
+ * grow with the count and maxTokens bounds them.
+ */
+export function actQuantScratchBytes(maxTokens: number, s: Omit<ActQuantShape, 'tokens'>, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling'>): Pick<ActQuantBuffers, 'xq' | 'sx' | 'tpart'> {
+  const most = actQuantBuffers({ ...s, tokens: maxTokens }, o);
+  const out = { xq: most.xq, sx: most.sx, tpart: most.tpart };
+  if (out.tpart === 0) return out; // no side path: no partial t at any count
+  for (let t = 1; t <= Math.min(maxTokens, o.tiling.targetWorkgroups); t++) out.tpart = Math.max(out.tpart, actQuantBuffers({ ...s, tokens: t }, o).tpart);
+  return out;
+}
+
+function actQuantSpec(o: ActQuantOptions): KernelSpec {
   const defines = {
     WG: o.tiling.wg,
     RC: o.tiling.rankChunk,
@@ -83,13 +158,13 @@ export function rankChunks(rank: number, t: ActQuantTiling): number {
   return Math.ceil(rank / t.rankChunk);
 }
 
-/** Params uniform, field for field as in the WGSL struct. */
-export function actQuantParams(inFeatures: number, rank: number, t: ActQuantTiling): number[] {
-  return [inFeatures, activationWordsPerRow(inFeatures), rankChunks(rank, t), 0];
+/** Params uniform, field for field as in the WGSL struct: in_features, words_per_row, rank_chunks, _pad. */
+export function actQuantUniforms(inFeatures: number, rank: number, t: ActQuantTiling): ArrayBuffer {
+  return packUniforms([inFeatures, activationWordsPerRow(inFeatures), rankChunks(rank, t), 0], 'uuuu');
 }
 
 /** Grid: (splits, tokens) with tokens spread over y and z past the per-dimension limit. */
-export function actQuantDispatch(splits: number, tokens: number, maxPerDim: number): [number, number, number] {
+function actQuantDispatch(splits: number, tokens: number, maxPerDim: number): [number, number, number] {
   if (tokens <= maxPerDim) return [splits, tokens, 1];
   const z = Math.ceil(tokens / maxPerDim);
   return [splits, Math.ceil(tokens / z), z];

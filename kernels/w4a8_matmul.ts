@@ -1,9 +1,12 @@
-// Plan for kernels/w4a8_matmul.wgsl (kernel B): options -> defines, uniforms, dispatch. Pure functions.
+// Plan for kernels/w4a8_matmul.wgsl (kernel B): shape + options -> spec (defines), named bindings,
+// grid, uniforms and the bytes of every buffer it binds. Pure functions; the runtime
+// (runtime/quantized-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
-import type { LowRankFormat } from './w4a8_act_quant.js';
-import { W4_BLOCK_K } from '../core/w4-layout.js';
+import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
+import { w4Blocks, W4_BLOCK_K, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 
 export interface W4MatmulTiling {
   /** GEMV: threads along rows × k-splits per row (a power of two); threads = rows · ksplit. */
@@ -54,14 +57,84 @@ export function w4MatmulTiling(gpu: GpuContext): W4MatmulTiling {
   return t;
 }
 
+/**
+ * The shader's resources by name, in `@binding` order: index i is `@binding(i)` in w4a8_matmul.wgsl
+ * (qw = packed weight slice, sw = per-channel weight scales). The one place the TypeScript side writes
+ * these numbers.
+ */
+export const W4_MATMUL_BINDINGS = ['params', 'xq', 'sx', 'qw', 'sw', 'y', 'bias', 'tpart', 'lb', 'acc_dbg'] as const;
+export type W4MatmulBinding = (typeof W4_MATMUL_BINDINGS)[number];
+
+export interface W4MatmulShape {
+  tokens: number;
+  inFeatures: number;
+  /** The layer's output features: the row stride of y, s_w, bias and L_B. */
+  outFeatures: number;
+  /** This weight slice: output rows [rowStart, rowStart + rows). */
+  rowStart: number;
+  rows: number;
+  /** Side-path rank of the epilogue (0: none). */
+  rank: number;
+  /** Kernel A's partial t: rankPad columns (w4a8_act_quant.ts paddedRank), `splits` partial sums per token. */
+  rankPad: number;
+  splits: number;
+}
+
 export interface W4MatmulOptions {
   hasBias: boolean;
+  /** L_B's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   /** Capacity of the GEMV's t vector in workgroup memory (≥ rank). */
   tMax: number;
   /** Also write the exact int32 accumulators (tests). */
   debugAcc: boolean;
   tiling: W4MatmulTiling;
+  /** The adapter's maxComputeWorkgroupsPerDimension (default: the WebGPU minimum); shapes the grid only. */
+  maxWorkgroupsPerDim?: number;
+}
+
+/** Bytes each storage binding covers for one call (0 = not bound by this variant). */
+export type W4MatmulBuffers = Record<Exclude<W4MatmulBinding, 'params'>, number>;
+
+export interface W4MatmulPlan extends KernelPlan<W4MatmulBinding> {
+  buffers: Readonly<W4MatmulBuffers>;
+}
+
+/** GEMV for a few tokens (decode), tiled GEMM past tiling.gemvMaxTokens. */
+export function planW4Matmul(s: W4MatmulShape, o: W4MatmulOptions): W4MatmulPlan {
+  const lowRank = s.rank > 0;
+  if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planW4Matmul: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
+  const gemv = s.tokens <= o.tiling.gemvMaxTokens;
+  const maxPerDim = o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM;
+  const optional: Partial<Record<W4MatmulBinding, boolean>> = { bias: o.hasBias, tpart: lowRank, lb: lowRank, acc_dbg: o.debugAcc };
+  return {
+    spec: w4MatmulSpec(gemv ? 'gemv' : 'gemm', o),
+    workgroups: gemv ? w4GemvDispatch(s.rows, s.tokens, o.tiling, maxPerDim) : w4GemmDispatch(s.rows, s.tokens, o.tiling),
+    uniforms: w4MatmulUniforms(s),
+    bindings: bindingsInOrder(W4_MATMUL_BINDINGS, (b) => optional[b] ?? true),
+    buffers: w4MatmulBuffers(s, o),
+  };
+}
+
+/** The bytes planW4Matmul binds (its `buffers`), without the spec: what memory plans size. */
+export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasBias' | 'lowRank' | 'debugAcc'>): W4MatmulBuffers {
+  const lowRank = s.rank > 0 && o.lowRank !== 'none';
+  return {
+    xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
+    sx: s.tokens * 4,
+    qw: s.rows * w4Blocks(s.inFeatures) * W4_WORDS_PER_BLOCK * 4,
+    sw: s.outFeatures * 4,
+    y: s.tokens * s.outFeatures * 4,
+    bias: o.hasBias ? s.outFeatures * 4 : 0,
+    tpart: lowRank ? s.tokens * s.splits * s.rankPad * 4 : 0,
+    lb: lowRank ? s.rank * s.outFeatures * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    acc_dbg: o.debugAcc ? s.tokens * s.outFeatures * 4 : 0,
+  };
+}
+
+/** Output rows per weight slice: as many whole packed rows as fit `maxSliceBytes` (one binding). */
+export function w4RowsPerSlice(inFeatures: number, maxSliceBytes: number): number {
+  return Math.floor(maxSliceBytes / (W4_WORDS_PER_BLOCK * 4 * w4Blocks(inFeatures)));
 }
 
 /** Smallest power of two ≥ max(rank, 16): few distinct pipelines across layers of different ranks. */
@@ -71,6 +144,7 @@ export function rankCapacity(rank: number): number {
   return c;
 }
 
+/** One entry point's spec (planW4Matmul picks the entry; the runtime compiles both up front). */
 export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): KernelSpec {
   const t = o.tiling;
   const defines = {
@@ -98,17 +172,20 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
   return { shader: 'w4a8_matmul.wgsl', entryPoint: entry, defines, label: `w4a8_matmul_${entry}_${flags.filter(Boolean).join('_')}` };
 }
 
-/** Params uniform, field for field as in the WGSL struct. */
-export function w4MatmulParams(inFeatures: number, outTotal: number, outOffset: number, sliceRows: number, rank: number, rankPad: number): number[] {
-  const blocks = Math.ceil(inFeatures / W4_BLOCK_K);
-  return [blocks, blocks * 8, outTotal, outOffset, sliceRows, rank, rankPad, 0];
+/**
+ * Params uniform, field for field as in the WGSL struct: in_blocks, words_per_row, out_total,
+ * out_offset, slice_rows, rank, rank_pad, _pad. Token counts are not in it (kernels read arrayLength).
+ */
+export function w4MatmulUniforms(s: Omit<W4MatmulShape, 'tokens' | 'splits'>): ArrayBuffer {
+  const blocks = Math.ceil(s.inFeatures / W4_BLOCK_K);
+  return packUniforms([blocks, blocks * 8, s.outFeatures, s.rowStart, s.rows, s.rank, s.rankPad, 0], 'uuuuuuuu');
 }
 
-export function w4GemvDispatch(sliceRows: number, tokens: number, t: W4MatmulTiling, maxPerDim: number): [number, number, number] {
+function w4GemvDispatch(sliceRows: number, tokens: number, t: W4MatmulTiling, maxPerDim: number): [number, number, number] {
   const [gx, gz] = spreadGroups(Math.ceil(sliceRows / (t.gemvRows * t.gemvRowsPerThread)), maxPerDim);
   return [gx, tokens, gz];
 }
 
-export function w4GemmDispatch(sliceRows: number, tokens: number, t: W4MatmulTiling): [number, number, number] {
+function w4GemmDispatch(sliceRows: number, tokens: number, t: W4MatmulTiling): [number, number, number] {
   return [Math.ceil(sliceRows / t.tn), Math.ceil(tokens / t.tm), 1];
 }

@@ -21,12 +21,12 @@ export function quantizedLinearFactory(
   opts: { maxTokens: number; path?: QuantizedPath },
 ): LinearFactory {
   const path = opts.path ?? 'fused';
-  return (layer, name) => {
+  return (layer, name, _w, scratch) => {
     const module = `model.layers.${layer}.${name}`;
     const q = lookup(module);
     if (!q) return undefined;
     return path === 'simulate'
       ? createSimulatedLinear(gpu, pipelines, q, { label: `${module}/sim-w4a${q.aBits}`, maxTokens: opts.maxTokens })
-      : createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: opts.maxTokens });
+      : createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: opts.maxTokens, scratch });
   };
 }

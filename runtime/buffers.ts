@@ -73,3 +73,10 @@ export function uniformBuffer(device: GPUDevice, fields: number[], types: string
   device.queue.writeBuffer(buffer, 0, data);
   return buffer;
 }
+
+/** Uniform buffer holding a plan's packed `uniforms` bytes (kernels/kernel_plan.ts packUniforms). */
+export function uniformBufferFrom(device: GPUDevice, bytes: ArrayBuffer, label: string): GPUBuffer {
+  const buffer = device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label });
+  device.queue.writeBuffer(buffer, 0, bytes);
+  return buffer;
+}

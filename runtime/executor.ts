@@ -18,7 +18,8 @@ import { GpuOutOfMemoryError } from '../core/errors.js';
 import { type GpuContext } from '../core/gpu.js';
 import type { ModelConfig, ModelSource } from '../core/model.js';
 import { PipelineCache } from './pipelines.js';
-import { quantizedScratchBytes } from './quantized-linear.js';
+import { QUANTIZED_SCRATCH_LABEL } from './quantized-linear.js';
+import { ScratchPool } from './scratch-pool.js';
 import { WeightUploader, type UploadStats } from './weight-upload.js';
 import type { GpuTimer } from './profiler.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
@@ -87,6 +88,8 @@ export class Executor {
   /** built.graph, what every call records from. */
   private graph?: ForwardGraph;
   private readonly loss: DeviceLossWatch;
+  /** Temporaries shared by this executor's quantized linears (handed to the linear factory). */
+  private readonly scratch: ScratchPool;
   private pos = 0;
   /** Row of `logits` holding the last processed token's logits, or -1 when none is valid. */
   private lastLogitsRow = -1;
@@ -106,6 +109,7 @@ export class Executor {
   ) {
     this.config = model.config;
     this.device = gpu.device;
+    this.scratch = new ScratchPool(gpu.device, QUANTIZED_SCRATCH_LABEL);
     this.dtype = resolved.dtype;
     this.kvDtype = resolved.kvDtype;
     this.maxSeqLen = resolved.maxSeqLen;
@@ -284,7 +288,7 @@ export class Executor {
     const weights = bytes.blockLinears + bytes.embedding + bytes.classifier + bytes.norms;
     const kvCache = this.graph?.kv.byteSize ?? 0;
     const activations = this.graph ? Object.values(this.graph.buf).reduce((n, b) => n + (b?.size ?? 0), 0) : 0;
-    const w4a8Scratch = quantizedScratchBytes(this.device);
+    const w4a8Scratch = this.scratch.byteSize;
     return { weights, ...bytes, kvCache, activations, w4a8Scratch, total: weights + kvCache + activations + w4a8Scratch };
   }
 
@@ -292,6 +296,7 @@ export class Executor {
     if (this.destroyed) return;
     this.destroyed = true;
     this.built?.destroy();
+    this.scratch.release();
     this.numerics?.destroy();
   }
 
@@ -399,7 +404,7 @@ export class Executor {
     try {
       const shape = {
         dtype: this.dtype, kvDtype: this.kvDtype, maxSeqLen: this.maxSeqLen, maxBatchTokens: this.maxBatchTokens, headRows: this.headRows,
-        embedding: this.embedding, fuseProjections, linearFactory,
+        embedding: this.embedding, fuseProjections, linearFactory, scratch: this.scratch,
       };
       const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader, (message) => new ExecutorError(message));
       this.built = built;

@@ -18,14 +18,19 @@ import type { KernelPlan } from '../kernels/kernel_plan.js';
 import { embeddingParts } from '../kernels/embedding.js';
 import { ropeTable } from '../kernels/rope_kv.js';
 import { planSwiglu } from '../kernels/swiglu.js';
+import type { ScratchPool } from './scratch-pool.js';
 import type { ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines } from './recorder.js';
 
 // MAP_READ | COPY_DST and UNIFORM | COPY_DST as literals (globals may be absent at import time).
 const READBACK_USAGE = 0x0001 | 0x0008;
 const UNIFORM_USAGE = 0x0040 | 0x0008;
 
-/** Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense. */
-export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights) => LinearOp | undefined;
+/**
+ * Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense.
+ * `scratch` is the executor's pool for temporaries shared by such ops (quantized linears take it as
+ * their `scratch` option); the executor frees it and reports it as w4a8Scratch.
+ */
+export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights, scratch: ScratchPool) => LinearOp | undefined;
 
 export interface ForwardShape {
   dtype: 'f32' | 'f16';
@@ -36,6 +41,8 @@ export interface ForwardShape {
   embedding: 'gpu' | 'host';
   fuseProjections: boolean;
   linearFactory?: LinearFactory;
+  /** Handed to linearFactory: the executor's shared scratch. */
+  scratch: ScratchPool;
 }
 
 /** Weight bytes on the GPU by part. */
@@ -136,7 +143,7 @@ async function build(
       const bias = model.has(biasName) ? tensor(biasName, [out]) : undefined;
       // `weight` (f32 on the host) is read only if a linearFactory asks for it; dense ops stream `rows`.
       weights[name] = { inFeatures: inF, outFeatures: out, rows: tensorRows(ref), bias, get weight() { return readTensorF32(ref); } };
-      const op = shape.linearFactory?.(l, name, weights[name]);
+      const op = shape.linearFactory?.(l, name, weights[name], shape.scratch);
       if (op) own(op);
       if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
         throw fail(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);

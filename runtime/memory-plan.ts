@@ -1,11 +1,15 @@
 // GPU memory a model will need before anything is allocated: weights (dense or W4A8 + low-rank side
 // path), embedding and classifier, KV cache and the executor's activation buffers, in bytes, plus the
 // tensors too large for one storage binding (those are split by rows across bindings). Pure arithmetic
-// on a ModelConfig; the figures follow the buffers runtime/executor.ts and kernels/w4a8_* create.
+// on a ModelConfig; the figures follow the buffers runtime/executor.ts creates, and for the W4A8
+// linears they are the sums of what their kernels' plans bind (kernels/w4a8_*.ts) and of the scratch
+// runtime/quantized-linear.ts reserves.
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
-import { w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { w4WordCount } from '../core/w4-layout.js';
 import { denseRowStride } from '../kernels/matmul_dense.js';
-import { actQuantSplits, rankChunks, type ActQuantTiling } from '../kernels/w4a8_act_quant.js';
+import { actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat } from '../kernels/w4a8_act_quant.js';
+import { w4MatmulBuffers, w4MatmulUniforms, w4RowsPerSlice } from '../kernels/w4a8_matmul.js';
+import { quantizedLinearScratch, type QuantizedScratchName } from './quantized-linear.js';
 import { MemoryPlanError } from './errors.js';
 
 export type PlanWeights = 'f32' | 'f16' | 'w4a8';
@@ -89,10 +93,10 @@ export const DEFAULT_MAX_BINDING_BYTES = 128 * 1024 * 1024;
 export const GPU_ACT_QUANT_TILING: ActQuantTiling = { wg: 128, rankChunk: 8, targetWorkgroups: 256, minBlocksPerSplit: 2 };
 /** Same value as runtime/executor.ts HOST_EMBEDDING_MIN_VALUES (not imported: the plan stays free of GPU code). */
 const HOST_EMBEDDING_MIN_VALUES = 1 << 26;
-/** Bytes of one dense or W4 weight slice's params uniform (8 u32) and of kernel A's (4 u32). */
+/** Bytes of one dense weight slice's params uniform (8 u32). */
 const SLICE_PARAMS_BYTES = 32;
-const ACT_QUANT_PARAMS_BYTES = 16;
-const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+/** What createBuffer allocates for n bytes (runtime/buffers.ts); nothing where nothing is bound. */
+const allocated = (n: number) => (n > 0 ? Math.max(4, Math.ceil(n / 4) * 4) : 0);
 
 /**
  * ASER paper Table 4 (Qwen-7B, d = 4096): α → mean rank over all linears. 0 → 0 added as the end point.
@@ -200,13 +204,13 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   const lrBytes = resolved.lowRankDtype === 'f16' ? 2 : 4;
   const denseBytes = options.weights === 'f32' ? 4 : 2;
   const tiling = resolved.actQuantTiling;
-  const rc = tiling.rankChunk;
   // Weight slices along `out`, each with its own params uniform (runtime/dense-linear.ts, quantized-linear.ts).
   const slicesOf = (rows: number, rowBytes: number) => Math.ceil(rows / Math.max(1, Math.floor(maxBinding / rowBytes)));
   const denseRowBytes = (inF: number, bytes: number) => denseRowStride(inF) * bytes;
   let weights = 0, scales = 0, lowRank = 0, smoothing = 0, sideCols = 0, maxSide = 0, uniforms = 0;
-  // Scratch shared by every quantized linear (runtime/quantized-linear.ts ScratchPool): the max over linears.
-  const scratch = { xq: 4, sx: 4, tpart: 4, t: 4, y2: 4 };
+  // Scratch shared by every quantized linear (the executor's ScratchPool): per buffer, the max over linears.
+  const scratch: Partial<Record<QuantizedScratchName, number>> = {};
+  const scratchByShape = new Map<string, Record<QuantizedScratchName, number>>();
   for (let l = 0; l < c.nLayers; l++) {
     if (!w4) {
       // The executor fuses q|k|v and gate|up of dense layers: one op (and slice set) per group.
@@ -221,30 +225,43 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     }
     BLOCK_LINEARS.forEach(({ name }, j) => {
       const s = shapes[name];
-      weights += w4WordCount(s.out, s.in) * 4;
-      uniforms += slicesOf(s.out, W4_WORDS_PER_BLOCK * 4 * w4Blocks(s.in)) * SLICE_PARAMS_BYTES + ACT_QUANT_PARAMS_BYTES;
-      scales += s.out * 4;
       const cols = ranks[l * BLOCK_LINEARS.length + j]! + resolved.outliers;
       const whole = Math.ceil(cols); // a fractional mean-rank estimate rounds up per linear
-      if (whole > 0 && resolved.fused) {
-        // L_A regrouped in chunks of rc columns (zero padded), L_B [r, out].
-        const pad = rankChunks(whole, tiling) * rc;
-        lowRank += align4(pad * s.in * lrBytes) + align4(whole * s.out * lrBytes);
-        let tpartRows = B;
-        for (let t = 1; t <= Math.min(B, tiling.targetWorkgroups); t++) tpartRows = Math.max(tpartRows, t * actQuantSplits(t, s.in, tiling));
-        scratch.tpart = Math.max(scratch.tpart, tpartRows * pad * 4);
-      } else if (whole > 0) {
-        // Unfused: x·L_A and t·L_B as dense ops (one slice each at these sizes) and the t / y2 scratch.
+      const lrFormat: LowRankFormat = whole > 0 ? resolved.lowRankDtype : 'none';
+      // What the kernels bind (runtime/quantized-linear.ts): the fused path carries the side path in
+      // them (L_A regrouped and padded to whole rank chunks, L_B [r, out]); the unfused one runs them at
+      // rank 0 next to two dense ops. Sizes do not depend on the token count used here, nor on bias
+      // (counted under `biases`).
+      const kernelRank = resolved.fused ? whole : 0;
+      const kernelLowRank: LowRankFormat = kernelRank > 0 ? lrFormat : 'none';
+      const rankPad = paddedRank(whole, tiling);
+      const a = actQuantBuffers({ tokens: B, inFeatures: s.in, rank: kernelRank }, { smooth: resolved.smoothing, lowRank: kernelLowRank, tiling });
+      smoothing += allocated(a.inv_m);
+      lowRank += allocated(a.la);
+      uniforms += actQuantUniforms(s.in, kernelRank, tiling).byteLength;
+      // One weight slice (packed rows + params uniform) per binding's worth of rows; s_w and L_B are whole-layer buffers.
+      const rowsPerSlice = Math.max(1, w4RowsPerSlice(s.in, maxBinding));
+      for (let rowStart = 0; rowStart < s.out; rowStart += rowsPerSlice) {
+        const slice = { tokens: B, inFeatures: s.in, outFeatures: s.out, rowStart, rows: Math.min(rowsPerSlice, s.out - rowStart), rank: kernelRank, rankPad, splits: 1 };
+        const m = w4MatmulBuffers(slice, { hasBias: false, lowRank: kernelLowRank, debugAcc: false });
+        weights += allocated(m.qw);
+        uniforms += w4MatmulUniforms(slice).byteLength;
+        if (rowStart === 0) {
+          scales += allocated(m.sw);
+          lowRank += allocated(m.lb);
+        }
+      }
+      if (whole > 0 && !resolved.fused) {
+        // Unfused: x·L_A and t·L_B as dense ops (one slice each at these sizes).
         lowRank += whole * denseRowBytes(s.in, lrBytes) + s.out * denseRowBytes(whole, lrBytes);
         uniforms += (slicesOf(whole, denseRowBytes(s.in, lrBytes)) + slicesOf(s.out, denseRowBytes(whole, lrBytes))) * SLICE_PARAMS_BYTES;
-        scratch.t = Math.max(scratch.t, B * whole * 4);
-        scratch.y2 = Math.max(scratch.y2, B * s.out * 4);
       }
-      scratch.xq = Math.max(scratch.xq, B * Math.ceil(s.in / 32) * 32);
-      scratch.sx = Math.max(scratch.sx, B * 4);
+      const key = `${s.in}|${s.out}|${whole}`; // linears repeat few shapes; each scans up to B token counts
+      let need = scratchByShape.get(key);
+      if (!need) scratchByShape.set(key, (need = quantizedLinearScratch({ inFeatures: s.in, outFeatures: s.out, rank: whole, maxTokens: B, fused: resolved.fused }, { smooth: resolved.smoothing, lowRank: lrFormat, tiling })));
+      for (const [k, bytes] of Object.entries(need) as Array<[QuantizedScratchName, number]>) scratch[k] = Math.max(scratch[k] ?? 0, bytes);
       sideCols += cols;
       maxSide = Math.max(maxSide, cols);
-      if (resolved.smoothing) smoothing += s.in * 4;
     });
   }
   const nLinears = c.nLayers * BLOCK_LINEARS.length;
@@ -276,7 +293,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     'logits readback': c.vocabSize * 4,
   };
   const activations = Object.values(activationParts).reduce((a, b) => a + b, 0);
-  const w4a8Scratch = w4 ? Object.values(scratch).reduce((a, b) => a + b, 0) : 0;
+  const w4a8Scratch = w4 ? Object.values(scratch).reduce((n, bytes) => n + allocated(bytes), 0) : 0;
 
   const perLinear = `${nLinears} linears`;
   const items: MemoryPlanItem[] = [

@@ -5,20 +5,28 @@
 //                    y = s_x·s_w·acc + t·L_B + bias). Two dispatches per layer.
 //   unfused:         act-quant, int matmul, x·L_A, ·L_B and an add as separate dispatches (the baseline
 //                    the fused path is measured against; L_A has the smoothing folded into its rows).
-// Scratch (quantized activations, s_x, partial t) is shared by every quantized layer on a device:
-// layers run one after another, so one set sized for the largest layer serves all of them.
+// Each dispatch comes from its kernel's plan (kernels/w4a8_*.ts): spec, named bindings, grid, uniforms
+// and the bytes of what it binds. Scratch (quantized activations, s_x, partial t) lives in a ScratchPool
+// the executor shares between all quantized layers: they run one after another, so one set sized for
+// the largest layer serves all of them.
 import type { GpuContext } from '../core/gpu.js';
+import type { KernelSpec } from '../core/kernel-spec.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
-import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
+import { createBuffer, uniformBufferFrom, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
 import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
+import { planBindGroup } from './plan-binding.js';
+import { ScratchPool } from './scratch-pool.js';
 import { sliceW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
-import { actQuantDispatch, actQuantParams, actQuantSpec, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, rankChunks, regroupLowRankA, type ActQuantTiling, type LowRankFormat } from '../kernels/w4a8_act_quant.js';
-import { rankCapacity, w4GemmDispatch, w4GemvDispatch, w4MatmulParams, w4MatmulSpec, w4MatmulTiling, type W4MatmulTiling } from '../kernels/w4a8_matmul.js';
-import { vecAddDispatch, vecAddSpec } from '../kernels/vec_add.js';
+import {
+  actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
+  type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
+} from '../kernels/w4a8_act_quant.js';
+import { planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, type W4MatmulOptions, type W4MatmulTiling } from '../kernels/w4a8_matmul.js';
+import { planVecAdd } from '../kernels/vec_add.js';
 import { LinearConfigError } from './errors.js';
 
 export interface QuantizedLinearOptions {
@@ -35,6 +43,11 @@ export interface QuantizedLinearOptions {
   /** Overrides of the adapter-derived tilings (benchmarks). */
   actQuantTiling?: Partial<ActQuantTiling>;
   matmulTiling?: Partial<W4MatmulTiling>;
+  /**
+   * Scratch shared with the other layers of a model (the executor passes its own). Default: a pool of
+   * this op's own, freed with it.
+   */
+  scratch?: ScratchPool;
 }
 
 /** Intermediates of the last encode (the last token chunk), for tests and diagnostics. */
@@ -67,77 +80,32 @@ export interface QuantizedLinearOp extends LinearOp {
   encodeStage(pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number, stage: 'act_quant' | 'matmul' | 'side'): void;
 }
 
-// ---------------------------------------------------------------- shared scratch
-interface ScratchSizes {
-  xq: number;
-  sx: number;
-  tpart: number;
-  t: number;
-  y2: number;
-}
-const SCRATCH_KEYS: Array<keyof ScratchSizes> = ['xq', 'sx', 'tpart', 't', 'y2'];
+// ---------------------------------------------------------------- scratch
+/** The pool's buffers a quantized linear uses; t and y2 only on the unfused path (dense side-path outputs). */
+export type QuantizedScratchName = 'xq' | 'sx' | 'tpart' | 't' | 'y2';
 
-/** One set of scratch buffers per device, grown (and re-created, bumping `generation`) when a new layer needs more. */
-class ScratchPool {
-  private sizes: ScratchSizes = { xq: 4, sx: 4, tpart: 4, t: 4, y2: 4 };
-  private buffers?: Record<keyof ScratchSizes, GPUBuffer>;
-  generation = 0;
-  constructor(private readonly device: GPUDevice) {}
+/** Label prefix of the scratch buffers (`quantized-linear/scratch/xq`, …). */
+export const QUANTIZED_SCRATCH_LABEL = 'quantized-linear/scratch';
 
-  reserve(need: ScratchSizes): void {
-    let grew = false;
-    for (const k of SCRATCH_KEYS) {
-      if (need[k] > this.sizes[k]) {
-        this.sizes[k] = need[k];
-        grew = true;
-      }
-    }
-    if (grew && this.buffers) {
-      // Only happens while layers are being created (before a forward is encoded).
-      for (const k of SCRATCH_KEYS) this.buffers[k].destroy();
-      this.buffers = undefined;
-      this.generation++;
-    }
-  }
-
-  get(): Record<keyof ScratchSizes, GPUBuffer> {
-    if (!this.buffers) {
-      const b = {} as Record<keyof ScratchSizes, GPUBuffer>;
-      for (const k of SCRATCH_KEYS) b[k] = createBuffer(this.device, this.sizes[k], `quantized-linear/scratch/${k}`);
-      this.buffers = b;
-    }
-    return this.buffers;
-  }
-
-  get byteSize(): number {
-    return this.buffers ? SCRATCH_KEYS.reduce((n, k) => n + this.buffers![k].size, 0) : 0;
-  }
-
-  release(): void {
-    if (this.buffers) for (const k of SCRATCH_KEYS) this.buffers[k].destroy();
-    this.buffers = undefined;
-    this.generation++;
-  }
-}
-
-const pools = new WeakMap<GPUDevice, ScratchPool>();
-function scratchPool(device: GPUDevice): ScratchPool {
-  let p = pools.get(device);
-  if (!p) {
-    p = new ScratchPool(device);
-    pools.set(device, p);
-  }
-  return p;
-}
-
-/** GPU bytes of the scratch shared by all quantized layers on this device. */
-export function quantizedScratchBytes(device: GPUDevice): number {
-  return pools.get(device)?.byteSize ?? 0;
-}
-
-/** Frees the shared scratch (after every quantized layer of the device is destroyed or idle). */
-export function releaseQuantizedScratch(device: GPUDevice): void {
-  pools.get(device)?.release();
+/**
+ * Scratch bytes one quantized linear needs for any call of up to maxTokens tokens, from its kernels'
+ * plans; 4-byte stubs for what its path never binds (the pool keeps one buffer per name).
+ */
+export function quantizedLinearScratch(
+  s: { inFeatures: number; outFeatures: number; rank: number; maxTokens: number; fused: boolean },
+  a: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling'>,
+): Record<QuantizedScratchName, number> {
+  const fusedRank = s.fused ? s.rank : 0;
+  const k = actQuantScratchBytes(s.maxTokens, { inFeatures: s.inFeatures, rank: fusedRank }, { ...a, lowRank: fusedRank > 0 ? a.lowRank : 'none' });
+  const unfusedRank = s.fused ? 0 : s.rank;
+  const stub = (bytes: number) => Math.max(4, bytes);
+  return {
+    xq: stub(k.xq),
+    sx: stub(k.sx),
+    tpart: stub(k.tpart),
+    t: stub(s.maxTokens * unfusedRank * 4),
+    y2: stub(unfusedRank > 0 ? s.maxTokens * s.outFeatures * 4 : 0),
+  };
 }
 
 // ---------------------------------------------------------------- validation
@@ -192,17 +160,28 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const aTiling: ActQuantTiling = { ...actQuantTiling(gpu), ...opts.actQuantTiling };
   const mTiling: W4MatmulTiling = { ...w4MatmulTiling(gpu), ...opts.matmulTiling };
   const wordsPerRow = activationWordsPerRow(K);
-  const rankPad = rankChunks(rank, aTiling) * aTiling.rankChunk;
+  const rankPad = paddedRank(rank, aTiling);
   const maxBinding = Math.min(opts.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
   const maxPerDim = gpu.limits.maxComputeWorkgroupsPerDimension;
   const owned: GPUBuffer[] = [];
   const own = (b: GPUBuffer) => (owned.push(b), b);
 
+  // What the kernels see: the fused path runs the side path inside them (kernel A starts t = x̃·L_A,
+  // kernel B's epilogue adds t·L_B); the unfused one runs them without it.
+  const kernelRank = fused ? rank : 0;
+  const lrActive: LowRankFormat = fused ? lowRank : 'none';
+  const aOpts: ActQuantOptions = { aBits: q.aBits, smooth: !!q.smooth, lowRank: lrActive, subgroups: gpu.features.subgroups, tiling: aTiling, maxWorkgroupsPerDim: maxPerDim };
+  const bOpts: W4MatmulOptions = { hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
+  const planA = (tokens: number) => planActQuant({ tokens, inFeatures: K, rank: kernelRank }, aOpts);
+  const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number) =>
+    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits }, bOpts);
+  // Uniforms do not depend on the token count: plan them once, for the largest call.
+  const coldA = planA(opts.maxTokens);
+
   // Weight slices along `out` (each re-packed on its own, so a slice is a whole layout of its rows).
-  const blockBytes = W4_WORDS_PER_BLOCK * 4 * w4Blocks(K);
   const maxSlice = Math.min(opts.maxSliceBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const rowsPerSlice = Math.floor(maxSlice / blockBytes);
-  if (rowsPerSlice < 1) throw new LinearConfigError(label, `one packed row (${blockBytes} bytes) exceeds the ${maxSlice}-byte binding limit`);
+  const rowsPerSlice = w4RowsPerSlice(K, maxSlice);
+  if (rowsPerSlice < 1) throw new LinearConfigError(label, `one packed row (${W4_WORDS_PER_BLOCK * 4 * w4Blocks(K)} bytes) exceeds the ${maxSlice}-byte binding limit`);
   const slices: Slice[] = [];
   for (let rowStart = 0; rowStart < N; rowStart += rowsPerSlice) {
     const rows = Math.min(rowsPerSlice, N - rowStart);
@@ -212,14 +191,14 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
       rowStart,
       rows,
       qweight: own(uploadBuffer(device, words, name)),
-      params: own(uniformBuffer(device, w4MatmulParams(K, N, rowStart, rows, fused ? rank : 0, rankPad), 'uuuuuuuu', `${name}/params`)),
+      params: own(uniformBufferFrom(device, planB(opts.maxTokens, { rowStart, rows }, coldA.splits).uniforms, `${name}/params`)),
     });
   }
   const wScale = own(uploadBuffer(device, q.wScale, `${label}/wScale`));
   const bias = q.bias ? own(uploadBuffer(device, q.bias, `${label}/bias`)) : undefined;
   const invSmooth = q.smooth ? inverseSmoothing(q.smooth) : undefined;
   const invSmoothBuf = invSmooth ? own(uploadBuffer(device, invSmooth, `${label}/invSmooth`)) : undefined;
-  const aParams = own(uniformBuffer(device, actQuantParams(K, fused ? rank : 0, aTiling), 'uuuu', `${label}/act_quant/params`));
+  const aParams = own(uniformBufferFrom(device, coldA.uniforms, `${label}/act_quant/params`));
   const accDbg = opts.debugAcc ? own(createBuffer(device, opts.maxTokens * N * 4, `${label}/acc_dbg`)) : undefined;
 
   // Side path: fused keeps L_A regrouped for kernel A and L_B [r, out] for the epilogue; unfused runs
@@ -241,24 +220,24 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
     denseB = createDenseLinear(gpu, cache, { inFeatures: rank, outFeatures: N, weight: lbT }, { label: `${label}/t·L_B`, dtype, maxTokens: opts.maxTokens, maxBindingBytes: opts.maxBindingBytes });
   }
 
-  // Scratch needs of this layer, for any token count up to maxTokens.
-  let tpartRows = opts.maxTokens;
-  for (let t = 1; t <= Math.min(opts.maxTokens, aTiling.targetWorkgroups); t++) tpartRows = Math.max(tpartRows, t * actQuantSplits(t, K, aTiling));
-  const pool = scratchPool(device);
-  pool.reserve({
-    xq: opts.maxTokens * wordsPerRow * 4,
-    sx: opts.maxTokens * 4,
-    tpart: fused && rank > 0 ? tpartRows * rankPad * 4 : 4,
-    t: !fused && rank > 0 ? opts.maxTokens * rank * 4 : 4,
-    y2: !fused && rank > 0 ? opts.maxTokens * N * 4 : 4,
-  });
+  // Scratch needs of this layer, for any token count up to maxTokens; an op without the executor's pool keeps its own.
+  const ownPool = opts.scratch ? undefined : new ScratchPool(device, QUANTIZED_SCRATCH_LABEL);
+  const pool = opts.scratch ?? ownPool!;
+  pool.reserve(quantizedLinearScratch({ inFeatures: K, outFeatures: N, rank, maxTokens: opts.maxTokens, fused }, { smooth: !!q.smooth, lowRank, tiling: aTiling }));
+  const scratch = () => pool.get() as Readonly<Record<QuantizedScratchName, GPUBuffer>>;
 
-  const lrActive: LowRankFormat = fused ? lowRank : 'none';
-  const aPipeline = cache.get(actQuantSpec({ aBits: q.aBits, smooth: !!invSmoothBuf, lowRank: lrActive, subgroups: gpu.features.subgroups, tiling: aTiling }));
-  const bOpts = { hasBias: !!bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!accDbg, tiling: mTiling };
-  const gemv = cache.get(w4MatmulSpec('gemv', bOpts));
-  const gemm = cache.get(w4MatmulSpec('gemm', bOpts));
-  const addPipeline = denseB ? cache.get(vecAddSpec()) : undefined;
+  // Pipelines by label (unique per variant within this op); kernel B's two entry points compiled up front.
+  const pipelines = new Map<string, GPUComputePipeline>();
+  const pipeline = (spec: KernelSpec): GPUComputePipeline => {
+    let p = pipelines.get(spec.label);
+    if (!p) pipelines.set(spec.label, (p = cache.get(spec)));
+    return p;
+  };
+  pipeline(coldA.spec);
+  pipeline(w4MatmulSpec('gemv', bOpts));
+  pipeline(w4MatmulSpec('gemm', bOpts));
+  const addSpec = denseB ? planVecAdd(N, maxPerDim).spec : undefined;
+  if (addSpec) pipeline(addSpec);
 
   interface Step {
     stage: 'act_quant' | 'matmul';
@@ -271,58 +250,56 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
 
   const rowBytes = 4 * Math.max(K, N, wordsPerRow);
   const build = (x: GPUBuffer, y: GPUBuffer, tokens: number): Step[] => {
-    const s = pool.get();
+    const s = scratch();
     const steps: Step[] = [];
     const chunks = tokenChunks(tokens, rowBytes, maxBinding);
     for (const c of chunks) steps.push(...buildChunk(s, x, y, c));
     return steps;
   };
 
-  const buildChunk = (s: Record<keyof ScratchSizes, GPUBuffer>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk): Step[] => {
+  const buildChunk = (s: Readonly<Record<QuantizedScratchName, GPUBuffer>>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk): Step[] => {
     const steps: Step[] = [];
-    const n = c.count;
-    const splits = actQuantSplits(n, K, aTiling);
-    const xRange = { buffer: x, offset: c.t0 * K * 4, size: n * K * 4 };
-    const yRange = { buffer: y, offset: c.t0 * N * 4, size: n * N * 4 };
-    // Scratch is bound from offset 0 for every chunk: chunks run one after another in the pass.
-    const xqRange = { buffer: s.xq, offset: 0, size: n * wordsPerRow * 4 };
-    const sxRange = { buffer: s.sx, offset: 0, size: n * 4 };
-    const tpartRange = { buffer: s.tpart, offset: 0, size: n * splits * rankPad * 4 };
-
-    const aEntries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: aParams } },
-      { binding: 1, resource: xRange },
-      { binding: 2, resource: xqRange },
-      { binding: 3, resource: sxRange },
-    ];
-    if (invSmoothBuf) aEntries.push({ binding: 4, resource: { buffer: invSmoothBuf } });
-    if (laBuf) aEntries.push({ binding: 5, resource: { buffer: laBuf } }, { binding: 6, resource: tpartRange });
+    const a = planA(c.count);
+    // Scratch is bound from offset 0 for every chunk: chunks run one after another in the pass. Kernel
+    // B reads the ranges kernel A wrote.
+    const xq = { buffer: s.xq, offset: 0, size: a.buffers.xq };
+    const sx = { buffer: s.sx, offset: 0, size: a.buffers.sx };
+    const tpart = { buffer: s.tpart, offset: 0, size: a.buffers.tpart };
+    const aPipeline = pipeline(a.spec);
     steps.push({
       stage: 'act_quant',
       pipeline: aPipeline,
-      bindGroup: device.createBindGroup({ layout: aPipeline.getBindGroupLayout(0), entries: aEntries, label: `${label}/act_quant` }),
-      workgroups: actQuantDispatch(splits, n, maxPerDim),
+      bindGroup: planBindGroup(device, aPipeline, a, {
+        params: { buffer: aParams },
+        x: { buffer: x, offset: c.t0 * K * 4, size: a.buffers.x },
+        xq,
+        sx,
+        inv_m: invSmoothBuf && { buffer: invSmoothBuf },
+        la: laBuf && { buffer: laBuf },
+        tpart,
+      }, `${label}/act_quant`),
+      workgroups: a.workgroups,
     });
 
-    const useGemv = n <= mTiling.gemvMaxTokens;
-    const bPipeline = useGemv ? gemv : gemm;
     for (const sl of slices) {
-      const entries: GPUBindGroupEntry[] = [
-        { binding: 0, resource: { buffer: sl.params } },
-        { binding: 1, resource: xqRange },
-        { binding: 2, resource: sxRange },
-        { binding: 3, resource: { buffer: sl.qweight } },
-        { binding: 4, resource: { buffer: wScale } },
-        { binding: 5, resource: yRange },
-      ];
-      if (bias) entries.push({ binding: 6, resource: { buffer: bias } });
-      if (lbBuf) entries.push({ binding: 7, resource: tpartRange }, { binding: 8, resource: { buffer: lbBuf } });
-      if (accDbg) entries.push({ binding: 9, resource: { buffer: accDbg, offset: 0, size: n * N * 4 } });
+      const b = planB(c.count, sl, a.splits);
+      const bPipeline = pipeline(b.spec);
       steps.push({
         stage: 'matmul',
         pipeline: bPipeline,
-        bindGroup: device.createBindGroup({ layout: bPipeline.getBindGroupLayout(0), entries, label: `${label}/w4a8_matmul` }),
-        workgroups: useGemv ? w4GemvDispatch(sl.rows, n, mTiling, maxPerDim) : w4GemmDispatch(sl.rows, n, mTiling),
+        bindGroup: planBindGroup(device, bPipeline, b, {
+          params: { buffer: sl.params },
+          xq,
+          sx,
+          qw: { buffer: sl.qweight },
+          sw: { buffer: wScale },
+          y: { buffer: y, offset: c.t0 * N * 4, size: b.buffers.y },
+          bias: bias && { buffer: bias },
+          tpart,
+          lb: lbBuf && { buffer: lbBuf },
+          acc_dbg: accDbg && { buffer: accDbg, offset: 0, size: b.buffers.acc_dbg },
+        }, `${label}/w4a8_matmul`),
+        workgroups: b.workgroups,
       });
     }
     return steps;
@@ -331,19 +308,17 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   // Unfused tail: t = x·(diag(1/m)L_A), y2 = t·L_B, y += y2 (add chunked like everything else).
   const addSteps = new BindGroupCache<Step[]>();
   const buildAdd = (y: GPUBuffer, y2: GPUBuffer, tokens: number): Step[] =>
-    tokenChunks(tokens, N * 4, maxBinding).map((c) => ({
-      stage: 'matmul' as const,
-      pipeline: addPipeline!,
-      bindGroup: device.createBindGroup({
-        layout: addPipeline!.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: y, offset: c.t0 * N * 4, size: c.count * N * 4 } },
-          { binding: 1, resource: { buffer: y2, offset: c.t0 * N * 4, size: c.count * N * 4 } },
-        ],
-        label: `${label}/vec_add`,
-      }),
-      workgroups: vecAddDispatch(c.count * N, maxPerDim),
-    }));
+    tokenChunks(tokens, N * 4, maxBinding).map((c) => {
+      const add = planVecAdd(c.count * N, maxPerDim);
+      const addPipeline = pipeline(add.spec);
+      const range = (buffer: GPUBuffer) => ({ buffer, offset: c.t0 * N * 4, size: c.count * N * 4 });
+      return {
+        stage: 'matmul' as const,
+        pipeline: addPipeline,
+        bindGroup: planBindGroup(device, addPipeline, add, { y: range(y), z: range(y2) }, `${label}/vec_add`),
+        workgroups: add.workgroups,
+      };
+    });
 
   const run = (pass: GPUComputePassEncoder, steps: Step[], only?: Step['stage']) => {
     for (const st of steps) {
@@ -365,12 +340,13 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   };
   const encodeSide = (pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number) => {
     if (!denseA || !denseB) return;
-    const s = pool.get();
+    const s = scratch();
     denseA.encode(pass, x, s.t, tokens);
     denseB.encode(pass, s.t, s.y2, tokens);
     run(pass, addSteps.get(y, s.y2, tokens, () => buildAdd(y, s.y2, tokens)));
   };
 
+  // The scratch is not in byteSize: the executor reports its pool once, as w4a8Scratch.
   let byteSize = owned.reduce((n, b) => n + b.size, 0) + (denseA?.byteSize ?? 0) + (denseB?.byteSize ?? 0);
   const op: QuantizedLinearOp = {
     inFeatures: K,
@@ -384,7 +360,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
       return byteSize;
     },
     get debug(): QuantizedLinearDebug {
-      const s = pool.get();
+      const s = scratch();
       return {
         xq: s.xq,
         sx: s.sx,
@@ -408,6 +384,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
       for (const b of owned) b.destroy();
       denseA?.destroy();
       denseB?.destroy();
+      ownPool?.release();
       bindGroups.clear();
       addSteps.clear();
       byteSize = 0;

@@ -92,9 +92,9 @@ describe('quantizeLayerwise', () => {
         const cache = new PipelineCache(gpu.device);
         const qex = await Executor.create(gpu, source, {
           dtype: 'f32', maxSeqLen: 64, pipelines: cache,
-          linearFactory: (l, name) => {
+          linearFactory: (l, name, _w, scratch) => {
             const q = written.get(`model.layers.${l}.${name}`)!;
-            return createQuantizedLinear(gpu, cache, strip ? { ...q, bias: undefined } : q, { label: name, maxTokens: 64 });
+            return createQuantizedLinear(gpu, cache, strip ? { ...q, bias: undefined } : q, { label: name, maxTokens: 64, scratch });
           },
         });
         try {
