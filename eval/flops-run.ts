@@ -1,6 +1,6 @@
 // `aser flops` as a library call: the side-path accounting (eval/flops.ts) of an artifact's ranks, or of
 // a config (node/plan.ts resolvePlanConfig) with given ranks or the mean rank α implies.
-import { readArtifactManifest } from '../loaders/artifact.js';
+import { readArtifactManifest } from '../loaders/artifact-manifest.js';
 import { meanRankForAlpha, MemoryPlanError } from '../runtime/memory-plan.js';
 import { UsageError } from '../core/errors.js';
 import { resolvePlanConfig } from '../node/plan.js';

@@ -16,7 +16,8 @@
 // ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
 import { ensureArtifact, modelHash, type ArtifactRequest } from '../node/artifact-cache.js';
 import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../node/quantize.js';
-import { readArtifact, type ArtifactManifest } from '../loaders/artifact.js';
+import { readArtifact } from '../loaders/artifact.js';
+import type { ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { openModelSession, type ModelSession } from '../node/session.js';
 import { resolveModel } from '../loaders/registry.js';
 import type { CalibrationStats } from '../quant/calibrate.js';

@@ -10,7 +10,7 @@
 //      diagnostics of eval/diagnose.ts (E vs E·S spectra, effective rank, output error per method)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readArtifactManifest } from '../loaders/artifact.js';
+import { readArtifactManifest } from '../loaders/artifact-manifest.js';
 import { writeBytesAtomic } from '../loaders/atomic.js';
 import { formatPplTableMarkdown, runPplTable, pplCell, type PplTable } from './ppl-table.js';
 import { runAlphaSweep, type AlphaSweep } from './alpha-sweep.js';

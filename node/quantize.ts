@@ -3,7 +3,8 @@
 // `aser quantize`, the method table, the report and the benchmarks.
 import { join } from 'node:path';
 import { resolveModel } from '../loaders/registry.js';
-import { ArtifactWriter, artifactFileFor, writeArtifact, type ArtifactManifest } from '../loaders/artifact.js';
+import { ArtifactWriter, writeArtifact } from '../loaders/artifact-writer.js';
+import { artifactFileFor, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../quant/calibrate.js';
 import { quantizeLayerwise } from '../quant/quantize-layerwise.js';
 import { groupCapture } from '../quant/group-capture.js';
