@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultSynthTokenizerDir, synthConfig, writeSynthModel } from '../loaders/synth.js';
 import { openSession } from '../node/session.js';
 import { quantizeToArtifact } from '../node/quantize.js';
-import { readArtifactManifest } from '../loaders/artifact.js';
+import { readArtifactManifest } from '../loaders/artifact-manifest.js';
 import { generate } from '../runtime/generate.js';
 import { createDetokenizer } from '../loaders/detokenizer.js';
 import { GPU_ACT_QUANT_TILING, planMemory } from '../runtime/memory-plan.js';

@@ -1,5 +1,5 @@
 // The one in-memory form of a quantized linear layer, shared by the quantizer (quant/), the artifact
-// reader/writer (loaders/artifact.ts) and the fused kernels (kernels/w4a8_*). Portable.
+// reader/writer (loaders/artifact*.ts) and the fused kernels (kernels/w4a8_*). Portable.
 //
 //   y = s_x · s_w[o] · Σ_k Xq[t,k]·Wq[o,k]  +  Σ_j (x̃[t,:]·L_A[:,j]) · L_B[j,o]  (+ bias[o])
 //   where x̃ = x / smooth (per input channel), Xq = round(x̃ / s_x) per token with s_x = absmax(x̃)/qmax.

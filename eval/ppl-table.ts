@@ -16,12 +16,10 @@
 // ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
 import { ensureArtifact, modelHash, type ArtifactRequest } from '../node/artifact-cache.js';
 import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../node/quantize.js';
-import { readArtifact, type ArtifactManifest } from '../loaders/artifact.js';
-import { openNodeDevice } from '../node/gpu.js';
+import { readArtifact } from '../loaders/artifact.js';
+import type { ArtifactManifest } from '../loaders/artifact-manifest.js';
+import { openModelSession, type ModelSession } from '../node/session.js';
 import { resolveModel } from '../loaders/registry.js';
-import { Executor } from '../runtime/executor.js';
-import { PipelineCache } from '../runtime/pipelines.js';
-import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import type { CalibrationStats } from '../quant/calibrate.js';
 import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
 import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
@@ -195,8 +193,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
     source.close();
     throw new PplTableError(`ctx ${ctx} is longer than the model's context of ${source.config.maxSeqLen} tokens`);
   }
-  let gpu: Awaited<ReturnType<typeof openNodeDevice>> | undefined;
-  let pipelines: PipelineCache | undefined;
+  let session: ModelSession | undefined; // opened on the first cell not in the result cache
   const tokens = new Map<string, number[]>();
   const idsOf = (dataset: string) => {
     let ids = tokens.get(dataset);
@@ -218,13 +215,10 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
       let cached = true;
       const r = await results.getOrCompute('ppl', settings, async () => {
         cached = false;
-        gpu ??= await openNodeDevice();
-        pipelines ??= new PipelineCache(gpu.device);
+        session ??= await openModelSession({ model: resolved });
         const ids = idsOf(dataset);
         const artifact = a ? readArtifact(a.dir, { expectModelHash: hash }) : undefined;
-        const maxBatchTokens = Math.min(512, ctx);
-        const linearFactory = artifact ? quantizedLinearFactory(gpu, pipelines, (module) => artifact.layers.get(module), { maxTokens: maxBatchTokens }) : undefined;
-        const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: ctx, maxBatchTokens, pipelines, linearFactory });
+        const executor = await session.createExecutor({ dtype: 'f32', maxSeqLen: ctx, linears: artifact ? (module) => artifact.layers.get(module) : undefined });
         try {
           return await perplexityOfTokens(executor, ids, tokenizer.bosId, { ctx, protocol, maxWindows });
         } finally {
@@ -257,7 +251,7 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
       }
     }
   } finally {
-    gpu?.device.destroy();
+    session?.close(); // the device; the model is this function's
     source.close();
   }
 

@@ -2,15 +2,12 @@
 // run (side path on, and off: every linear with rank 0), measured in interleaved rounds, so the side path's share of GPU time per
 // linear sits beside its share of FLOPs. The executor labels ops by linear kind (q_proj … down_proj,
 // summed over layers); every layer of a model has the same shapes, so per kind is per layer's linear.
-import { openNodeDevice } from '../node/gpu.js';
 import { resolveModel } from '../loaders/registry.js';
 import { readArtifact } from '../loaders/artifact.js';
-import { Executor } from '../runtime/executor.js';
+import type { Executor } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
-import { PipelineCache } from '../runtime/pipelines.js';
-import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import type { QuantizedLinear } from '../core/quantized.js';
-import { modelIdentity } from '../node/session.js';
+import { modelIdentity, openModelSession } from '../node/session.js';
 import { flopsAccounting, manifestLinears } from './flops.js';
 import { profileExecutors, type ExecutorProfile, type ProfileOptions } from './profile.js';
 
@@ -62,15 +59,13 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
   const resolved = resolveModel(o.model);
   const { source } = resolved;
   const artifact = o.artifact ? readArtifact(o.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
-  const gpu = await openNodeDevice();
+  const session = await openModelSession({ model: resolved, closeModel: true });
+  const { gpu } = session;
   const timer = GpuTimer.create(gpu);
-  const pipelines = new PipelineCache(gpu.device);
   const maxSeqLen = Math.min(source.config.maxSeqLen, settings.prefill + settings.decode);
-  const maxBatchTokens = Math.min(512, maxSeqLen);
   const executors: Executor[] = [];
   const build = async (layers?: ReadonlyMap<string, QuantizedLinear>) => {
-    const linearFactory = layers ? quantizedLinearFactory(gpu, pipelines, (module) => layers.get(module), { maxTokens: maxBatchTokens }) : undefined;
-    const ex = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen, maxBatchTokens, pipelines, linearFactory });
+    const ex = await session.createExecutor({ dtype: 'f32', maxSeqLen, linears: layers ? (module) => layers.get(module) : undefined });
     executors.push(ex);
     return ex;
   };
@@ -101,10 +96,9 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
     result.seconds = (performance.now() - t0) / 1000;
     return result;
   } finally {
-    for (const ex of executors) ex.destroy();
+    for (const ex of executors) ex.destroy(); // before the timer; session.close() then closes the model and the device
     timer?.destroy();
-    source.close();
-    gpu.device.destroy();
+    session.close();
   }
 }
 

@@ -8,11 +8,15 @@
 //   6. latency profile, side path on vs off (eval/profile-run.ts)
 //   7. error spectra: ASER's (eval/spectra.ts; the ranks the α rule takes from them) and the quantizer
 //      diagnostics of eval/diagnose.ts (E vs E·S spectra, effective rank, output error per method)
-import { readArtifactManifest } from '../loaders/artifact.js';
-import { runPplTable, pplCell, type PplTable } from './ppl-table.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readArtifactManifest } from '../loaders/artifact-manifest.js';
+import { writeBytesAtomic } from '../loaders/atomic.js';
+import { formatPplTableMarkdown, runPplTable, pplCell, type PplTable } from './ppl-table.js';
 import { runAlphaSweep, type AlphaSweep } from './alpha-sweep.js';
-import { runKld, type KldRunResult } from './kld-run.js';
-import { runZeroshot, type ZeroshotTaskResult } from './zeroshot-run.js';
+import { formatKldMarkdown, runKld, type KldRunResult } from './kld-run.js';
+import { formatZeroshotMarkdown, runZeroshot, type ZeroshotTaskResult } from './zeroshot-run.js';
+import { renderReportHtml } from './report-html.js';
 import { flopsAccounting, manifestLinears, type FlopsAccounting } from './flops.js';
 import { runProfile, type ProfileRunResult } from './profile-run.js';
 import { computeSpectra, type SpectraResult } from './spectra.js';
@@ -123,4 +127,21 @@ export async function runReport(o: ReportOptions): Promise<ReportResults> {
   }));
   const { onProgress: _p, onWindow: _w, ...settings } = o;
   return { model: o.model, createdAt: new Date().toISOString(), settings, ppl, alpha, kld, zeroshot, flops, profile, spectra, diagnose, timings, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The report's main tables as markdown (what a closing note quotes). */
+export function reportSummaryMarkdown(r: ReportResults): string {
+  return [
+    `# ${r.model}: evaluation summary`, '', '## Perplexity', '', formatPplTableMarkdown(r.ppl),
+    '## KL divergence to fp32', '', formatKldMarkdown(r.kld), '',
+    ...r.zeroshot.flatMap((z) => [`## Zero-shot: ${z.model}`, '', formatZeroshotMarkdown(z.tasks), '']),
+  ].join('\n');
+}
+
+/** results.json, summary.md and the self-contained index.html, each written atomically into `dir`. */
+export async function writeReport(dir: string, r: ReportResults): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  writeBytesAtomic(join(dir, 'results.json'), JSON.stringify(r, null, 2) + '\n');
+  writeBytesAtomic(join(dir, 'summary.md'), reportSummaryMarkdown(r));
+  writeBytesAtomic(join(dir, 'index.html'), await renderReportHtml(r));
 }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { TextTokenizer } from '../core/model.js';
 import { FormatError, NotFoundError } from './errors.js';
-import { GgufMetadata, type GgufFile } from './gguf.js';
+import { GgufMetadata, type GgufFile } from './gguf-file.js';
 import { GGUF_TOKEN_TYPE, type GgufVocab } from './gguf-writer.js';
 import { isRecord, readJsonFile } from './json-file.js';
 import { Llama2cTokenizer, parseLlama2cTokenizer, type Llama2cVocab } from './llama2c-tokenizer.js';

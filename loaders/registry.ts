@@ -7,7 +7,8 @@ import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path
 import { fileURLToPath } from 'node:url';
 import type { ModelSource, TextTokenizer } from '../core/model.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
-import { isGgufFile, loadGguf } from './gguf.js';
+import { isGgufFile } from './gguf-file.js';
+import { loadGguf } from './gguf.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import { loadHfModel } from './hf-model.js';
 import { loadHfTokenizer } from './hf-tokenizer.js';

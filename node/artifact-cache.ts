@@ -5,7 +5,7 @@
 // readArtifact when the artifact is used.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
+import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { resolveModel } from '../loaders/registry.js';
 import { cacheKey } from './cache.js';
 import { repoRoot } from '../loaders/datasets.js';

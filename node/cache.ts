@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeBytesAtomic } from '../loaders/atomic.js';
 import { repoRoot } from '../loaders/datasets.js';
-import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact.js';
+import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 
 /** JSON with object keys sorted at every level: equal settings give equal keys. */
 export function canonicalJson(value: unknown): string {

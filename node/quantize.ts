@@ -3,21 +3,19 @@
 // `aser quantize`, the method table, the report and the benchmarks.
 import { join } from 'node:path';
 import { resolveModel } from '../loaders/registry.js';
-import { openNodeDevice } from './gpu.js';
-import { ArtifactWriter, artifactFileFor, writeArtifact, type ArtifactManifest } from '../loaders/artifact.js';
-import { Executor } from '../runtime/executor.js';
+import { ArtifactWriter, writeArtifact } from '../loaders/artifact-writer.js';
+import { artifactFileFor, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { collectCalibrationStats, drawCalibrationWindows, type CalibrationStats } from '../quant/calibrate.js';
 import { quantizeLayerwise } from '../quant/quantize-layerwise.js';
 import { groupCapture } from '../quant/group-capture.js';
 import { executorCapture } from '../quant/capture.js';
-import { PipelineCache } from '../runtime/pipelines.js';
 import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
 import { quantizeModel } from '../quant/quantize-model.js';
 import { LOW_RANK_METHODS, type QuantMethod } from '../quant/methods.js';
 import { dataDir, loadDatasetText } from '../loaders/datasets.js';
 import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
-import { modelIdentity } from './session.js';
+import { modelIdentity, openModelSession, openSession } from './session.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -102,19 +100,14 @@ export async function calibrateModel(req: CalibrationRequest): Promise<Calibrati
   const { source, tokenizer } = resolved;
   try {
     const { seqLen: calibLen, windows } = calibrationWindows(req, source, tokenizer);
-    const gpu = await openNodeDevice();
+    const session = await openSession({ model: resolved, dtype: 'f32', maxSeqLen: calibLen });
     try {
-      const executor = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: calibLen });
-      try {
-        const bar = progressBar('calibrate', windows.length, 'windows');
-        const stats = await collectCalibrationStats(executorCapture(executor), windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
-        bar.finish();
-        return stats;
-      } finally {
-        executor.destroy();
-      }
+      const bar = progressBar('calibrate', windows.length, 'windows');
+      const stats = await collectCalibrationStats(executorCapture(session.executor), windows, { seed: req.seed, onWindow: (d) => bar.update(d) });
+      bar.finish();
+      return stats;
     } finally {
-      gpu.device.destroy();
+      session.close();
     }
   } finally {
     source.close();
@@ -185,14 +178,15 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
     const layersPerPass = args.layersPerPass ?? 1;
     if (!Number.isInteger(layersPerPass) || layersPerPass < 1) throw new UsageError(`--layers-per-pass ${layersPerPass} must be a positive integer`);
     const { dataset, samples: calibSamples, seqLen: calibLen, windows } = calibrationWindows(args, source, tokenizer);
-    const gpu = await openNodeDevice();
+    const session = await openModelSession({ model: resolved });
+    const { gpu } = session;
     const started = performance.now();
     try {
       const f32Bytes = 4 * (c.nLayers * 7 * c.dim * c.dim + 2 * c.vocabSize * c.dim); // order of magnitude is all the rule needs
       const dtype = args.calibDtype === 'f32' || args.calibDtype === 'f16' ? args.calibDtype : (f32Bytes > 2 ** 30 && gpu.features.shaderF16 ? 'f16' : 'f32');
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
       // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
-      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512), pipelines: new PipelineCache(gpu.device) });
+      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512), pipelines: session.pipelines });
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {
@@ -234,7 +228,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         throw err;
       }
     } finally {
-      gpu.device.destroy();
+      session.close();
     }
   } finally {
     source.close();

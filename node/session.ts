@@ -1,64 +1,134 @@
-// Shared setup for commands that run a model: open the GPU, resolve the model, build the executor.
+// The one way to run a model on the GPU: resolve the model (and its artifact), open Dawn, build
+// executors. `openSession` is the common case (one executor); `openModelSession` keeps device, model and
+// pipeline cache open for several executors (profile variants, a table of artifacts) or for callers
+// that build their own (layer-group calibration). A session closes what it opened, in the order
+// executors → model → device; a model handed in already resolved stays the caller's unless `closeModel`.
 import { openNodeDevice } from './gpu.js';
-import { resolveModel } from '../loaders/registry.js';
+import { resolveModel, type ResolvedModel } from '../loaders/registry.js';
 import { Executor } from '../runtime/executor.js';
 import type { GpuContext } from '../core/gpu.js';
 import type { ModelSource, TextTokenizer } from '../core/model.js';
+import type { QuantizedLinear } from '../core/quantized.js';
 import { UsageError } from '../core/errors.js';
-import { openArtifact, describeModelFiles, type ArtifactReader } from '../loaders/artifact.js';
+import { openArtifact, type ArtifactReader } from '../loaders/artifact.js';
+import { describeModelFiles } from '../loaders/artifact-manifest.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-export interface SessionOptions {
-  model: string;
+/** How one executor of a session is built. */
+export interface ExecutorSettings {
   dtype?: 'f32' | 'f16';
+  /** KV-cache length (default 2048), never more than the model's context. Prefill chunks: min(512, this). */
   maxSeqLen?: number;
-  tokenizer?: string;
-  /** Quantized artifact directory: its linears replace the dense block linears (fused W4A8 kernels). */
-  artifact?: string;
-  /** With `artifact`: run its quantization as f32 fake quant on the dense path instead of the fused kernels. */
+  /**
+   * Quantized linears by module name: they replace the dense block linears (default: the session's
+   * artifact's, if it has one).
+   */
+  linears?: (module: string) => QuantizedLinear | undefined;
+  /** With quantized linears: run them as f32 fake quant on the dense path instead of the fused kernels. */
   simulate?: boolean;
   /** Check every block's outputs for NaN/Inf (slow; names the first bad layer). */
   checkNumerics?: boolean;
+  /** Fuse q|k|v and gate|up of dense layers (the executor's default: true). */
+  fuseProjections?: boolean;
 }
 
-export interface Session {
+export interface ModelSessionOptions {
+  /** Preset name or path, or a model already resolved by the caller (then closed by the caller unless `closeModel`). */
+  model: string | ResolvedModel;
+  /** Overrides the model's tokenizer (only when `model` is a name or path). */
+  tokenizer?: string;
+  /** A resolved `model` handed in is closed with the session. */
+  closeModel?: boolean;
+  /**
+   * Quantized artifact directory, checked against the model's weights before the GPU is opened; its
+   * linears replace the dense block linears of every executor that names no `linears` of its own.
+   */
+  artifact?: string;
+}
+
+export interface SessionOptions extends ModelSessionOptions, ExecutorSettings {}
+
+/** GPU device, model and pipeline cache, open; executors built on demand. */
+export interface ModelSession {
   gpu: GpuContext;
   source: ModelSource;
   tokenizer: TextTokenizer;
-  executor: Executor;
-  /** The artifact's verified manifest and a per-layer reader (its tensors are read while the executor loads). */
+  /** The model file (llama2c, gguf) or directory (hf) that was loaded. */
+  path: string;
+  pipelines: PipelineCache;
+  /** The artifact's verified manifest and a per-layer reader (its tensors are read while an executor loads). */
   artifact?: ArtifactReader;
+  /** An executor over this device, model and pipeline cache; destroyed by close() (or earlier by its own destroy()). */
+  createExecutor(settings?: ExecutorSettings): Promise<Executor>;
+  /** Destroys every executor built here, then closes the model (if the session owns it) and the device. */
   close(): void;
 }
 
-export async function openSession(opts: SessionOptions): Promise<Session> {
-  if (opts.simulate && !opts.artifact) throw new UsageError('--simulate needs --artifact DIR (the quantization to simulate)');
-  const resolved = resolveModel(opts.model, { tokenizer: opts.tokenizer });
+/** A model session with one executor. */
+export interface Session extends ModelSession {
+  executor: Executor;
+}
+
+/** Resolves the model, verifies the artifact, opens the GPU device. */
+export async function openModelSession(opts: ModelSessionOptions): Promise<ModelSession> {
+  const given = typeof opts.model === 'string' ? undefined : opts.model;
+  const resolved = given ?? resolveModel(opts.model as string, { tokenizer: opts.tokenizer });
+  const ownsModel = !given || opts.closeModel === true;
   const { source, tokenizer } = resolved;
-  const artifact = opts.artifact ? openArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
-  const gpu = await openNodeDevice();
-  const dtype = opts.dtype ?? 'f32';
-  if (dtype === 'f16' && !gpu.features.shaderF16) {
-    throw new UsageError(`--dtype f16 needs the shader-f16 feature, which this adapter (${gpu.describe()}) lacks`, 'use --dtype f32');
+  let gpu: GpuContext | undefined;
+  try {
+    const artifact = opts.artifact ? openArtifact(opts.artifact, { expectModelHash: modelIdentity(source.id, resolved.path).sha256 }) : undefined;
+    gpu = await openNodeDevice();
+    const device = gpu;
+    const pipelines = new PipelineCache(device.device);
+    const executors: Executor[] = [];
+    return {
+      gpu: device, source, tokenizer, path: resolved.path, pipelines, artifact,
+      async createExecutor(settings: ExecutorSettings = {}) {
+        const dtype = settings.dtype ?? 'f32';
+        if (dtype === 'f16' && !device.features.shaderF16) {
+          throw new UsageError(`--dtype f16 needs the shader-f16 feature, which this adapter (${device.describe()}) lacks`, 'use --dtype f32');
+        }
+        const maxSeqLen = Math.min(settings.maxSeqLen ?? 2048, source.config.maxSeqLen);
+        const maxBatchTokens = Math.min(512, maxSeqLen);
+        const lookup = settings.linears ?? (artifact ? (module: string) => artifact.linear(module) : undefined);
+        const linearFactory = lookup
+          ? quantizedLinearFactory(device, pipelines, lookup, { maxTokens: maxBatchTokens, path: settings.simulate ? 'simulate' : 'fused' })
+          : undefined;
+        const executor = await Executor.create(device, source, {
+          dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
+        });
+        executors.push(executor);
+        return executor;
+      },
+      close() {
+        for (const ex of executors) ex.destroy();
+        executors.length = 0;
+        if (ownsModel) source.close();
+        device.device.destroy();
+      },
+    };
+  } catch (err) {
+    gpu?.device.destroy();
+    if (ownsModel) source.close();
+    throw err;
   }
-  const pipelines = new PipelineCache(gpu.device);
-  const maxSeqLen = Math.min(opts.maxSeqLen ?? 2048, source.config.maxSeqLen);
-  const maxBatchTokens = Math.min(512, maxSeqLen);
-  const linearFactory = artifact
-    ? quantizedLinearFactory(gpu, pipelines, (module) => artifact.linear(module), { maxTokens: maxBatchTokens, path: opts.simulate ? 'simulate' : 'fused' })
-    : undefined;
-  const executor = await Executor.create(gpu, source, { dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: opts.checkNumerics });
-  return {
-    gpu, source, tokenizer, executor, artifact,
-    close() {
-      executor.destroy();
-      source.close();
-      gpu.device.destroy();
-    },
-  };
+}
+
+/** Opens the model on the GPU with one executor (`session.executor`). */
+export async function openSession(opts: SessionOptions): Promise<Session> {
+  if (opts.simulate && !opts.artifact && !opts.linears) throw new UsageError('--simulate needs --artifact DIR (the quantization to simulate)');
+  const session = await openModelSession(opts);
+  try {
+    const executor = await session.createExecutor(opts);
+    return { ...session, executor };
+  } catch (err) {
+    session.close();
+    throw err;
+  }
 }
 
 /** The weight files of a resolved model, hashed: what an artifact records as its source. */

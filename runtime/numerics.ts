@@ -5,7 +5,6 @@
 // when the mode is off none of this exists. Checks here report what they found (NonFiniteReport); the
 // executor throws it as its NonFiniteError.
 import { createBufferChecked } from './device.js';
-import { NonFiniteError } from './errors.js';
 
 // MAP_READ | COPY_DST as a literal (globals may be absent at import time).
 const READBACK_USAGE = 0x0001 | 0x0008;

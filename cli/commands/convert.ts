@@ -1,8 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { dirname } from 'node:path';
-import { convertLlama2cToHf } from '../../loaders/convert.js';
-import { resolveModel } from '../../loaders/registry.js';
-import { UsageError } from '../../core/errors.js';
+import { convertModelToHf } from '../../node/model-files.js';
 import { overwriteOption } from '../options.js';
 
 interface ConvertArgs { from: string; to: string; model: string; out: string; tokenizerDir?: string; overwrite: boolean }
@@ -20,10 +17,7 @@ export const convertCommand: CommandModule<object, ConvertArgs> = {
       .options(overwriteOption())
       .example('$0 convert --from llama2c --to hf --model stories260k --out /tmp/stories260k-hf', 'then: aser ppl --model /tmp/stories260k-hf') as never,
   handler: (args) => {
-    const resolved = resolveModel(args.model);
-    resolved.source.close();
-    if (resolved.format !== 'llama2c') throw new UsageError(`${args.model} is a ${resolved.format} model, not llama2.c`);
-    const result = convertLlama2cToHf(resolved.path, args.tokenizerDir ?? dirname(resolved.path), args.out, { overwrite: args.overwrite });
+    const result = convertModelToHf(args.model, args.out, { tokenizerDir: args.tokenizerDir, overwrite: args.overwrite });
     console.log(`wrote ${result.dir}: ${result.tensorCount} tensors, ${(result.weightBytes / 1e6).toFixed(2)} MB, rope ${result.config.ropeStyle}`);
   },
 };

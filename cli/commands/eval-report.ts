@@ -3,13 +3,8 @@
 import type { CommandModule } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { writeBytesAtomic } from '../../loaders/atomic.js';
-import { runReport, type ReportResults } from '../../eval/report.js';
-import { renderReportHtml } from '../../eval/report-html.js';
-import { formatPplTableMarkdown, TABLE_METHODS } from '../../eval/ppl-table.js';
-import { formatKldMarkdown } from '../../eval/kld-run.js';
-import { formatZeroshotMarkdown } from '../../eval/zeroshot-run.js';
+import { reportSummaryMarkdown, runReport, writeReport, type ReportResults } from '../../eval/report.js';
+import { TABLE_METHODS } from '../../eval/ppl-table.js';
 import { UsageError } from '../../core/errors.js';
 import { phaseProgress } from './eval-kld.js';
 import { parseTasks } from './eval-zeroshot.js';
@@ -27,22 +22,6 @@ function numberListOption(name: string, v: string): number[] {
     if (!Number.isFinite(n)) throw new UsageError(`--${name}: "${x}" is not a number`);
     return n;
   });
-}
-
-/** The report's main tables as markdown (what a closing note quotes). */
-export function reportSummaryMarkdown(r: ReportResults): string {
-  return [
-    `# ${r.model}: evaluation summary`, '', '## Perplexity', '', formatPplTableMarkdown(r.ppl),
-    '## KL divergence to fp32', '', formatKldMarkdown(r.kld), '',
-    ...r.zeroshot.flatMap((z) => [`## Zero-shot: ${z.model}`, '', formatZeroshotMarkdown(z.tasks), '']),
-  ].join('\n');
-}
-
-export async function writeReport(dir: string, r: ReportResults): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  writeBytesAtomic(join(dir, 'results.json'), JSON.stringify(r, null, 2) + '\n');
-  writeBytesAtomic(join(dir, 'summary.md'), reportSummaryMarkdown(r));
-  writeBytesAtomic(join(dir, 'index.html'), await renderReportHtml(r));
 }
 
 export const reportCommand: CommandModule<object, ReportArgs> = {

@@ -1,10 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { existsSync } from 'node:fs';
-import { exportGguf, type GgufExportDType } from '../../loaders/gguf-writer.js';
-import { ggufVocabForExport } from '../../loaders/gguf-tokenizer.js';
-import type { GgufModelSource } from '../../loaders/gguf.js';
-import { resolveModel } from '../../loaders/registry.js';
-import { UsageError } from '../../core/errors.js';
+import type { GgufExportDType } from '../../loaders/gguf-writer.js';
+import { exportModelGguf } from '../../node/model-files.js';
 import { jsonOption, overwriteOption } from '../options.js';
 
 interface ExportArgs { format: string; model: string; out: string; dtype: GgufExportDType; tokenizer?: string; overwrite: boolean; json: boolean }
@@ -24,20 +20,11 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .example('$0 export --format gguf --model stories260k --out /tmp/stories260k.gguf', 'then: llama-cli -m /tmp/stories260k.gguf, or aser ppl --model /tmp/stories260k.gguf')
       .example('$0 export --model stories260k --dtype f16 --out /tmp/stories260k-f16.gguf', 'f16 weights') as never,
   handler: (args) => {
-    if (existsSync(args.out) && !args.overwrite) throw new UsageError(`${args.out} already exists`, 'pass --overwrite to replace it');
-    const resolved = resolveModel(args.model, { tokenizer: args.tokenizer });
-    try {
-      const c = resolved.source.config;
-      const gguf = resolved.format === 'gguf' ? (resolved.source as GgufModelSource).gguf : undefined;
-      const { vocab, from } = ggufVocabForExport(resolved.path, c, { tokenizer: args.tokenizer, gguf });
-      const result = exportGguf(resolved.source, vocab, args.out, { dtype: args.dtype });
-      if (args.json) {
-        console.log(JSON.stringify({ out: result.path, bytes: result.bytes, tensors: result.tensorCount, dtype: result.dtype, vocabulary: from, model: resolved.source.id }));
-        return;
-      }
-      console.log(`wrote ${result.path}: ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(2)} MB, ${result.dtype}, vocabulary from ${from}`);
-    } finally {
-      resolved.source.close();
+    const result = exportModelGguf(args.model, args.out, { dtype: args.dtype, tokenizer: args.tokenizer, overwrite: args.overwrite });
+    if (args.json) {
+      console.log(JSON.stringify({ out: result.path, bytes: result.bytes, tensors: result.tensorCount, dtype: result.dtype, vocabulary: result.vocabulary, model: result.model }));
+      return;
     }
+    console.log(`wrote ${result.path}: ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(2)} MB, ${result.dtype}, vocabulary from ${result.vocabulary}`);
   },
 };

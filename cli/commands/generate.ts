@@ -1,9 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { generate } from '../../runtime/generate.js';
-import { createDetokenizer } from '../../loaders/detokenizer.js';
+import { generateText } from '../../node/generate.js';
 import { modelOptions, numericsOption, jsonOption } from '../options.js';
-import { openSession } from '../../node/session.js';
-import { UsageError } from '../../core/errors.js';
 
 interface GenerateArgs {
   model: string;
@@ -35,42 +32,26 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .example('$0 generate --prompt "Once upon a time" --max-tokens 100', 'greedy story from the default model')
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
-    if (!Number.isInteger(args.maxTokens) || args.maxTokens < 0) throw new UsageError(`--max-tokens ${args.maxTokens} must be an integer ≥ 0`);
-    const opened = performance.now();
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'] });
-    const loadSeconds = (performance.now() - opened) / 1000;
-    try {
-      const prompt = session.tokenizer.encode(args.prompt, { bos: true });
-      const limit = session.executor.maxSeqLen;
-      if (prompt.length >= limit) {
-        throw new UsageError(`the prompt is ${prompt.length} tokens, the context holds ${limit}`, 'shorten the prompt');
-      }
-      const detok = createDetokenizer(session.tokenizer, prompt);
-      let text = '';
-      if (!args.json) process.stdout.write(args.prompt);
-      const result = await generate(session.executor, prompt, {
-        maxTokens: args.maxTokens, temperature: args.temperature, topP: args.topP, seed: args.seed,
-        onToken: (id) => {
-          const piece = detok.push(id);
-          text += piece;
-          if (!args.json && piece) process.stdout.write(piece);
-        },
-      });
-      const tail = detok.flush();
-      text += tail;
-      const decodeRate = result.tokens.length > 1 ? (result.tokens.length - 1) / result.decodeSeconds : 0;
-      if (args.json) {
-        console.log(JSON.stringify({
-          model: session.source.id, prompt: args.prompt, text, tokens: result.tokens.length, stopReason: result.stopReason,
-          seed: result.seed, prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: decodeRate,
-          loadSeconds, gpuMemory: session.executor.memory(), peakRssBytes: process.resourceUsage().maxRSS * 1024,
-        }));
-      } else {
-        process.stdout.write(tail + '\n');
-        process.stderr.write(`[${result.tokens.length} tokens, ${result.stopReason}, seed ${result.seed}, prefill ${(result.prefillSeconds * 1000).toFixed(0)} ms, decode ${decodeRate.toFixed(1)} tok/s]\n`);
-      }
-    } finally {
-      session.close();
+    const { model, text, tail, result, loadSeconds, gpuMemory } = await generateText({
+      model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'],
+      prompt: args.prompt, maxTokens: args.maxTokens, temperature: args.temperature, topP: args.topP, seed: args.seed,
+      onStart: () => {
+        if (!args.json) process.stdout.write(args.prompt);
+      },
+      onText: (piece) => {
+        if (!args.json && piece) process.stdout.write(piece);
+      },
+    });
+    const decodeRate = result.tokens.length > 1 ? (result.tokens.length - 1) / result.decodeSeconds : 0;
+    if (args.json) {
+      console.log(JSON.stringify({
+        model, prompt: args.prompt, text, tokens: result.tokens.length, stopReason: result.stopReason,
+        seed: result.seed, prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: decodeRate,
+        loadSeconds, gpuMemory, peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      }));
+    } else {
+      process.stdout.write(tail + '\n');
+      process.stderr.write(`[${result.tokens.length} tokens, ${result.stopReason}, seed ${result.seed}, prefill ${(result.prefillSeconds * 1000).toFixed(0)} ms, decode ${decodeRate.toFixed(1)} tok/s]\n`);
     }
   },
 };

@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { openNodeDevice } from '../../node/gpu.js';
-import { resolveModel } from '../../loaders/registry.js';
+import { systemInfo } from '../../node/info.js';
 import { jsonOption } from '../options.js';
 
 interface InfoArgs { model?: string; json: boolean }
@@ -15,22 +14,13 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       .example('$0 info', 'what WebGPU adapter this machine offers')
       .example('$0 info --model stories260k --json', 'adapter and model config as JSON') as never,
   handler: async (args) => {
-    const gpu = await openNodeDevice();
-    const model = args.model ? resolveModel(args.model) : undefined;
-    const out = {
-      adapter: gpu.describe(),
-      adapterInfo: gpu.adapterInfo,
-      features: gpu.features,
-      limits: gpu.limits,
-      model: model ? { id: model.source.id, ...model.source.config } : undefined,
-    };
-    model?.source.close();
+    const out = await systemInfo(args.model);
     if (args.json) {
       console.log(JSON.stringify(out));
       return;
     }
     console.log(`adapter   ${out.adapter}`);
-    for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k.padEnd(34)} ${v}`);
+    for (const [k, v] of Object.entries(out.limits)) console.log(`  ${k.padEnd(34)} ${v}`);
     if (out.model) {
       console.log(`model     ${out.model.id}`);
       for (const [k, v] of Object.entries(out.model)) if (k !== 'id') console.log(`  ${k.padEnd(34)} ${typeof v === 'object' ? JSON.stringify(v) : v}`);

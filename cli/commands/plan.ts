@@ -1,15 +1,8 @@
 // `aser plan`: how much GPU memory a model needs (weights, side path, embedding/classifier, KV cache,
-// activations) before anything is loaded. The arithmetic is runtime/memory-plan.ts.
-import { existsSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+// activations) before anything is loaded. The plan is node/plan.ts (arithmetic: runtime/memory-plan.ts).
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../core/errors.js';
-import { loadHfConfig } from '../../loaders/hf-config.js';
-import { loadRegistry, resolveModel } from '../../loaders/registry.js';
-import { SYNTH_SHAPES, isSynthShapeName } from '../../loaders/synth.js';
-import type { ModelConfig } from '../../core/model.js';
-import { DEFAULT_MAX_BINDING_BYTES, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../../runtime/memory-plan.js';
-import { MemoryPlanError } from '../../runtime/errors.js';
+import { DEFAULT_MAX_BINDING_BYTES, type MemoryPlan, type PlanWeights } from '../../runtime/memory-plan.js';
+import { DEFAULT_PLAN_ALPHA, planModelMemory } from '../../node/plan.js';
 import { jsonOption } from '../options.js';
 
 interface PlanArgs {
@@ -25,41 +18,6 @@ interface PlanArgs {
   embedding: string;
   'max-binding': number;
   json: boolean;
-}
-
-/** The α used when neither --alpha nor --rank is given (paper Table 4: mean rank 30.58 at d = 4096). */
-export const DEFAULT_PLAN_ALPHA = 0.05;
-
-/** BOS/EOS do not matter for memory; placeholders let configs without them parse. */
-const ANY_TOKEN_IDS = { bosId: 0, eosId: 0 };
-
-/**
- * --model / --config -> the config to plan for, and a line saying where it came from. A preset whose
- * directory is missing falls back to the built-in synthetic shape of the same name (llama3-8b, qwen1.5-7b).
- */
-export function resolvePlanConfig(model: string | undefined, configFile: string | undefined): { config: ModelConfig; origin: string } {
-  if (configFile) return { config: loadHfConfig(configFile, ANY_TOKEN_IDS), origin: configFile };
-  if (!model) throw new UsageError('name a model: --model llama3-8b|qwen1.5-7b|PRESET|PATH, or --config config.json');
-  const preset = loadRegistry().presets.get(model);
-  if (preset && !existsSync(preset.path) && isSynthShapeName(model)) {
-    return { config: { ...SYNTH_SHAPES[model] }, origin: `built-in ${model} shape (preset ${model} not installed at ${preset.path})` };
-  }
-  if (preset?.format === 'hf') {
-    const file = join(preset.path, 'config.json');
-    if (existsSync(file)) return { config: loadHfConfig(file, ANY_TOKEN_IDS), origin: `preset ${model}: ${file}` };
-  }
-  if (!preset && isSynthShapeName(model) && !existsSync(model)) return { config: { ...SYNTH_SHAPES[model] }, origin: `built-in ${model} shape` };
-  if (!preset && existsSync(model)) {
-    const file = statSync(model).isDirectory() ? join(model, 'config.json') : model;
-    if (basename(file) === 'config.json' && existsSync(file)) return { config: loadHfConfig(file, ANY_TOKEN_IDS), origin: file };
-  }
-  // llama2.c checkpoints and anything else: the full loader (which also explains what is missing).
-  const resolved = resolveModel(model);
-  try {
-    return { config: resolved.source.config, origin: `${preset ? `preset ${model}: ` : ''}${resolved.path}` };
-  } finally {
-    resolved.source.close();
-  }
 }
 
 const MiB = 2 ** 20;
@@ -111,31 +69,10 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .example('$0 plan --model llama3-8b', 'LLaMA-3-8B W4A8 at α 0.05, 4096-token f16 KV cache')
       .example('$0 plan --model qwen1.5-7b --rank 64 --ctx 8192 --json', 'fixed rank 64, as JSON') as never,
   handler: async (args) => {
-    const { config, origin } = resolvePlanConfig(args.model, args.config);
-    const weights = args.weights as PlanWeights;
-    const ctx = args.ctx ?? Math.min(4096, config.maxSeqLen);
-    if (!(Number.isInteger(ctx) && ctx >= 1)) throw new UsageError(`--ctx must be a positive integer, got ${ctx}`);
-    if (ctx > config.maxSeqLen) throw new UsageError(`--ctx ${ctx} exceeds the model's ${config.maxSeqLen}-token maximum (max_position_embeddings)`);
-    const dense = weights !== 'w4a8';
-    if (dense && (args.alpha !== undefined || args.rank !== undefined || args.outliers)) throw new UsageError(`--alpha, --rank and --outliers apply to --weights w4a8 only`);
-    const options: MemoryPlanOptions = {
-      weights,
-      rank: args.rank,
-      alpha: dense ? undefined : args.rank === undefined ? args.alpha ?? DEFAULT_PLAN_ALPHA : undefined,
-      outliers: args.outliers,
-      ctx,
-      kvDtype: (args.kv ?? (weights === 'f32' ? 'f32' : 'f16')) as 'f32' | 'f16',
-      maxBatchTokens: args.batch ?? Math.min(512, ctx),
-      embedding: args.embedding as 'auto' | 'gpu' | 'host',
-      maxStorageBufferBindingSize: args['max-binding'],
-    };
-    let plan: MemoryPlan;
-    try {
-      plan = planMemory(config, options);
-    } catch (err) {
-      if (err instanceof MemoryPlanError) throw new UsageError(err.message);
-      throw err;
-    }
+    const { plan, origin } = planModelMemory({
+      model: args.model, config: args.config, weights: args.weights as PlanWeights, alpha: args.alpha, rank: args.rank, outliers: args.outliers,
+      ctx: args.ctx, kv: args.kv as 'f32' | 'f16' | undefined, batch: args.batch, embedding: args.embedding as 'auto' | 'gpu' | 'host', maxBinding: args['max-binding'],
+    });
     if (args.json) {
       console.log(JSON.stringify({ origin, ...plan }));
       return;

@@ -1,10 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { loadDatasetText } from '../../loaders/datasets.js';
-import { perplexity, type PplProtocol } from '../../eval/ppl.js';
+import type { PplProtocol } from '../../eval/ppl.js';
+import { runPpl } from '../../eval/ppl-run.js';
 import { progressBar } from '../../node/progress.js';
 import { modelOptions, numericsOption, ctxOption, jsonOption } from '../options.js';
-import { openSession } from '../../node/session.js';
-import { UsageError } from '../../core/errors.js';
 
 interface PplArgs {
   model: string;
@@ -36,36 +34,21 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .example('$0 ppl --model stories260k --dataset tinystories --ctx 256 --json', 'TinyStories perplexity of the default model')
       .example('$0 ppl --model llama3-8b --dataset wikitext2 --ctx 2048', 'paper-protocol WikiText-2 perplexity') as never,
   handler: async (args) => {
-    if (!Number.isInteger(args.ctx) || args.ctx < 2) throw new UsageError(`--ctx ${args.ctx} must be an integer ≥ 2`);
-    const data = loadDatasetText(args.dataset, { protocol: args.protocol });
-    const session = await openSession({ model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'] });
-    try {
-      const { maxSeqLen } = session.source.config;
-      if (args.ctx > maxSeqLen) throw new UsageError(`--ctx ${args.ctx} is longer than the model's context of ${maxSeqLen} tokens`, `use --ctx ${maxSeqLen} or less`);
-      let bar: ReturnType<typeof progressBar> | undefined;
-      const result = await perplexity(session.executor, session.tokenizer, data.text, {
-        ctx: args.ctx,
-        protocol: args.protocol,
-        maxWindows: args.maxWindows ?? data.maxWindows,
-        onProgress: (p) => {
-          bar ??= progressBar(`ppl ${data.name}`, p.windows, 'windows');
-          bar.update(p.window, `ppl ${p.ppl.toFixed(4)}`);
-        },
-      });
-      bar?.finish(`ppl ${result.ppl.toFixed(4)}`);
-      const summary = {
-        model: session.source.id, dataset: data.name, protocol: result.protocol, ctx: result.ctx,
-        tokens: result.tokens, nll: result.nll, ppl: result.ppl, seconds: result.seconds,
-        ...(args.artifact ? { artifact: args.artifact, path: args.simulate ? 'simulate' : 'fused' } : {}),
-      };
-      if (args.json) {
-        console.log(JSON.stringify(summary));
-      } else {
-        console.log(`${summary.model} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ` +
-          `over ${result.tokens} tokens in ${result.windows} windows, ${result.seconds.toFixed(2)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)`);
-      }
-    } finally {
-      session.close();
+    let bar: ReturnType<typeof progressBar> | undefined;
+    const { summary, result } = await runPpl({
+      model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate,
+      dataset: args.dataset, ctx: args.ctx, protocol: args.protocol, maxWindows: args.maxWindows, checkNumerics: args['check-numerics'],
+      onProgress: (dataset, p) => {
+        bar ??= progressBar(`ppl ${dataset}`, p.windows, 'windows');
+        bar.update(p.window, `ppl ${p.ppl.toFixed(4)}`);
+      },
+    });
+    bar?.finish(`ppl ${result.ppl.toFixed(4)}`);
+    if (args.json) {
+      console.log(JSON.stringify(summary));
+    } else {
+      console.log(`${summary.model} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ` +
+        `over ${result.tokens} tokens in ${result.windows} windows, ${result.seconds.toFixed(2)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)`);
     }
   },
 };

@@ -8,7 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readArtifact, readArtifactManifest } from '../../loaders/artifact.js';
+import { readArtifact } from '../../loaders/artifact.js';
+import { readArtifactManifest } from '../../loaders/artifact-manifest.js';
 
 const CLI = 'dist/cli/aser.js';
 const QUANTIZE = ['quantize', '--calib-samples', '2', '--calib-len', '32', '--rank', '4'];

@@ -1,12 +1,10 @@
-// `aser chat` in a real terminal (a tmux pty) and `aser serve` as a process, both from the TypeScript
-// build in dist/ (built once here), on the real stories260K model.
+// `aser chat` in a real terminal (a tmux pty) and `aser serve` as a process, both through the `aser`
+// executable of the TypeScript build in dist/ (built once here), on the real stories260K model.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 
-// Until cli/commands/index.ts lists serve and chat, a small entry runs the same built commands.
-const registered = /chatCommand/.test(readFileSync('cli/commands/index.ts', 'utf8')) && /serveCommand/.test(readFileSync('cli/commands/index.ts', 'utf8'));
-const ENTRY = registered ? 'dist/cli/aser.js' : 'test/serve/cli-entry.mjs';
+const ENTRY = 'dist/cli/aser.js';
 const TMUX = ['-L', `aser-chat-test-${process.pid}`];
 
 function tmux(...args: string[]): string {
@@ -36,7 +34,7 @@ const prompts = (s: string) => s.split('\n').filter((l) => l.startsWith('> ')  |
 beforeAll(() => {
   // Type errors elsewhere in the tree do not stop tsc from emitting; what matters is that our files are there.
   spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'ignore' });
-  for (const f of ['dist/cli/commands/chat.js', 'dist/cli/commands/serve.js', 'dist/serve/server.js']) {
+  for (const f of [ENTRY, 'dist/cli/commands/chat.js', 'dist/cli/commands/serve.js', 'dist/serve/server.js']) {
     if (!existsSync(f)) throw new Error(`the TypeScript build did not produce ${f}`);
   }
 }, 120_000);

@@ -1,0 +1,211 @@
+// Quantized-model artifacts (docs/artifact-format.md): a directory holding manifest.json and one
+// safetensors file per transformer layer. The manifest names the format and its version, the source
+// model and the sha256 of its weights, the method and its settings, the calibration, per-layer ranks
+// and outlier channels, and the sha256 of every tensor file. This file: the manifest's types, hashing,
+// and the validation writer (loaders/artifact-writer.ts) and reader (loaders/artifact.ts) share.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { w4WordCount } from '../core/w4-layout.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
+import { FormatError, LoadError, NotFoundError } from './errors.js';
+import { isRecord, readJsonFile } from './json-file.js';
+
+export const ARTIFACT_FORMAT = 'aser-artifact';
+export const ARTIFACT_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+/** The model an artifact was made from. */
+export interface ArtifactSource {
+  /** Short identity, e.g. "stories260k". */
+  id: string;
+  /** sha256 of the weight file, or for several files of the sorted lines "<sha256>  <name>\n" (sha256sum's output). */
+  sha256: string;
+  files: Array<{ name: string; sha256: string; bytes: number }>;
+}
+
+export interface ArtifactCalibration {
+  dataset: string;
+  samples: number;
+  seqLen: number;
+  seed: number;
+  /** Tokens actually accumulated per linear input. */
+  tokens?: number;
+}
+
+/** Per-linear entry of the manifest. */
+export interface ArtifactLayerEntry {
+  /** Tensor file (in the artifact directory) holding this linear's tensors. */
+  file: string;
+  inFeatures: number;
+  outFeatures: number;
+  wBits: number;
+  aBits: number;
+  /** Columns of L_A: the error-reconstruction rank plus the outlier channels. */
+  rank: number;
+  /** The error-reconstruction rank r alone. */
+  errorRank: number;
+  /** Input channels carried exactly by the side path (one-hot L_A columns after the first errorRank). */
+  outliers: number[];
+  smooth: boolean;
+  bias: boolean;
+  /** Quantizer diagnostics worth keeping (output errors via H, effective rank, damping, …). */
+  diag?: Record<string, number>;
+}
+
+export interface ArtifactManifest {
+  format: typeof ARTIFACT_FORMAT;
+  formatVersion: number;
+  /** "aser-webgpu <version>". */
+  createdBy: string;
+  createdAt: string;
+  source: ArtifactSource;
+  method: string;
+  wBits: number;
+  aBits: number;
+  /** Fixed rank, or null when the α rule chose per-layer ranks. */
+  rank: number | null;
+  alpha: number | null;
+  /** Further method settings (smoothAlpha, outliers, outlierThreshold, damping, maxRank, …). */
+  options: Record<string, unknown>;
+  calibration: ArtifactCalibration | null;
+  /** Keyed by module name, e.g. "model.layers.3.mlp.down_proj". */
+  layers: Record<string, ArtifactLayerEntry>;
+  /** Every tensor file with its sha256 and size. */
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** What the caller supplies; the writer fills in format, version, layers, files, createdAt/By. */
+export type ArtifactHeader = Omit<ArtifactManifest, 'format' | 'formatVersion' | 'layers' | 'files' | 'createdAt' | 'createdBy'> & {
+  createdBy?: string;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// hashing
+
+const HASH_CHUNK = 16 << 20;
+
+/** sha256 (hex) of a file, streamed. */
+export function sha256File(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new NotFoundError(path, `cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  try {
+    const hash = createHash('sha256');
+    const buf = new Uint8Array(HASH_CHUNK);
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        throw new LoadError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+      if (got <= 0) break;
+      hash.update(buf.subarray(0, got));
+    }
+    return hash.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The identity of a model's weight files for the manifest (and for readArtifact's expectModelHash). */
+export function describeModelFiles(id: string, paths: string[]): ArtifactSource {
+  if (paths.length === 0) throw new LoadError(id, 'no weight files to hash');
+  const files = paths.map((p) => ({ name: basename(p), sha256: sha256File(p), bytes: statSync(p).size }));
+  const sha256 = files.length === 1
+    ? files[0]!.sha256
+    : createHash('sha256').update([...files].sort((a, b) => (a.name < b.name ? -1 : 1)).map((f) => `${f.sha256}  ${f.name}\n`).join('')).digest('hex');
+  return { id, sha256, files };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// validation shared by writer and reader
+
+/** Checks that every array of a QuantizedLinear has the length its shape and rank promise. */
+export function checkQuantizedLinear(where: string, q: QuantizedLinear): void {
+  const fail = (reason: string): never => {
+    throw new FormatError(where, reason);
+  };
+  const { inFeatures: inF, outFeatures: out, rank } = q;
+  if (![inF, out].every((d) => Number.isInteger(d) && d > 0)) fail(`bad shape [${out}, ${inF}]`);
+  if (q.wBits !== 4) fail(`wBits ${q.wBits}: only 4-bit packed weights are supported`);
+  if (!isActivationBits(q.aBits)) fail(`aBits ${q.aBits}: must be ${ACTIVATION_BITS_TEXT}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank > inF + out) fail(`bad rank ${rank}`);
+  if (q.qweight.length !== w4WordCount(out, inF)) fail(`qweight has ${q.qweight.length} words, [${out}, ${inF}] packs into ${w4WordCount(out, inF)}`);
+  if (q.wScale.length !== out) fail(`wScale has ${q.wScale.length} values, needs ${out}`);
+  if (q.smooth && q.smooth.length !== inF) fail(`smooth has ${q.smooth.length} values, needs ${inF}`);
+  if (q.bias && q.bias.length !== out) fail(`bias has ${q.bias.length} values, needs ${out}`);
+  if (rank > 0) {
+    if (!q.la || q.la.length !== inF * rank) fail(`la has ${q.la?.length ?? 0} values, needs ${inF} x ${rank}`);
+    if (!q.lb || q.lb.length !== rank * out) fail(`lb has ${q.lb?.length ?? 0} values, needs ${rank} x ${out}`);
+  } else if (q.la?.length || q.lb?.length) fail('la/lb present with rank 0');
+  if (q.outlierChannels) {
+    if (q.outlierChannels.length > rank) fail(`${q.outlierChannels.length} outlier channels but side-path rank ${rank}`);
+    for (const c of q.outlierChannels) if (c >= inF) fail(`outlier channel ${c} outside 0..${inF - 1}`);
+  }
+}
+
+/** "model.layers.12.mlp.up_proj" → "layer-012.safetensors"; anything else → "other.safetensors". */
+export function artifactFileFor(moduleName: string): string {
+  const m = /^model\.layers\.(\d+)\./.exec(moduleName);
+  return m ? `layer-${m[1]!.padStart(3, '0')}.safetensors` : 'other.safetensors';
+}
+
+function isNonNegInt(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0;
+}
+
+/** Checks the manifest's structure; a version mismatch gets its own message. */
+export function validateManifest(file: string, raw: unknown): ArtifactManifest {
+  const bad = (reason: string): never => {
+    throw new FormatError(file, reason);
+  };
+  if (!isRecord(raw)) bad('manifest is not a JSON object');
+  const m = raw as Record<string, unknown>;
+  if (m.format !== ARTIFACT_FORMAT) bad(`not an ASER artifact manifest: format is ${JSON.stringify(m.format)}, expected "${ARTIFACT_FORMAT}"`);
+  if (m.formatVersion !== ARTIFACT_FORMAT_VERSION) {
+    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads version ${ARTIFACT_FORMAT_VERSION}` +
+      ` (written by ${JSON.stringify(m.createdBy)}); re-quantize the model with this build`);
+  }
+  if (typeof m.method !== 'string') bad('"method" must be a string');
+  if (!isNonNegInt(m.wBits) || !isNonNegInt(m.aBits)) bad('"wBits" and "aBits" must be integers');
+  if (m.rank !== null && !isNonNegInt(m.rank)) bad('"rank" must be an integer or null');
+  if (m.alpha !== null && typeof m.alpha !== 'number') bad('"alpha" must be a number or null');
+  const src = m.source;
+  if (!isRecord(src) || typeof src.id !== 'string' || typeof src.sha256 !== 'string' || !Array.isArray(src.files)) {
+    bad('"source" must be {id, sha256, files}');
+  }
+  if (!isRecord(m.files)) bad('"files" must be an object');
+  for (const [name, f] of Object.entries(m.files as Record<string, unknown>)) {
+    // A plain *.safetensors name in the artifact directory: never a path, '.', '..' or the manifest.
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*\.safetensors$/.test(name)) bad(`files: ${JSON.stringify(name)} is not a plain *.safetensors file name`);
+    if (!isRecord(f) || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256) || !isNonNegInt(f.bytes)) {
+      bad(`files.${name} must be {sha256: 64 hex digits, bytes}`);
+    }
+  }
+  if (!isRecord(m.layers)) bad('"layers" must be an object');
+  for (const [name, l] of Object.entries(m.layers as Record<string, unknown>)) {
+    if (!isRecord(l)) bad(`layers.${name} is not an object`);
+    const e = l as Record<string, unknown>;
+    if (typeof e.file !== 'string' || !Object.hasOwn(m.files as object, e.file)) bad(`layers.${name}.file ${JSON.stringify(e.file)} is not listed in "files"`);
+    for (const k of ['inFeatures', 'outFeatures', 'wBits', 'aBits', 'rank', 'errorRank'] as const) {
+      if (!isNonNegInt(e[k])) bad(`layers.${name}.${k} must be a non-negative integer`);
+    }
+    if (!Array.isArray(e.outliers) || !e.outliers.every(isNonNegInt)) bad(`layers.${name}.outliers must be a list of channel indices`);
+    if ((e.errorRank as number) + (e.outliers as number[]).length !== e.rank) bad(`layers.${name}: rank ${e.rank} ≠ errorRank ${e.errorRank} + ${(e.outliers as number[]).length} outliers`);
+    if (typeof e.smooth !== 'boolean' || typeof e.bias !== 'boolean') bad(`layers.${name}.smooth and .bias must be booleans`);
+  }
+  return raw as ArtifactManifest;
+}
+
+/** Reads and validates manifest.json only (no tensor file is opened). */
+export function readArtifactManifest(dir: string): ArtifactManifest {
+  const file = join(dir, MANIFEST_FILE);
+  if (!existsSync(dir)) throw new NotFoundError(dir, 'artifact directory does not exist');
+  if (!existsSync(file)) throw new NotFoundError(file, `not an ASER artifact: ${MANIFEST_FILE} is missing`);
+  return validateManifest(file, readJsonFile(file, 'artifact manifest'));
+}
