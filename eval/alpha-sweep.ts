@@ -2,7 +2,9 @@
 // picks (mean over block linears), the side path's +FLOPs and the perplexity on each dataset. Built on
 // runPplTable, so calibration happens once and every artifact and perplexity is cached.
 import { lineChart, type ChartSpec } from './plot.js';
-import { METHOD_LABELS, pplCell, runPplTable, type PplTable, type PplTableOptions, type TableMethod } from './ppl-table.js';
+import {
+  METHOD_LABELS, pplCell, runPplTable, type PplTable, type PplTableOptions, type TableMethod,
+} from './ppl-table.js';
 import { LOW_RANK_METHODS, type QuantMethod } from '../quant/methods.js';
 import { PplTableError } from './errors.js';
 

@@ -8,7 +8,9 @@ import { openSession, type Session } from '../node/session.js';
 import { modelHash } from '../node/artifact-cache.js';
 import { artifactDigest, openResultCache, type ResultCache } from '../node/cache.js';
 import { dataDir } from '../loaders/datasets.js';
-import { choiceMetrics, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceScores, type TaskMetrics } from './zeroshot.js';
+import {
+  choiceMetrics, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceScores, type TaskMetrics,
+} from './zeroshot.js';
 import { loadTask, ZEROSHOT_TASKS } from './zeroshot-data.js';
 
 /** Bumped when scoring changes, so cached results of an older protocol are not reused. */

@@ -7,7 +7,9 @@ import { f16ToF32Array } from '../core/dtype.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { openSafetensors } from './safetensors.js';
-import { MANIFEST_FILE, checkQuantizedLinear, readArtifactManifest, sha256File, type ArtifactManifest } from './artifact-manifest.js';
+import {
+  MANIFEST_FILE, checkQuantizedLinear, readArtifactManifest, sha256File, type ArtifactManifest,
+} from './artifact-manifest.js';
 
 export interface Artifact {
   manifest: ArtifactManifest;

@@ -8,7 +8,10 @@ import { bytesToF32, f32ToF16Array, f32ToF16Bits } from '../core/dtype.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
 import { GgufWriteError } from './errors.js';
 import { requiredTensorShapes } from './hf-model.js';
-import { GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_BYTES, GGUF_VALUE_TYPES, type GgmlTypeInfo, type GgufScalarType, type GgufValue } from './gguf-file.js';
+import {
+  GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_BYTES, GGUF_VALUE_TYPES, type GgmlTypeInfo,
+  type GgufScalarType, type GgufValue,
+} from './gguf-file.js';
 import { ggufTensorName } from './gguf.js';
 
 export interface GgufWriteTensor {

@@ -2,7 +2,7 @@
 // sample a continuation and detokenize it as it comes.
 import { generate, type GenerateResult } from '../runtime/generate.js';
 import { createDetokenizer } from '../loaders/detokenizer.js';
-import type { ExecutorMemory } from '../runtime/executor.js';
+import type { ExecutorMemory } from '../runtime/executor-options.js';
 import { UsageError } from '../core/errors.js';
 import { openSession } from './session.js';
 

@@ -5,7 +5,8 @@
 // for large vocabularies. GPU memory for calibration is then one group's fp weights plus the
 // classifier, instead of the whole fp model.
 import type { GpuContext } from '../core/gpu.js';
-import { Executor, type ExecutorMemory, type ExecutorOptions } from '../runtime/executor.js';
+import { Executor } from '../runtime/executor.js';
+import type { ExecutorMemory, ExecutorOptions } from '../runtime/executor-options.js';
 import { absentLinear } from '../runtime/linear.js';
 import type { ModelSource } from '../core/model.js';
 import { captureLinearInputs, type LinearInputCapture } from './capture.js';

@@ -14,7 +14,9 @@
 // On this 2-core machine that is 4–8x faster than dgesdd on G (docs/quantization.md has the numbers).
 // The eigenvalues of a Gram matrix carry an absolute error ~ ε·σ_1², so σ_i below ~1e-7·σ_1 are noise;
 // they still enter Σσ for the rank rule (harmlessly) but are never chosen as reconstruction directions.
-import { cholesky, gram, matmul, matrix, multiplyLowerBlocked, multiplyLowerInPlace, symEigTop, transpose, type Mat } from './linalg.js';
+import {
+  cholesky, gram, matmul, matrix, multiplyLowerBlocked, multiplyLowerInPlace, symEigTop, transpose, type Mat,
+} from './linalg.js';
 import { rankForAlpha } from './rank.js';
 import { LinalgError, NotPositiveDefiniteError } from './errors.js';
 

@@ -13,11 +13,16 @@ import { packW4 } from '../core/w4-layout.js';
 import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { matmul, matrix, type Mat } from './linalg.js';
-import { lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice } from './lowrank.js';
-import { dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization } from './quantizers.js';
+import {
+  lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice,
+} from './lowrank.js';
+import {
+  dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization,
+} from './quantizers.js';
 import { effectiveRank, sidePathFlopsRatio } from './rank.js';
 import type { LinearInputStats } from './stats.js';
 import { QuantizeError } from './errors.js';
+import { aserSmoothing, columnAbsStats, llmInt4Smoothing, median, smoothQuantScales } from './smoothing.js';
 
 export const QUANT_METHODS = ['rtn', 'smoothquant', 'smoothquant-plus', 'llm-int4', 'lorc', 'l2qer', 'aser-noas', 'aser'] as const;
 export type QuantMethod = (typeof QUANT_METHODS)[number];
@@ -123,63 +128,6 @@ interface SmoothingPlan {
 }
 
 const DEFAULT_SMOOTH_GRID = Array.from({ length: 21 }, (_, i) => i / 20);
-
-function median(values: ArrayLike<number>): number {
-  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
-  const n = sorted.length;
-  return n === 0 ? 0 : n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-}
-
-function columnAbsStats(w: Float32Array, out: number, inF: number): { maxAbs: Float64Array; meanAbs: Float64Array } {
-  const maxAbs = new Float64Array(inF);
-  const meanAbs = new Float64Array(inF);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0, row = o * inF; i < inF; i++) {
-      const a = Math.abs(w[row + i]!);
-      meanAbs[i] += a;
-      if (a > maxAbs[i]!) maxAbs[i] = a;
-    }
-  }
-  for (let i = 0; i < inF; i++) meanAbs[i] /= out;
-  return { maxAbs, meanAbs };
-}
-
-/** SmoothQuant: s_j = max|X_j|^a / max|W_j|^(1−a), f32; 1 where a channel or column is all zero. */
-export function smoothQuantScales(xMax: Float64Array, wMax: Float64Array, a: number): Float32Array {
-  const s = new Float32Array(xMax.length);
-  for (let j = 0; j < s.length; j++) {
-    const v = Math.pow(xMax[j]!, a) / Math.pow(wMax[j]!, 1 - a);
-    s[j] = Number.isFinite(v) && v > 0 ? v : 1;
-  }
-  return s;
-}
-
-/** ASER's outlier set: the f channels with the largest x̄_j · w̄_j, and M (m_j = x̄_j / min_{k∈O} x̄_k on O, else 1). */
-export function aserSmoothing(xMean: Float64Array, wMean: Float64Array, f: number): { smooth: Float32Array; outliers: number[] } {
-  const n = xMean.length;
-  const order = Array.from({ length: n }, (_, j) => j)
-    .filter((j) => xMean[j]! > 0)
-    .sort((a, b) => xMean[b]! * wMean[b]! - xMean[a]! * wMean[a]! || a - b);
-  const outliers = order.slice(0, Math.min(f, order.length)).sort((a, b) => a - b);
-  const smooth = new Float32Array(n).fill(1);
-  if (outliers.length === 0) return { smooth, outliers };
-  const floor = Math.min(...outliers.map((j) => xMean[j]!));
-  for (const j of outliers) smooth[j] = Math.max(1, xMean[j]! / floor);
-  return { smooth, outliers };
-}
-
-/** LLM.int4(): channels with max|X_j| ≥ threshold are exact; they are scaled down to the median channel max. */
-export function llmInt4Smoothing(xMax: Float64Array, threshold: number): { smooth: Float32Array; outliers: number[] } {
-  const outliers: number[] = [];
-  const rest: number[] = [];
-  xMax.forEach((v, j) => (v >= threshold ? outliers.push(j) : rest.push(v)));
-  const smooth = new Float32Array(xMax.length).fill(1);
-  // The exact channels still pass through the activation quantizer (their W columns are zero there);
-  // shrinking them to a typical channel's level keeps them from setting every token's scale.
-  const level = Math.max(median(rest), 1e-6);
-  for (const j of outliers) smooth[j] = Math.max(1, xMax[j]! / level);
-  return { smooth, outliers };
-}
 
 function scaledWeight(w: Float32Array, out: number, inF: number, smooth?: Float32Array): Mat {
   const m = matrix(out, inF);

@@ -6,7 +6,7 @@
 //   simulate  the same quantization as f32 fake-quant on the dense path (runtime/simulated-linear.ts):
 //             the reference the fused kernels are checked against end to end
 import type { GpuContext } from '../core/gpu.js';
-import type { LinearFactory } from './executor.js';
+import type { LinearFactory } from './forward-build.js';
 import type { PipelineCache } from './pipelines.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { createQuantizedLinear } from './quantized-linear.js';

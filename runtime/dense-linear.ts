@@ -11,7 +11,10 @@ import { f32ToF16Array } from '../core/dtype.js';
 import type { WeightRows } from './weight-rows.js';
 import type { WeightUploader } from './weight-upload.js';
 import { BindGroupCache, checkActivationBuffers, tokenChunks } from './linear-support.js';
-import { denseElementBytes, denseKernelSpec, denseParams, denseRowStride, denseTiling, denseWeightFormat, gemmDispatch, gemvDispatch, type DenseTiling } from '../kernels/matmul_dense.js';
+import {
+  denseElementBytes, denseKernelSpec, denseParams, denseRowStride, denseTiling, denseWeightFormat,
+  gemmDispatch, gemvDispatch, type DenseTiling,
+} from '../kernels/matmul_dense.js';
 import { LinearConfigError } from './errors.js';
 
 export interface DenseWeights {

@@ -1,7 +1,7 @@
 // The executor's options (ExecutorOptions), their defaults, checks and resolution into the values
-// it runs with, and the shape of its memory report. Checks throw the error `fail` makes (the
-// executor's own error type, passed in so this module does not import the executor).
+// it runs with, and the shape of its memory report. Checks throw ExecutorError.
 import type { GpuContext } from '../core/gpu.js';
+import { ExecutorError } from './errors.js';
 import type { ModelSource } from '../core/model.js';
 import type { AttentionVariant } from '../kernels/attention.js';
 import type { PipelineCache } from './pipelines.js';
@@ -84,8 +84,8 @@ export interface ResolvedOptions {
 }
 
 /** Checks `opts` against the device and the model and applies the defaults. */
-export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions, fail: (message: string) => Error): ResolvedOptions {
-  validate(gpu, model, opts, fail);
+export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): ResolvedOptions {
+  validate(gpu, model, opts);
   const c = model.config;
   const maxSeqLen = opts.maxSeqLen ?? Math.min(c.maxSeqLen, DEFAULT_MAX_SEQ_LEN);
   const maxBatchTokens = opts.maxBatchTokens ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
@@ -101,29 +101,29 @@ export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: Execut
   };
 }
 
-/** Throws (the error `fail` makes) for options the device or the model cannot serve. */
-function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions, fail: (message: string) => Error): void {
+/** Throws ExecutorError for options the device or the model cannot serve. */
+function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): void {
   const c = model.config;
   const id = model.id;
-  if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw fail(`dtype ${String(opts.dtype)} is not 'f32' or 'f16'`);
+  if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new ExecutorError(`dtype ${String(opts.dtype)} is not 'f32' or 'f16'`);
   const kvDtype = opts.kvDtype ?? opts.dtype;
   if ((opts.dtype === 'f16' || kvDtype === 'f16') && !gpu.features.shaderF16) {
-    throw fail(`f16 weights/KV cache need the shader-f16 feature, which this device (${gpu.describe()}) lacks; use dtype 'f32'`);
+    throw new ExecutorError(`f16 weights/KV cache need the shader-f16 feature, which this device (${gpu.describe()}) lacks; use dtype 'f32'`);
   }
   const positive = (name: string, v: number) => {
-    if (!Number.isInteger(v) || v < 1) throw fail(`${id}: config ${name} = ${v} must be a positive integer`);
+    if (!Number.isInteger(v) || v < 1) throw new ExecutorError(`${id}: config ${name} = ${v} must be a positive integer`);
   };
   for (const [k, v] of Object.entries({ dim: c.dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, vocabSize: c.vocabSize, maxSeqLen: c.maxSeqLen })) positive(k, v);
-  if (c.nHeads % c.nKvHeads !== 0) throw fail(`${id}: ${c.nHeads} attention heads are not a multiple of ${c.nKvHeads} KV heads`);
-  if (c.headDim % 2 !== 0) throw fail(`${id}: head dim ${c.headDim} must be even for RoPE`);
-  if (c.ropeStyle !== 'interleaved' && c.ropeStyle !== 'half') throw fail(`${id}: unknown ropeStyle ${String(c.ropeStyle)}`);
+  if (c.nHeads % c.nKvHeads !== 0) throw new ExecutorError(`${id}: ${c.nHeads} attention heads are not a multiple of ${c.nKvHeads} KV heads`);
+  if (c.headDim % 2 !== 0) throw new ExecutorError(`${id}: head dim ${c.headDim} must be even for RoPE`);
+  if (c.ropeStyle !== 'interleaved' && c.ropeStyle !== 'half') throw new ExecutorError(`${id}: unknown ropeStyle ${String(c.ropeStyle)}`);
   const maxSeqLen = opts.maxSeqLen ?? Math.min(c.maxSeqLen, DEFAULT_MAX_SEQ_LEN);
   if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1 || maxSeqLen > c.maxSeqLen) {
-    throw fail(`${id}: maxSeqLen ${maxSeqLen} must be an integer in 1..${c.maxSeqLen} (the model's context)`);
+    throw new ExecutorError(`${id}: maxSeqLen ${maxSeqLen} must be an integer in 1..${c.maxSeqLen} (the model's context)`);
   }
   const B = opts.maxBatchTokens ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
-  if (!Number.isInteger(B) || B < 1 || B > 65535) throw fail(`maxBatchTokens ${B} must be an integer in 1..65535`);
+  if (!Number.isInteger(B) || B < 1 || B > 65535) throw new ExecutorError(`maxBatchTokens ${B} must be an integer in 1..65535`);
   if (opts.headRows !== undefined && (!Number.isInteger(opts.headRows) || opts.headRows < 1 || opts.headRows > B)) {
-    throw fail(`headRows ${opts.headRows} must be an integer in 1..${B} (maxBatchTokens)`);
+    throw new ExecutorError(`headRows ${opts.headRows} must be an integer in 1..${B} (maxBatchTokens)`);
   }
 }

@@ -25,15 +25,16 @@ import type { GpuTimer } from './profiler.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker, type NonFiniteReport } from './numerics.js';
-import { encodeHead, encodeInput, encodeLayer, ForwardKernels, prepareChunk, Recorder, type ForwardGraph } from './recorder.js';
+import {
+  encodeHead, encodeInput, encodeLayer, ForwardKernels, prepareChunk, Recorder, type ForwardGraph,
+} from './recorder.js';
 import { buildForward, type BuiltForward, type LinearFactory } from './forward-build.js';
 import { readLogitRows, readLogitsRow, readNll, type Checked, type RunDescription } from './readback.js';
 import { DeviceLossWatch } from './device-loss.js';
-import { resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions } from './executor-options.js';
+import {
+  resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions,
+} from './executor-options.js';
 import { ContextOverflowError, ExecutorError, NonFiniteError } from './errors.js';
-
-export { HOST_EMBEDDING_MIN_VALUES, type ExecutorDType, type ExecutorMemory, type ExecutorOptions } from './executor-options.js';
-export type { LinearFactory } from './forward-build.js';
 
 /** One layer of a tapLayers pass, as it is recorded. */
 export interface TappedLayer {
@@ -122,7 +123,7 @@ export class Executor {
   }
 
   static async create(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): Promise<Executor> {
-    const resolved = resolveOptions(gpu, model, opts, (message) => new ExecutorError(message));
+    const resolved = resolveOptions(gpu, model, opts);
     const ex = new Executor(gpu, model, opts.pipelines ?? new PipelineCache(gpu.device), resolved, !!opts.checkNumerics);
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
@@ -406,7 +407,7 @@ export class Executor {
         dtype: this.dtype, kvDtype: this.kvDtype, maxSeqLen: this.maxSeqLen, maxBatchTokens: this.maxBatchTokens, headRows: this.headRows,
         embedding: this.embedding, fuseProjections, linearFactory, scratch: this.scratch,
       };
-      const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader, (message) => new ExecutorError(message));
+      const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader);
       this.built = built;
       this.graph = built.graph;
     } finally {

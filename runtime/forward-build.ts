@@ -6,7 +6,9 @@
 // returned with the means to destroy it; if building fails, what was created so far is destroyed here.
 import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
-import { BLOCK_LINEARS, layerTensorName, type BlockLinearName, type ModelSource, type TensorRef } from '../core/model.js';
+import {
+  BLOCK_LINEARS, layerTensorName, type BlockLinearName, type ModelSource, type TensorRef,
+} from '../core/model.js';
 import type { PipelineCache } from './pipelines.js';
 import { createBuffer, uploadBuffer } from './buffers.js';
 import { readTensorF32 } from '../core/dtype.js';
@@ -19,7 +21,10 @@ import { embeddingParts } from '../kernels/embedding.js';
 import { ropeTable } from '../kernels/rope_kv.js';
 import { planSwiglu } from '../kernels/swiglu.js';
 import type { ScratchPool } from './scratch-pool.js';
-import type { ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines } from './recorder.js';
+import { ExecutorError } from './errors.js';
+import type {
+  ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines,
+} from './recorder.js';
 
 // MAP_READ | COPY_DST and UNIFORM | COPY_DST as literals (globals may be absent at import time).
 const READBACK_USAGE = 0x0001 | 0x0008;
@@ -66,13 +71,9 @@ interface PlannedLinear {
   kind: string;
 }
 
-/**
- * Builds the forward of `model` for `shape`. `fail` makes the error thrown for a model or shape that
- * cannot be run (the executor's own error type, passed in so this module does not import the executor).
- */
+/** Builds the forward of `model` for `shape`; a model or shape that cannot be run throws ExecutorError. */
 export async function buildForward(
   gpu: GpuContext, model: ModelSource, cache: PipelineCache, kernels: ForwardKernels, shape: ForwardShape, uploader: WeightUploader,
-  fail: (message: string) => Error,
 ): Promise<BuiltForward> {
   const owned: Array<{ destroy(): void }> = [];
   const destroy = () => {
@@ -80,7 +81,7 @@ export async function buildForward(
     owned.length = 0;
   };
   try {
-    return { ...(await build(gpu, model, cache, kernels, shape, uploader, fail, owned)), destroy };
+    return { ...(await build(gpu, model, cache, kernels, shape, uploader, owned)), destroy };
   } catch (err) {
     destroy();
     throw err;
@@ -89,7 +90,7 @@ export async function buildForward(
 
 async function build(
   gpu: GpuContext, model: ModelSource, cache: PipelineCache, kernels: ForwardKernels, shape: ForwardShape, uploader: WeightUploader,
-  fail: (message: string) => Error, owned: Array<{ destroy(): void }>,
+  owned: Array<{ destroy(): void }>,
 ): Promise<{ graph: ForwardGraph; bytes: WeightBytes }> {
   const c = model.config;
   const device = gpu.device;
@@ -103,10 +104,10 @@ async function build(
   const buffer = (n: number, label: string, usage?: number) => own(createBuffer(device, n, label, usage));
   const upload = (data: ArrayBufferView, label: string) => own(uploadBuffer(device, data, label));
   const tensorRef = (name: string, dims: number[]): TensorRef => {
-    if (!model.has(name)) throw fail(`${model.id}: missing tensor ${name}`);
+    if (!model.has(name)) throw new ExecutorError(`${model.id}: missing tensor ${name}`);
     const t = model.tensor(name);
     if (t.shape.length !== dims.length || t.shape.some((d, i) => d !== dims[i])) {
-      throw fail(`${model.id}: tensor ${name} has shape [${t.shape.join(', ')}], expected [${dims.join(', ')}]`);
+      throw new ExecutorError(`${model.id}: tensor ${name} has shape [${t.shape.join(', ')}], expected [${dims.join(', ')}]`);
     }
     return t;
   };
@@ -146,7 +147,7 @@ async function build(
       const op = shape.linearFactory?.(l, name, weights[name], shape.scratch);
       if (op) own(op);
       if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
-        throw fail(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);
+        throw new ExecutorError(`${layerTensorName(l, name)}: linearFactory returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${inF}`);
       }
       if (op) custom[name] = op;
     }
@@ -160,7 +161,7 @@ async function build(
         for (const n of names) ops.push(await single(n));
         return ops;
       }
-      return [{ op: await dense(stackLinears(names.map((n) => weights[n]), fail), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }];
+      return [{ op: await dense(stackLinears(names.map((n) => weights[n])), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }];
     };
     plans.push({
       attnIn: await group(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], 'qkv_proj'),
@@ -221,7 +222,7 @@ async function build(
   };
   for (const [name, b] of Object.entries(buf)) {
     if (b && b.size > maxBinding) {
-      throw fail(`${model.id}: activation buffer ${name} needs ${b.size} bytes, over the ${maxBinding}-byte storage binding limit; lower maxBatchTokens (${B})`);
+      throw new ExecutorError(`${model.id}: activation buffer ${name} needs ${b.size} bytes, over the ${maxBinding}-byte storage binding limit; lower maxBatchTokens (${B})`);
     }
   }
   const uniform = (label: string) => buffer(16 * 2, label, UNIFORM_USAGE);
@@ -235,7 +236,7 @@ async function build(
 
   const kv = own(new KvCache(device, { nLayers: c.nLayers, maxSeqLen: shape.maxSeqLen, kvDim, f16: shape.kvDtype === 'f16' }));
   if (kv.bytesPerLayerBuffer > maxBinding) {
-    throw fail(`${model.id}: one layer's K cache needs ${kv.bytesPerLayerBuffer} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${shape.maxSeqLen})`);
+    throw new ExecutorError(`${model.id}: one layer's K cache needs ${kv.bytesPerLayerBuffer} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${shape.maxSeqLen})`);
   }
 
   // Embedding table: on the host (rows gathered per chunk), or on the GPU split by rows where it
@@ -290,7 +291,7 @@ async function build(
   });
 
   // Classifier (lm_head, or the embedding when tied): always dense, in the executor's dtype.
-  if (!model.has('lm_head.weight') && !c.tiedEmbeddings) throw fail(`${model.id}: missing tensor lm_head.weight (embeddings are not tied)`);
+  if (!model.has('lm_head.weight') && !c.tiedEmbeddings) throw new ExecutorError(`${model.id}: missing tensor lm_head.weight (embeddings are not tied)`);
   const headRows = model.has('lm_head.weight') ? tensorRows(tensorRef('lm_head.weight', [c.vocabSize, c.dim])) : embed;
   const classifier = own(await createDenseLinearStreamed(gpu, cache, { rows: headRows }, { label: 'lm_head', dtype: shape.dtype, maxTokens: shape.headRows }, uploader));
   bytes.classifier += classifier.byteSize;
@@ -312,7 +313,7 @@ async function build(
 }
 
 /** Stacks linears that read the same input into one [Σ out, in] row source (biases zero-filled where absent). */
-function stackLinears(parts: DenseWeights[], fail: (message: string) => Error): DenseWeights {
+function stackLinears(parts: DenseWeights[]): DenseWeights {
   const inFeatures = parts[0]!.inFeatures;
   const outFeatures = parts.reduce((n, p) => n + p.outFeatures, 0);
   const rows = stackRows(parts.map((p) => p.rows!));
@@ -323,5 +324,5 @@ function stackLinears(parts: DenseWeights[], fail: (message: string) => Error): 
     if (p.bias) bias!.set(p.bias, row);
     row += p.outFeatures;
   }
-  return { inFeatures, outFeatures, rows, bias, get weight(): Float32Array { throw fail('stacked projections are streamed, not read as f32'); } };
+  return { inFeatures, outFeatures, rows, bias, get weight(): Float32Array { throw new ExecutorError('stacked projections are streamed, not read as f32'); } };
 }

@@ -7,7 +7,9 @@
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
 import { w4WordCount } from '../core/w4-layout.js';
 import { denseRowStride } from '../kernels/matmul_dense.js';
-import { actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat } from '../kernels/w4a8_act_quant.js';
+import {
+  actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat,
+} from '../kernels/w4a8_act_quant.js';
 import { w4MatmulBuffers, w4MatmulUniforms, w4RowsPerSlice } from '../kernels/w4a8_matmul.js';
 import { quantizedLinearScratch, type QuantizedScratchName } from './quantized-linear.js';
 import { MemoryPlanError } from './errors.js';

@@ -25,7 +25,10 @@ import {
   actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
-import { planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, type W4MatmulOptions, type W4MatmulTiling } from '../kernels/w4a8_matmul.js';
+import {
+  planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, type W4MatmulOptions,
+  type W4MatmulTiling,
+} from '../kernels/w4a8_matmul.js';
 import { planVecAdd } from '../kernels/vec_add.js';
 import { LinearConfigError } from './errors.js';
 

@@ -10,7 +10,9 @@ import { ServerMetrics } from './metrics.js';
 import { FifoScheduler } from './scheduler.js';
 import { SseStream } from './sse.js';
 import { fallbackChatTemplate, type ChatTemplate } from './chat-template.js';
-import { parseChatRequest, parseCompletionRequest, parseJsonBody, type ChatRequest, type CompletionRequest } from './validate.js';
+import {
+  parseChatRequest, parseCompletionRequest, parseJsonBody, type ChatRequest, type CompletionRequest,
+} from './validate.js';
 import { runGeneration, timeoutError, type GenerationOutcome, type LogprobEntry } from './generation.js';
 
 export interface ServerOptions {

@@ -3,7 +3,10 @@
 // time out a case that hangs (a synchronous loader cannot be interrupted in its own thread).
 import { parentPort, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
-import { artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from './fuzz-targets.js';
+import {
+  artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget,
+  llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget,
+} from './fuzz-targets.js';
 
 export interface FuzzWorkerData {
   format: string;

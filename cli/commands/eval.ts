@@ -13,7 +13,10 @@ import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';
 import { PplTableError } from '../../eval/errors.js';
-import { abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption, rankOptions, sidePathSize, wbitsOption } from '../options.js';
+import {
+  abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption,
+  rankOptions, sidePathSize, wbitsOption,
+} from '../options.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
 export function listOption(value: string | undefined): string[] {

@@ -2,7 +2,10 @@
 import type { CommandModule } from 'yargs';
 import type { QuantMethod } from '../../quant/methods.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
-import { abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption, rankOptions, sidePathSize, wbitsOption } from '../options.js';
+import {
+  abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption,
+  rankOptions, sidePathSize, wbitsOption,
+} from '../options.js';
 
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;

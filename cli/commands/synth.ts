@@ -4,7 +4,9 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { parseByteSize } from '../../core/byte-size.js';
 import { progressBar } from '../../node/progress.js';
-import { DEFAULT_SHARD_BYTES, SYNTH_SHAPES, defaultSynthTokenizerDir, writeSynthModel, type SynthShapeName } from '../../loaders/synth.js';
+import {
+  DEFAULT_SHARD_BYTES, SYNTH_SHAPES, defaultSynthTokenizerDir, writeSynthModel, type SynthShapeName,
+} from '../../loaders/synth.js';
 import { jsonOption, overwriteOption } from '../options.js';
 
 interface SynthArgs {

@@ -10,7 +10,9 @@ import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { FormatError } from '../../loaders/errors.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ModelSource } from '../../core/model.js';
-import { compareToReference, computeKldReference, logSoftmax, summarizeKld, tokenKld, type KldReference } from '../../eval/kld.js';
+import {
+  compareToReference, computeKldReference, logSoftmax, summarizeKld, tokenKld, type KldReference,
+} from '../../eval/kld.js';
 import { readKldReference, writeKldReference } from '../../eval/kld-store.js';
 import { runKld } from '../../eval/kld-run.js';
 import { openResultCache } from '../../node/cache.js';

@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatPplTableCsv, formatPplTableMarkdown, pplCell, runPplTable, type PplTableOptions } from '../../eval/ppl-table.js';
+import {
+  formatPplTableCsv, formatPplTableMarkdown, pplCell, runPplTable, type PplTableOptions,
+} from '../../eval/ppl-table.js';
 import { openSession } from '../../node/session.js';
 import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity } from '../../eval/ppl.js';

@@ -8,7 +8,9 @@ import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ModelSource, TextTokenizer } from '../../core/model.js';
-import { binaryStderr, choiceMetrics, encodePair, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceDoc } from '../../eval/zeroshot.js';
+import {
+  binaryStderr, choiceMetrics, encodePair, lambadaMetrics, scoreChoices, scoreLambada, type ChoiceDoc,
+} from '../../eval/zeroshot.js';
 import { loadTask, mcContext } from '../../eval/zeroshot-data.js';
 import { dataDir } from '../../loaders/datasets.js';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';

@@ -3,7 +3,10 @@
 // LoadError, within the per-case time bound. The targets live in bench/lib/fuzz-targets.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget, llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget } from '../../bench/lib/fuzz-targets.js';
+import {
+  artifactTarget, classify, ggufTarget, hfConfigTarget, hfTokenizerTarget, llama2cTarget,
+  llama2cTokenizerTarget, safetensorsTarget, type FuzzTarget,
+} from '../../bench/lib/fuzz-targets.js';
 
 const RUNS = Number(process.env.ASER_FUZZ_RUNS ?? 300);
 const SEED = Number(process.env.ASER_FUZZ_SEED ?? 8);

@@ -11,7 +11,9 @@ import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.re
 import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { seededFloats } from './linear-harness.js';
-import { f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer } from './quant-harness.js';
+import {
+  f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer,
+} from './quant-harness.js';
 import { LinearConfigError } from '../../runtime/errors.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):

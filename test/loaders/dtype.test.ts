@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { bf16BitsToF32, bf16ToF32Array, bytesToF32, f16BitsToF32, f16ToF32Array, f32ToBf16Array, f32ToBf16Bits, f32ToF16Array, f32ToF16Bits } from '../../core/dtype.js';
+import {
+  bf16BitsToF32, bf16ToF32Array, bytesToF32, f16BitsToF32, f16ToF32Array, f32ToBf16Array, f32ToBf16Bits,
+  f32ToF16Array, f32ToF16Bits,
+} from '../../core/dtype.js';
 
 /** Reference f32 -> f16 by search: the nearest f16 value, ties to the even bit pattern (plain and slow). */
 function nearestF16(x: number, finite: Float64Array): number {

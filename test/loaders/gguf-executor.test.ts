@@ -7,7 +7,8 @@ import { loadGguf } from '../../loaders/gguf.js';
 import { exportGguf } from '../../loaders/gguf-writer.js';
 import { ggufTokenizer, ggufVocabFromLlama2c } from '../../loaders/gguf-tokenizer.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
-import { Executor, type ExecutorDType } from '../../runtime/executor.js';
+import { Executor } from '../../runtime/executor.js';
+import type { ExecutorDType } from '../../runtime/executor-options.js';
 import type { ModelSource } from '../../core/model.js';
 import { asHalfStyle } from '../reference/synthetic-model.js';
 

@@ -5,8 +5,12 @@ import { join } from 'node:path';
 import { FormatError, LoadError } from '../../loaders/errors.js';
 import { canonicalTensorName, dequantizeQ8_0, ggufTensorName, loadGguf } from '../../loaders/gguf.js';
 import { readGguf, type GgufValue } from '../../loaders/gguf-file.js';
-import { exportGguf, GGUF_TOKEN_TYPE, halfToInterleavedRows, quantizeQ8_0, writeGguf, type GgufWriteTensor } from '../../loaders/gguf-writer.js';
-import { ggufTokenizer, ggufVocabForExport, ggufVocabFromHfTokenizer, ggufVocabFromLlama2c } from '../../loaders/gguf-tokenizer.js';
+import {
+  exportGguf, GGUF_TOKEN_TYPE, halfToInterleavedRows, quantizeQ8_0, writeGguf, type GgufWriteTensor,
+} from '../../loaders/gguf-writer.js';
+import {
+  ggufTokenizer, ggufVocabForExport, ggufVocabFromHfTokenizer, ggufVocabFromLlama2c,
+} from '../../loaders/gguf-tokenizer.js';
 import { interleavedToHalfRows } from '../../loaders/convert.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';

@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, NotFoundError } from '../../loaders/errors.js';
-import { openSafetensors, openSafetensorsDir, openSafetensorsIndex, writeSafetensors } from '../../loaders/safetensors.js';
+import {
+  openSafetensors, openSafetensorsDir, openSafetensorsIndex, writeSafetensors,
+} from '../../loaders/safetensors.js';
 import { bytesToF32, f32ToBf16Array, f32ToF16Array } from '../../core/dtype.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'aser-st-'));

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { FormatError, LoadError, SynthError } from '../../loaders/errors.js';
 import { loadHfModel } from '../../loaders/hf-model.js';
 import { openSafetensors } from '../../loaders/safetensors.js';
-import { SYNTH_SHAPES, Xoshiro128, planShards, synthConfig, synthHfConfigJson, writeSynthModel, type SynthProgress, type SynthResult } from '../../loaders/synth.js';
+import {
+  SYNTH_SHAPES, Xoshiro128, planShards, synthConfig, synthHfConfigJson, writeSynthModel, type SynthProgress,
+  type SynthResult,
+} from '../../loaders/synth.js';
 import { readTensorF32 } from '../../core/dtype.js';
 import type { ModelConfig } from '../../core/model.js';
 import { Executor } from '../../runtime/executor.js';

@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openArtifact, readArtifact } from '../../loaders/artifact.js';
 import { writeArtifact } from '../../loaders/artifact-writer.js';
-import { ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, readArtifactManifest, sha256File, type ArtifactHeader } from '../../loaders/artifact-manifest.js';
+import {
+  ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, describeModelFiles, readArtifactManifest, sha256File,
+  type ArtifactHeader,
+} from '../../loaders/artifact-manifest.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { BLOCK_LINEARS } from '../../core/model.js';
 import { CalibrationStats, LINEAR_INPUT_KINDS } from '../../quant/calibrate.js';

@@ -13,7 +13,9 @@ import { Executor } from '../../runtime/executor.js';
 import type { LinearInputKind, ModelConfig } from '../../core/model.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
 import { collectCalibrationStats } from '../../quant/calibrate.js';
-import { captureLinearInputs, executorCapture, type CaptureOptions, type LinearInputCapture } from '../../quant/capture.js';
+import {
+  captureLinearInputs, executorCapture, type CaptureOptions, type LinearInputCapture,
+} from '../../quant/capture.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { quantizeLayerwise } from '../../quant/quantize-layerwise.js';
 import { groupCapture } from '../../quant/group-capture.js';

@@ -1,5 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cholesky, gram, matmul, matmulSymmetricRight, matrix, multiplyLowerInPlace, multiplyLowerBlocked, solveTriangular, svd, symEig, symEigLargest, symEigTop, symmetricRank2k, symmetrizeFromUpper } from '../../quant/linalg.js';
+import {
+  cholesky, gram, matmul, matmulSymmetricRight, matrix, multiplyLowerInPlace, multiplyLowerBlocked,
+  solveTriangular, svd, symEig, symEigLargest, symEigTop, symmetricRank2k, symmetrizeFromUpper,
+} from '../../quant/linalg.js';
 import { ensureNativeBuilt, maxAbsDiff, naiveMatmul, randomMat, transposeOf } from './helpers.js';
 import { LinalgError, NotPositiveDefiniteError } from '../../quant/errors.js';
 

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cholesky, gram, matrix, svd, type Mat } from '../../quant/linalg.js';
-import { dampedCholesky, lowRankReconstruction, outputErrorSq, sandwich, weightedResidualSq } from '../../quant/lowrank.js';
+import {
+  dampedCholesky, lowRankReconstruction, outputErrorSq, sandwich, weightedResidualSq,
+} from '../../quant/lowrank.js';
 import { effectiveRank, rankForAlpha, sidePathFlopsRatio } from '../../quant/rank.js';
 import { ensureNativeBuilt, maxAbsDiff, naiveMatmul, randomMat, transposeOf } from './helpers.js';
 

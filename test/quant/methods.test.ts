@@ -1,7 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { unpackW4 } from '../../core/w4-layout.js';
 import { matmul, matrix, type Mat } from '../../quant/linalg.js';
-import { QUANT_METHODS, aserSmoothing, effectiveWeight, quantizeLinear, type LinearToQuantize, type QuantMethod } from '../../quant/methods.js';
+import {
+  QUANT_METHODS, effectiveWeight, quantizeLinear, type LinearToQuantize, type QuantMethod,
+} from '../../quant/methods.js';
+import { aserSmoothing } from '../../quant/smoothing.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, naiveMatmul, randomMat } from './helpers.js';
 import { QuantizeError } from '../../quant/errors.js';

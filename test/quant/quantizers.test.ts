@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { dequantizeWeights, fakeQuantActivations, qmax, quantizeActivationsPerToken, quantizeWeightsPerChannel, roundHalfEven } from '../../quant/quantizers.js';
+import {
+  dequantizeWeights, fakeQuantActivations, qmax, quantizeActivationsPerToken, quantizeWeightsPerChannel,
+  roundHalfEven,
+} from '../../quant/quantizers.js';
 
 describe('quantizers', () => {
   it('round half to even, like WGSL round()', () => {
