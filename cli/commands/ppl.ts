@@ -1,19 +1,10 @@
 import type { CommandModule } from 'yargs';
-import type { PplProtocol } from '../../eval/ppl.js';
-import { runPpl } from '../../eval/ppl-run.js';
+import { runPpl, type PplRunOptions } from '../../eval/ppl-run.js';
 import { progressBar } from '../../node/progress.js';
 import { modelOptions, numericsOption, ctxOption, jsonOption } from '../options.js';
 
-interface PplArgs {
-  model: string;
-  dtype: 'f32' | 'f16';
-  tokenizer?: string;
-  artifact?: string;
-  simulate: boolean;
-  dataset: string;
-  ctx: number;
-  protocol: PplProtocol;
-  maxWindows?: number;
+/** What yargs hands the handler: the library's options (check-numerics spelled as typed) plus --json. */
+interface PplArgs extends Omit<PplRunOptions, 'checkNumerics' | 'onProgress'> {
   json: boolean;
   'check-numerics': boolean;
 }
