@@ -6,9 +6,7 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { openServing, type ServingArgs } from '../../serve/open-serving.js';
 import { servingOptions } from '../options.js';
-import { fitHistory } from '../../serve/chat-history.js';
-import type { ChatMessage } from '../../serve/chat-template.js';
-import { CompletionText } from '../../serve/text-stream.js';
+import { ChatConversation } from '../../serve/chat-session.js';
 
 interface ChatArgs extends ServingArgs {
   system?: string;
@@ -45,13 +43,8 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
     out.write(dim(`aser chat: ${engine.modelId}, context ${engine.contextLength} tokens, chat template: ${chatTemplate.origin}. ${HELP}`) + '\n');
 
     const rl = createInterface({ input: process.stdin, output: out, terminal: tty, prompt: '> ' });
-    const history: ChatMessage[] = args.system ? [{ role: 'system', content: args.system }] : [];
-    const encode = (messages: ChatMessage[]) => chatTemplate.encode(engine.tokenizer, chatTemplate.render(messages, true));
-    const stopTokens = chatTemplate.stopTokens(engine.tokenizer);
-    // Room kept for the answer when fitting history; never more than half the context.
-    const reserve = Math.min(args['max-tokens'], Math.floor(engine.contextLength / 2));
+    const chat = new ChatConversation(serving, { system: args.system, maxTokens: args['max-tokens'], temperature: args.temperature, topP: args['top-p'], seed: args.seed });
     let answering: AbortController | undefined;
-    let seed = args.seed;
 
     const onInterrupt = () => {
       if (answering) answering.abort();
@@ -61,42 +54,24 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
     // Without a terminal, readline does not see Ctrl-C; the signal does.
     process.on('SIGINT', onInterrupt);
 
-    async function answer(): Promise<void> {
-      const fitted = fitHistory(history, encode, engine.contextLength, reserve);
-      if (!fitted) {
-        history.pop();
+    async function answer(input: string): Promise<void> {
+      const controller = (answering = new AbortController());
+      let reply;
+      try {
+        reply = await chat.reply(input, {
+          onDropped: (n) => out.write(dim(`(dropped the ${n} oldest messages to fit the context)`) + '\n'),
+          onText: (text) => out.write(text),
+        }, controller.signal);
+      } finally {
+        answering = undefined;
+      }
+      if (reply.finish === 'too-long') {
         out.write(dim(`(that message does not fit in the ${engine.contextLength}-token context; try a shorter one or /reset)`) + '\n');
         return;
       }
-      if (fitted.dropped > 0) {
-        history.splice(history.findIndex((m) => m.role !== 'system'), fitted.dropped);
-        out.write(dim(`(dropped the ${fitted.dropped} oldest messages to fit the context)`) + '\n');
-      }
-      const text = new CompletionText(engine.tokenizer, fitted.ids, chatTemplate.stop, { trimStart: true });
-      answering = new AbortController();
-      try {
-        const result = await engine.generate(
-          fitted.ids,
-          {
-            maxTokens: Math.min(args['max-tokens'], engine.contextLength - fitted.ids.length),
-            temperature: args.temperature, topP: args['top-p'], seed,
-            logprobs: false, topLogprobs: 0, stopTokens, signal: answering.signal,
-          },
-          (token) => {
-            const stopped = text.push(token.id);
-            out.write(text.take().text);
-            return !stopped;
-          },
-        );
-        out.write(text.finish().text);
-        if (result.finish === 'aborted' && answering.signal.aborted) out.write(dim(' [stopped]'));
-        else if (result.finish === 'length') out.write(dim(' [length limit]'));
-      } finally {
-        answering = undefined;
-        if (seed !== undefined) seed++; // a fixed --seed makes the whole session reproducible, not every answer alike
-      }
+      if (reply.finish === 'aborted' && controller.signal.aborted) out.write(dim(' [stopped]'));
+      else if (reply.finish === 'length') out.write(dim(' [length limit]'));
       out.write('\n');
-      history.push({ role: 'assistant', content: text.value.trimEnd() });
     }
 
     try {
@@ -105,13 +80,12 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
         const input = line.trim();
         if (input === '/exit' || input === '/quit') break;
         if (input === '/reset') {
-          history.splice(0, history.length, ...history.filter((m) => m.role === 'system'));
+          chat.reset();
           out.write(dim('(conversation cleared)') + '\n');
         } else if (input === '/help') {
           out.write(dim(HELP) + '\n');
         } else if (input !== '') {
-          history.push({ role: 'user', content: input });
-          await answer();
+          await answer(input);
         }
         rl.prompt();
       }

@@ -2,9 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { servingOptions } from '../options.js';
 import { UsageError } from '../../core/errors.js';
-import { startServer } from '../../serve/server.js';
-import { RecoveringEngine, type DeviceEngine } from '../../serve/recovering-engine.js';
-import { openServing, type Serving, type ServingArgs } from '../../serve/open-serving.js';
+import type { ServingArgs } from '../../serve/open-serving.js';
+import { runServer } from '../../serve/run-server.js';
 
 interface ServeArgs extends ServingArgs {
   host: string;
@@ -37,37 +36,23 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     for (const [name, v, min] of [['port', args.port, 0], ['max-queue', args['max-queue'], 0], ['max-body', args['max-body'], 1], ['timeout', args.timeout, 0.001], ['max-tokens', args['max-tokens'], 1]] as const) {
       if (!Number.isFinite(v) || v < min) throw new UsageError(`--${name} must be a number >= ${min}, got ${v}`);
     }
-    const serving = await openServing(args);
     const log = (line: string) => process.stderr.write(`aser: ${line}\n`);
-    // On GPU device loss the engine re-opens device, model and executor (serve/recovering-engine.ts).
-    const onDevice = (s: Serving): DeviceEngine => ({ engine: s.engine, device: s.session.gpu.device, close: () => s.close() });
-    const engine = new RecoveringEngine(onDevice(serving), async () => onDevice(await openServing(args)), { log });
-    let server;
-    try {
-      server = await startServer({
-        engine, chatTemplate: serving.chatTemplate, host: args.host, port: args.port,
-        maxQueue: args['max-queue'], maxBodyBytes: args['max-body'], requestTimeoutMs: Math.round(args.timeout * 1000),
-        defaultMaxTokens: args['max-tokens'], log: args.quiet ? undefined : log,
-      });
-    } catch (err) {
-      serving.close();
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE') throw new UsageError(`port ${args.port} on ${args.host} is already in use`, 'pick another with --port (0 = any free port)');
-      if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`cannot bind to --host ${args.host}`, 'use an address of this machine, e.g. 127.0.0.1');
-      throw err;
-    }
+    const running = await runServer(args, {
+      host: args.host, port: args.port, maxQueue: args['max-queue'], maxBodyBytes: args['max-body'],
+      requestTimeoutMs: Math.round(args.timeout * 1000), defaultMaxTokens: args['max-tokens'],
+    }, log, !args.quiet);
+    const { serving } = running;
     if (!LOOPBACK.has(args.host)) log(`warning: listening on ${args.host}: anyone who can reach this address can use the model (no authentication)`);
-    log(`serving ${serving.engine.modelId} (context ${serving.engine.contextLength} tokens, chat template: ${serving.chatTemplate.origin}) on ${server.url}/v1`);
+    log(`serving ${serving.engine.modelId} (context ${serving.engine.contextLength} tokens, chat template: ${serving.chatTemplate.origin}) on ${running.url}/v1`);
     log(`adapter ${serving.session.gpu.describe()}; Ctrl-C stops`);
     // Machine-readable line for scripts and tests that start the server with --port 0.
-    process.stdout.write(`listening ${server.url}\n`);
+    process.stdout.write(`listening ${running.url}\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
     log('shutting down');
-    await server.close();
-    engine.close();
+    await running.close();
   },
 };
