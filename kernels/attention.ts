@@ -34,7 +34,10 @@ export function attentionVariant(rows: number, cpuAdapter: boolean): AttentionVa
   return cpuAdapter || rows >= ATTENTION_ROWS_MIN ? 'rows' : 'keys';
 }
 
-export function planAttention(s: AttentionShape): KernelPlan {
+/** attention.wgsl's bindings by name (both entry points). */
+export type AttentionBinding = 'params' | 'q' | 'k_cache' | 'v_cache' | 'out';
+
+export function planAttention(s: AttentionShape): KernelPlan<AttentionBinding> {
   if (s.nHeads % s.nKvHeads !== 0) throw new RangeError(`attention: ${s.nHeads} heads is not a multiple of ${s.nKvHeads} kv heads`);
   const variant = s.variant ?? attentionVariant(s.rows, false);
   if (variant === 'keys' && (s.rows > MAX_WORKGROUPS_PER_DIM || s.nHeads > MAX_WORKGROUPS_PER_DIM)) {

@@ -19,7 +19,10 @@ export function convertOutputWords(s: Pick<ConvertBf16Shape, 'rows' | 'dstStride
   return s.to === 'f16' ? Math.ceil(n / 2) : n;
 }
 
-export function planConvertBf16(s: ConvertBf16Shape): KernelPlan {
+/** convert_bf16.wgsl's bindings by name. */
+export type ConvertBf16Binding = 'params' | 'src' | 'dst';
+
+export function planConvertBf16(s: ConvertBf16Shape): KernelPlan<ConvertBf16Binding> {
   if (s.dstStride < s.cols) throw new RangeError(`convert_bf16: dst stride ${s.dstStride} < cols ${s.cols}`);
   return {
     spec: { shader: 'convert_bf16.wgsl', defines: { WG: CONVERT_WG, OUT_F16: s.to === 'f16' }, label: `convert_bf16_${s.to}` },

@@ -13,7 +13,10 @@ export interface EmbeddingShape {
   tableF16: boolean;
 }
 
-export function planEmbedding(s: EmbeddingShape): KernelPlan {
+/** embedding.wgsl's bindings by name. */
+export type EmbeddingBinding = 'params' | 'ids' | 'table' | 'out';
+
+export function planEmbedding(s: EmbeddingShape): KernelPlan<EmbeddingBinding> {
   const flags = s.tableF16 ? 'f16' : 'f32';
   return {
     spec: { shader: 'embedding.wgsl', defines: { WG: EMBEDDING_WG, TABLE_F16: s.tableF16 }, label: `embedding_${flags}` },

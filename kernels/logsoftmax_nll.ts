@@ -9,7 +9,10 @@ export const LOGSOFTMAX_NLL_WG_CPU = 8;
 /** Target id that marks a row as not scored (its NLL is written as 0). */
 export const UNSCORED_TARGET = 0xffffffff;
 
-export function planLogsoftmaxNll(s: { rows: number; vocab: number; first: number; cpu?: boolean }): KernelPlan {
+/** logsoftmax_nll.wgsl's bindings by name. */
+export type LogsoftmaxNllBinding = 'params' | 'logits' | 'targets' | 'out';
+
+export function planLogsoftmaxNll(s: { rows: number; vocab: number; first: number; cpu?: boolean }): KernelPlan<LogsoftmaxNllBinding> {
   return {
     spec: {
       shader: 'logsoftmax_nll.wgsl',

@@ -21,7 +21,10 @@ export interface RmsnormShape {
   cpu?: boolean;
 }
 
-export function planRmsnorm(s: RmsnormShape): KernelPlan {
+/** rmsnorm.wgsl's bindings by name (delta only with addResidual). */
+export type RmsnormBinding = 'params' | 'x' | 'weight' | 'out' | 'delta';
+
+export function planRmsnorm(s: RmsnormShape): KernelPlan<RmsnormBinding> {
   return {
     spec: {
       shader: 'rmsnorm.wgsl',

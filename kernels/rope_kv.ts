@@ -18,7 +18,10 @@ export interface RopeKvShape {
   qkvFused?: boolean;
 }
 
-export function planRopeKv(s: RopeKvShape): KernelPlan {
+/** rope_kv.wgsl's bindings by name (qkv with qkvFused, else q, k, v). */
+export type RopeKvBinding = 'params' | 'q' | 'k' | 'v' | 'qkv' | 'table' | 'k_cache' | 'v_cache';
+
+export function planRopeKv(s: RopeKvShape): KernelPlan<RopeKvBinding> {
   const half = s.headDim / 2;
   return {
     spec: {

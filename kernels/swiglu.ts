@@ -4,8 +4,11 @@ import { grid1d, packUniforms, type KernelPlan } from './kernel_plan.js';
 /** One element per invocation; 256 is a safe size on every adapter. */
 export const SWIGLU_WG = 256;
 
+/** swiglu.wgsl's bindings by name (gate_up with gateUpFused, else gate and up). */
+export type SwigluBinding = 'params' | 'gate' | 'up' | 'gate_up' | 'out';
+
 /** `gateUpFused`: gate and up come as one [rows, 2·hidden] buffer (one fused gate|up projection). */
-export function planSwiglu(s: { rows: number; hidden: number; gateUpFused?: boolean }): KernelPlan {
+export function planSwiglu(s: { rows: number; hidden: number; gateUpFused?: boolean }): KernelPlan<SwigluBinding> {
   const count = s.rows * s.hidden;
   return {
     spec: { shader: 'swiglu.wgsl', defines: { WG: SWIGLU_WG, GATE_UP_FUSED: !!s.gateUpFused }, label: s.gateUpFused ? 'swiglu_fused' : 'swiglu' },

@@ -21,6 +21,7 @@ import { embeddingParts } from '../kernels/embedding.js';
 import { ropeTable } from '../kernels/rope_kv.js';
 import { planSwiglu } from '../kernels/swiglu.js';
 import type { ScratchPool } from './scratch-pool.js';
+import { bindPlanned, type PlannedPipeline, type PlanResources } from './plan-binding.js';
 import { ExecutorError } from './errors.js';
 import type {
   ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines,
@@ -113,13 +114,9 @@ async function build(
   };
   // Small tensors (norms, biases) are read as f32 after the shape check.
   const tensor = (name: string, dims: number[]) => readTensorF32(tensorRef(name, dims));
-  /** Bind group with buffers[i] at binding i; undefined leaves a binding out (unused by the variant). */
-  const bind = (pipeline: GPUComputePipeline, label: string, buffers: Array<GPUBuffer | undefined>): GPUBindGroup =>
-    device.createBindGroup({
-      label,
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.flatMap((buffer, binding) => (buffer ? [{ binding, resource: { buffer } }] : [])),
-    });
+  /** A bind group of `planned`'s pipeline: each buffer, bound whole, at the binding its plan names. */
+  const bind = <B extends string>(planned: PlannedPipeline<B>, label: string, buffers: PlanResources<B>): GPUBindGroup =>
+    bindPlanned(device, planned, buffers, label);
 
   // Block linears first: whether a layer's q|k|v and gate|up can be fused decides the buffers.
   const shapes: Record<BlockLinearName, [number, number]> = {
@@ -177,22 +174,23 @@ async function build(
   const anyGateUpFused = plans.some((p) => p.mlpIn.length === 1);
   const anyGateUpSeparate = plans.some((p) => p.mlpIn.length > 1);
 
-  // Pipelines (compiled and checked up front, so shader errors surface here with line numbers).
-  const spec = (p: KernelPlan) => cache.getChecked(p.spec);
+  // Pipelines (compiled and checked up front, so shader errors surface here with line numbers), each
+  // kept with its plan: the bind groups below bind by that plan's binding names.
+  const planned = async <B extends string>(plan: KernelPlan<B>): Promise<PlannedPipeline<B>> => ({ pipeline: await cache.getChecked(plan.spec), plan });
   const pipelines: Pipelines = {
-    embedding: await spec(kernels.embedding(1, { rowStart: 0, rowCount: 1 })),
-    norm: await spec(kernels.norm(1, false)),
-    normAdd: await spec(kernels.norm(1, true)),
+    embedding: await planned(kernels.embedding(1, { rowStart: 0, rowCount: 1 })),
+    norm: await planned(kernels.norm(1, false)),
+    normAdd: await planned(kernels.norm(1, true)),
     ropeKv: {
-      fused: anyQkvFused ? await spec(kernels.ropeKv(1, 0, true)) : undefined!,
-      separate: anyQkvSeparate ? await spec(kernels.ropeKv(1, 0, false)) : undefined!,
+      fused: anyQkvFused ? await planned(kernels.ropeKv(1, 0, true)) : undefined!,
+      separate: anyQkvSeparate ? await planned(kernels.ropeKv(1, 0, false)) : undefined!,
     },
-    attention: { keys: await spec(kernels.attention(1, 0, 'keys')), rows: await spec(kernels.attention(1, 0, 'rows')) },
+    attention: { keys: await planned(kernels.attention(1, 0, 'keys')), rows: await planned(kernels.attention(1, 0, 'rows')) },
     swiglu: {
-      fused: anyGateUpFused ? await spec(planSwiglu({ rows: 1, hidden: c.hiddenDim, gateUpFused: true })) : undefined!,
-      separate: anyGateUpSeparate ? await spec(planSwiglu({ rows: 1, hidden: c.hiddenDim })) : undefined!,
+      fused: anyGateUpFused ? await planned(planSwiglu({ rows: 1, hidden: c.hiddenDim, gateUpFused: true })) : undefined!,
+      separate: anyGateUpSeparate ? await planned(planSwiglu({ rows: 1, hidden: c.hiddenDim })) : undefined!,
     },
-    nll: await spec(kernels.nll(1, 0)),
+    nll: await planned(kernels.nll(1, 0)),
   };
 
   // Activations, sized for maxBatchTokens rows.
@@ -249,7 +247,7 @@ async function build(
     const table = own(await uploader.upload(embed, part.rowStart, part.rowCount, c.dim, f16 ? 'f16' : 'f32', `embed[${part.rowStart}:${part.rowStart + part.rowCount}]`));
     bytes.embedding += table.size;
     const partUniform = uniform('embedding/params');
-    embedParts.push({ ...part, uniform: partUniform, bindGroup: bind(pipelines.embedding, 'embedding', [partUniform, buf.ids, table, buf.x]) });
+    embedParts.push({ ...part, uniform: partUniform, bindGroup: bind(pipelines.embedding, 'embedding', { params: partUniform, ids: buf.ids, table, out: buf.x }) });
   }
 
   // Norm weights stay f32 (tiny); the final norm is shared by every classifier slot.
@@ -263,11 +261,15 @@ async function build(
 
   const b = buf;
   const P = pipelines;
-  const normFirst = bind(P.norm, 'rmsnorm/layers.0', [U.norm, b.x, norms[0]!.input, b.xn]);
+  const normFirst = bind(P.norm, 'rmsnorm/layers.0', { params: U.norm, x: b.x, weight: norms[0]!.input, out: b.xn });
   const layers: Layer[] = plans.map((p, l) => {
     const qkvFused = p.attnIn.length === 1;
     const gateUpFused = p.mlpIn.length === 1;
-    const kc = kv.k[l]!, vc = kv.v[l]!;
+    const caches = { k_cache: kv.k[l]!, v_cache: kv.v[l]! };
+    // Attention reads q from the fused q|k|v buffer (its own uniforms: wider rows) or from q.
+    const attention = { params: qkvFused ? U.attentionQkv : U.attention, q: qkvFused ? b.qkv : b.q, ...caches, out: b.att };
+    // x += delta, then xn = norm(x) · weight.
+    const residualNorm = (weight: GPUBuffer) => ({ params: U.norm, x: b.x, weight, out: b.xn, delta: b.delta });
     return {
       attnIn: qkvFused ? [{ ...p.attnIn[0]!, out: b.qkv! }] : p.attnIn.map((x, i) => ({ ...x, out: [b.q!, b.k!, b.v!][i]! })),
       oProj: p.o,
@@ -276,17 +278,17 @@ async function build(
       qkvFused,
       gateUpFused,
       ropeKv: qkvFused
-        ? bind(P.ropeKv.fused, `rope_kv_qkv/layers.${l}`, [U.ropeKv, undefined, b.qkv, undefined, b.rope, kc, vc])
-        : bind(P.ropeKv.separate, `rope_kv/layers.${l}`, [U.ropeKv, b.q, b.k, b.v, b.rope, kc, vc]),
+        ? bind(P.ropeKv.fused, `rope_kv_qkv/layers.${l}`, { params: U.ropeKv, qkv: b.qkv, table: b.rope, ...caches })
+        : bind(P.ropeKv.separate, `rope_kv/layers.${l}`, { params: U.ropeKv, q: b.q, k: b.k, v: b.v, table: b.rope, ...caches }),
       swiglu: gateUpFused
-        ? bind(P.swiglu.fused, `swiglu_fused/layers.${l}`, [U.swiglu, b.gateUp, undefined, b.act])
-        : bind(P.swiglu.separate, `swiglu/layers.${l}`, [U.swiglu, b.gate, b.up, b.act]),
+        ? bind(P.swiglu.fused, `swiglu_fused/layers.${l}`, { params: U.swiglu, gate_up: b.gateUp, out: b.act })
+        : bind(P.swiglu.separate, `swiglu/layers.${l}`, { params: U.swiglu, gate: b.gate, up: b.up, out: b.act }),
       attention: {
-        keys: bind(P.attention.keys, `attention_keys/layers.${l}`, [qkvFused ? U.attentionQkv : U.attention, qkvFused ? b.qkv : b.q, kc, vc, b.att]),
-        rows: bind(P.attention.rows, `attention_rows/layers.${l}`, [qkvFused ? U.attentionQkv : U.attention, qkvFused ? b.qkv : b.q, kc, vc, b.att]),
+        keys: bind(P.attention.keys, `attention_keys/layers.${l}`, attention),
+        rows: bind(P.attention.rows, `attention_rows/layers.${l}`, attention),
       },
-      normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, [U.norm, b.x, norms[l]!.post, b.xn, b.delta]),
-      normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, [U.norm, b.x, norms[l + 1]!.input, b.xn, b.delta]) : undefined,
+      normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, residualNorm(norms[l]!.post)),
+      normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, residualNorm(norms[l + 1]!.input)) : undefined,
     };
   });
 
@@ -304,8 +306,8 @@ async function build(
     slots.push({
       normUniform,
       nllUniform,
-      norm: bind(P.normAdd, `rmsnorm_add/model.norm[${s}]`, [normUniform, b.x, finalNorm, b.headIn, b.delta]),
-      nll: bind(P.nll, `logsoftmax_nll[${s}]`, [nllUniform, b.logits, b.targets, b.nllOut]),
+      norm: bind(P.normAdd, `rmsnorm_add/model.norm[${s}]`, { params: normUniform, x: b.x, weight: finalNorm, out: b.headIn, delta: b.delta }),
+      nll: bind(P.nll, `logsoftmax_nll[${s}]`, { params: nllUniform, logits: b.logits, targets: b.targets, out: b.nllOut }),
     });
   }
   const graph: ForwardGraph = { config: c, kernels, pipelines, buf, uniforms: U, kv, layers, normFirst, embedParts, embedHost, slots, classifier };

@@ -16,12 +16,15 @@ import type { KvCache } from './kv-cache.js';
 import type { WeightRows } from './weight-rows.js';
 import type { GpuTimer } from './profiler.js';
 import type { KernelPlan } from '../kernels/kernel_plan.js';
-import { planEmbedding } from '../kernels/embedding.js';
-import { planRmsnorm } from '../kernels/rmsnorm.js';
-import { planRopeKv } from '../kernels/rope_kv.js';
-import { attentionVariant, planAttention, type AttentionVariant } from '../kernels/attention.js';
-import { planSwiglu } from '../kernels/swiglu.js';
-import { planLogsoftmaxNll } from '../kernels/logsoftmax_nll.js';
+import type { PlannedPipeline } from './plan-binding.js';
+import { planEmbedding, type EmbeddingBinding } from '../kernels/embedding.js';
+import { planRmsnorm, type RmsnormBinding } from '../kernels/rmsnorm.js';
+import { planRopeKv, type RopeKvBinding } from '../kernels/rope_kv.js';
+import {
+  attentionVariant, planAttention, type AttentionBinding, type AttentionVariant,
+} from '../kernels/attention.js';
+import { planSwiglu, type SwigluBinding } from '../kernels/swiglu.js';
+import { planLogsoftmaxNll, type LogsoftmaxNllBinding } from '../kernels/logsoftmax_nll.js';
 
 /** A projection op of a layer and the activation buffer it writes. */
 export interface Projection {
@@ -49,15 +52,19 @@ export interface Layer {
   normNext?: GPUBindGroup;
 }
 
+/**
+ * The forward's pipelines, each with the plan it was compiled from (a 1-row call: only its spec and
+ * bindings matter), whose named bindings its bind groups are built from.
+ */
 export interface Pipelines {
-  embedding: GPUComputePipeline;
-  norm: GPUComputePipeline;
-  normAdd: GPUComputePipeline;
+  embedding: PlannedPipeline<EmbeddingBinding>;
+  norm: PlannedPipeline<RmsnormBinding>;
+  normAdd: PlannedPipeline<RmsnormBinding>;
   /** Indexed by whether q|k|v (gate|up) arrive fused in one buffer. */
-  ropeKv: { fused: GPUComputePipeline; separate: GPUComputePipeline };
-  attention: Record<AttentionVariant, GPUComputePipeline>;
-  swiglu: { fused: GPUComputePipeline; separate: GPUComputePipeline };
-  nll: GPUComputePipeline;
+  ropeKv: { fused: PlannedPipeline<RopeKvBinding>; separate: PlannedPipeline<RopeKvBinding> };
+  attention: Record<AttentionVariant, PlannedPipeline<AttentionBinding>>;
+  swiglu: { fused: PlannedPipeline<SwigluBinding>; separate: PlannedPipeline<SwigluBinding> };
+  nll: PlannedPipeline<LogsoftmaxNllBinding>;
 }
 
 /** Classifier sub-chunk slot: its own uniforms, so several sub-chunks can share one submit. */
@@ -147,32 +154,32 @@ export class ForwardKernels {
     return this.fixedAttention ?? attentionVariant(rows, this.cpu);
   }
 
-  embedding(T: number, part: { rowStart: number; rowCount: number }): KernelPlan {
+  embedding(T: number, part: { rowStart: number; rowCount: number }): KernelPlan<EmbeddingBinding> {
     return planEmbedding({ rows: T, dim: this.config.dim, rowStart: part.rowStart, rowCount: part.rowCount, tableF16: this.dtypes.tableF16 });
   }
 
-  norm(T: number, addResidual: boolean): KernelPlan {
+  norm(T: number, addResidual: boolean): KernelPlan<RmsnormBinding> {
     const c = this.config;
     return planRmsnorm({ rows: T, dim: c.dim, eps: c.normEps, cpu: this.cpu, addResidual });
   }
 
   /** The final norm of rows [rowStart, rowStart + rows), with the last layer's residual add. */
-  headNorm(rows: number, rowStart: number): KernelPlan {
+  headNorm(rows: number, rowStart: number): KernelPlan<RmsnormBinding> {
     const c = this.config;
     return planRmsnorm({ rows, dim: c.dim, eps: c.normEps, cpu: this.cpu, rowStart, addResidual: true });
   }
 
-  ropeKv(T: number, pos0: number, qkvFused = false): KernelPlan {
+  ropeKv(T: number, pos0: number, qkvFused = false): KernelPlan<RopeKvBinding> {
     const c = this.config;
     return planRopeKv({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, style: c.ropeStyle, kvF16: this.dtypes.kvF16, qkvFused });
   }
 
-  attention(T: number, pos0: number, variant = this.attentionVariant(T), qStride?: number): KernelPlan {
+  attention(T: number, pos0: number, variant = this.attentionVariant(T), qStride?: number): KernelPlan<AttentionBinding> {
     const c = this.config;
     return planAttention({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, kvF16: this.dtypes.kvF16, variant, qStride });
   }
 
-  nll(rows: number, first: number): KernelPlan {
+  nll(rows: number, first: number): KernelPlan<LogsoftmaxNllBinding> {
     return planLogsoftmaxNll({ rows, vocab: this.config.vocabSize, first, cpu: this.cpu });
   }
 }
@@ -255,8 +262,8 @@ function gatherEmbeddings(src: WeightRows, ids: Uint32Array, dim: number): Float
 }
 
 export function encodeInput(rec: Recorder, g: ForwardGraph, T: number): void {
-  for (const part of g.embedParts) rec.dispatch('embedding', g.pipelines.embedding, part.bindGroup, g.kernels.embedding(T, part).workgroups);
-  rec.dispatch('rmsnorm', g.pipelines.norm, g.normFirst, g.kernels.norm(T, false).workgroups);
+  for (const part of g.embedParts) rec.dispatch('embedding', g.pipelines.embedding.pipeline, part.bindGroup, g.kernels.embedding(T, part).workgroups);
+  rec.dispatch('rmsnorm', g.pipelines.norm.pipeline, g.normFirst, g.kernels.norm(T, false).workgroups);
 }
 
 /**
@@ -277,24 +284,24 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
     rec.linear(p.op, p.kind, b.xn, p.out, T);
     tap?.(p.kind, p.out, p.op.outFeatures);
   }
-  rec.dispatch('rope_kv', P.ropeKv[layer.qkvFused ? 'fused' : 'separate'], layer.ropeKv, k.ropeKv(T, 0).workgroups);
+  rec.dispatch('rope_kv', P.ropeKv[layer.qkvFused ? 'fused' : 'separate'].pipeline, layer.ropeKv, k.ropeKv(T, 0).workgroups);
   const variant = k.attentionVariant(T);
-  rec.dispatch('attention', P.attention[variant], layer.attention[variant], k.attention(T, 0).workgroups);
+  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], k.attention(T, 0).workgroups);
   tap?.('attn_out', b.att, qDim);
   rec.linear(layer.oProj, 'o_proj', b.att, b.delta, T);
   tap?.('o_proj', b.delta, c.dim);
-  rec.dispatch('rmsnorm_add', P.normAdd, layer.normPostAttn, normWg);
+  rec.dispatch('rmsnorm_add', P.normAdd.pipeline, layer.normPostAttn, normWg);
   tap?.('mlp_in', b.xn, c.dim);
   for (const p of layer.mlpIn) {
     rec.linear(p.op, p.kind, b.xn, p.out, T);
     tap?.(p.kind, p.out, p.op.outFeatures);
   }
-  rec.dispatch('swiglu', P.swiglu[layer.gateUpFused ? 'fused' : 'separate'], layer.swiglu, planSwiglu({ rows: T, hidden: c.hiddenDim }).workgroups);
+  rec.dispatch('swiglu', P.swiglu[layer.gateUpFused ? 'fused' : 'separate'].pipeline, layer.swiglu, planSwiglu({ rows: T, hidden: c.hiddenDim }).workgroups);
   tap?.('mlp_act', b.act, c.hiddenDim);
   rec.linear(layer.downProj, 'down_proj', b.act, b.delta, T);
   tap?.('down_proj', b.delta, c.dim);
   if (layer.normNext) {
-    rec.dispatch('rmsnorm_add', P.normAdd, layer.normNext, normWg);
+    rec.dispatch('rmsnorm_add', P.normAdd.pipeline, layer.normNext, normWg);
     tap?.('residual', b.x, c.dim);
   }
 }
@@ -308,11 +315,11 @@ export function encodeHead(rec: Recorder, g: ForwardGraph, queue: GPUQueue, slot
   const s = g.slots[slot]!;
   const norm = g.kernels.headNorm(rows, r0);
   queue.writeBuffer(s.normUniform, 0, norm.uniforms);
-  rec.dispatch('rmsnorm_final', g.pipelines.normAdd, s.norm, norm.workgroups);
+  rec.dispatch('rmsnorm_final', g.pipelines.normAdd.pipeline, s.norm, norm.workgroups);
   rec.linear(g.classifier, 'lm_head', g.buf.headIn, g.buf.logits, rows);
   if (nllFirst !== undefined) {
     const nll = g.kernels.nll(rows, nllFirst);
     queue.writeBuffer(s.nllUniform, 0, nll.uniforms);
-    rec.dispatch('logsoftmax_nll', g.pipelines.nll, s.nll, nll.workgroups);
+    rec.dispatch('logsoftmax_nll', g.pipelines.nll.pipeline, s.nll, nll.workgroups);
   }
 }

@@ -10,6 +10,7 @@ import type { WeightRows } from './weight-rows.js';
 import { STORAGE, align4, createBuffer, writeBuffer } from './buffers.js';
 import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from '../core/dtype.js';
 import { planConvertBf16 } from '../kernels/convert_bf16.js';
+import { planBindGroup } from './plan-binding.js';
 
 const UNIFORM_USAGE = 0x0040 | 0x0008;
 /** Default source bytes per chunk: large enough to keep the GPU busy, small next to any model. */
@@ -91,15 +92,8 @@ export class WeightUploader {
     const plan = planConvertBf16({ rows, cols, dstStride: rowStride, dstOffsetWords: dstOffset / 4, to });
     this.device.queue.writeBuffer(this.params, 0, plan.uniforms);
     const pipeline = this.cache.get(plan.spec);
-    const bindGroup = this.device.createBindGroup({
-      label: 'convert_bf16',
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: this.params } },
-        { binding: 1, resource: { buffer: this.staging, offset: 0, size: need } },
-        { binding: 2, resource: { buffer: dst } },
-      ],
-    });
+    const src = { buffer: this.staging, offset: 0, size: need };
+    const bindGroup = planBindGroup(this.device, pipeline, plan, { params: this.params, src, dst }, 'convert_bf16');
     const enc = this.device.createCommandEncoder({ label: 'weight-upload' });
     const pass = enc.beginComputePass({ label: 'convert_bf16' });
     pass.setPipeline(pipeline);
