@@ -1,7 +1,9 @@
-// Plan for kernels/matmul_dense.wgsl: weight format and adapter limits -> defines (the pipeline key),
-// dispatch sizes, uniforms. Pure functions; the runtime (runtime/dense-linear.ts) owns buffers.
+// Plan for kernels/matmul_dense.wgsl: shape, weight format and adapter limits -> spec (defines, the
+// pipeline key), named bindings, grid, uniforms and the bytes of what it binds. Pure functions; the
+// runtime (runtime/dense-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
 
 /** How weights are stored on the GPU. 'f16' reads native f16 when shader-f16 was granted, else u32 pairs. */
 export type DenseWeightFormat = 'f32' | 'f16' | 'f16-packed';
@@ -64,14 +66,77 @@ export function denseRowStride(inFeatures: number): number {
   return Math.ceil(inFeatures / 4) * 4;
 }
 
+/**
+ * The shader's resources by name, in `@binding` order: index i is `@binding(i)` in matmul_dense.wgsl
+ * (weight = this slice's rows, padded to denseRowStride; bias only with hasBias). The one place the
+ * TypeScript side writes these numbers.
+ */
+export const DENSE_MATMUL_BINDINGS = ['params', 'x', 'weight', 'y', 'bias'] as const;
+export type DenseMatmulBinding = (typeof DENSE_MATMUL_BINDINGS)[number];
+
+/** The shader's two entry points: GEMV for a few tokens (decode), tiled GEMM past tiling.gemvMaxTokens. */
+export type DenseEntry = 'gemv' | 'gemm';
+
+export interface DenseMatmulShape {
+  /** Tokens of this dispatch (one token chunk of a call). */
+  tokens: number;
+  inFeatures: number;
+  /** The layer's output features: the row stride of y and bias. */
+  outFeatures: number;
+  /** This weight slice: output rows [rowStart, rowStart + rows). */
+  rowStart: number;
+  rows: number;
+  /**
+   * The entry point (default: denseEntry(tokens)). A call split into token chunks keeps the entry its
+   * whole token count picks for every chunk, so the runtime passes it.
+   */
+  entry?: DenseEntry;
+}
+
 export interface DensePlanOptions {
   format: DenseWeightFormat;
   hasBias: boolean;
   tiling: DenseTiling;
 }
 
+export interface DenseMatmulOptions extends DensePlanOptions {
+  /** The adapter's maxComputeWorkgroupsPerDimension (default: the WebGPU minimum); shapes the GEMV grid only. */
+  maxWorkgroupsPerDim?: number;
+}
+
+/** Bytes each binding covers for one dispatch (0 = not bound by this variant). */
+export type DenseMatmulBuffers = Record<Exclude<DenseMatmulBinding, 'params'>, number>;
+
+export interface DenseMatmulPlan extends KernelPlan<DenseMatmulBinding> {
+  buffers: Readonly<DenseMatmulBuffers>;
+}
+
+/** GEMV for up to tiling.gemvMaxTokens tokens, else GEMM. */
+export function denseEntry(tokens: number, t: Pick<DenseTiling, 'gemvMaxTokens'>): DenseEntry {
+  return tokens <= t.gemvMaxTokens ? 'gemv' : 'gemm';
+}
+
+/** One dispatch of y[:, rowStart:rowStart+rows] = x · W_sliceᵀ (+ bias) over `tokens` tokens. */
+export function planDenseMatmul(s: DenseMatmulShape, o: DenseMatmulOptions): DenseMatmulPlan {
+  const entry = s.entry ?? denseEntry(s.tokens, o.tiling);
+  return {
+    spec: denseKernelSpec(entry, o),
+    workgroups: entry === 'gemv'
+      ? gemvDispatch(s.rows, s.tokens, o.tiling, o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM)
+      : gemmDispatch(s.rows, s.tokens, o.tiling),
+    uniforms: denseMatmulUniforms(s),
+    bindings: bindingsInOrder(DENSE_MATMUL_BINDINGS, (b) => b !== 'bias' || o.hasBias),
+    buffers: {
+      x: s.tokens * s.inFeatures * 4,
+      weight: s.rows * denseRowStride(s.inFeatures) * denseElementBytes(o.format),
+      y: s.tokens * s.outFeatures * 4,
+      bias: o.hasBias ? s.outFeatures * 4 : 0,
+    },
+  };
+}
+
 /** Compile-time facts only: everything here changes shader text. */
-export function denseKernelSpec(entry: 'gemv' | 'gemm', o: DensePlanOptions): KernelSpec {
+export function denseKernelSpec(entry: DenseEntry, o: DensePlanOptions): KernelSpec {
   const t = o.tiling;
   const defines = {
     W_F16: o.format === 'f16',
@@ -91,9 +156,13 @@ export function denseKernelSpec(entry: 'gemv' | 'gemm', o: DensePlanOptions): Ke
   return { shader: 'matmul_dense.wgsl', entryPoint: entry, defines, label: `matmul_dense_${entry}_${flags}` };
 }
 
-/** Params uniform, field for field as in the WGSL struct (u32 each). */
-export function denseParams(inFeatures: number, outTotal: number, outOffset: number, sliceRows: number): number[] {
-  return [inFeatures, denseRowStride(inFeatures) / 4, outTotal, outOffset, sliceRows, 0, 0, 0];
+/**
+ * Params uniform, field for field as in the WGSL struct (u32 each): in_features, row_stride4,
+ * out_total, out_offset, slice_rows, 3 × pad. Token counts are not in it (the kernel reads
+ * arrayLength), so a slice's uniform serves every call.
+ */
+export function denseMatmulUniforms(s: Pick<DenseMatmulShape, 'inFeatures' | 'outFeatures' | 'rowStart' | 'rows'>): ArrayBuffer {
+  return packUniforms([s.inFeatures, denseRowStride(s.inFeatures) / 4, s.outFeatures, s.rowStart, s.rows, 0, 0, 0], 'uuuuuuuu');
 }
 
 /** Splits `groups` workgroups over x and z when it exceeds the per-dimension limit (the kernel flattens x + z·nx). */
@@ -103,11 +172,11 @@ export function spreadGroups(groups: number, maxPerDim: number): [number, number
   return [Math.ceil(groups / z), z];
 }
 
-export function gemvDispatch(sliceRows: number, tokens: number, t: DenseTiling, maxPerDim: number): [number, number, number] {
+function gemvDispatch(sliceRows: number, tokens: number, t: DenseTiling, maxPerDim: number): [number, number, number] {
   const [gx, gz] = spreadGroups(Math.ceil(sliceRows / t.gemvRows), maxPerDim);
   return [gx, tokens, gz];
 }
 
-export function gemmDispatch(sliceRows: number, tokens: number, t: DenseTiling): [number, number, number] {
+function gemmDispatch(sliceRows: number, tokens: number, t: DenseTiling): [number, number, number] {
   return [Math.ceil(sliceRows / t.tn), Math.ceil(tokens / t.tm), 1];
 }

@@ -2,18 +2,20 @@
 // Dense f32/f16 LinearOp over kernels/matmul_dense: GEMV for decode, tiled GEMM for prefill.
 // Weights bigger than one storage binding are split along `out` into slices (one buffer, bind group
 // and dispatch each); activations bigger than one binding are split along tokens. Both are invisible
-// to the caller.
+// to the caller. Each dispatch comes from the kernel's plan (planDenseMatmul: spec, grid, uniforms,
+// named bindings).
 import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
-import { uniformBuffer, STORAGE, uploadBuffer } from './buffers.js';
+import { uniformBufferFrom, STORAGE, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import type { WeightRows } from './weight-rows.js';
 import type { WeightUploader } from './weight-upload.js';
 import { BindGroupCache, checkActivationBuffers, tokenChunks } from './linear-support.js';
+import { planBindGroup } from './plan-binding.js';
 import {
-  denseElementBytes, denseKernelSpec, denseParams, denseRowStride, denseTiling, denseWeightFormat,
-  gemmDispatch, gemvDispatch, type DenseTiling,
+  denseElementBytes, denseEntry, denseKernelSpec, denseMatmulUniforms, denseRowStride, denseTiling, denseWeightFormat,
+  planDenseMatmul, type DenseMatmulOptions, type DenseTiling,
 } from '../kernels/matmul_dense.js';
 import { LinearConfigError } from './errors.js';
 
@@ -62,7 +64,7 @@ export function createDenseLinear(gpu: GpuContext, cache: PipelineCache, w: Dens
     rowStart,
     rows,
     weight: uploadWeightSlice(gpu.device, w.weight, w.inFeatures, rowStart, rows, layout.rowStride, opts.dtype, name),
-    params: uniformBuffer(gpu.device, denseParams(w.inFeatures, w.outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`),
+    params: uniformBufferFrom(gpu.device, denseMatmulUniforms({ inFeatures: w.inFeatures, outFeatures: w.outFeatures, rowStart, rows }), `${name}/params`),
   }));
   return denseOp(gpu, cache, w.inFeatures, w.outFeatures, w.bias, opts, layout.tiling, layout.format, slices);
 }
@@ -81,7 +83,7 @@ export async function createDenseLinearStreamed(
   try {
     for (const { rowStart, rows, name } of layout.ranges) {
       const weight = await uploader.upload(w.rows, rowStart, rows, layout.rowStride, denseElementBytes(layout.format) === 2 ? 'f16' : 'f32', name);
-      slices.push({ rowStart, rows, weight, params: uniformBuffer(gpu.device, denseParams(inFeatures, outFeatures, rowStart, rows), 'uuuuuuuu', `${name}/params`) });
+      slices.push({ rowStart, rows, weight, params: uniformBufferFrom(gpu.device, denseMatmulUniforms({ inFeatures, outFeatures, rowStart, rows }), `${name}/params`) });
     }
   } catch (err) {
     for (const sl of slices) (sl.weight.destroy(), sl.params.destroy());
@@ -126,31 +128,28 @@ function denseOp(
   const label = opts.label;
   const device = gpu.device;
   const bias = biasValues ? uploadBuffer(device, biasValues, `${label}/bias`) : undefined;
-  const planOpts = { format, hasBias: !!bias, tiling };
-  const gemv = cache.get(denseKernelSpec('gemv', planOpts));
-  const gemm = cache.get(denseKernelSpec('gemm', planOpts));
+  const planOpts: DenseMatmulOptions = { format, hasBias: !!bias, tiling, maxWorkgroupsPerDim: gpu.limits.maxComputeWorkgroupsPerDimension };
+  // Both entry points compiled up front; a call's token count picks one for all its chunks and slices.
+  const pipelines = { gemv: cache.get(denseKernelSpec('gemv', planOpts)), gemm: cache.get(denseKernelSpec('gemm', planOpts)) };
   const bindGroups = new BindGroupCache<{ pipeline: GPUComputePipeline; dispatches: Dispatch[] }>();
   const maxBinding = Math.min(opts.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
 
   const build = (x: GPUBuffer, y: GPUBuffer, tokens: number) => {
-    const useGemv = tokens <= tiling.gemvMaxTokens;
-    const pipeline = useGemv ? gemv : gemm;
-    const layout = pipeline.getBindGroupLayout(0);
+    const entry = denseEntry(tokens, tiling);
+    const pipeline = pipelines[entry];
     const dispatches: Dispatch[] = [];
     for (const chunk of tokenChunks(tokens, Math.max(inFeatures, outFeatures) * 4, maxBinding)) {
       for (const s of slices) {
-        const entries: GPUBindGroupEntry[] = [
-          { binding: 0, resource: { buffer: s.params } },
-          { binding: 1, resource: { buffer: x, offset: chunk.t0 * inFeatures * 4, size: chunk.count * inFeatures * 4 } },
-          { binding: 2, resource: { buffer: s.weight } },
-          { binding: 3, resource: { buffer: y, offset: chunk.t0 * outFeatures * 4, size: chunk.count * outFeatures * 4 } },
-        ];
-        if (bias) entries.push({ binding: 4, resource: { buffer: bias } });
+        const plan = planDenseMatmul({ tokens: chunk.count, inFeatures, outFeatures, rowStart: s.rowStart, rows: s.rows, entry }, planOpts);
         dispatches.push({
-          bindGroup: device.createBindGroup({ layout, entries, label: `${label}/${useGemv ? 'gemv' : 'gemm'}` }),
-          workgroups: useGemv
-            ? gemvDispatch(s.rows, chunk.count, tiling, gpu.limits.maxComputeWorkgroupsPerDimension)
-            : gemmDispatch(s.rows, chunk.count, tiling),
+          bindGroup: planBindGroup(device, pipeline, plan, {
+            params: { buffer: s.params },
+            x: { buffer: x, offset: chunk.t0 * inFeatures * 4, size: plan.buffers.x },
+            weight: { buffer: s.weight },
+            y: { buffer: y, offset: chunk.t0 * outFeatures * 4, size: plan.buffers.y },
+            bias: bias && { buffer: bias },
+          }, `${label}/${entry}`),
+          workgroups: plan.workgroups,
         });
       }
     }

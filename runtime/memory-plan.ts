@@ -6,7 +6,7 @@
 // runtime/quantized-linear.ts reserves.
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
 import { w4WordCount } from '../core/w4-layout.js';
-import { denseRowStride } from '../kernels/matmul_dense.js';
+import { denseMatmulUniforms, denseRowStride } from '../kernels/matmul_dense.js';
 import {
   actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
@@ -95,8 +95,8 @@ export const DEFAULT_MAX_BINDING_BYTES = 128 * 1024 * 1024;
 export const GPU_ACT_QUANT_TILING: ActQuantTiling = { wg: 128, rankChunk: 8, targetWorkgroups: 256, minBlocksPerSplit: 2 };
 /** Same value as runtime/executor.ts HOST_EMBEDDING_MIN_VALUES (not imported: the plan stays free of GPU code). */
 const HOST_EMBEDDING_MIN_VALUES = 1 << 26;
-/** Bytes of one dense weight slice's params uniform (8 u32). */
-const SLICE_PARAMS_BYTES = 32;
+/** Bytes of one dense weight slice's params uniform (kernels/matmul_dense.ts: 8 u32, whatever the shape). */
+const SLICE_PARAMS_BYTES = denseMatmulUniforms({ inFeatures: 1, outFeatures: 1, rowStart: 0, rows: 1 }).byteLength;
 /** What createBuffer allocates for n bytes (runtime/buffers.ts); nothing where nothing is bound. */
 const allocated = (n: number) => (n > 0 ? Math.max(4, Math.ceil(n / 4) * 4) : 0);
 

@@ -10,10 +10,11 @@ import type { GpuContext } from '../core/gpu.js';
 import type { LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import type { QuantizedLinear } from '../core/quantized.js';
-import { createBuffer, uniformBuffer, uploadBuffer } from './buffers.js';
+import { createBuffer, uniformBufferFrom, uploadBuffer } from './buffers.js';
 import { createDenseLinear } from './dense-linear.js';
 import { BindGroupCache, checkActivationBuffers } from './linear-support.js';
-import { fakeQuantDispatch, fakeQuantParams, fakeQuantSpec, simulatedDenseWeight } from '../kernels/fake_quant_act.js';
+import { planBindGroup } from './plan-binding.js';
+import { planFakeQuant, simulatedDenseWeight, type FakeQuantOptions } from '../kernels/fake_quant_act.js';
 import { inverseSmoothing } from '../kernels/w4a8_act_quant.js';
 import { LinearConfigError } from './errors.js';
 
@@ -32,11 +33,15 @@ export function createSimulatedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   }
   const dense = createDenseLinear(gpu, cache, { inFeatures: width, outFeatures: out, weight: simulatedDenseWeight(q), bias: q.bias }, { label: `${label}/dense`, dtype: 'f32', maxTokens });
   const z = createBuffer(device, zBytes, `${label}/z`);
-  const params = uniformBuffer(device, fakeQuantParams(K, R), 'uuuu', `${label}/params`);
+  // The spec and uniforms do not depend on the token count: plan them once, for the largest call.
+  const planOpts: FakeQuantOptions = { aBits: q.aBits, smooth: !!q.smooth, maxWorkgroupsPerDim: gpu.limits.maxComputeWorkgroupsPerDimension };
+  const plan = (tokens: number) => planFakeQuant({ tokens, inFeatures: K, rank: R }, planOpts);
+  const cold = plan(maxTokens);
+  const params = uniformBufferFrom(device, cold.uniforms, `${label}/params`);
   const invM = q.smooth ? uploadBuffer(device, inverseSmoothing(q.smooth), `${label}/inv_m`) : undefined;
   const la = R > 0 ? uploadBuffer(device, Float32Array.from(q.la!), `${label}/la`) : undefined;
-  const pipeline = cache.get(fakeQuantSpec({ aBits: q.aBits, smooth: !!invM, lowRank: !!la }));
-  const bindGroups = new BindGroupCache<GPUBindGroup>();
+  const pipeline = cache.get(cold.spec);
+  const bindGroups = new BindGroupCache<{ bindGroup: GPUBindGroup; workgroups: [number, number, number] }>();
   let byteSize = dense.byteSize + z.size + params.size + (invM?.size ?? 0) + (la?.size ?? 0);
 
   return {
@@ -48,19 +53,20 @@ export function createSimulatedLinear(gpu: GpuContext, cache: PipelineCache, q: 
     },
     encode(pass, x, y, tokens) {
       checkActivationBuffers(label, x, y, tokens, K, out, maxTokens);
-      const bindGroup = bindGroups.get(x, z, tokens, () => {
-        const entries: GPUBindGroupEntry[] = [
-          { binding: 0, resource: { buffer: params } },
-          { binding: 1, resource: { buffer: x, size: tokens * K * 4 } },
-          { binding: 2, resource: { buffer: z, size: tokens * width * 4 } },
-        ];
-        if (invM) entries.push({ binding: 3, resource: { buffer: invM } });
-        if (la) entries.push({ binding: 4, resource: { buffer: la } });
-        return device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: `${label}/fake_quant` });
+      const { bindGroup, workgroups } = bindGroups.get(x, z, tokens, () => {
+        const p = plan(tokens);
+        const bindGroup = planBindGroup(device, pipeline, p, {
+          params: { buffer: params },
+          x: { buffer: x, size: p.buffers.x },
+          z: { buffer: z, size: p.buffers.z },
+          inv_m: invM && { buffer: invM },
+          la: la && { buffer: la },
+        }, `${label}/fake_quant`);
+        return { bindGroup, workgroups: p.workgroups };
       });
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...fakeQuantDispatch(tokens, gpu.limits.maxComputeWorkgroupsPerDimension));
+      pass.dispatchWorkgroups(...workgroups);
       dense.encode(pass, z, y, tokens);
     },
     destroy() {
