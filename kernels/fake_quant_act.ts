@@ -2,7 +2,7 @@
 // uniforms and the bytes of what it binds. Pure functions; the runtime (runtime/simulated-linear.ts)
 // owns the buffers.
 import type { KernelSpec } from '../core/kernel-spec.js';
-import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 import { spreadGroups } from './matmul_dense.js';
 import { activationQmax } from './w4a8_act_quant.js';
 import { unpackW4 } from '../core/w4-layout.js';
@@ -32,12 +32,8 @@ export interface FakeQuantOptions {
   maxWorkgroupsPerDim?: number;
 }
 
-/** Bytes each binding covers for one call (0 = not bound by this variant). */
-export type FakeQuantBuffers = Record<Exclude<FakeQuantBinding, 'params'>, number>;
-
-export interface FakeQuantPlan extends KernelPlan<FakeQuantBinding> {
-  buffers: Readonly<FakeQuantBuffers>;
-}
+export type FakeQuantBuffers = BindingBytes<FakeQuantBinding>;
+export type FakeQuantPlan = SizedKernelPlan<FakeQuantBinding>;
 
 /** z = [s_x·q(x̃) | x̃·L_A] for `tokens` tokens, one workgroup per token. */
 export function planFakeQuant(s: FakeQuantShape, o: FakeQuantOptions): FakeQuantPlan {

@@ -21,6 +21,12 @@ export interface KernelPlan<Binding extends string = string> {
   buffers?: Readonly<Partial<Record<Binding, number>>>;
 }
 
+/** Bytes each storage binding covers in one call (every binding but the uniforms; 0 = not bound). */
+export type BindingBytes<Binding extends string> = Record<Exclude<Binding, 'params'>, number>;
+
+/** A plan that sizes every storage binding it names (the linears: their runtimes allocate from it). */
+export type SizedKernelPlan<Binding extends string> = Omit<KernelPlan<Binding>, 'buffers'> & { buffers: Readonly<BindingBytes<Binding>> };
+
 /** The variant's bindings (plan.bindings) in a shader's binding order: names[i] is `@binding(i)`, '' where `used` says no. */
 export function bindingsInOrder<B extends string>(names: readonly B[], used: (name: B) => boolean): Array<B | ''> {
   return names.map((n) => (used(n) ? n : ''));

@@ -3,7 +3,7 @@
 // runtime (runtime/dense-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
-import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 
 /** How weights are stored on the GPU. 'f16' reads native f16 when shader-f16 was granted, else u32 pairs. */
 export type DenseWeightFormat = 'f32' | 'f16' | 'f16-packed';
@@ -104,12 +104,8 @@ export interface DenseMatmulOptions extends DensePlanOptions {
   maxWorkgroupsPerDim?: number;
 }
 
-/** Bytes each binding covers for one dispatch (0 = not bound by this variant). */
-export type DenseMatmulBuffers = Record<Exclude<DenseMatmulBinding, 'params'>, number>;
-
-export interface DenseMatmulPlan extends KernelPlan<DenseMatmulBinding> {
-  buffers: Readonly<DenseMatmulBuffers>;
-}
+export type DenseMatmulBuffers = BindingBytes<DenseMatmulBinding>;
+export type DenseMatmulPlan = SizedKernelPlan<DenseMatmulBinding>;
 
 /** GEMV for up to tiling.gemvMaxTokens tokens, else GEMM. */
 export function denseEntry(tokens: number, t: Pick<DenseTiling, 'gemvMaxTokens'>): DenseEntry {

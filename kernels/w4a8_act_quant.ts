@@ -3,7 +3,7 @@
 // vector. Pure functions; the runtime (runtime/quantized-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
-import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 import { isCpuAdapter } from './matmul_dense.js';
 import { W4_BLOCK_K } from '../core/w4-layout.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, symmetricQmax } from '../core/quantized.js';
@@ -73,14 +73,12 @@ export interface ActQuantOptions {
   maxWorkgroupsPerDim?: number;
 }
 
-/** Bytes each storage binding covers for one call (0 = not bound by this variant). */
-export type ActQuantBuffers = Record<Exclude<ActQuantBinding, 'params'>, number>;
+export type ActQuantBuffers = BindingBytes<ActQuantBinding>;
 
-export interface ActQuantPlan extends KernelPlan<ActQuantBinding> {
-  buffers: Readonly<ActQuantBuffers>;
+export type ActQuantPlan = SizedKernelPlan<ActQuantBinding> & {
   /** k-split workgroups per token: t leaves as that many partial sums per token (kernel B adds them). */
   splits: number;
-}
+};
 
 export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan {
   const lowRank = s.rank > 0;

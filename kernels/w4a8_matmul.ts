@@ -3,7 +3,7 @@
 // (runtime/quantized-linear.ts) owns the buffers.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
-import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type KernelPlan } from './kernel_plan.js';
+import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
 import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
 import { w4Blocks, W4_BLOCK_K, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
@@ -93,12 +93,8 @@ export interface W4MatmulOptions {
   maxWorkgroupsPerDim?: number;
 }
 
-/** Bytes each storage binding covers for one call (0 = not bound by this variant). */
-export type W4MatmulBuffers = Record<Exclude<W4MatmulBinding, 'params'>, number>;
-
-export interface W4MatmulPlan extends KernelPlan<W4MatmulBinding> {
-  buffers: Readonly<W4MatmulBuffers>;
-}
+export type W4MatmulBuffers = BindingBytes<W4MatmulBinding>;
+export type W4MatmulPlan = SizedKernelPlan<W4MatmulBinding>;
 
 /** GEMV for a few tokens (decode), tiled GEMM past tiling.gemvMaxTokens. */
 export function planW4Matmul(s: W4MatmulShape, o: W4MatmulOptions): W4MatmulPlan {
