@@ -9,6 +9,7 @@ import { SYNTH_SHAPES, isSynthShapeName } from '../loaders/synth.js';
 import type { ModelConfig } from '../core/model.js';
 import { planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanWeights } from '../runtime/memory-plan.js';
 import { MemoryPlanError } from '../runtime/errors.js';
+import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
 
 /** The α used when neither --alpha nor --rank is given (paper Table 4: mean rank 30.58 at d = 4096). */
 export const DEFAULT_PLAN_ALPHA = 0.05;
@@ -56,7 +57,7 @@ export interface PlanRequest {
   ctx?: number;
   /** KV-cache type (default f16, f32 for f32 weights). */
   kv?: 'f16' | 'f32';
-  /** Tokens per prefill chunk (default min(512, ctx)). */
+  /** Tokens per prefill chunk (default min(DEFAULT_MAX_BATCH_TOKENS, ctx), as the executor's). */
   batch?: number;
   embedding: 'auto' | 'gpu' | 'host';
   maxBinding: number;
@@ -78,7 +79,7 @@ export function planModelMemory(req: PlanRequest): { plan: MemoryPlan; origin: s
     outliers: req.outliers,
     ctx,
     kvDtype: req.kv ?? (weights === 'f32' ? 'f32' : 'f16'),
-    maxBatchTokens: req.batch ?? Math.min(512, ctx),
+    maxBatchTokens: req.batch ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, ctx),
     embedding: req.embedding,
     maxStorageBufferBindingSize: req.maxBinding,
   };

@@ -16,6 +16,7 @@ import { dataDir, loadDatasetText } from '../loaders/datasets.js';
 import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
+import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -186,7 +187,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
       const dtype = args.calibDtype === 'f32' || args.calibDtype === 'f16' ? args.calibDtype : (f32Bytes > 2 ** 30 && gpu.features.shaderF16 ? 'f16' : 'f32');
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
       // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
-      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, 512), pipelines: session.pipelines });
+      const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, DEFAULT_MAX_BATCH_TOKENS), pipelines: session.pipelines });
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {

@@ -6,6 +6,7 @@
 import { openNodeDevice } from './gpu.js';
 import { resolveModel, type ResolvedModel } from '../loaders/registry.js';
 import { Executor } from '../runtime/executor.js';
+import { DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_SEQ_LEN } from '../runtime/executor-options.js';
 import type { GpuContext } from '../core/gpu.js';
 import type { ModelSource, TextTokenizer } from '../core/model.js';
 import type { QuantizedLinear } from '../core/quantized.js';
@@ -20,7 +21,7 @@ import { join } from 'node:path';
 /** How one executor of a session is built. */
 export interface ExecutorSettings {
   dtype?: 'f32' | 'f16';
-  /** KV-cache length (default 2048), never more than the model's context. Prefill chunks: min(512, this). */
+  /** KV-cache length (default DEFAULT_MAX_SEQ_LEN), never more than the model's context. Prefill chunks: min(DEFAULT_MAX_BATCH_TOKENS, this). */
   maxSeqLen?: number;
   /**
    * Quantized linears by module name: they replace the dense block linears (default: the session's
@@ -92,8 +93,8 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
         if (dtype === 'f16' && !device.features.shaderF16) {
           throw new UsageError(`--dtype f16 needs the shader-f16 feature, which this adapter (${device.describe()}) lacks`, 'use --dtype f32');
         }
-        const maxSeqLen = Math.min(settings.maxSeqLen ?? 2048, source.config.maxSeqLen);
-        const maxBatchTokens = Math.min(512, maxSeqLen);
+        const maxSeqLen = Math.min(settings.maxSeqLen ?? DEFAULT_MAX_SEQ_LEN, source.config.maxSeqLen);
+        const maxBatchTokens = Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
         const lookup = settings.linears ?? (artifact ? (module: string) => artifact.linear(module) : undefined);
         const linearFactory = lookup
           ? quantizedLinearFactory(device, pipelines, lookup, { maxTokens: maxBatchTokens, path: settings.simulate ? 'simulate' : 'fused' })

@@ -65,8 +65,10 @@ export interface ExecutorMemory {
   total: number;
 }
 
-const DEFAULT_MAX_SEQ_LEN = 2048;
-const DEFAULT_MAX_BATCH_TOKENS = 512;
+/** KV-cache length when none is asked for (capped by the model's context). */
+export const DEFAULT_MAX_SEQ_LEN = 2048;
+/** Tokens per prefill dispatch when none is asked for (capped by maxSeqLen). */
+export const DEFAULT_MAX_BATCH_TOKENS = 512;
 /** Cap on the [rows, vocab] f32 logits scratch used by nll(): rows are classified in sub-chunks. */
 const MAX_LOGITS_BYTES = 64 << 20;
 
@@ -88,7 +90,14 @@ export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: Execut
   validate(gpu, model, opts);
   const c = model.config;
   const maxSeqLen = opts.maxSeqLen ?? Math.min(c.maxSeqLen, DEFAULT_MAX_SEQ_LEN);
+  if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1 || maxSeqLen > c.maxSeqLen) {
+    throw new ExecutorError(`${model.id}: maxSeqLen ${maxSeqLen} must be an integer in 1..${c.maxSeqLen} (the model's context)`);
+  }
   const maxBatchTokens = opts.maxBatchTokens ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
+  if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1 || maxBatchTokens > 65535) throw new ExecutorError(`maxBatchTokens ${maxBatchTokens} must be an integer in 1..65535`);
+  if (opts.headRows !== undefined && (!Number.isInteger(opts.headRows) || opts.headRows < 1 || opts.headRows > maxBatchTokens)) {
+    throw new ExecutorError(`headRows ${opts.headRows} must be an integer in 1..${maxBatchTokens} (maxBatchTokens)`);
+  }
   const choice = opts.embedding ?? 'auto';
   return {
     dtype: opts.dtype,
@@ -101,7 +110,7 @@ export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: Execut
   };
 }
 
-/** Throws ExecutorError for options the device or the model cannot serve. */
+/** Throws ExecutorError for a dtype the device cannot run or a model config the executor cannot serve. */
 function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): void {
   const c = model.config;
   const id = model.id;
@@ -117,13 +126,4 @@ function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): v
   if (c.nHeads % c.nKvHeads !== 0) throw new ExecutorError(`${id}: ${c.nHeads} attention heads are not a multiple of ${c.nKvHeads} KV heads`);
   if (c.headDim % 2 !== 0) throw new ExecutorError(`${id}: head dim ${c.headDim} must be even for RoPE`);
   if (c.ropeStyle !== 'interleaved' && c.ropeStyle !== 'half') throw new ExecutorError(`${id}: unknown ropeStyle ${String(c.ropeStyle)}`);
-  const maxSeqLen = opts.maxSeqLen ?? Math.min(c.maxSeqLen, DEFAULT_MAX_SEQ_LEN);
-  if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1 || maxSeqLen > c.maxSeqLen) {
-    throw new ExecutorError(`${id}: maxSeqLen ${maxSeqLen} must be an integer in 1..${c.maxSeqLen} (the model's context)`);
-  }
-  const B = opts.maxBatchTokens ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
-  if (!Number.isInteger(B) || B < 1 || B > 65535) throw new ExecutorError(`maxBatchTokens ${B} must be an integer in 1..65535`);
-  if (opts.headRows !== undefined && (!Number.isInteger(opts.headRows) || opts.headRows < 1 || opts.headRows > B)) {
-    throw new ExecutorError(`headRows ${opts.headRows} must be an integer in 1..${B} (maxBatchTokens)`);
-  }
 }
