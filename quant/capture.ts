@@ -4,11 +4,9 @@
 // (ResidualState) from one pass to the next, so a pass runs only its own layers.
 import type { LinearInputKind, ModelConfig } from '../core/model.js';
 import { createBufferChecked } from '../runtime/device.js';
-import { readMappedF32 } from '../runtime/buffers.js';
+import { readMappedF32, READBACK } from '../runtime/buffers.js';
 import type { Executor } from '../runtime/executor.js';
 
-// MAP_READ | COPY_DST as a literal (globals may be absent at import time).
-const READBACK_USAGE = 0x0001 | 0x0008;
 
 /** Receives rows [firstRow, firstRow + T) of a linear input of `layer`, x = [T, in] row-major f32. */
 export type LinearInputCallback = (layer: number, kind: LinearInputKind, x: Float32Array, firstRow: number) => void | Promise<void>;
@@ -94,7 +92,7 @@ export async function captureLinearInputs(
   try {
     for (const kind of [...kinds, ...(keep ? (['x', 'xn'] as const) : [])]) {
       const width = kind === 'x' || kind === 'xn' ? c.dim : cols[kind];
-      staging[kind] = await createBufferChecked(executor.device, { size: rowsMax * width * 4, usage: READBACK_USAGE, label: `capture/${kind}` });
+      staging[kind] = await createBufferChecked(executor.device, { size: rowsMax * width * 4, usage: READBACK, label: `capture/${kind}` });
     }
     const tapped = (layer: number) => !wanted || wanted.has(layer);
     await executor.tapLayers(tokens, {

@@ -2,8 +2,13 @@
 // Small helpers for creating, filling and reading GPU buffers. Sizes are rounded up to 4 bytes
 // because WebGPU copies and storage bindings require it.
 
-// GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST as literals: the GPU globals may not exist yet at import time.
+// Usage flags as literals: the GPU globals may not exist yet at import time.
+/** GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST */
 export const STORAGE = 0x80 | 0x04 | 0x08;
+/** GPUBufferUsage.MAP_READ | COPY_DST: staging for readbacks. */
+export const READBACK = 0x0001 | 0x0008;
+/** GPUBufferUsage.UNIFORM | COPY_DST */
+export const UNIFORM = 0x0040 | 0x0008;
 
 export function align4(n: number): number {
   return Math.ceil(n / 4) * 4;

@@ -35,6 +35,7 @@ import {
   resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions,
 } from './executor-options.js';
 import { ContextOverflowError, ExecutorError, NonFiniteError } from './errors.js';
+import { READBACK } from './buffers.js';
 
 /** One layer of a tapLayers pass, as it is recorded. */
 export interface TappedLayer {
@@ -64,9 +65,6 @@ export interface LayerTaps {
   /** After the layer is submitted (copies recorded until then can be read). */
   submitted?(at: TappedLayer): Promise<void>;
 }
-
-// MAP_READ | COPY_DST as a literal (globals may be absent at import time).
-const READBACK_USAGE = 0x0001 | 0x0008;
 
 export class Executor {
   readonly config: ModelConfig;
@@ -228,7 +226,7 @@ export class Executor {
       const vocab = this.config.vocabSize;
       const bytes = ids.length * vocab * 4;
       if (bytes > this.gpu.limits.maxBufferSize) throw new ExecutorError(`logitRows: ${ids.length} × ${vocab} logits need ${bytes} bytes, over the device's buffer limit; pass fewer tokens`);
-      const read = await createBufferChecked(this.device, { size: bytes, usage: READBACK_USAGE, label: 'logit_rows/read' });
+      const read = await createBufferChecked(this.device, { size: bytes, usage: READBACK, label: 'logit_rows/read' });
       try {
         const start = this.pos;
         await this.runForward(ids, undefined, read);

@@ -10,7 +10,7 @@ import {
   BLOCK_LINEARS, layerTensorName, type BlockLinearName, type ModelSource, type TensorRef,
 } from '../core/model.js';
 import type { PipelineCache } from './pipelines.js';
-import { createBuffer, uploadBuffer } from './buffers.js';
+import { createBuffer, uploadBuffer, READBACK, UNIFORM } from './buffers.js';
 import { readTensorF32 } from '../core/dtype.js';
 import { createDenseLinearStreamed, type DenseWeights } from './dense-linear.js';
 import { stackRows, tensorRows, type WeightRows } from './weight-rows.js';
@@ -27,9 +27,6 @@ import type {
   ActivationBuffers, EmbeddingPart, ForwardGraph, ForwardKernels, HeadSlot, Layer, Pipelines,
 } from './recorder.js';
 
-// MAP_READ | COPY_DST and UNIFORM | COPY_DST as literals (globals may be absent at import time).
-const READBACK_USAGE = 0x0001 | 0x0008;
-const UNIFORM_USAGE = 0x0040 | 0x0008;
 
 /**
  * Returns a LinearOp to use for a block linear instead of the dense one, or undefined for dense.
@@ -215,15 +212,15 @@ async function build(
     logits: buffer(shape.headRows * c.vocabSize * f, 'logits'),
     targets: buffer(shape.maxSeqLen * 4, 'targets'),
     nllOut: buffer(shape.maxSeqLen * 8, 'nll'),
-    logitsRead: buffer(c.vocabSize * 4, 'logits/read', READBACK_USAGE),
-    nllRead: buffer(shape.maxSeqLen * 8, 'nll/read', READBACK_USAGE),
+    logitsRead: buffer(c.vocabSize * 4, 'logits/read', READBACK),
+    nllRead: buffer(shape.maxSeqLen * 8, 'nll/read', READBACK),
   };
   for (const [name, b] of Object.entries(buf)) {
     if (b && b.size > maxBinding) {
       throw new ExecutorError(`${model.id}: activation buffer ${name} needs ${b.size} bytes, over the ${maxBinding}-byte storage binding limit; lower maxBatchTokens (${B})`);
     }
   }
-  const uniform = (label: string) => buffer(16 * 2, label, UNIFORM_USAGE);
+  const uniform = (label: string) => buffer(16 * 2, label, UNIFORM);
   const U = {
     norm: uniform('norm/params'),
     ropeKv: uniform('rope_kv/params'),

@@ -5,9 +5,8 @@
 // when the mode is off none of this exists. Checks here report what they found (NonFiniteReport); the
 // executor throws it as its NonFiniteError.
 import { createBufferChecked } from './device.js';
+import { READBACK } from './buffers.js';
 
-// MAP_READ | COPY_DST as a literal (globals may be absent at import time).
-const READBACK_USAGE = 0x0001 | 0x0008;
 
 /** Names the executor's tap points the way a user reads them. */
 const OP_NAMES: Record<string, string> = {
@@ -45,7 +44,7 @@ export class NumericsChecker {
     if (!this.staging || this.staging.size < bytes) {
       this.staging?.destroy();
       this.staging = undefined;
-      this.staging = await createBufferChecked(this.device, { size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: READBACK_USAGE, label: 'check-numerics' });
+      this.staging = await createBufferChecked(this.device, { size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: READBACK, label: 'check-numerics' });
     }
     this.taps = [];
     this.used = 0;

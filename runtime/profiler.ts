@@ -3,10 +3,10 @@
 // each pass that asks gets a begin/end pair; read() resolves the pairs used since the last read and
 // returns their summed duration. Adapters may quantize timestamps; sums over many passes stay useful.
 import type { GpuContext } from '../core/gpu.js';
+import { READBACK } from './buffers.js';
 
-// QUERY_RESOLVE | COPY_SRC and MAP_READ | COPY_DST as literals (globals may be absent at import time).
+// QUERY_RESOLVE | COPY_SRC as a literal (globals may be absent at import time).
 const RESOLVE_USAGE = 0x0200 | 0x0004;
-const READ_USAGE = 0x0001 | 0x0008;
 
 export class GpuTimer {
   private used = 0;
@@ -28,7 +28,7 @@ export class GpuTimer {
     const count = maxPasses * 2;
     const querySet = device.createQuerySet({ type: 'timestamp', count, label: 'gpu-timer' });
     const resolve = device.createBuffer({ size: count * 8, usage: RESOLVE_USAGE, label: 'gpu-timer/resolve' });
-    const staging = device.createBuffer({ size: count * 8, usage: READ_USAGE, label: 'gpu-timer/read' });
+    const staging = device.createBuffer({ size: count * 8, usage: READBACK, label: 'gpu-timer/read' });
     return new GpuTimer(device, querySet, resolve, staging, maxPasses);
   }
 

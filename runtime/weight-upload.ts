@@ -7,12 +7,11 @@
 import type { GpuContext } from '../core/gpu.js';
 import type { PipelineCache } from './pipelines.js';
 import type { WeightRows } from './weight-rows.js';
-import { STORAGE, align4, createBuffer, writeBuffer } from './buffers.js';
+import { STORAGE, align4, createBuffer, writeBuffer, UNIFORM } from './buffers.js';
 import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from '../core/dtype.js';
 import { planConvertBf16 } from '../kernels/convert_bf16.js';
 import { planBindGroup } from './plan-binding.js';
 
-const UNIFORM_USAGE = 0x0040 | 0x0008;
 /** Default source bytes per chunk: large enough to keep the GPU busy, small next to any model. */
 export const DEFAULT_UPLOAD_CHUNK_BYTES = 16 << 20;
 
@@ -38,7 +37,7 @@ export class WeightUploader {
     private readonly chunkBytes = DEFAULT_UPLOAD_CHUNK_BYTES,
   ) {
     this.device = gpu.device;
-    this.params = this.device.createBuffer({ size: 16, usage: UNIFORM_USAGE, label: 'weight-upload/params' });
+    this.params = this.device.createBuffer({ size: 16, usage: UNIFORM, label: 'weight-upload/params' });
   }
 
   /**
