@@ -4,7 +4,6 @@
 // bench/results/forward.json.
 //
 //   node dist/bench/forward.js [--model file.bin] [--prefill 256] [--decode 128] [--repeats 5] [--dtype f32,f16] [--out file] [--profile] [--attention auto|keys|rows]
-import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { loadLlama2c } from '../loaders/llama2c.js';
 import { openNodeDevice } from '../node/gpu.js';
@@ -14,7 +13,7 @@ import { GpuTimer } from '../runtime/profiler.js';
 import { argmax } from '../runtime/sampler.js';
 import { repoRoot } from '../loaders/datasets.js';
 import { opTimes } from '../eval/profile.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { runIfMain, writeJsonReport, gitCommit } from './lib/report.js';
 
 interface Args {
   model: string;
@@ -79,14 +78,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** GPU time per op for one prefill and for 32 decode steps, each op timed in its own pass (eval/profile.ts). */
 async function printProfile(ex: Executor, timer: GpuTimer, prompt: number[], dtype: ExecutorDType): Promise<void> {
@@ -171,13 +162,13 @@ export async function main(argv: string[]): Promise<number> {
   for (const r of rows.filter((x) => x !== base)) {
     if (base) console.log(`  ${r.dtype} vs f32: prefill x${(r.prefillTokPerSec / base.prefillTokPerSec).toFixed(2)}, decode x${(r.decodeTokPerSec / base.decodeTokPerSec).toFixed(2)}`);
   }
-  console.log(`  device ${gpu.describe()} | timer ${timer ? 'timestamp-query + wall' : 'wall'} | commit ${commit()}`);
+  console.log(`  device ${gpu.describe()} | timer ${timer ? 'timestamp-query + wall' : 'wall'} | commit ${gitCommit()}`);
   const report = {
     bench: 'forward',
     date: new Date().toISOString(),
     adapter: gpu.describe(),
     adapterInfo: gpu.adapterInfo,
-    commit: commit(),
+    commit: gitCommit(),
     timer: timer ? 'timestamp-query' : 'wall',
     model: { id: model.id, file: args.model, dim: c.dim, layers: c.nLayers, vocab: c.vocabSize },
     settings: { prefill: args.prefill, decode: args.decode, repeats: args.repeats, attention: args.attention },

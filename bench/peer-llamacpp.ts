@@ -19,7 +19,6 @@
 //
 // One file over 500 lines on purpose: a benchmark reads top to bottom (arguments, our engine, llama.cpp
 // through its binding, the report), and its parts have no other user.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -42,7 +41,7 @@ import { PipelineCache } from '../runtime/pipelines.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import { createQuantizedLinear } from '../runtime/quantized-linear.js';
 import { argmax } from '../runtime/sampler.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { runIfMain, writeJsonReport, gitCommit } from './lib/report.js';
 
 type OurWeights = 'f32' | 'f16' | 'w4a8';
 type Peer = 'cpu' | 'vulkan';
@@ -115,14 +114,6 @@ function parseArgs(argv: string[]): Args {
   if (args.ours.some((w) => !['f32', 'f16', 'w4a8'].includes(w))) throw new Error('peer-llamacpp: --ours takes f32,f16,w4a8');
   if (args.peers.some((p) => !['cpu', 'vulkan'].includes(p))) throw new Error('peer-llamacpp: --peers takes cpu,vulkan');
   return args;
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** The installed version of a package (its package.json, found above its resolved entry point). */
@@ -582,13 +573,13 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   console.log(`  load average ${load0.map((x) => x.toFixed(2)).join(' ')} (start) → ${load1.map((x) => x.toFixed(2)).join(' ')} (end), ${cpus().length} cores`);
-  console.log(`  aser: ${gpu.describe()} | webgpu (Dawn) ${packageVersion('webgpu')} | commit ${commit()}`);
+  console.log(`  aser: ${gpu.describe()} | webgpu (Dawn) ${packageVersion('webgpu')} | commit ${gitCommit()}`);
   console.log(`  llama.cpp: node-llama-cpp ${packageVersion('node-llama-cpp')} | ${peers.map((p) => `${p.backend}/${p.threads}t ${p.release}`).join(' | ')}`);
 
   const report = {
     bench: 'peer-llamacpp',
     date: started,
-    commit: commit(),
+    commit: gitCommit(),
     model: { id: 'stories260k', dim: c.dim, layers: c.nLayers, vocab: c.vocabSize, weights: 'our GGUF export of models/stories260k/model.bin (f32 and f16)' },
     data: { dataset: 'tinystories', file: data.file, textTokens: ids.length, protocol: 'gptq', ctx: args.ctx, windows: windows.length },
     settings: {

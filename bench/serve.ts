@@ -6,13 +6,12 @@
 //   node dist/bench/serve.js [--model stories260k] [--dtype f32] [--artifact DIR] [--clients 1,4,16]
 //                            [--requests N (per level, default max(8, 2·clients))] [--max-tokens 48]
 //                            [--time-limit 60 (s per level)] [--out file]
-import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../loaders/datasets.js';
 import { openServing } from '../serve/open-serving.js';
 import { startServer } from '../serve/server.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { runIfMain, writeJsonReport, gitCommit } from './lib/report.js';
 
 interface Args {
   model: string;
@@ -69,14 +68,6 @@ function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 interface StreamResult {
@@ -220,13 +211,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   console.log(`  direct engine (no HTTP, 1 stream): ${baseline.tokensPerSec.toFixed(1)} tok/s (${baseline.tokensPerSecBefore.toFixed(1)} before, ${baseline.tokensPerSecAfter.toFixed(1)} after the HTTP runs), ${baseline.requestsPerSec.toFixed(2)} req/s`);
   console.log(`  load average ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)} on ${cpus().length} CPUs (llvmpipe shares them)`);
-  console.log(`  device ${adapter} | timer wall clock | commit ${commit()}`);
+  console.log(`  device ${adapter} | timer wall clock | commit ${gitCommit()}`);
   const report = {
     bench: 'serve',
     date: new Date().toISOString(),
     adapter,
     adapterInfo: serving.session.gpu.adapterInfo,
-    commit: commit(),
+    commit: gitCommit(),
     timer: 'wall',
     loadAverage: { before: loadBefore, after: loadAfter, cpus: cpus().length },
     model: { id: engine.modelId, dtype: args.dtype, artifact: args.artifact ?? null, contextLength: engine.contextLength },

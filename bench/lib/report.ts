@@ -10,6 +10,7 @@ import { loadavg, cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openNodeDevice } from '../../node/gpu.js';
+import { repoRoot } from '../../loaders/datasets.js';
 
 export interface RunMeta {
   /** ISO time the report was written (the end of the run). */
@@ -27,17 +28,22 @@ export interface RunMeta {
 
 function git(args: string[]): string | null {
   try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', args, { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     return null;
   }
+}
+
+/** The checkout's short commit id, 'unknown' outside a git checkout. */
+export function gitCommit(): string {
+  return git(['rev-parse', '--short', 'HEAD']) ?? 'unknown';
 }
 
 export function runMeta(adapter: string): RunMeta {
   const status = git(['status', '--porcelain', '--untracked-files=no']);
   return {
     date: new Date().toISOString(),
-    commit: git(['rev-parse', '--short', 'HEAD']) ?? 'unknown',
+    commit: gitCommit(),
     dirty: status === null ? null : status.length > 0,
     adapter,
     loadavg: loadavg().map((x) => +x.toFixed(2)),
