@@ -26,6 +26,7 @@ export const SOURCES = [
   { id: 'quantLayer', file: 'bench/results/quant-layer.json', command: 'npm run bench -- quant-layer' },
   { id: 'quantizeModel', file: 'bench/results/quantize-model.json', command: 'npm run bench -- quantize-model --methods aser,rtn' },
   { id: 'llama8b', file: 'bench/results/llama3-8b.json', command: 'npm run bench -- llama3-8b --steps fp,quantize,w4a8 --rank 32' },
+  { id: 'sameOutputs', file: 'bench/results/same-outputs.json', command: 'npm run bench -- same-outputs --base 9eeee11 --tests' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -348,7 +349,35 @@ function report(src, j) {
   return out.join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report };
+function sameOutputs(src, j) {
+  const b = j.base ?? {}, h = j.head ?? {};
+  const yes = (x) => (x ? 'same' : 'different');
+  const short = (x) => (typeof x === 'string' ? `\`${x.slice(0, 12)}\`` : '—');
+  const rows = Object.entries(h.artifactFiles ?? {}).map(([file, hash]) => [`artifact ${file} sha256`, short(b.artifactFiles?.[file]), short(hash), yes(b.artifactFiles?.[file] === hash)]);
+  rows.push(['manifest.json less createdAt and timings, sha256', short(b.manifestWithoutTimings), short(h.manifestWithoutTimings), yes(j.same?.manifestWithoutTimings)]);
+  for (const [k, what] of [['fp32', 'ppl, fp32'], ['fused', 'ppl, artifact, fused kernels'], ['simulate40', 'ppl, artifact, --simulate, 40 windows']]) {
+    const x = b.ppl?.[k], y = h.ppl?.[k];
+    rows.push([`${what} (${int(y?.tokens)} tokens)`, String(x?.ppl ?? '—'), String(y?.ppl ?? '—'), yes(x && y && x.nll === y.nll && x.tokens === y.tokens)]);
+  }
+  for (const [k, what] of [['fp32', 'fp32'], ['artifact', 'artifact']]) {
+    const x = b.generate?.[k], y = h.generate?.[k];
+    rows.push([`greedy text, ${what} (${y?.tokens} tokens), sha256`, short(x?.textSha256), short(y?.textSha256), yes(x?.textSha256 === y?.textSha256)]);
+  }
+  if (b.tests && h.tests) {
+    const t = (x) => `${f(x.seconds, 0)} s: ${x.passed} passed, ${x.failed} failed`;
+    rows.push(['`npm test` (build + suite), one after the other', t(b.tests), t(h.tests), `${f((100 * (h.tests.seconds - b.tests.seconds)) / b.tests.seconds, 1)} % time`]);
+  }
+  return [
+    `## Refactor check: same outputs as ${b.rev ?? NR} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    'stories260k: `aser quantize --method aser --rank 8 --abits 8`, TinyStories perplexity (GPTQ protocol, ctx 256) of the fp32 model and of the artifact, greedy `aser generate --prompt "Once upon a time" --max-tokens 100` from both; NLLs compared to the last bit.',
+    '',
+    table(['check', `base ${b.rev ?? NR}`, `this checkout ${h.rev ?? NR}`, ''], rows),
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
