@@ -7,11 +7,11 @@
 export interface QuantizedLinear {
   inFeatures: number;
   outFeatures: number;
-  /** Weight bits (4); values lie in [-(2^(b-1)-1), 2^(b-1)-1], i.e. -7..7 for 4 bits (symmetric). */
+  /** Weight bits (4; 8 for an int8 classifier); values lie in [-(2^(b-1)-1), 2^(b-1)-1] (symmetric). */
   wBits: number;
   /** Activation bits (8, 6 or 4): qmax = 2^(b-1)-1 → 127, 31, 7. */
   aBits: number;
-  /** Packed weight words in the GPU layout of core/w4-layout.ts (packW4). */
+  /** Packed weight words in the GPU layout of core/w4-layout.ts (packW4), or core/w8-layout.ts for 8 bits. */
   qweight: Uint32Array;
   /** Per-output-channel weight scale, [out]. */
   wScale: Float32Array;
@@ -47,3 +47,27 @@ export function isActivationBits(bits: unknown): bits is ActivationBits {
 export function symmetricQmax(bits: number): number {
   return 2 ** (bits - 1) - 1;
 }
+
+/**
+ * How an artifact stores the classifier (lm_head, or the tied embedding): 'f16' dense, or per-output-
+ * channel int8 / int4 weights run through the integer kernels with 8-bit per-token activations.
+ */
+export const CLASSIFIER_FORMATS = ['f16', 'int8', 'int4'] as const;
+export type ClassifierFormat = (typeof CLASSIFIER_FORMATS)[number];
+
+export function isClassifierFormat(x: unknown): x is ClassifierFormat {
+  return (CLASSIFIER_FORMATS as readonly unknown[]).includes(x);
+}
+
+/** Weight bits of a quantized classifier format (undefined for 'f16'). */
+export function classifierWeightBits(format: ClassifierFormat): 8 | 4 | undefined {
+  return format === 'int8' ? 8 : format === 'int4' ? 4 : undefined;
+}
+
+/** u32 words per row and 32-wide k-block of packed weights: core/w4-layout.ts (4 bits), core/w8-layout.ts (8 bits). */
+export function packedWordsPerBlock(wBits: number): number {
+  return wBits === 8 ? 8 : 4;
+}
+
+/** Activation bits of a quantized classifier: its input (the final-normed hidden state) keeps 8 bits. */
+export const CLASSIFIER_ACTIVATION_BITS = 8;

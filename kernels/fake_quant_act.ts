@@ -6,6 +6,7 @@ import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingByte
 import { spreadGroups } from './matmul_dense.js';
 import { activationQmax } from './w4a8_act_quant.js';
 import { unpackW4 } from '../core/w4-layout.js';
+import { unpackW8 } from '../core/w8-layout.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 
 export const FAKE_QUANT_WG = 64;
@@ -72,7 +73,7 @@ function fakeQuantDispatch(tokens: number, maxPerDim: number): [number, number, 
 /** [Ŵ | L_Bᵀ] as the simulated linear's dense weight, [out, in + rank] row-major, f32. */
 export function simulatedDenseWeight(q: QuantizedLinear): Float32Array {
   const { inFeatures: K, outFeatures: out, rank: R } = q;
-  const ints = unpackW4(q.qweight, out, K);
+  const ints = q.wBits === 8 ? unpackW8(q.qweight, out, K) : unpackW4(q.qweight, out, K);
   const width = K + R;
   const w = new Float32Array(out * width);
   for (let o = 0; o < out; o++) {

@@ -7,12 +7,21 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { w4WordCount } from '../core/w4-layout.js';
-import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
+import {
+  ACTIVATION_BITS_TEXT, CLASSIFIER_FORMATS, classifierWeightBits, isActivationBits, isClassifierFormat, type ClassifierFormat, type QuantizedLinear,
+} from '../core/quantized.js';
+import { w8WordCount } from '../core/w8-layout.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { isRecord, readJsonFile } from './json-file.js';
 
 export const ARTIFACT_FORMAT = 'aser-artifact';
-export const ARTIFACT_FORMAT_VERSION = 1;
+/**
+ * The version this build writes. Version 2 added the optional `classifier` entry (a quantized or f16
+ * classifier); version 1 artifacts (none) still load and run their classifier in the executor's dtype.
+ */
+export const ARTIFACT_FORMAT_VERSION = 2;
+/** Versions this build reads. */
+export const ARTIFACT_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
 export const MANIFEST_FILE = 'manifest.json';
 
 /** The model an artifact was made from. */
@@ -32,6 +41,24 @@ export interface ArtifactCalibration {
   /** Tokens actually accumulated per linear input. */
   tokens?: number;
 }
+
+/**
+ * How the artifact's classifier runs (format version ≥ 2). 'f16': the model's own classifier weights,
+ * held in f16 on the GPU (nothing stored here). 'int8' / 'int4': per-output-channel weights stored in
+ * `file` as `lm_head.qweight` / `lm_head.wscale`, run with `aBits`-bit per-token activations.
+ */
+export interface ArtifactClassifier {
+  format: ClassifierFormat;
+  file?: string;
+  inFeatures?: number;
+  outFeatures?: number;
+  wBits?: number;
+  aBits?: number;
+}
+
+/** The classifier's tensor file and module name inside it. */
+export const CLASSIFIER_FILE = 'classifier.safetensors';
+export const CLASSIFIER_MODULE = 'lm_head';
 
 /** Per-linear entry of the manifest. */
 export interface ArtifactLayerEntry {
@@ -73,6 +100,8 @@ export interface ArtifactManifest {
   layers: Record<string, ArtifactLayerEntry>;
   /** Every tensor file with its sha256 and size. */
   files: Record<string, { sha256: string; bytes: number }>;
+  /** Absent (and in version 1): the classifier runs from the model's weights in the executor's dtype. */
+  classifier?: ArtifactClassifier;
 }
 
 /** What the caller supplies; the writer fills in format, version, layers, files, createdAt/By. */
@@ -132,10 +161,11 @@ export function checkQuantizedLinear(where: string, q: QuantizedLinear): void {
   };
   const { inFeatures: inF, outFeatures: out, rank } = q;
   if (![inF, out].every((d) => Number.isInteger(d) && d > 0)) fail(`bad shape [${out}, ${inF}]`);
-  if (q.wBits !== 4) fail(`wBits ${q.wBits}: only 4-bit packed weights are supported`);
+  if (q.wBits !== 4 && q.wBits !== 8) fail(`wBits ${q.wBits}: only 4- and 8-bit packed weights are supported`);
   if (!isActivationBits(q.aBits)) fail(`aBits ${q.aBits}: must be ${ACTIVATION_BITS_TEXT}`);
   if (!Number.isInteger(rank) || rank < 0 || rank > inF + out) fail(`bad rank ${rank}`);
-  if (q.qweight.length !== w4WordCount(out, inF)) fail(`qweight has ${q.qweight.length} words, [${out}, ${inF}] packs into ${w4WordCount(out, inF)}`);
+  const words = q.wBits === 8 ? w8WordCount(out, inF) : w4WordCount(out, inF);
+  if (q.qweight.length !== words) fail(`qweight has ${q.qweight.length} words, [${out}, ${inF}] packs into ${words} at ${q.wBits} bits`);
   if (q.wScale.length !== out) fail(`wScale has ${q.wScale.length} values, needs ${out}`);
   if (q.smooth && q.smooth.length !== inF) fail(`smooth has ${q.smooth.length} values, needs ${inF}`);
   if (q.bias && q.bias.length !== out) fail(`bias has ${q.bias.length} values, needs ${out}`);
@@ -167,8 +197,8 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
   if (!isRecord(raw)) bad('manifest is not a JSON object');
   const m = raw as Record<string, unknown>;
   if (m.format !== ARTIFACT_FORMAT) bad(`not an ASER artifact manifest: format is ${JSON.stringify(m.format)}, expected "${ARTIFACT_FORMAT}"`);
-  if (m.formatVersion !== ARTIFACT_FORMAT_VERSION) {
-    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads version ${ARTIFACT_FORMAT_VERSION}` +
+  if (!ARTIFACT_FORMAT_VERSIONS_READ.includes(m.formatVersion as number)) {
+    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${ARTIFACT_FORMAT_VERSIONS_READ.join(' and ')}` +
       ` (written by ${JSON.stringify(m.createdBy)}); re-quantize the model with this build`);
   }
   if (typeof m.method !== 'string') bad('"method" must be a string');
@@ -198,6 +228,19 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
     if (!Array.isArray(e.outliers) || !e.outliers.every(isNonNegInt)) bad(`layers.${name}.outliers must be a list of channel indices`);
     if ((e.errorRank as number) + (e.outliers as number[]).length !== e.rank) bad(`layers.${name}: rank ${e.rank} ≠ errorRank ${e.errorRank} + ${(e.outliers as number[]).length} outliers`);
     if (typeof e.smooth !== 'boolean' || typeof e.bias !== 'boolean') bad(`layers.${name}.smooth and .bias must be booleans`);
+  }
+  if (m.classifier !== undefined) {
+    if (m.formatVersion === 1) bad('"classifier" needs format version 2');
+    const c = m.classifier;
+    if (!isRecord(c) || !isClassifierFormat(c.format)) bad(`classifier.format must be one of ${CLASSIFIER_FORMATS.join(', ')}`);
+    const cl = c as Record<string, unknown>;
+    const bits = classifierWeightBits(cl.format as ClassifierFormat);
+    if (bits !== undefined) {
+      if (cl.file !== CLASSIFIER_FILE || !Object.hasOwn(m.files as object, CLASSIFIER_FILE)) bad(`classifier.file must be "${CLASSIFIER_FILE}", listed in "files"`);
+      for (const k of ['inFeatures', 'outFeatures', 'aBits'] as const) if (!isNonNegInt(cl[k]) || cl[k] === 0) bad(`classifier.${k} must be a positive integer`);
+      if (cl.wBits !== bits) bad(`classifier.wBits ${JSON.stringify(cl.wBits)} does not match format ${cl.format as string} (${bits} bits)`);
+      if (!isActivationBits(cl.aBits)) bad(`classifier.aBits ${JSON.stringify(cl.aBits)}: must be ${ACTIVATION_BITS_TEXT}`);
+    } else if (cl.file !== undefined) bad(`classifier.file is given for format ${cl.format as string}, which stores no tensors`);
   }
   return raw as ArtifactManifest;
 }

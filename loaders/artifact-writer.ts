@@ -2,15 +2,15 @@
 // Writing is atomic: a temporary sibling directory, fsynced, renamed over the target only when complete.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { w4Blocks, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { w4Blocks } from '../core/w4-layout.js';
 import { f32ToF16Array } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { classifierWeightBits, packedWordsPerBlock, type ClassifierFormat, type QuantizedLinear } from '../core/quantized.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { LoadError } from './errors.js';
 import { isRecord } from './json-file.js';
 import { writeSafetensors, type SafetensorsWriteTensor } from './safetensors.js';
 import {
-  ARTIFACT_FORMAT, ARTIFACT_FORMAT_VERSION, MANIFEST_FILE, artifactFileFor, checkQuantizedLinear, sha256File, validateManifest,
+  ARTIFACT_FORMAT, ARTIFACT_FORMAT_VERSION, CLASSIFIER_FILE, CLASSIFIER_MODULE, MANIFEST_FILE, type ArtifactClassifier, artifactFileFor, checkQuantizedLinear, sha256File, validateManifest,
   type ArtifactHeader, type ArtifactLayerEntry, type ArtifactManifest,
 } from './artifact-manifest.js';
 
@@ -32,8 +32,8 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 
 function tensorsOf(name: string, q: QuantizedLinear): SafetensorsWriteTensor[] {
   const t: SafetensorsWriteTensor[] = [
-    // [k-blocks, out, 4] u32: the layout of core/w4-layout.ts, verbatim
-    { name: `${name}.qweight`, dtype: 'U32', shape: [w4Blocks(q.inFeatures), q.outFeatures, W4_WORDS_PER_BLOCK], data: bytesOf(q.qweight) },
+    // [k-blocks, out, words per block] u32: the layout of core/w4-layout.ts (or w8-layout.ts), verbatim
+    { name: `${name}.qweight`, dtype: 'U32', shape: [w4Blocks(q.inFeatures), q.outFeatures, packedWordsPerBlock(q.wBits)], data: bytesOf(q.qweight) },
     { name: `${name}.wscale`, dtype: 'F32', shape: [q.outFeatures], data: bytesOf(q.wScale) },
   ];
   if (q.smooth) t.push({ name: `${name}.smooth`, dtype: 'F32', shape: [q.inFeatures], data: bytesOf(q.smooth) });
@@ -119,6 +119,7 @@ export function removeStaleStaging(dir: string): string[] {
 export class ArtifactWriter {
   private readonly layers: Record<string, ArtifactLayerEntry> = {};
   private readonly files: Record<string, { sha256: string; bytes: number }> = {};
+  private classifier?: ArtifactClassifier;
   private done = false;
 
   private constructor(
@@ -162,6 +163,26 @@ export class ArtifactWriter {
     testPause(`wrote ${file}`);
   }
 
+  /**
+   * Records the classifier's format; an integer one is written to its own tensor file (lm_head.*).
+   * 'f16' stores nothing: the runtime holds the model's classifier in f16.
+   */
+  addClassifier(format: ClassifierFormat, q?: QuantizedLinear): void {
+    this.checkOpen();
+    if (this.classifier) throw new LoadError(join(this.dir, CLASSIFIER_FILE), 'classifier written twice');
+    const bits = classifierWeightBits(format);
+    if (bits === undefined) {
+      this.classifier = { format };
+      return;
+    }
+    if (!q || q.wBits !== bits || q.rank !== 0 || q.smooth) throw new LoadError(join(this.dir, CLASSIFIER_FILE), `classifier ${format} needs ${bits}-bit weights, no side path, no smoothing`);
+    checkQuantizedLinear(`${CLASSIFIER_MODULE} (writing ${CLASSIFIER_FILE})`, q);
+    const path = join(this.staging, CLASSIFIER_FILE);
+    writeSafetensors(path, tensorsOf(CLASSIFIER_MODULE, q), { format: ARTIFACT_FORMAT });
+    this.files[CLASSIFIER_FILE] = { sha256: sha256File(path), bytes: statSync(path).size };
+    this.classifier = { format, file: CLASSIFIER_FILE, inFeatures: q.inFeatures, outFeatures: q.outFeatures, wBits: q.wBits, aBits: q.aBits };
+  }
+
   /** Writes manifest.json and moves the finished artifact into place. */
   commit(header: ArtifactHeader): ArtifactManifest {
     this.checkOpen();
@@ -174,6 +195,7 @@ export class ArtifactWriter {
       ...rest,
       layers: this.layers,
       files: this.files,
+      ...(this.classifier ? { classifier: this.classifier } : {}),
     };
     try {
       validateManifest(join(this.dir, MANIFEST_FILE), JSON.parse(JSON.stringify(manifest)));
@@ -234,6 +256,8 @@ export function writeArtifact(
   header: ArtifactHeader,
   layers: Map<string, QuantizedLinear>,
   diagnostics?: Map<string, object>,
+  /** Writes what else the artifact holds (its classifier) before the manifest. */
+  more?: (writer: ArtifactWriter) => void,
 ): ArtifactManifest {
   const writer = ArtifactWriter.begin(dir);
   try {
@@ -244,6 +268,7 @@ export function writeArtifact(
       groups.get(file)!.set(name, q);
     }
     for (const [file, group] of groups) writer.addFile(file, group, diagnostics as Map<string, Record<string, unknown>> | undefined);
+    more?.(writer);
     return writer.commit(header);
   } catch (err) {
     writer.abort();

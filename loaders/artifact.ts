@@ -2,18 +2,20 @@
 // the version and every checksum are checked before anything is returned.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { w4Blocks, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { w4Blocks } from '../core/w4-layout.js';
 import { f16ToF32Array } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { packedWordsPerBlock, type QuantizedLinear } from '../core/quantized.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { openSafetensors } from './safetensors.js';
 import {
-  MANIFEST_FILE, checkQuantizedLinear, readArtifactManifest, sha256File, type ArtifactManifest,
+  CLASSIFIER_MODULE, MANIFEST_FILE, checkQuantizedLinear, readArtifactManifest, sha256File, type ArtifactLayerEntry, type ArtifactManifest,
 } from './artifact-manifest.js';
 
 export interface Artifact {
   manifest: ArtifactManifest;
   layers: Map<string, QuantizedLinear>;
+  /** The quantized classifier (format int8/int4), read with the rest. */
+  classifier?: QuantizedLinear;
 }
 
 export interface ReadArtifactOptions {
@@ -37,7 +39,7 @@ export function readArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
   for (const file of new Set(Object.values(reader.manifest.layers).map((e) => e.file))) {
     for (const [name, q] of readArtifactFile(dir, reader.manifest, file)) layers.set(name, q);
   }
-  return { manifest: reader.manifest, layers };
+  return { manifest: reader.manifest, layers, classifier: reader.classifier() };
 }
 
 /** An artifact whose checksums were verified, read one tensor file (one layer) at a time. */
@@ -45,6 +47,8 @@ export interface ArtifactReader {
   manifest: ArtifactManifest;
   /** The linear named `name`, read from its file (the last file read is kept for its other linears). */
   linear(name: string): QuantizedLinear | undefined;
+  /** The quantized classifier (manifest.classifier with an integer format), read from its file; else undefined. */
+  classifier(): QuantizedLinear | undefined;
 }
 
 /**
@@ -78,13 +82,26 @@ export function openArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
       if (cached?.file !== e.file) cached = { file: e.file, layers: readArtifactFile(dir, manifest, e.file) };
       return cached.layers.get(name);
     },
+    classifier() {
+      const c = manifest.classifier;
+      if (!c?.file) return undefined;
+      const entry: ArtifactLayerEntry = {
+        file: c.file, inFeatures: c.inFeatures!, outFeatures: c.outFeatures!, wBits: c.wBits!, aBits: c.aBits!,
+        rank: 0, errorRank: 0, outliers: [], smooth: false, bias: false,
+      };
+      return readLinears(dir, c.file, [[CLASSIFIER_MODULE, entry]]).get(CLASSIFIER_MODULE);
+    },
   };
 }
 
 /** The linears of one tensor file, cross-checked with the manifest's shapes (checksums: openArtifact). */
 function readArtifactFile(dir: string, manifest: ArtifactManifest, file: string): Map<string, QuantizedLinear> {
+  return readLinears(dir, file, Object.entries(manifest.layers).filter(([, e]) => e.file === file));
+}
+
+/** The linears `entries` describe, read from `file`. */
+function readLinears(dir: string, file: string, entries: Array<[string, ArtifactLayerEntry]>): Map<string, QuantizedLinear> {
   const layers = new Map<string, QuantizedLinear>();
-  const names = Object.entries(manifest.layers).filter(([, e]) => e.file === file).map(([name]) => name);
   const path = join(dir, file);
   const st = openSafetensors(path, { dtypes: ['U32', 'F32', 'F16'] });
   try {
@@ -96,15 +113,14 @@ function readArtifactFile(dir: string, manifest: ArtifactManifest, file: string)
       }
       return st.read(tensor);
     };
-    for (const name of names) {
-      const e = manifest.layers[name]!;
+    for (const [name, e] of entries) {
       const { inFeatures: inF, outFeatures: out, rank } = e;
       const q: QuantizedLinear = {
         inFeatures: inF,
         outFeatures: out,
         wBits: e.wBits,
         aBits: e.aBits,
-        qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, W4_WORDS_PER_BLOCK]), Uint32Array),
+        qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, packedWordsPerBlock(e.wBits)]), Uint32Array),
         wScale: typed(expectTensor(`${name}.wscale`, 'F32', [out]), Float32Array),
         rank,
       };

@@ -14,7 +14,7 @@ import { UsageError } from '../core/errors.js';
 import { openArtifact, type ArtifactReader } from '../loaders/artifact.js';
 import { describeModelFiles } from '../loaders/artifact-manifest.js';
 import { PipelineCache } from '../runtime/pipelines.js';
-import { quantizedLinearFactory } from '../runtime/artifact-linears.js';
+import { quantizedClassifierFactory, quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -99,8 +99,17 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
         const linearFactory = lookup
           ? quantizedLinearFactory(device, pipelines, lookup, { maxTokens: maxBatchTokens, path: settings.simulate ? 'simulate' : 'fused' })
           : undefined;
+        // The artifact's classifier: quantized (int8/int4) through the integer kernels, or the model's in f16.
+        // Callers giving their own `linears` (method tables, tests) keep the dense classifier.
+        const classifierFormat = settings.linears ? undefined : artifact?.manifest.classifier?.format;
+        const quantizedClassifier = classifierFormat && classifierFormat !== 'f16' ? artifact!.classifier() : undefined;
+        const classifierFactory = quantizedClassifier
+          ? quantizedClassifierFactory(device, pipelines, quantizedClassifier, { path: settings.simulate ? 'simulate' : 'fused' })
+          : undefined;
         const executor = await Executor.create(device, source, {
           dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
+          // An f16 classifier on an adapter without shader-f16 runs from the same weights in f32.
+          classifierFactory, classifierDtype: classifierFormat === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
         });
         executors.push(executor);
         return executor;

@@ -6,7 +6,7 @@
 //   simulate  the same quantization as f32 fake-quant on the dense path (runtime/simulated-linear.ts):
 //             the reference the fused kernels are checked against end to end
 import type { GpuContext } from '../core/gpu.js';
-import type { LinearFactory } from './forward-build.js';
+import type { ClassifierFactory, LinearFactory } from './forward-build.js';
 import type { PipelineCache } from './pipelines.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { createQuantizedLinear } from './quantized-linear.js';
@@ -29,4 +29,16 @@ export function quantizedLinearFactory(
       ? createSimulatedLinear(gpu, pipelines, q, { label: `${module}/sim-w4a${q.aBits}`, maxTokens: opts.maxTokens })
       : createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: opts.maxTokens, scratch });
   };
+}
+
+/** The executor's ClassifierFactory for an artifact's quantized classifier (int8/int4 weights, 8-bit activations). */
+export function quantizedClassifierFactory(
+  gpu: GpuContext,
+  pipelines: PipelineCache,
+  q: QuantizedLinear,
+  opts: { path?: QuantizedPath },
+): ClassifierFactory {
+  return (_w, maxTokens, scratch) => opts.path === 'simulate'
+    ? createSimulatedLinear(gpu, pipelines, q, { label: `lm_head/sim-w${q.wBits}a${q.aBits}`, maxTokens })
+    : createQuantizedLinear(gpu, pipelines, q, { label: `lm_head/w${q.wBits}a${q.aBits}`, maxTokens, scratch });
 }

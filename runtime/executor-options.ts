@@ -5,7 +5,7 @@ import { ExecutorError } from './errors.js';
 import type { ModelSource } from '../core/model.js';
 import type { AttentionVariant } from '../kernels/attention.js';
 import type { PipelineCache } from './pipelines.js';
-import type { LinearFactory } from './forward-build.js';
+import type { ClassifierFactory, LinearFactory } from './forward-build.js';
 
 export type ExecutorDType = 'f32' | 'f16';
 
@@ -19,6 +19,10 @@ export interface ExecutorOptions {
   /** KV-cache element type (default: 'f16' when dtype is 'f16', else 'f32'). */
   kvDtype?: ExecutorDType;
   linearFactory?: LinearFactory;
+  /** The classifier's op instead of the dense one (a quantized lm_head); undefined from it = dense. */
+  classifierFactory?: ClassifierFactory;
+  /** Weights of the dense classifier (default: dtype); 'f16' halves its bytes, the largest read of a decode step. */
+  classifierDtype?: ExecutorDType;
   /** Rows per classifier sub-chunk in nll() (default: as many as fit 64 MiB of f32 logits, ≤ maxBatchTokens). */
   headRows?: number;
   /**
@@ -116,7 +120,8 @@ function validate(gpu: GpuContext, model: ModelSource, opts: ExecutorOptions): v
   const id = model.id;
   if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new ExecutorError(`dtype ${String(opts.dtype)} is not 'f32' or 'f16'`);
   const kvDtype = opts.kvDtype ?? opts.dtype;
-  if ((opts.dtype === 'f16' || kvDtype === 'f16') && !gpu.features.shaderF16) {
+  if (opts.classifierDtype !== undefined && opts.classifierDtype !== 'f32' && opts.classifierDtype !== 'f16') throw new ExecutorError(`classifierDtype ${String(opts.classifierDtype)} is not 'f32' or 'f16'`);
+  if ((opts.dtype === 'f16' || kvDtype === 'f16' || opts.classifierDtype === 'f16') && !gpu.features.shaderF16) {
     throw new ExecutorError(`f16 weights/KV cache need the shader-f16 feature, which this device (${gpu.describe()}) lacks; use dtype 'f32'`);
   }
   const positive = (name: string, v: number) => {

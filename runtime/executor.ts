@@ -28,7 +28,7 @@ import { NumericsChecker, type NonFiniteReport } from './numerics.js';
 import {
   encodeHead, encodeInput, encodeLayer, ForwardKernels, prepareChunk, Recorder, type ForwardGraph,
 } from './recorder.js';
-import { buildForward, type BuiltForward, type LinearFactory } from './forward-build.js';
+import { buildForward, type BuiltForward } from './forward-build.js';
 import { readLogitRows, readLogitsRow, readNll, type Checked, type RunDescription } from './readback.js';
 import { DeviceLossWatch } from './device-loss.js';
 import {
@@ -126,7 +126,7 @@ export class Executor {
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     try {
-      await ex.init(opts.linearFactory, opts.fuseProjections ?? true, opts.uploadChunkBytes);
+      await ex.init(opts, opts.fuseProjections ?? true);
     } catch (err) {
       await gpu.device.popErrorScope();
       await gpu.device.popErrorScope();
@@ -397,13 +397,14 @@ export class Executor {
     }
   }
 
-  private async init(linearFactory: LinearFactory | undefined, fuseProjections: boolean, chunkBytes?: number): Promise<void> {
+  private async init(opts: Pick<ExecutorOptions, 'linearFactory' | 'classifierFactory' | 'classifierDtype' | 'uploadChunkBytes'>, fuseProjections: boolean): Promise<void> {
     // Weights stream through one uploader (chunks of raw rows; bf16 widened on the GPU).
-    const uploader = new WeightUploader(this.gpu, this.cache, chunkBytes);
+    const uploader = new WeightUploader(this.gpu, this.cache, opts.uploadChunkBytes);
     try {
       const shape = {
         dtype: this.dtype, kvDtype: this.kvDtype, maxSeqLen: this.maxSeqLen, maxBatchTokens: this.maxBatchTokens, headRows: this.headRows,
-        embedding: this.embedding, fuseProjections, linearFactory, scratch: this.scratch,
+        embedding: this.embedding, fuseProjections, linearFactory: opts.linearFactory, scratch: this.scratch,
+        classifierFactory: opts.classifierFactory, classifierDtype: opts.classifierDtype ?? this.dtype,
       };
       const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader);
       this.built = built;

@@ -35,6 +35,13 @@ import type {
  */
 export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights, scratch: ScratchPool) => LinearOp | undefined;
 
+/**
+ * Returns the classifier's op instead of the dense one (an artifact's quantized lm_head), or undefined
+ * for dense. `w` streams the model's classifier rows (lm_head, or the embedding when tied); the op must
+ * take up to `maxTokens` rows per call.
+ */
+export type ClassifierFactory = (w: DenseWeights, maxTokens: number, scratch: ScratchPool) => LinearOp | undefined;
+
 export interface ForwardShape {
   dtype: 'f32' | 'f16';
   kvDtype: 'f32' | 'f16';
@@ -46,6 +53,9 @@ export interface ForwardShape {
   linearFactory?: LinearFactory;
   /** Handed to linearFactory: the executor's shared scratch. */
   scratch: ScratchPool;
+  classifierFactory?: ClassifierFactory;
+  /** Weights of the dense classifier. */
+  classifierDtype: 'f32' | 'f16';
 }
 
 /** Weight bytes on the GPU by part. */
@@ -289,10 +299,16 @@ async function build(
     };
   });
 
-  // Classifier (lm_head, or the embedding when tied): always dense, in the executor's dtype.
+  // Classifier (lm_head, or the embedding when tied): what classifierFactory gives, else dense in classifierDtype.
   if (!model.has('lm_head.weight') && !c.tiedEmbeddings) throw new ExecutorError(`${model.id}: missing tensor lm_head.weight (embeddings are not tied)`);
-  const headRows = model.has('lm_head.weight') ? tensorRows(tensorRef('lm_head.weight', [c.vocabSize, c.dim])) : embed;
-  const classifier = own(await createDenseLinearStreamed(gpu, cache, { rows: headRows }, { label: 'lm_head', dtype: shape.dtype, maxTokens: shape.headRows }, uploader));
+  const headRef = model.has('lm_head.weight') ? tensorRef('lm_head.weight', [c.vocabSize, c.dim]) : tensorRef('model.embed_tokens.weight', [c.vocabSize, c.dim]);
+  const headWeights: DenseWeights = { inFeatures: c.dim, outFeatures: c.vocabSize, rows: model.has('lm_head.weight') ? tensorRows(headRef) : embed, get weight() { return readTensorF32(headRef); } };
+  const custom = shape.classifierFactory?.(headWeights, shape.headRows, shape.scratch);
+  if (custom && (custom.inFeatures !== c.dim || custom.outFeatures !== c.vocabSize)) {
+    custom.destroy();
+    throw new ExecutorError(`lm_head: classifierFactory returned a ${custom.outFeatures}×${custom.inFeatures} op, expected ${c.vocabSize}×${c.dim}`);
+  }
+  const classifier = own(custom ?? await createDenseLinearStreamed(gpu, cache, { rows: headWeights.rows! }, { label: 'lm_head', dtype: shape.classifierDtype, maxTokens: shape.headRows }, uploader));
   bytes.classifier += classifier.byteSize;
 
   const slots: HeadSlot[] = [];

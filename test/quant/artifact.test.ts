@@ -17,6 +17,11 @@ import type { QuantizedLinear } from '../../core/quantized.js';
 import { quantizeLinear, type QuantDiagnostics } from '../../quant/methods.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, gaussian } from './helpers.js';
+import { quantizeClassifier } from '../../quant/classifier.js';
+import { CLASSIFIER_FILE } from '../../loaders/artifact-manifest.js';
+import { unpackW4 } from '../../core/w4-layout.js';
+import { unpackW8 } from '../../core/w8-layout.js';
+import type { WeightRows } from '../../runtime/weight-rows.js';
 
 const root = mkdtempSync(join(tmpdir(), 'aser-artifact-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -114,11 +119,48 @@ describe('artifact directory', () => {
     const m = JSON.parse(readFileSync(path, 'utf8'));
     m.formatVersion = ARTIFACT_FORMAT_VERSION + 1;
     writeFileSync(path, JSON.stringify(m));
-    expect(() => readArtifact(dir)).toThrow(/artifact format version 2 is not supported: this build reads version 1/);
+    expect(() => readArtifact(dir)).toThrow(/artifact format version 3 is not supported: this build reads versions 1 and 2/);
     m.formatVersion = ARTIFACT_FORMAT_VERSION;
     m.format = 'something-else';
     writeFileSync(path, JSON.stringify(m));
     expect(() => readArtifactManifest(dir)).toThrow(/not an ASER artifact manifest/);
+  });
+
+  it('a quantized classifier round-trips (int8 and int4 layouts); f16 stores no tensor; version 1 still loads', () => {
+    const g = gaussian(11);
+    const vocab = 37, dim = 70; // dim not a multiple of 32
+    const rows: WeightRows = { rows: vocab, cols: dim, dtype: 'f32', read: (r0, n) => new Uint8Array(Float32Array.from({ length: n * dim }, () => g()).buffer) };
+    for (const format of ['int8', 'int4'] as const) {
+      const q = quantizeClassifier(rows, format);
+      expect(q.wBits).toBe(format === 'int8' ? 8 : 4);
+      const dir = join(root, `classifier-${format}`);
+      writeArtifact(dir, header, layers, diagnostics, (w) => w.addClassifier(format, q));
+      expect(readdirSync(dir)).toContain(CLASSIFIER_FILE);
+      const read = readArtifact(dir);
+      expect(read.manifest.classifier).toEqual({ format, file: CLASSIFIER_FILE, inFeatures: dim, outFeatures: vocab, wBits: q.wBits, aBits: 8 });
+      expect(read.classifier).toEqual(q);
+      expect(Object.keys(read.manifest.layers)).not.toContain('lm_head'); // block linears only
+      const unpacked = format === 'int8' ? unpackW8(q.qweight, vocab, dim) : unpackW4(q.qweight, vocab, dim);
+      const qmax = format === 'int8' ? 127 : 7;
+      expect(Math.max(...unpacked.map(Math.abs))).toBe(qmax); // every row's absmax lands on ±qmax
+    }
+    const f16 = join(root, 'classifier-f16');
+    writeArtifact(f16, header, layers, diagnostics, (w) => w.addClassifier('f16'));
+    expect(readArtifact(f16).manifest.classifier).toEqual({ format: 'f16' });
+    expect(readArtifact(f16).classifier).toBeUndefined();
+    // A version-1 manifest (no classifier entry) still reads; one with a classifier entry is refused.
+    const path = join(f16, MANIFEST_FILE);
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    m.formatVersion = 1;
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(f16)).toThrow(/"classifier" needs format version 2/);
+    delete m.classifier;
+    writeFileSync(path, JSON.stringify(m));
+    expect(readArtifact(f16).manifest.classifier).toBeUndefined();
+    m.formatVersion = 2;
+    m.classifier = { format: 'int3' };
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(f16)).toThrow(/classifier\.format must be one of f16, int8, int4/);
   });
 
   it('a missing tensor file or manifest is refused, naming the file', () => {

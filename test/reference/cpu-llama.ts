@@ -138,7 +138,11 @@ export class CpuLlama {
    * A decoding session holding its own KV cache; `onLinearInput` sees the input of each layer's linears
    * (the same four kinds as the executor's calibration hook).
    */
-  session(onLinearInput?: (layer: number, kind: LinearInputKind, x: Float64Array) => void): { step(token: number): Float64Array } {
+  session(
+    onLinearInput?: (layer: number, kind: LinearInputKind, x: Float64Array) => void,
+    /** Sees the classifier's input (the final-normed hidden state) of each step. */
+    onHeadInput?: (h: Float64Array) => void,
+  ): { step(token: number): Float64Array } {
     const c = this.config;
     const hd = c.headDim;
     const group = c.nHeads / c.nKvHeads;
@@ -185,7 +189,9 @@ export class CpuLlama {
           const down = matvec(w.wDown, act, c.dim);
           x = x.map((xi, i) => xi + down[i]!);
         });
-        return matvec(this.head, rmsnorm(x, this.finalNorm, c.normEps), c.vocabSize);
+        const h = rmsnorm(x, this.finalNorm, c.normEps);
+        onHeadInput?.(h);
+        return matvec(this.head, h, c.vocabSize);
       },
     };
   }
