@@ -8,7 +8,15 @@ import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
 import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
 import { w4Blocks, W4_BLOCK_K, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 
+/**
+ * The GEMV's inner product: `dot4` = dot4I8Packed on 4 int8 lanes (hardware on GPUs); `swar` = two
+ * products per i32 multiply-add on offset nibbles (see block_dot_u in the shader); `imad` = lanes
+ * sign-extended to i32 and multiplied one by one.
+ */
+export type W4GemvInner = 'dot4' | 'swar' | 'imad';
+
 export interface W4MatmulTiling {
+  gemvInner: W4GemvInner;
   /** GEMV: threads along rows × k-splits per row (a power of two); threads = rows · ksplit. */
   gemvRows: number;
   gemvKsplit: number;
@@ -46,6 +54,7 @@ export function w4MatmulTiling(gpu: GpuContext): W4MatmulTiling {
   const rm = cpu ? 8 : 4, rn = cpu ? 8 : 4;
   while ((tm / rm) * (tn / rn) > l.maxComputeInvocationsPerWorkgroup) { tm /= 2; tn /= 2; }
   const t: W4MatmulTiling = {
+    gemvInner: 'dot4',
     gemvRows: cpu ? 8 : 32,
     gemvKsplit: cpu ? 1 : 8,
     gemvRowsPerThread: cpu ? 4 : 1,
@@ -152,6 +161,8 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     GEMV_ROWS: t.gemvRows,
     GEMV_KSPLIT: t.gemvKsplit,
     GEMV_RPT: t.gemvRowsPerThread,
+    GEMV_SWAR: t.gemvInner === 'swar',
+    GEMV_IMAD: t.gemvInner === 'imad',
     TM: t.tm,
     TN: t.tn,
     TKB: t.tkb,
@@ -163,7 +174,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     o.hasBias ? 'bias' : '',
     o.lowRank === 'none' ? '' : `lr${o.lowRank}`,
     o.debugAcc ? 'dbg' : '',
-    entry === 'gemv' ? `r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,
+    entry === 'gemv' ? `${t.gemvInner}_r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,
   ];
   return { shader: 'w4a8_matmul.wgsl', entryPoint: entry, defines, label: `w4a8_matmul_${entry}_${flags.filter(Boolean).join('_')}` };
 }

@@ -64,6 +64,77 @@ fn block_dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
        + dot4I8Packed(b.z, (w.w << 4u) & LO_MASK) + dot4I8Packed(b.w, w.w & LO_MASK);
 }
 
+#ifdef GEMV_SWAR
+// SWAR GEMV inner product (CPU adapters, where dot4I8Packed is emulated lane by lane): one i32
+// multiply-add does two int8×int4 products. A pair value holds two activations as x_a + x_b·2^16;
+// a weight word XOR 0x88888888 holds offset nibbles u = q + 8 (0..15), and masking it with 0x000F000F
+// leaves u_b + u_a·2^16 (the matching two k). Their product is x_a·u_a + x_b·u_b in bits 16..31
+// plus x_a·u_b in the low field (and a term above bit 31 that wraps away). Over a half block (16 k,
+// 8 products) the high field stays within ±16·127·15 = ±30480 and the low one within ±15240, so
+// (sum + 2^15) >> 16 is exactly Σ x·u; Σ x·q = Σ x·u − 8·Σ x, with Σ x taken once per thread.
+const PAIR_MASK: u32 = 0x000F000Fu;
+const U_OFFSET: u32 = 0x88888888u;
+
+// One block's activations as pair values, lane j of each vector serving weight word j:
+// even = (x[8j+2] + x[8j]·2^16, …) against u & mask; odd = (x[8j+3] + x[8j+1]·2^16) against
+// (u >> 8) & mask; *_hi the same for x[8j+4..7] against (u >> 4) and (u >> 12).
+struct XPairs {
+  even_lo: vec4<i32>,
+  odd_lo: vec4<i32>,
+  even_hi: vec4<i32>,
+  odd_hi: vec4<i32>,
+}
+
+fn pairs_even(a: vec4<u32>) -> vec4<i32> {
+  return (bitcast<vec4<i32>>(a << vec4<u32>(8u)) >> vec4<u32>(24u)) + (bitcast<vec4<i32>>(a << vec4<u32>(24u)) >> vec4<u32>(8u));
+}
+fn pairs_odd(a: vec4<u32>) -> vec4<i32> {
+  return (bitcast<vec4<i32>>(a) >> vec4<u32>(24u)) + (bitcast<vec4<i32>>((a << vec4<u32>(16u)) & vec4<u32>(0xFF000000u)) >> vec4<u32>(8u));
+}
+
+// a = activation words 0..3 (k 0..15), b = words 4..7: word 2j pairs with the low nibbles of weight
+// word j, word 2j+1 with its high nibbles.
+fn x_pairs(a: vec4<u32>, b: vec4<u32>) -> XPairs {
+  let lo = vec4<u32>(a.x, a.z, b.x, b.z);
+  let hi = vec4<u32>(a.y, a.w, b.y, b.w);
+  return XPairs(pairs_even(lo), pairs_odd(lo), pairs_even(hi), pairs_odd(hi));
+}
+
+// Σ of the block's 32 activations (each pair value's two fields, split as in block_dot_u).
+fn x_pairs_sum(x: XPairs) -> i32 {
+  let v = x.even_lo + x.odd_lo + x.even_hi + x.odd_hi;
+  let t = v.x + v.y + v.z + v.w;  // fields within ±16·127
+  let hi = (t + 0x8000) >> 16u;
+  return hi + (t - (hi << 16u));
+}
+
+// Σ x·u over one 32-wide block of weight words w.
+fn block_dot_u(w: vec4<u32>, x: XPairs) -> i32 {
+  let u = w ^ vec4<u32>(U_OFFSET);
+  let m = vec4<u32>(PAIR_MASK);
+  let t = bitcast<vec4<i32>>(u & m) * x.even_lo + bitcast<vec4<i32>>((u >> vec4<u32>(8u)) & m) * x.odd_lo
+        + bitcast<vec4<i32>>((u >> vec4<u32>(4u)) & m) * x.even_hi + bitcast<vec4<i32>>((u >> vec4<u32>(12u)) & m) * x.odd_hi;
+  let half = vec2<i32>(t.x + t.y, t.z + t.w) + vec2<i32>(0x8000);
+  let h = half >> vec2<u32>(16u);
+  return h.x + h.y;
+}
+#endif
+
+#ifdef GEMV_IMAD
+// Plain integer GEMV inner product: int8 lanes sign-extended to i32 and multiplied (the activation
+// lanes once per block, shared by the thread's rows); weights as 16·q lanes as in block_dot16.
+fn lanes(a: u32) -> vec4<i32> {
+  return bitcast<vec4<i32>>(vec4<u32>(a) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+fn block_dot16_imad(w: vec4<u32>, x: array<vec4<i32>, 8>) -> i32 {
+  return dot(x[0], lanes((w.x << 4u) & LO_MASK)) + dot(x[1], lanes(w.x & LO_MASK))
+       + dot(x[2], lanes((w.y << 4u) & LO_MASK)) + dot(x[3], lanes(w.y & LO_MASK))
+       + dot(x[4], lanes((w.z << 4u) & LO_MASK)) + dot(x[5], lanes(w.z & LO_MASK))
+       + dot(x[6], lanes((w.w << 4u) & LO_MASK)) + dot(x[7], lanes(w.w & LO_MASK));
+}
+#endif
+
 fn lb_at(j: u32, col: u32) -> f32 {
 #ifdef HAS_LR
   return f32(lb[j * p.out_total + col]);
@@ -131,12 +202,30 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     acc[i] = 0;
     rows[i] = min(row0 + ro + i * GR, p.slice_rows - 1u);
   }
+#ifdef GEMV_SWAR
+  var xsum = 0;
+#endif
   for (var c = ks; c < p.in_blocks; c += GK) {
     let a = xq[xbase + 2u * c];
     let b = xq[xbase + 2u * c + 1u];
     let wrow = c * p.slice_rows;
+#ifdef GEMV_SWAR
+    let x = x_pairs(a, b);
+    xsum += x_pairs_sum(x);
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot_u(qw[wrow + rows[i]], x); }
+#else
+#ifdef GEMV_IMAD
+    let x = array<vec4<i32>, 8>(lanes(a.x), lanes(a.y), lanes(a.z), lanes(a.w), lanes(b.x), lanes(b.y), lanes(b.z), lanes(b.w));
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16_imad(qw[wrow + rows[i]], x); }
+#else
     for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16(qw[wrow + rows[i]], a, b); }
+#endif
+#endif
   }
+#ifdef GEMV_SWAR
+  // Back to the 16·acc the reduction and store() take (Σ x·q = Σ x·u − 8·Σ x).
+  for (var i = 0u; i < RPT; i++) { acc[i] = (acc[i] - 8 * xsum) << 4u; }
+#endif
 #ifdef HAS_LR
   let splits = lr_splits(tokens);
   for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_at(tok, j, splits); }

@@ -9,12 +9,15 @@ import { createQuantizedLinear, type QuantizedLinearOptions } from '../../runtim
 import { quantizedLinearRef } from '../../kernels/w4a8_matmul.ref.js';
 import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.ref.js';
 import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { seededFloats } from './linear-harness.js';
 import {
   f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer,
 } from './quant-harness.js';
 import { LinearConfigError } from '../../runtime/errors.js';
+import type { W4GemvInner } from '../../kernels/w4a8_matmul.js';
+import { packW4 } from '../../core/w4-layout.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
@@ -39,6 +42,8 @@ interface Case extends SyntheticLayer {
   opts?: Partial<QuantizedLinearOptions>;
   /** Intermediates only hold the last token chunk: skip their checks when chunking. */
   yOnly?: boolean;
+  /** Every weight ±7 (sign per row parity) and every activation at ±qmax: the accumulators' extremes. */
+  extreme?: boolean;
 }
 
 function makeInput(c: Case, seed: number): Float32Array {
@@ -53,9 +58,18 @@ function makeInput(c: Case, seed: number): Float32Array {
   return x;
 }
 
+/** Weights all +7 (even rows) or -7 (odd rows); x rows of one sign each, so every |x_q| = qmax. */
+function extremeCase(q: QuantizedLinear, x: Float32Array, c: Case): void {
+  const w = new Int8Array(c.outF * c.inF);
+  for (let o = 0; o < c.outF; o++) w.fill(o % 2 ? -7 : 7, o * c.inF, (o + 1) * c.inF);
+  q.qweight = packW4(w, c.outF, c.inF);
+  for (let t = 0; t < c.tokens; t++) x.fill(t % 2 ? -3 : 3, t * c.inF, (t + 1) * c.inF);
+}
+
 async function check(gpu: GpuContext, cache: PipelineCache, c: Case, seed: number): Promise<void> {
   const q = syntheticQuantizedLinear(c, seed);
   const x = makeInput(c, seed + 100);
+  if (c.extreme) extremeCase(q, x, c);
   const op = createQuantizedLinear(gpu, cache, q, { label: c.name, maxTokens: c.tokens, fused: c.fused, debugAcc: true, ...c.opts });
   try {
     const got = await runQuantized(gpu, op, x, c.tokens);
@@ -133,6 +147,28 @@ describe('quantized linear on the default adapter', () => {
     expect(mk({ aBits: 5 })).toThrow(LinearConfigError);
     expect(mk({ lb: new Float32Array(3) })).toThrow(/lb has 3 values/);
     expect(mk({ smooth: new Float32Array(40) })).toThrow(/smooth\[0\] = 0/);
+  });
+});
+
+// Each GEMV inner product (w4MatmulTiling picks one per adapter) on any adapter: odd K, several token
+// counts, k-splits, split weights, and the accumulator extremes the SWAR bounds are argued from.
+const GEMV_INNERS: W4GemvInner[] = ['dot4', 'swar', 'imad'];
+const gemvCases = (inner: W4GemvInner): Case[] => {
+  const t = (extra: Partial<QuantizedLinearOptions['matmulTiling']> = {}) => ({ matmulTiling: { gemvInner: inner, gemvMaxTokens: 4, ...extra } });
+  return [
+    { name: `${inner} gemv 1 token, in 77, out 19, r 3, smooth, bias`, tokens: 1, inF: 77, outF: 19, rank: 3, smooth: true, bias: true, opts: t() },
+    { name: `${inner} gemv 3 tokens, in 1000, out 37, A6, zero row`, tokens: 3, inF: 1000, outF: 37, rank: 0, aBits: 6, special: { 1: 'zero' }, opts: t() },
+    { name: `${inner} gemv 4 tokens, in 300, out 70, r 14, 2 k-splits × 3 rows/thread`, tokens: 4, inF: 300, outF: 70, rank: 14, opts: t({ gemvKsplit: 2, gemvRowsPerThread: 3 }) },
+    { name: `${inner} gemv 2 tokens, split weight (4 slices), in 45`, tokens: 2, inF: 45, outF: 50, rank: 5, bias: true, opts: { ...t(), maxSliceBytes: 13 * 2 * 16 } },
+    { name: `${inner} gemv 2 tokens, extremes (|x_q| = 127, |q| = 7), in 4100`, tokens: 2, inF: 4100, outF: 16, rank: 0, extreme: true, opts: t() },
+  ];
+};
+
+describe('GEMV inner products against the reference', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  const cases = GEMV_INNERS.flatMap(gemvCases);
+  it.each(cases.map((c, i) => [`${c.name} (seed ${3000 + 13 * i})`, c, 3000 + 13 * i] as const))('%s', async (_n, c, seed) => {
+    await check(await testGpu(), await cache, c, seed);
   });
 });
 
