@@ -29,6 +29,10 @@ export class W4LayoutError extends Error {
   override name = 'W4LayoutError';
 }
 
+export class W8LayoutError extends Error {
+  override name = 'W8LayoutError';
+}
+
 /** A mistake in what the user asked for (an option, a name, an input file); the CLI prints it without a stack trace and exits 2. */
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -7,11 +7,14 @@
 export interface QuantizedLinear {
   inFeatures: number;
   outFeatures: number;
-  /** Weight bits (4; 8 for an int8 classifier); values lie in [-(2^(b-1)-1), 2^(b-1)-1] (symmetric). */
+  /**
+   * Weight bits, 4 or 8 (the fused kernels' int4 and per-channel int8 variants, e.g. a quantized
+   * classifier); values lie in [-(2^(b-1)-1), 2^(b-1)-1]: -7..7 or -127..127 (symmetric).
+   */
   wBits: number;
   /** Activation bits (8, 6 or 4): qmax = 2^(b-1)-1 → 127, 31, 7. */
   aBits: number;
-  /** Packed weight words in the GPU layout of core/w4-layout.ts (packW4), or core/w8-layout.ts for 8 bits. */
+  /** Packed weight words: core/w4-layout.ts (packW4) for wBits 4, core/w8-layout.ts (packW8) for 8. */
   qweight: Uint32Array;
   /** Per-output-channel weight scale, [out]. */
   wScale: Float32Array;

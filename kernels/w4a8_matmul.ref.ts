@@ -6,6 +6,7 @@ import { roundToF16 } from './matmul_dense.ref.js';
 import { actQuantRef } from './w4a8_act_quant.ref.js';
 import { inverseSmoothing, type LowRankFormat } from './w4a8_act_quant.js';
 import { unpackW4 } from '../core/w4-layout.js';
+import { unpackW8 } from '../core/w8-layout.js';
 
 export function w4MatmulAccRef(xq: Int8Array, wq: Int8Array, tokens: number, inFeatures: number, outFeatures: number): Int32Array {
   const acc = new Int32Array(tokens * outFeatures);
@@ -69,7 +70,7 @@ export function quantizedLinearRef(q: QuantizedLinear, x: Float32Array, tokens: 
   const la = rank && q.la ? (lowRank === 'f16' ? roundToF16(q.la) : q.la) : undefined;
   const lb = rank && q.lb ? (lowRank === 'f16' ? roundToF16(q.lb) : q.lb) : undefined;
   const a = actQuantRef(x, tokens, q.inFeatures, { aBits: q.aBits, invSmooth: q.smooth ? inverseSmoothing(q.smooth) : undefined, rank, la });
-  const wq = unpackW4(q.qweight, q.outFeatures, q.inFeatures);
+  const wq = (q.wBits === 8 ? unpackW8 : unpackW4)(q.qweight, q.outFeatures, q.inFeatures);
   const acc = w4MatmulAccRef(a.xq, wq, tokens, q.inFeatures, q.outFeatures);
   const e = w4EpilogueRef(acc, a.sx, q.wScale, tokens, q.outFeatures, { rank, t: a.t, lb, bias: q.bias });
   return { ...e, xq: a.xq, sx: a.sx, t: a.t, acc };

@@ -7,8 +7,25 @@ import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingByte
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
 import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
 import { w4Blocks, W4_BLOCK_K, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { W8_WORDS_PER_BLOCK } from '../core/w8-layout.js';
+
+/** Weight widths of kernel B: int4 (core/w4-layout.ts) or per-channel int8 (core/w8-layout.ts). */
+export type WeightBits = 4 | 8;
+
+/** u32 words of one 32-wide row-block in the weight layout of `bits`. */
+export function weightWordsPerBlock(bits: WeightBits): number {
+  return bits === 8 ? W8_WORDS_PER_BLOCK : W4_WORDS_PER_BLOCK;
+}
+
+/**
+ * The GEMV's inner product: `dot4` = dot4I8Packed on 4 int8 lanes (hardware on GPUs); `swar` = two
+ * products per i32 multiply-add on offset nibbles (see block_dot_u in the shader); `imad` = lanes
+ * sign-extended to i32 and multiplied one by one.
+ */
+export type W4GemvInner = 'dot4' | 'swar' | 'imad';
 
 export interface W4MatmulTiling {
+  gemvInner: W4GemvInner;
   /** GEMV: threads along rows × k-splits per row (a power of two); threads = rows · ksplit. */
   gemvRows: number;
   gemvKsplit: number;
@@ -27,8 +44,8 @@ export interface W4MatmulTiling {
 }
 
 /** Workgroup bytes the GEMM tile needs (activations, weights, and the side-path staging). */
-export function w4GemmSharedBytes(t: W4MatmulTiling, lowRank: boolean): number {
-  return 4 * (t.tkb * 8 * t.tm + t.tkb * 4 * t.tn + (lowRank ? t.rc2 * (t.tm + t.tn) : 0));
+export function w4GemmSharedBytes(t: W4MatmulTiling, lowRank: boolean, weightBits: WeightBits = 4): number {
+  return 4 * (t.tkb * 8 * t.tm + t.tkb * weightWordsPerBlock(weightBits) * t.tn + (lowRank ? t.rc2 * (t.tm + t.tn) : 0));
 }
 
 /**
@@ -38,7 +55,7 @@ export function w4GemmSharedBytes(t: W4MatmulTiling, lowRank: boolean): number {
  * k-splits, so a warp reads 32 neighbouring 16-byte blocks and a 4096-row layer has 128 workgroups.
  * On CPU adapters a workgroup is a loop on one core: 8 rows (one SIMD vector), no k-split.
  */
-export function w4MatmulTiling(gpu: GpuContext): W4MatmulTiling {
+export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4MatmulTiling {
   const l = gpu.limits;
   const cpu = isCpuAdapter(gpu);
   let tm = 64, tn = 64;
@@ -46,6 +63,7 @@ export function w4MatmulTiling(gpu: GpuContext): W4MatmulTiling {
   const rm = cpu ? 8 : 4, rn = cpu ? 8 : 4;
   while ((tm / rm) * (tn / rn) > l.maxComputeInvocationsPerWorkgroup) { tm /= 2; tn /= 2; }
   const t: W4MatmulTiling = {
+    gemvInner: 'dot4',
     gemvRows: cpu ? 8 : 32,
     gemvKsplit: cpu ? 1 : 8,
     gemvRowsPerThread: cpu ? 4 : 1,
@@ -53,7 +71,7 @@ export function w4MatmulTiling(gpu: GpuContext): W4MatmulTiling {
     gemvMaxTokens: cpu ? 2 : 4,
   };
   while (t.gemvRows * t.gemvKsplit > l.maxComputeInvocationsPerWorkgroup) t.gemvKsplit /= 2;
-  while (w4GemmSharedBytes(t, true) > l.maxComputeWorkgroupStorageSize && t.tkb > 1) t.tkb /= 2;
+  while (w4GemmSharedBytes(t, true, weightBits) > l.maxComputeWorkgroupStorageSize && t.tkb > 1) t.tkb /= 2;
   return t;
 }
 
@@ -81,6 +99,8 @@ export interface W4MatmulShape {
 }
 
 export interface W4MatmulOptions {
+  /** 4 (default): int4 weights in core/w4-layout.ts; 8: per-channel int8 in core/w8-layout.ts. */
+  weightBits?: WeightBits;
   hasBias: boolean;
   /** L_B's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
@@ -113,12 +133,12 @@ export function planW4Matmul(s: W4MatmulShape, o: W4MatmulOptions): W4MatmulPlan
 }
 
 /** The bytes planW4Matmul binds (its `buffers`), without the spec: what memory plans size. */
-export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasBias' | 'lowRank' | 'debugAcc'>): W4MatmulBuffers {
+export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasBias' | 'lowRank' | 'debugAcc' | 'weightBits'>): W4MatmulBuffers {
   const lowRank = s.rank > 0 && o.lowRank !== 'none';
   return {
     xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
     sx: s.tokens * 4,
-    qw: s.rows * w4Blocks(s.inFeatures) * W4_WORDS_PER_BLOCK * 4,
+    qw: s.rows * w4Blocks(s.inFeatures) * weightWordsPerBlock(o.weightBits ?? 4) * 4,
     sw: s.outFeatures * 4,
     y: s.tokens * s.outFeatures * 4,
     bias: o.hasBias ? s.outFeatures * 4 : 0,
@@ -129,8 +149,8 @@ export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasB
 }
 
 /** Output rows per weight slice: as many whole packed rows as fit `maxSliceBytes` (one binding). */
-export function w4RowsPerSlice(inFeatures: number, maxSliceBytes: number): number {
-  return Math.floor(maxSliceBytes / (W4_WORDS_PER_BLOCK * 4 * w4Blocks(inFeatures)));
+export function w4RowsPerSlice(inFeatures: number, maxSliceBytes: number, weightBits: WeightBits = 4): number {
+  return Math.floor(maxSliceBytes / (weightWordsPerBlock(weightBits) * 4 * w4Blocks(inFeatures)));
 }
 
 /** Smallest power of two ≥ max(rank, 16): few distinct pipelines across layers of different ranks. */
@@ -143,7 +163,10 @@ export function rankCapacity(rank: number): number {
 /** One entry point's spec (planW4Matmul picks the entry; the runtime compiles both up front). */
 export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): KernelSpec {
   const t = o.tiling;
+  const w8 = o.weightBits === 8;
   const defines = {
+    W8: w8,
+    W_WORDS_PER_BLOCK: weightWordsPerBlock(o.weightBits ?? 4),
     HAS_BIAS: o.hasBias,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
@@ -152,6 +175,9 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     GEMV_ROWS: t.gemvRows,
     GEMV_KSPLIT: t.gemvKsplit,
     GEMV_RPT: t.gemvRowsPerThread,
+    // SWAR's bounds hold for 4-bit weights only: W8 takes the plain multiply-adds instead.
+    GEMV_SWAR: t.gemvInner === 'swar' && !w8,
+    GEMV_IMAD: t.gemvInner === 'imad' || (t.gemvInner === 'swar' && w8),
     TM: t.tm,
     TN: t.tn,
     TKB: t.tkb,
@@ -160,10 +186,11 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     RC2: t.rc2,
   };
   const flags = [
+    w8 ? 'w8' : '',
     o.hasBias ? 'bias' : '',
     o.lowRank === 'none' ? '' : `lr${o.lowRank}`,
     o.debugAcc ? 'dbg' : '',
-    entry === 'gemv' ? `r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,
+    entry === 'gemv' ? `${w8 && t.gemvInner === 'swar' ? 'imad' : t.gemvInner}_r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,
   ];
   return { shader: 'w4a8_matmul.wgsl', entryPoint: entry, defines, label: `w4a8_matmul_${entry}_${flags.filter(Boolean).join('_')}` };
 }

@@ -1,15 +1,17 @@
-// Kernel B of the quantized linear: int4 weights × int8-lane activations with dot4I8Packed, int32
+// Kernel B of the quantized linear: int4 (or, with W8, int8) weights × int8-lane activations, int32
 // accumulation, and the epilogue
 //   y[t, o] = s_x[t] · s_w[o] · acc[t, o]  (+ Σ_j t[t, j] · L_B[j, o] with HAS_LR)  (+ bias[o])
 //   xq     u32 [tokens, words_per_row]          from kernel A (4 int8 lanes per word, k order)
 //   sx     f32 [tokens]                         bound for exactly `tokens` rows: tokens = arrayLength(&sx)
 //   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the core/w4-layout.ts layout
+//                                               (W8: [in_blocks][slice_rows][2], core/w8-layout.ts)
 //   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
 //   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
 //   lb     [rank][out_total] (f16 with LR_F16, else f32)
 //   acc_dbg i32 [tokens, out_total]             DEBUG_ACC only: the exact integer accumulators
 // Weight lanes: (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 hold 16·q as int8, so the int32 sum is 16·acc
-// and `>> 4` recovers acc exactly (no sign-extension work in the inner loop).
+// and `>> 4` recovers acc exactly (no sign-extension work in the inner loop). W8 weight words are int8
+// lanes in activation order already: word j of a block pairs with activation word j, acc as is.
 // Entry points:
 //   gemv  decode: a workgroup owns GEMV_ROWS·GEMV_RPT consecutive rows × GEMV_KSPLIT k-splits; thread
 //         (ro, ks) owns rows ro + i·GEMV_ROWS (i < GEMV_RPT) and reads one 16-byte block per row and
@@ -55,6 +57,12 @@ struct Params {
 #endif
 
 const LO_MASK: u32 = 0xF0F0F0F0u;
+const W_VECS: u32 = W_WORDS_PER_BLOCK / 4;  // vec4<u32> per row-block: 1 (int4) or 2 (W8)
+#ifdef W8
+const ACC_SHIFT: u32 = 0u;  // the accumulators hold acc itself
+#else
+const ACC_SHIFT: u32 = 4u;  // the accumulators hold 16·acc (int4 lanes scaled into int8)
+#endif
 
 // 16 · Σ over one 32-wide block: weight block w (4 words) against activation words a (k 0..15), b (k 16..31).
 fn block_dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
@@ -63,6 +71,93 @@ fn block_dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
        + dot4I8Packed(b.x, (w.z << 4u) & LO_MASK) + dot4I8Packed(b.y, w.z & LO_MASK)
        + dot4I8Packed(b.z, (w.w << 4u) & LO_MASK) + dot4I8Packed(b.w, w.w & LO_MASK);
 }
+
+#ifdef GEMV_SWAR
+// SWAR GEMV inner product (CPU adapters, where dot4I8Packed is emulated lane by lane): one i32
+// multiply-add does two int8×int4 products. A pair value holds two activations as x_a + x_b·2^16;
+// a weight word XOR 0x88888888 holds offset nibbles u = q + 8 (0..15), and masking it with 0x000F000F
+// leaves u_b + u_a·2^16 (the matching two k). Their product is x_a·u_a + x_b·u_b in bits 16..31
+// plus x_a·u_b in the low field (and a term above bit 31 that wraps away). Over a half block (16 k,
+// 8 products) the high field stays within ±16·127·15 = ±30480 and the low one within ±15240, so
+// (sum + 2^15) >> 16 is exactly Σ x·u; Σ x·q = Σ x·u − 8·Σ x, with Σ x taken once per thread.
+const PAIR_MASK: u32 = 0x000F000Fu;
+const U_OFFSET: u32 = 0x88888888u;
+
+// One block's activations as pair values, lane j of each vector serving weight word j:
+// even = (x[8j+2] + x[8j]·2^16, …) against u & mask; odd = (x[8j+3] + x[8j+1]·2^16) against
+// (u >> 8) & mask; *_hi the same for x[8j+4..7] against (u >> 4) and (u >> 12).
+struct XPairs {
+  even_lo: vec4<i32>,
+  odd_lo: vec4<i32>,
+  even_hi: vec4<i32>,
+  odd_hi: vec4<i32>,
+}
+
+fn pairs_even(a: vec4<u32>) -> vec4<i32> {
+  return (bitcast<vec4<i32>>(a << vec4<u32>(8u)) >> vec4<u32>(24u)) + (bitcast<vec4<i32>>(a << vec4<u32>(24u)) >> vec4<u32>(8u));
+}
+fn pairs_odd(a: vec4<u32>) -> vec4<i32> {
+  return (bitcast<vec4<i32>>(a) >> vec4<u32>(24u)) + (bitcast<vec4<i32>>((a << vec4<u32>(16u)) & vec4<u32>(0xFF000000u)) >> vec4<u32>(8u));
+}
+
+// a = activation words 0..3 (k 0..15), b = words 4..7: word 2j pairs with the low nibbles of weight
+// word j, word 2j+1 with its high nibbles.
+fn x_pairs(a: vec4<u32>, b: vec4<u32>) -> XPairs {
+  let lo = vec4<u32>(a.x, a.z, b.x, b.z);
+  let hi = vec4<u32>(a.y, a.w, b.y, b.w);
+  return XPairs(pairs_even(lo), pairs_odd(lo), pairs_even(hi), pairs_odd(hi));
+}
+
+// Σ of the block's 32 activations (each pair value's two fields, split as in block_dot_u).
+fn x_pairs_sum(x: XPairs) -> i32 {
+  let v = x.even_lo + x.odd_lo + x.even_hi + x.odd_hi;
+  let t = v.x + v.y + v.z + v.w;  // fields within ±16·127
+  let hi = (t + 0x8000) >> 16u;
+  return hi + (t - (hi << 16u));
+}
+
+// Σ x·u over one 32-wide block of weight words w.
+fn block_dot_u(w: vec4<u32>, x: XPairs) -> i32 {
+  let u = w ^ vec4<u32>(U_OFFSET);
+  let m = vec4<u32>(PAIR_MASK);
+  let t = bitcast<vec4<i32>>(u & m) * x.even_lo + bitcast<vec4<i32>>((u >> vec4<u32>(8u)) & m) * x.odd_lo
+        + bitcast<vec4<i32>>((u >> vec4<u32>(4u)) & m) * x.even_hi + bitcast<vec4<i32>>((u >> vec4<u32>(12u)) & m) * x.odd_hi;
+  let half = vec2<i32>(t.x + t.y, t.z + t.w) + vec2<i32>(0x8000);
+  let h = half >> vec2<u32>(16u);
+  return h.x + h.y;
+}
+#endif
+
+#ifdef GEMV_IMAD
+// Plain integer GEMV inner product: int8 lanes sign-extended to i32 and multiplied (the activation
+// lanes once per block, shared by the thread's rows); weights as 16·q lanes as in block_dot16.
+fn lanes(a: u32) -> vec4<i32> {
+  return bitcast<vec4<i32>>(vec4<u32>(a) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+#ifdef W8
+// Σ over one 32-wide block of int8 weights (w0: k 0..15, w1: k 16..31), activations as i32 lanes.
+fn block_dot8_imad(w0: vec4<u32>, w1: vec4<u32>, x: array<vec4<i32>, 8>) -> i32 {
+  return dot(x[0], lanes(w0.x)) + dot(x[1], lanes(w0.y)) + dot(x[2], lanes(w0.z)) + dot(x[3], lanes(w0.w))
+       + dot(x[4], lanes(w1.x)) + dot(x[5], lanes(w1.y)) + dot(x[6], lanes(w1.z)) + dot(x[7], lanes(w1.w));
+}
+#endif
+
+fn block_dot16_imad(w: vec4<u32>, x: array<vec4<i32>, 8>) -> i32 {
+  return dot(x[0], lanes((w.x << 4u) & LO_MASK)) + dot(x[1], lanes(w.x & LO_MASK))
+       + dot(x[2], lanes((w.y << 4u) & LO_MASK)) + dot(x[3], lanes(w.y & LO_MASK))
+       + dot(x[4], lanes((w.z << 4u) & LO_MASK)) + dot(x[5], lanes(w.z & LO_MASK))
+       + dot(x[6], lanes((w.w << 4u) & LO_MASK)) + dot(x[7], lanes(w.w & LO_MASK));
+}
+#endif
+
+#ifdef W8
+// Σ over one 32-wide block of int8 weights (w0: k 0..15, w1: k 16..31) against activation words a, b.
+fn block_dot8(w0: vec4<u32>, w1: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return dot4I8Packed(a.x, w0.x) + dot4I8Packed(a.y, w0.y) + dot4I8Packed(a.z, w0.z) + dot4I8Packed(a.w, w0.w)
+       + dot4I8Packed(b.x, w1.x) + dot4I8Packed(b.y, w1.y) + dot4I8Packed(b.z, w1.z) + dot4I8Packed(b.w, w1.w);
+}
+#endif
 
 fn lb_at(j: u32, col: u32) -> f32 {
 #ifdef HAS_LR
@@ -93,7 +188,7 @@ fn lr_splits(tokens: u32) -> u32 {
 
 fn store(tok: u32, o: u32, acc16: i32, side: f32) {
   let col = p.out_offset + o;
-  let acc = acc16 >> 4u;
+  let acc = acc16 >> ACC_SHIFT;
   var v = sx[tok] * sw[col] * f32(acc) + side;
 #ifdef HAS_BIAS
   v += bias[col];
@@ -131,12 +226,39 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     acc[i] = 0;
     rows[i] = min(row0 + ro + i * GR, p.slice_rows - 1u);
   }
+#ifdef GEMV_SWAR
+  var xsum = 0;
+#endif
   for (var c = ks; c < p.in_blocks; c += GK) {
     let a = xq[xbase + 2u * c];
     let b = xq[xbase + 2u * c + 1u];
     let wrow = c * p.slice_rows;
+#ifdef W8
+#ifdef GEMV_IMAD
+    let x = array<vec4<i32>, 8>(lanes(a.x), lanes(a.y), lanes(a.z), lanes(a.w), lanes(b.x), lanes(b.y), lanes(b.z), lanes(b.w));
+    for (var i = 0u; i < RPT; i++) { let r = 2u * (wrow + rows[i]); acc[i] += block_dot8_imad(qw[r], qw[r + 1u], x); }
+#else
+    for (var i = 0u; i < RPT; i++) { let r = 2u * (wrow + rows[i]); acc[i] += block_dot8(qw[r], qw[r + 1u], a, b); }
+#endif
+#else
+#ifdef GEMV_SWAR
+    let x = x_pairs(a, b);
+    xsum += x_pairs_sum(x);
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot_u(qw[wrow + rows[i]], x); }
+#else
+#ifdef GEMV_IMAD
+    let x = array<vec4<i32>, 8>(lanes(a.x), lanes(a.y), lanes(a.z), lanes(a.w), lanes(b.x), lanes(b.y), lanes(b.z), lanes(b.w));
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16_imad(qw[wrow + rows[i]], x); }
+#else
     for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16(qw[wrow + rows[i]], a, b); }
+#endif
+#endif
+#endif
   }
+#ifdef GEMV_SWAR
+  // Back to the 16·acc the reduction and store() take (Σ x·q = Σ x·u − 8·Σ x).
+  for (var i = 0u; i < RPT; i++) { acc[i] = (acc[i] - 8 * xsum) << 4u; }
+#endif
 #ifdef HAS_LR
   let splits = lr_splits(tokens);
   for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_at(tok, j, splits); }
@@ -186,7 +308,7 @@ const RC2_: u32 = RC2;
 const WGX: u32 = TN / RN;  // threads along out
 const WGY: u32 = TM / RM;  // threads along tokens
 var<workgroup> xs: array<u32, TKB * 8 * TM>;   // [word][token]
-var<workgroup> ws: array<u32, TKB * 4 * TN>;   // [word][row]
+var<workgroup> ws: array<u32, TKB * W_WORDS_PER_BLOCK * TN>;   // [word][row]
 #ifdef HAS_LR
 var<workgroup> ts: array<f32, RC2 * TM>;       // [rank col][token]
 var<workgroup> lbs: array<f32, RC2 * TN>;      // [rank col][row]
@@ -219,18 +341,30 @@ fn gemm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
       xs[(wd + 2u) * TM_ + tt] = v.z;
       xs[(wd + 3u) * TM_ + tt] = v.w;
     }
-    // weight tile: TKB blocks × TN rows, each block of TN rows contiguous in memory.
-    for (var e = lid; e < TN_ * TKB_; e += WGX * WGY) {
+    // weight tile: TKB blocks × TN rows, each block of TN rows contiguous in memory; bv counts the
+    // tile's vec4s along k (W_VECS per block).
+    for (var e = lid; e < TN_ * TKB_ * W_VECS; e += WGX * WGY) {
       let oo = e % TN_;
-      let bb = e / TN_;
+      let bv = e / TN_;
+      let bb = bv / W_VECS;
       var v = vec4<u32>(0u);
-      if (cb + bb < p.in_blocks) { v = qw[(cb + bb) * p.slice_rows + min(o0 + oo, p.slice_rows - 1u)]; }
-      ws[(bb * 4u + 0u) * TN_ + oo] = v.x;
-      ws[(bb * 4u + 1u) * TN_ + oo] = v.y;
-      ws[(bb * 4u + 2u) * TN_ + oo] = v.z;
-      ws[(bb * 4u + 3u) * TN_ + oo] = v.w;
+      if (cb + bb < p.in_blocks) { v = qw[((cb + bb) * p.slice_rows + min(o0 + oo, p.slice_rows - 1u)) * W_VECS + bv % W_VECS]; }
+      ws[(bv * 4u + 0u) * TN_ + oo] = v.x;
+      ws[(bv * 4u + 1u) * TN_ + oo] = v.y;
+      ws[(bv * 4u + 2u) * TN_ + oo] = v.z;
+      ws[(bv * 4u + 3u) * TN_ + oo] = v.w;
     }
     workgroupBarrier();
+#ifdef W8
+    for (var wj = 0u; wj < TKB_ * 8u; wj++) {  // weight word wj pairs with activation word wj
+      var wv: array<u32, RN>;
+      for (var j = 0u; j < RN; j++) { wv[j] = ws[wj * TN_ + tx + j * WGX]; }
+      for (var i = 0u; i < RM; i++) {
+        let a = xs[wj * TM_ + ty + i * WGY];
+        for (var j = 0u; j < RN; j++) { acc[i][j] += dot4I8Packed(a, wv[j]); }
+      }
+    }
+#else
     for (var wj = 0u; wj < TKB_ * 4u; wj++) {  // weight word wj pairs with activation words 2wj, 2wj+1
       var lo: array<u32, RN>;
       var hi: array<u32, RN>;
@@ -245,6 +379,7 @@ fn gemm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
         for (var j = 0u; j < RN; j++) { acc[i][j] += dot4I8Packed(a, lo[j]) + dot4I8Packed(b, hi[j]); }
       }
     }
+#endif
     workgroupBarrier();
   }
 

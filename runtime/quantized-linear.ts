@@ -1,5 +1,6 @@
 /// <reference types="@webgpu/types" />
-// Quantized W4A8/A6/A4 LinearOp with ASER's low-rank side path.
+// Quantized W4A8/A6/A4 LinearOp with ASER's low-rank side path; W8 (per-channel int8 weights, e.g. a
+// quantized classifier: wBits 8) runs through the same two kernels.
 //   fused (default): kernel A (w4a8_act_quant: smoothing, per-token absmax, int8 lanes, s_x, and
 //                    t = x̃·L_A) then kernel B (w4a8_matmul: dot4I8Packed GEMV/GEMM with the epilogue
 //                    y = s_x·s_w·acc + t·L_B + bias). Two dispatches per layer.
@@ -20,14 +21,15 @@ import { createDenseLinear } from './dense-linear.js';
 import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { planBindGroup } from './plan-binding.js';
 import { ScratchPool } from './scratch-pool.js';
-import { sliceW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { sliceW4Rows, w4Blocks, w4WordCount } from '../core/w4-layout.js';
+import { sliceW8Rows, w8WordCount, W8_MAX_IN } from '../core/w8-layout.js';
 import {
   actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
 import {
-  planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, type W4MatmulOptions,
-  type W4MatmulTiling,
+  planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, weightWordsPerBlock, type W4MatmulOptions,
+  type W4MatmulTiling, type WeightBits,
 } from '../kernels/w4a8_matmul.js';
 import { planVecAdd } from '../kernels/vec_add.js';
 import { LinearConfigError } from './errors.js';
@@ -118,9 +120,10 @@ function validate(q: QuantizedLinear, label: string): void {
   };
   const { inFeatures: K, outFeatures: N } = q;
   if (!Number.isInteger(K) || !Number.isInteger(N) || K < 1 || N < 1) bad(`shape [${N}, ${K}] must be positive integers`);
-  if (q.wBits !== 4) bad(`wBits = ${q.wBits}; only 4-bit weights are supported`);
+  if (q.wBits !== 4 && q.wBits !== 8) bad(`wBits = ${q.wBits}; expected 4 or 8`);
   if (!isActivationBits(q.aBits)) bad(`aBits = ${q.aBits}; expected ${ACTIVATION_BITS_TEXT}`);
-  if (q.qweight.length !== w4WordCount(N, K)) bad(`qweight has ${q.qweight.length} words, expected ${w4WordCount(N, K)} for [${N}, ${K}] (core/w4-layout.ts)`);
+  const words = q.wBits === 8 ? w8WordCount(N, K) : w4WordCount(N, K);
+  if (q.qweight.length !== words) bad(`qweight has ${q.qweight.length} words, expected ${words} for [${N}, ${K}] (core/w${q.wBits}-layout.ts)`);
   if (q.wScale.length !== N) bad(`wScale has ${q.wScale.length} values, expected ${N}`);
   if (q.smooth) {
     if (q.smooth.length !== K) bad(`smooth has ${q.smooth.length} values, expected ${K}`);
@@ -132,7 +135,8 @@ function validate(q: QuantizedLinear, label: string): void {
     if (!q.lb || q.lb.length !== q.rank * N) bad(`lb has ${q.lb?.length ?? 0} values, expected ${q.rank}×${N}`);
   }
   if (q.bias && q.bias.length !== N) bad(`bias has ${q.bias.length} values, expected ${N}`);
-  if (K > 150_000) bad(`in = ${K} exceeds 150000, where the int32 accumulator (16·Σ|q_x·q_w|) could overflow`);
+  if (q.wBits === 4 && K > 150_000) bad(`in = ${K} exceeds 150000, where the int32 accumulator (16·Σ|q_x·q_w|) could overflow`);
+  if (q.wBits === 8 && K > W8_MAX_IN) bad(`in = ${K} exceeds ${W8_MAX_IN}, where the int32 accumulator (Σ|q_x·q_w|, int8 weights) could overflow`);
 }
 
 function uploadLowRank(device: GPUDevice, values: Float32Array, format: LowRankFormat, label: string): GPUBuffer {
@@ -159,9 +163,10 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const K = q.inFeatures;
   const N = q.outFeatures;
   const rank = q.rank;
+  const weightBits = q.wBits as WeightBits;
   const lowRank = lowRankFormat(gpu, rank);
   const aTiling: ActQuantTiling = { ...actQuantTiling(gpu), ...opts.actQuantTiling };
-  const mTiling: W4MatmulTiling = { ...w4MatmulTiling(gpu), ...opts.matmulTiling };
+  const mTiling: W4MatmulTiling = { ...w4MatmulTiling(gpu, weightBits), ...opts.matmulTiling };
   const wordsPerRow = activationWordsPerRow(K);
   const rankPad = paddedRank(rank, aTiling);
   const maxBinding = Math.min(opts.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
@@ -174,7 +179,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const kernelRank = fused ? rank : 0;
   const lrActive: LowRankFormat = fused ? lowRank : 'none';
   const aOpts: ActQuantOptions = { aBits: q.aBits, smooth: !!q.smooth, lowRank: lrActive, subgroups: gpu.features.subgroups, tiling: aTiling, maxWorkgroupsPerDim: maxPerDim };
-  const bOpts: W4MatmulOptions = { hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
+  const bOpts: W4MatmulOptions = { weightBits, hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
   const planA = (tokens: number) => planActQuant({ tokens, inFeatures: K, rank: kernelRank }, aOpts);
   const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number) =>
     planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits }, bOpts);
@@ -183,12 +188,13 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
 
   // Weight slices along `out` (each re-packed on its own, so a slice is a whole layout of its rows).
   const maxSlice = Math.min(opts.maxSliceBytes ?? gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const rowsPerSlice = w4RowsPerSlice(K, maxSlice);
-  if (rowsPerSlice < 1) throw new LinearConfigError(label, `one packed row (${W4_WORDS_PER_BLOCK * 4 * w4Blocks(K)} bytes) exceeds the ${maxSlice}-byte binding limit`);
+  const rowsPerSlice = w4RowsPerSlice(K, maxSlice, weightBits);
+  if (rowsPerSlice < 1) throw new LinearConfigError(label, `one packed row (${weightWordsPerBlock(weightBits) * 4 * w4Blocks(K)} bytes) exceeds the ${maxSlice}-byte binding limit`);
+  const sliceRows = weightBits === 8 ? sliceW8Rows : sliceW4Rows;
   const slices: Slice[] = [];
   for (let rowStart = 0; rowStart < N; rowStart += rowsPerSlice) {
     const rows = Math.min(rowsPerSlice, N - rowStart);
-    const words = rows === N ? q.qweight : sliceW4Rows(q.qweight, N, K, rowStart, rowStart + rows);
+    const words = rows === N ? q.qweight : sliceRows(q.qweight, N, K, rowStart, rowStart + rows);
     const name = rows === N ? `${label}/qweight` : `${label}/qweight[${rowStart}:${rowStart + rows}]`;
     slices.push({
       rowStart,

@@ -4,6 +4,7 @@ import type { QuantizedLinear } from '../../core/quantized.js';
 import type { QuantizedLinearOp } from '../../runtime/quantized-linear.js';
 import { createBuffer, readBuffer, readF32, uploadBuffer } from '../../runtime/buffers.js';
 import { packW4 } from '../../core/w4-layout.js';
+import { packW8, W8_QMAX } from '../../core/w8-layout.js';
 import { seededFloats } from './linear-harness.js';
 
 export interface SyntheticLayer {
@@ -13,19 +14,22 @@ export interface SyntheticLayer {
   aBits?: number;
   smooth?: boolean;
   bias?: boolean;
+  /** 4 (default) or 8: per-channel int8 weights in core/w8-layout.ts. */
+  wBits?: 4 | 8;
 }
 
 export function syntheticQuantizedLinear(s: SyntheticLayer, seed: number): QuantizedLinear {
   const u = seededFloats(s.outF * s.inF, seed, 1);
+  const qmax = s.wBits === 8 ? W8_QMAX : 7;
   const q = new Int8Array(u.length);
-  for (let i = 0; i < u.length; i++) q[i] = Math.max(-7, Math.min(7, Math.round(u[i]! * 7.49)));
+  for (let i = 0; i < u.length; i++) q[i] = Math.max(-qmax, Math.min(qmax, Math.round(u[i]! * (qmax + 0.49))));
   const wScale = seededFloats(s.outF, seed + 1, 0.05).map((v) => Math.abs(v) + 0.01);
   return {
     inFeatures: s.inF,
     outFeatures: s.outF,
-    wBits: 4,
+    wBits: s.wBits ?? 4,
     aBits: s.aBits ?? 8,
-    qweight: packW4(q, s.outF, s.inF),
+    qweight: s.wBits === 8 ? packW8(q, s.outF, s.inF) : packW4(q, s.outF, s.inF),
     wScale,
     smooth: s.smooth ? seededFloats(s.inF, seed + 2, 1).map((v) => 0.5 + 1.75 * (v + 1)) : undefined,
     rank: s.rank,

@@ -9,12 +9,16 @@ import { createQuantizedLinear, type QuantizedLinearOptions } from '../../runtim
 import { quantizedLinearRef } from '../../kernels/w4a8_matmul.ref.js';
 import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.ref.js';
 import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { seededFloats } from './linear-harness.js';
 import {
   f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer,
 } from './quant-harness.js';
 import { LinearConfigError } from '../../runtime/errors.js';
+import type { W4GemvInner } from '../../kernels/w4a8_matmul.js';
+import { packW4 } from '../../core/w4-layout.js';
+import { packW8 } from '../../core/w8-layout.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
@@ -39,6 +43,8 @@ interface Case extends SyntheticLayer {
   opts?: Partial<QuantizedLinearOptions>;
   /** Intermediates only hold the last token chunk: skip their checks when chunking. */
   yOnly?: boolean;
+  /** Every weight ±7 (sign per row parity) and every activation at ±qmax: the accumulators' extremes. */
+  extreme?: boolean;
 }
 
 function makeInput(c: Case, seed: number): Float32Array {
@@ -53,9 +59,19 @@ function makeInput(c: Case, seed: number): Float32Array {
   return x;
 }
 
+/** Weights all +qmax_w (even rows) or -qmax_w (odd rows); x rows of one sign each, so every |x_q| = qmax. */
+function extremeCase(q: QuantizedLinear, x: Float32Array, c: Case): void {
+  const w = new Int8Array(c.outF * c.inF);
+  const qmax = c.wBits === 8 ? 127 : 7;
+  for (let o = 0; o < c.outF; o++) w.fill(o % 2 ? -qmax : qmax, o * c.inF, (o + 1) * c.inF);
+  q.qweight = (c.wBits === 8 ? packW8 : packW4)(w, c.outF, c.inF);
+  for (let t = 0; t < c.tokens; t++) x.fill(t % 2 ? -3 : 3, t * c.inF, (t + 1) * c.inF);
+}
+
 async function check(gpu: GpuContext, cache: PipelineCache, c: Case, seed: number): Promise<void> {
   const q = syntheticQuantizedLinear(c, seed);
   const x = makeInput(c, seed + 100);
+  if (c.extreme) extremeCase(q, x, c);
   const op = createQuantizedLinear(gpu, cache, q, { label: c.name, maxTokens: c.tokens, fused: c.fused, debugAcc: true, ...c.opts });
   try {
     const got = await runQuantized(gpu, op, x, c.tokens);
@@ -133,6 +149,58 @@ describe('quantized linear on the default adapter', () => {
     expect(mk({ aBits: 5 })).toThrow(LinearConfigError);
     expect(mk({ lb: new Float32Array(3) })).toThrow(/lb has 3 values/);
     expect(mk({ smooth: new Float32Array(40) })).toThrow(/smooth\[0\] = 0/);
+  });
+});
+
+// Each GEMV inner product (w4MatmulTiling picks one per adapter) on any adapter: odd K, several token
+// counts, k-splits, split weights, and the accumulator extremes the SWAR bounds are argued from.
+const GEMV_INNERS: W4GemvInner[] = ['dot4', 'swar', 'imad'];
+const gemvCases = (inner: W4GemvInner): Case[] => {
+  const t = (extra: Partial<QuantizedLinearOptions['matmulTiling']> = {}) => ({ matmulTiling: { gemvInner: inner, gemvMaxTokens: 4, ...extra } });
+  return [
+    { name: `${inner} gemv 1 token, in 77, out 19, r 3, smooth, bias`, tokens: 1, inF: 77, outF: 19, rank: 3, smooth: true, bias: true, opts: t() },
+    { name: `${inner} gemv 3 tokens, in 1000, out 37, A6, zero row`, tokens: 3, inF: 1000, outF: 37, rank: 0, aBits: 6, special: { 1: 'zero' }, opts: t() },
+    { name: `${inner} gemv 4 tokens, in 300, out 70, r 14, 2 k-splits × 3 rows/thread`, tokens: 4, inF: 300, outF: 70, rank: 14, opts: t({ gemvKsplit: 2, gemvRowsPerThread: 3 }) },
+    { name: `${inner} gemv 2 tokens, split weight (4 slices), in 45`, tokens: 2, inF: 45, outF: 50, rank: 5, bias: true, opts: { ...t(), maxSliceBytes: 13 * 2 * 16 } },
+    { name: `${inner} gemv 2 tokens, extremes (|x_q| = 127, |q| = 7), in 4100`, tokens: 2, inF: 4100, outF: 16, rank: 0, extreme: true, opts: t() },
+  ];
+};
+
+describe('GEMV inner products against the reference', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  const cases = GEMV_INNERS.flatMap(gemvCases);
+  it.each(cases.map((c, i) => [`${c.name} (seed ${3000 + 13 * i})`, c, 3000 + 13 * i] as const))('%s', async (_n, c, seed) => {
+    await check(await testGpu(), await cache, c, seed);
+  });
+});
+
+// Per-channel int8 weights (W8: a quantized classifier) through the same kernels A and B.
+const W8_CASES: Case[] = [
+  { name: 'W8 gemv 1 token, in 77, out 19, bias', tokens: 1, inF: 77, outF: 19, rank: 0, bias: true, wBits: 8 },
+  { name: 'W8 gemv 2 tokens, in 1000, out 37, dot4 inner', tokens: 2, inF: 1000, outF: 37, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'dot4' } } },
+  { name: 'W8 gemv 2 tokens, in 300, out 70, imad inner, 2 k-splits × 3 rows/thread', tokens: 2, inF: 300, outF: 70, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'imad', gemvKsplit: 2, gemvRowsPerThread: 3 } } },
+  { name: 'W8 gemv 3 tokens, A6, r 5, smooth, bias, GPU tiling', tokens: 3, inF: 200, outF: 33, rank: 5, aBits: 6, smooth: true, bias: true, wBits: 8, opts: GPU_TILING },
+  { name: 'W8 gemm 37 tokens, in 45, out 70, bias', tokens: 37, inF: 45, outF: 70, rank: 0, bias: true, wBits: 8 },
+  { name: 'W8 gemm 70 tokens, r 20, smooth, GPU tiling (4×4 per thread)', tokens: 70, inF: 130, outF: 75, rank: 20, smooth: true, wBits: 8, opts: GPU_TILING },
+  { name: 'W8 split weight (4 slices), gemv', tokens: 1, inF: 40, outF: 50, rank: 0, bias: true, wBits: 8, opts: { maxSliceBytes: 13 * 2 * 32 } },
+  { name: 'W8 split weight (4 slices), gemm', tokens: 9, inF: 40, outF: 50, rank: 0, wBits: 8, opts: { maxSliceBytes: 13 * 2 * 32 } },
+  { name: 'W8 gemv 2 tokens, extremes (|x_q| = |q| = 127), in 4100', tokens: 2, inF: 4100, outF: 16, rank: 0, wBits: 8, extreme: true },
+  { name: 'W8 gemm 9 tokens, extremes, in 4100', tokens: 9, inF: 4100, outF: 16, rank: 0, wBits: 8, extreme: true },
+  { name: 'W8 unfused gemv 1 token, r 4', tokens: 1, inF: 64, outF: 24, rank: 4, wBits: 8, fused: false },
+];
+
+describe('W8 (per-channel int8 weights) against the reference', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(W8_CASES.map((c, i) => [`${c.name} (seed ${5000 + 11 * i})`, c, 5000 + 11 * i] as const))('%s', async (_n, c, seed) => {
+    await check(await testGpu(), await cache, c, seed);
+  });
+
+  it('checks the W8 word count and rejects other widths', async () => {
+    const gpu = await testGpu();
+    const q = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 0, wBits: 8 }, 1);
+    const mk = (patch: object) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), { ...q, ...patch }, { label: 'lm_head', maxTokens: 4 });
+    expect(mk({ qweight: new Uint32Array(32) })).toThrow(/lm_head: qweight has 32 words, expected 128 .*w8-layout/);
+    expect(mk({ wBits: 5 })).toThrow(/wBits = 5; expected 4 or 8/);
   });
 });
 
