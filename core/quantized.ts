@@ -47,3 +47,17 @@ export function isActivationBits(bits: unknown): bits is ActivationBits {
 export function symmetricQmax(bits: number): number {
   return 2 ** (bits - 1) - 1;
 }
+
+/**
+ * Where a quantizer's smoothing vector m is decided: once per shared input ('shared-input': q|k|v
+ * share one m, gate|up another, so the runtime can quantize that input once and run the group as one
+ * dispatch over stacked rows) or per linear ('per-linear', the format-1 behaviour). Recorded in the
+ * artifact manifest (loaders/artifact-manifest.ts).
+ */
+export const SMOOTHING_SCOPES = ['shared-input', 'per-linear'] as const;
+export type SmoothingScope = (typeof SMOOTHING_SCOPES)[number];
+export const DEFAULT_SMOOTHING_SCOPE: SmoothingScope = 'shared-input';
+
+export function isSmoothingScope(x: unknown): x is SmoothingScope {
+  return (SMOOTHING_SCOPES as readonly unknown[]).includes(x);
+}

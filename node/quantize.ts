@@ -149,7 +149,7 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
     const w0 = performance.now();
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}),
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: 'per-linear',
       calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
     }, result.layers, result.diagnostics as Map<string, object>);
     const end = performance.now();
@@ -213,7 +213,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         capture.destroy();
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: 'per-linear',
           calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {
