@@ -17,6 +17,7 @@ import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
 import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
+import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, type SmoothingScope } from '../core/quantized.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -49,6 +50,15 @@ export interface QuantizeRequest extends CalibrationRequest {
   layersPerPass?: number;
   /** Weights of the calibration forward (default 'auto': f16 when the f32 weights would exceed 1 GiB and shader-f16 is there). */
   calibDtype?: 'auto' | 'f32' | 'f16';
+  /** One smoothing vector per shared input (q|k|v, gate|up; default) or per linear; recorded in the manifest. */
+  smoothing?: SmoothingScope;
+}
+
+/** The request's smoothing scope, default filled in; anything else is a usage error. */
+export function requestedSmoothing(args: { smoothing?: string }): SmoothingScope {
+  const s = args.smoothing ?? DEFAULT_SMOOTHING_SCOPE;
+  if (!isSmoothingScope(s)) throw new UsageError(`smoothing ${JSON.stringify(s)} is not one of shared-input, per-linear`, 'use --smoothing shared (one m per shared input, the default) or --smoothing per-linear');
+  return s;
 }
 
 export interface QuantizeToArtifactOptions {
@@ -123,7 +133,10 @@ function requestedRank(args: QuantizeRequest): number | undefined {
 }
 
 function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
-  return { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+  return {
+    wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers,
+    smoothing: requestedSmoothing(args),
+  };
 }
 
 function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
@@ -149,7 +162,7 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
     const w0 = performance.now();
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: 'per-linear',
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args),
       calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
     }, result.layers, result.diagnostics as Map<string, object>);
     const end = performance.now();
@@ -213,7 +226,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         capture.destroy();
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: 'per-linear',
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args),
           calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {
