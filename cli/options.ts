@@ -1,7 +1,7 @@
 // Option blocks shared by several commands, defined once. A command spreads the blocks it takes into
 // `.options({...})`; where a command needs other wording or another default it overrides one field.
 import { UsageError } from '../core/errors.js';
-import { ACTIVATION_BITS } from '../core/quantized.js';
+import { ACTIVATION_BITS, type SmoothingScope } from '../core/quantized.js';
 import { QUANT_METHODS } from '../quant/methods.js';
 
 /** `--check-numerics`, for the commands that run a model (ppl, generate, serve). */
@@ -100,4 +100,19 @@ export function overwriteOption(what: 'directory' | 'file' = 'directory') {
 /** `--cache` / `--no-cache` of the cached evaluation suites. */
 export function cacheOption(describe = 'Reuse cached results (--no-cache recomputes)') {
   return { cache: { type: 'boolean', default: true, describe } } as const;
+}
+
+/** `--smoothing shared | per-linear` of the commands that quantize. */
+export const smoothingOption = {
+  smoothing: {
+    type: 'string', default: 'shared',
+    describe: 'Smoothing vector per shared input (shared: q|k|v one, gate|up one, so the runtime can quantize each input once) or per linear',
+  },
+} as const;
+
+/** "shared" (or "shared-input") | "per-linear" → the scope; anything else is a one-line usage error. */
+export function parseSmoothing(value: string | undefined, option = '--smoothing'): SmoothingScope {
+  if (value === undefined || value === 'shared' || value === 'shared-input') return 'shared-input';
+  if (value === 'per-linear') return 'per-linear';
+  throw new UsageError(`${option} ${JSON.stringify(value)}: must be shared or per-linear`, 'shared (default): one smoothing vector per shared input; per-linear: one per linear (format-1 behaviour)');
 }

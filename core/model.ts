@@ -101,3 +101,13 @@ export const BLOCK_LINEARS = [
 ] as const;
 export type BlockLinearName = (typeof BLOCK_LINEARS)[number]['name'];
 export type LinearInputKind = (typeof BLOCK_LINEARS)[number]['input'];
+
+/**
+ * "model.layers.3.self_attn.k_proj" → "3:attn_in": the block linears with equal keys read the same
+ * input (q|k|v, gate|up). undefined for a name that is not a block linear.
+ */
+export function sharedInputKey(moduleName: string): string | undefined {
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(moduleName);
+  const linear = m && BLOCK_LINEARS.find((l) => l.name === m[2]);
+  return linear ? `${Number(m[1])}:${linear.input}` : undefined;
+}

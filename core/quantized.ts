@@ -74,3 +74,17 @@ export function packedWordsPerBlock(wBits: number): number {
 
 /** Activation bits of a quantized classifier: its input (the final-normed hidden state) keeps 8 bits. */
 export const CLASSIFIER_ACTIVATION_BITS = 8;
+
+/**
+ * Where a quantizer's smoothing vector m is decided: once per shared input ('shared-input': q|k|v
+ * share one m, gate|up another, so the runtime can quantize that input once and run the group as one
+ * dispatch over stacked rows) or per linear ('per-linear', the format-1 behaviour). Recorded in the
+ * artifact manifest (loaders/artifact-manifest.ts).
+ */
+export const SMOOTHING_SCOPES = ['shared-input', 'per-linear'] as const;
+export type SmoothingScope = (typeof SMOOTHING_SCOPES)[number];
+export const DEFAULT_SMOOTHING_SCOPE: SmoothingScope = 'shared-input';
+
+export function isSmoothingScope(x: unknown): x is SmoothingScope {
+  return (SMOOTHING_SCOPES as readonly unknown[]).includes(x);
+}

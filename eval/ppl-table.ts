@@ -14,6 +14,11 @@
 // carries its f outlier columns in the remaining f (docs/quantization.md). 'reconstruction' gives every
 // method reconstruction rank R, ASER's outlier columns on top. With α, each method's rule picks its own
 // ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
+//
+// Smoothing scope (`smoothing`, default ['shared-input']): the first scope is every method's; each
+// further one adds rows for the methods it changes (SCOPE_SENSITIVE_METHODS: SmoothQuant, SmoothQuant+,
+// ASER), e.g. ['shared-input', 'per-linear'] compares one smoothing vector per shared input with one
+// per linear.
 import { ensureArtifact, modelHash, type ArtifactRequest } from '../node/artifact-cache.js';
 import { calibrateModel, sidePathFlopsOverhead, type CalibrationRequest } from '../node/quantize.js';
 import { readArtifact } from '../loaders/artifact.js';
@@ -21,12 +26,14 @@ import type { ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { openModelSession, type ModelSession } from '../node/session.js';
 import { resolveModel } from '../loaders/registry.js';
 import type { CalibrationStats } from '../quant/calibrate.js';
-import { LOW_RANK_METHODS, QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
+import { LOW_RANK_METHODS, QUANT_METHODS, SCOPE_SENSITIVE_METHODS, type QuantMethod } from '../quant/methods.js';
 import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
 import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
 import { PplTableError } from './errors.js';
-import { ACTIVATION_BITS_TEXT, isActivationBits } from '../core/quantized.js';
+import {
+  ACTIVATION_BITS_TEXT, DEFAULT_SMOOTHING_SCOPE, SMOOTHING_SCOPES, isActivationBits, isSmoothingScope, type SmoothingScope,
+} from '../core/quantized.js';
 
 export type TableMethod = 'fp' | QuantMethod;
 export const TABLE_METHODS: readonly TableMethod[] = ['fp', ...QUANT_METHODS];
@@ -50,6 +57,8 @@ export interface PplTableOptions {
   rankBudget?: 'side' | 'reconstruction';
   /** ASER's outlier channel count f (default 'auto': docs/quantization.md "f versus width"). */
   outliers?: number | 'auto';
+  /** Smoothing scopes: the first for every method, each further one adds rows for SCOPE_SENSITIVE_METHODS (see the header). */
+  smoothing?: SmoothingScope[];
   protocol?: PplProtocol;
   ctx?: number;
   /** Windows scored per dataset (default 64). */
@@ -88,6 +97,8 @@ export interface PplCell {
   meanRank: number;
   /** Side-path multiply-adds over the W4 product's, summed over all block linears, in %. */
   flopsPct: number;
+  /** The artifact's smoothing scope (absent for fp). */
+  smoothing?: SmoothingScope;
   /** Artifact directory (absent for fp). */
   artifact?: string;
   /** Seconds the perplexity took when it was computed (a cached cell keeps its original time). */
@@ -104,6 +115,7 @@ export interface PplTable {
   abits: number[];
   settings: {
     wbits: number; rank: number | null; alpha: number | null; rankBudget: 'side' | 'reconstruction'; outliers: number | 'auto';
+    smoothing: SmoothingScope[];
     protocol: PplProtocol; ctx: number; maxWindows: number;
     calibration: { dataset: string; samples: number; seqLen: number; seed: number };
   };
@@ -149,7 +161,22 @@ function checkOptions(o: PplTableOptions): TableMethod[] {
   if (o.rank !== undefined && !(Number.isInteger(o.rank) && o.rank >= 0)) throw new PplTableError(`rank must be a non-negative integer, got ${o.rank}`);
   if (o.alpha !== undefined && !(o.alpha > 0 && o.alpha <= 1)) throw new PplTableError(`alpha must lie in (0, 1], got ${o.alpha}`);
   if (o.maxWindows !== undefined && !(Number.isInteger(o.maxWindows) && o.maxWindows >= 1)) throw new PplTableError(`maxWindows must be a positive integer, got ${o.maxWindows}`);
+  if (o.smoothing !== undefined) {
+    if (o.smoothing.length === 0) throw new PplTableError('no smoothing scope given');
+    for (const s of o.smoothing) if (!isSmoothingScope(s)) throw new PplTableError(`smoothing must be ${SMOOTHING_SCOPES.join(' or ')}, got ${JSON.stringify(s)}`);
+  }
   return [...new Set(o.methods)] as TableMethod[];
+}
+
+/** The methods listed under a scope: all of them under the first, the scope-sensitive ones under the others. */
+function methodsUnder(methods: readonly TableMethod[], scopes: readonly SmoothingScope[], scope: SmoothingScope): TableMethod[] {
+  return scope === scopes[0] ? [...methods] : methods.filter((m) => (SCOPE_SENSITIVE_METHODS as readonly string[]).includes(m));
+}
+
+/** A row's label: the paper's name, with the smoothing scope where the table compares scopes and it matters. */
+export function rowLabel(method: TableMethod, scope: SmoothingScope | undefined, scopes: readonly SmoothingScope[]): string {
+  const sensitive = (SCOPE_SENSITIVE_METHODS as readonly string[]).includes(method);
+  return scopes.length > 1 && sensitive && scope ? `${METHOD_LABELS[method]} (${scope})` : METHOD_LABELS[method];
 }
 
 export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
@@ -164,25 +191,29 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const ctx = opts.ctx ?? 256;
   const maxWindows = opts.maxWindows ?? 64;
   const calibration = { calib: opts.calib ?? 'tinystories', calibSamples: opts.calibSamples ?? 64, calibLen: opts.calibLen ?? 256, seed: opts.seed ?? 0 };
+  const scopes = [...new Set(opts.smoothing ?? [DEFAULT_SMOOTHING_SCOPE])];
   const hash = modelHash(opts.model);
   const stats = calibrationStatsFor(hash, { model: opts.model, ...calibration });
   const results = openResultCache({ dir: opts.cacheDir, enabled: opts.cache ?? true });
 
-  // 1. artifacts: every (method, abits), quantized only where the artifact cache has none
+  // 1. artifacts: every (method, abits, smoothing scope), quantized only where the artifact cache has none
   const artifacts = new Map<string, { dir: string; manifest: ArtifactManifest }>();
   for (const abits of opts.abits) {
-    for (const method of methods) {
-      if (method === 'fp') continue;
-      const lowRank = LOW_RANK_METHODS.includes(method);
-      const req: ArtifactRequest = {
-        model: opts.model, method, wbits, abits, ...calibration,
-        ...(lowRank ? (alpha !== undefined ? { alpha } : { rank }) : {}),
-        ...(lowRank && rank !== undefined && rankBudget === 'side' ? { rankCountsOutliers: true } : {}),
-        ...(method === 'aser' && opts.outliers !== undefined ? { outliers: opts.outliers } : {}),
-      };
-      const a = await ensureArtifact(req, { cacheDir: opts.artifactCacheDir, modelHash: hash, stats });
-      say(`${a.fresh ? 'quantized' : 'cached artifact'} ${METHOD_LABELS[method]} W${wbits}A${abits}: ${a.dir}`);
-      artifacts.set(`${method}/${abits}`, a);
+    for (const scope of scopes) {
+      for (const method of methodsUnder(methods, scopes, scope)) {
+        if (method === 'fp') continue;
+        const lowRank = LOW_RANK_METHODS.includes(method);
+        const req: ArtifactRequest = {
+          model: opts.model, method, wbits, abits, ...calibration,
+          ...(lowRank ? (alpha !== undefined ? { alpha } : { rank }) : {}),
+          ...(lowRank && rank !== undefined && rankBudget === 'side' ? { rankCountsOutliers: true } : {}),
+          ...(method === 'aser' && opts.outliers !== undefined ? { outliers: opts.outliers } : {}),
+          smoothing: scope,
+        };
+        const a = await ensureArtifact(req, { cacheDir: opts.artifactCacheDir, modelHash: hash, stats });
+        say(`${a.fresh ? 'quantized' : 'cached artifact'} ${rowLabel(method, scope, scopes)} W${wbits}A${abits}: ${a.dir}`);
+        artifacts.set(`${method}/${abits}/${scope}`, a);
+      }
     }
   }
 
@@ -206,8 +237,8 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const fpResults = new Map<string, { r: Awaited<ReturnType<typeof perplexityOfTokens>>; cached: boolean }>();
   const cells: PplCell[] = [];
   try {
-    const evaluate = async (method: TableMethod, abits: number, dataset: string) => {
-      const a = method === 'fp' ? undefined : artifacts.get(`${method}/${abits}`)!;
+    const evaluate = async (method: TableMethod, abits: number, dataset: string, scope: SmoothingScope) => {
+      const a = method === 'fp' ? undefined : artifacts.get(`${method}/${abits}/${scope}`)!;
       const settings = {
         modelHash: hash, method, artifact: a ? manifestDigest(a.manifest) : null,
         dataset, protocol, ctx, maxWindows,
@@ -228,25 +259,27 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
       return { r, cached };
     };
     for (const abits of opts.abits) {
-      for (const method of methods) {
-        for (const dataset of opts.datasets) {
-          let out: { r: Awaited<ReturnType<typeof perplexityOfTokens>>; cached: boolean };
-          if (method === 'fp') {
-            out = fpResults.get(dataset) ?? (await evaluate('fp', abits, dataset));
-            fpResults.set(dataset, out);
-          } else {
-            out = await evaluate(method, abits, dataset);
+      for (const scope of scopes) {
+        for (const method of methodsUnder(methods, scopes, scope)) {
+          for (const dataset of opts.datasets) {
+            let out: { r: Awaited<ReturnType<typeof perplexityOfTokens>>; cached: boolean };
+            if (method === 'fp') {
+              out = fpResults.get(dataset) ?? (await evaluate('fp', abits, dataset, scope));
+              fpResults.set(dataset, out);
+            } else {
+              out = await evaluate(method, abits, dataset, scope);
+            }
+            const a = artifacts.get(`${method}/${abits}/${scope}`);
+            const cell: PplCell = {
+              method, label: rowLabel(method, scope, scopes), wbits: method === 'fp' ? 32 : wbits, abits, dataset, protocol, ctx,
+              windows: out.r.windows, tokens: out.r.tokens, nll: out.r.nll, ppl: out.r.ppl,
+              ...rankSummary(a?.manifest), seconds: out.r.seconds, cached: out.cached,
+              ...(a ? { smoothing: a.manifest.smoothing, artifact: a.dir } : {}),
+            };
+            if (!Number.isFinite(cell.ppl)) throw new PplTableError(`${cell.label} W${wbits}A${abits} on ${dataset}: perplexity is ${cell.ppl}`);
+            cells.push(cell);
+            say(`${cell.label.padEnd(12)} ${(method === 'fp' ? '' : `W${wbits}A${abits}`).padEnd(5)} ${dataset.padEnd(12)} ppl ${cell.ppl.toFixed(4)}${out.cached ? ' (cached)' : ` (${cell.seconds.toFixed(1)} s)`}`);
           }
-          const a = artifacts.get(`${method}/${abits}`);
-          const cell: PplCell = {
-            method, label: METHOD_LABELS[method], wbits: method === 'fp' ? 32 : wbits, abits, dataset, protocol, ctx,
-            windows: out.r.windows, tokens: out.r.tokens, nll: out.r.nll, ppl: out.r.ppl,
-            ...rankSummary(a?.manifest), seconds: out.r.seconds, cached: out.cached,
-            ...(a ? { artifact: a.dir } : {}),
-          };
-          if (!Number.isFinite(cell.ppl)) throw new PplTableError(`${cell.label} W${wbits}A${abits} on ${dataset}: perplexity is ${cell.ppl}`);
-          cells.push(cell);
-          say(`${cell.label.padEnd(12)} ${(method === 'fp' ? '' : `W${wbits}A${abits}`).padEnd(5)} ${dataset.padEnd(12)} ppl ${cell.ppl.toFixed(4)}${out.cached ? ' (cached)' : ` (${cell.seconds.toFixed(1)} s)`}`);
         }
       }
     }
@@ -265,45 +298,56 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
     `${source.id}, W${wbits} per-channel weights and per-token activations; perplexity (${protocol} protocol) over the first ` +
     `${first.windows} windows of ${ctx} tokens (${first.tokens} scored tokens) of each dataset; calibration ${calibration.calib} ` +
     `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${budget}` +
-    `${opts.outliers !== undefined && opts.outliers !== 'auto' ? `; ASER f = ${opts.outliers} outlier channels` : ''}.`;
+    `${opts.outliers !== undefined && opts.outliers !== 'auto' ? `; ASER f = ${opts.outliers} outlier channels` : ''}` +
+    `; smoothing ${scopes.length > 1 ? `${scopes.join(' vs ')} (rows marked)` : scopes[0]}` +
+    `${scopes.includes('shared-input') ? ' (shared-input: one smoothing vector for q|k|v and one for gate|up, from their stacked weights)' : ''}.`;
   return {
     model: opts.model, modelHash: hash, methods, datasets: [...opts.datasets], abits: [...opts.abits],
     settings: {
-      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, outliers: opts.outliers ?? 'auto', protocol, ctx, maxWindows,
+      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, outliers: opts.outliers ?? 'auto', smoothing: scopes, protocol, ctx, maxWindows,
       calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed },
     },
     cells, caption, createdAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000,
   };
 }
 
-/** The cell for (method, abits, dataset), or undefined. */
-export function pplCell(t: PplTable, method: TableMethod, abits: number, dataset: string): PplCell | undefined {
-  return t.cells.find((c) => c.method === method && c.abits === abits && c.dataset === dataset);
+/** The cell for (method, abits, dataset) under the table's first smoothing scope (or `scope`), or undefined. */
+export function pplCell(t: PplTable, method: TableMethod, abits: number, dataset: string, scope?: SmoothingScope): PplCell | undefined {
+  const want = scope ?? t.settings.smoothing?.[0];
+  return t.cells.find((c) => c.method === method && c.abits === abits && c.dataset === dataset && (c.smoothing === undefined || want === undefined || c.smoothing === want));
+}
+
+/** The table's rows in order: every method under the first scope, then the scope-sensitive ones under each further scope. */
+export function pplTableRows(t: PplTable): Array<{ method: TableMethod; scope?: SmoothingScope; label: string }> {
+  const scopes = t.settings.smoothing ?? [];
+  if (scopes.length === 0) return t.methods.map((method) => ({ method, label: METHOD_LABELS[method] }));
+  return scopes.flatMap((scope) => methodsUnder(t.methods, scopes, scope).map((method) => ({ method, scope, label: rowLabel(method, scope, scopes) })));
 }
 
 /**
- * One markdown table: a row per method, its side rank and +FLOPs (taken at the first activation width;
- * they do not depend on it), then a perplexity column per (activation width, dataset); the caption below.
+ * One markdown table: a row per method (and smoothing scope), its side rank and +FLOPs (taken at the
+ * first activation width; they do not depend on it), then a perplexity column per (activation width,
+ * dataset); the caption below.
  */
 export function formatPplTableMarkdown(t: PplTable): string {
   const cols = t.abits.flatMap((b) => t.datasets.map((d) => ({ b, d })));
   const head = ['Method', 'side rank', '+FLOPs %', ...cols.map(({ b, d }) => `W${t.settings.wbits}A${b} ${d}`)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
-  for (const m of t.methods) {
-    const any = t.cells.find((c) => c.method === m);
+  for (const { method: m, scope, label } of pplTableRows(t)) {
+    const any = t.cells.find((c) => c.method === m && (scope === undefined || c.smoothing === undefined || c.smoothing === scope));
     if (!any) continue;
-    const ppl = cols.map(({ b, d }) => pplCell(t, m, b, d)?.ppl.toFixed(3) ?? '–');
-    lines.push(`| ${[METHOD_LABELS[m], any.meanSideRank.toFixed(2), any.flopsPct.toFixed(2), ...ppl].join(' | ')} |`);
+    const ppl = cols.map(({ b, d }) => pplCell(t, m, b, d, scope)?.ppl.toFixed(3) ?? '–');
+    lines.push(`| ${[label, any.meanSideRank.toFixed(2), any.flopsPct.toFixed(2), ...ppl].join(' | ')} |`);
   }
   return `${lines.join('\n')}\n\n${t.caption}\n`;
 }
 
-const CSV_COLUMNS = ['method', 'label', 'wbits', 'abits', 'dataset', 'protocol', 'ctx', 'windows', 'tokens', 'ppl', 'nll', 'meanSideRank', 'meanRank', 'flopsPct'] as const;
+const CSV_COLUMNS = ['method', 'label', 'smoothing', 'wbits', 'abits', 'dataset', 'protocol', 'ctx', 'windows', 'tokens', 'ppl', 'nll', 'meanSideRank', 'meanRank', 'flopsPct'] as const;
 
 export function formatPplTableCsv(t: PplTable): string {
   const quote = (v: unknown) => {
     const s = String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [CSV_COLUMNS.join(','), ...t.cells.map((c) => CSV_COLUMNS.map((k) => quote(c[k])).join(','))].join('\n') + '\n';
+  return [CSV_COLUMNS.join(','), ...t.cells.map((c) => CSV_COLUMNS.map((k) => quote(c[k] ?? '')).join(','))].join('\n') + '\n';
 }

@@ -60,7 +60,7 @@ export async function renderReportHtml(r: ReportResults): Promise<string> {
   section('Perplexity', 'ppl');
   s.push(markdownToHtml(formatPplTableMarkdown(r.ppl)));
   // fp32 sits under every activation width in the table; one bar of it (Vega-Lite would stack the copies).
-  const pplRows = r.ppl.cells.filter((c) => c.dataset === firstDataset && (c.method !== 'fp' || c.abits === r.ppl.abits[0])).map((c) => ({ method: METHOD_LABELS[c.method as TableMethod], ppl: c.ppl, activations: c.method === 'fp' ? 'fp32' : `W${c.wbits}A${c.abits}` }));
+  const pplRows = r.ppl.cells.filter((c) => c.dataset === firstDataset && (c.method !== 'fp' || c.abits === r.ppl.abits[0])).map((c) => ({ method: c.label ?? METHOD_LABELS[c.method as TableMethod], ppl: c.ppl, activations: c.method === 'fp' ? 'fp32' : `W${c.wbits}A${c.abits}` }));
   s.push(figure(await renderSvg(barChart(pplRows, { title: `Perplexity on ${firstDataset}`, x: 'method', y: 'ppl', group: 'activations', width: 520 })), `Perplexity per method on ${firstDataset} (lower is better); fp32 is listed under every activation width.`));
 
   if (r.alpha) {

@@ -8,7 +8,8 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { w4WordCount } from '../core/w4-layout.js';
 import {
-  ACTIVATION_BITS_TEXT, CLASSIFIER_FORMATS, classifierWeightBits, isActivationBits, isClassifierFormat, type ClassifierFormat, type QuantizedLinear,
+  ACTIVATION_BITS_TEXT, CLASSIFIER_FORMATS, SMOOTHING_SCOPES, classifierWeightBits, isActivationBits, isClassifierFormat, isSmoothingScope,
+  type ClassifierFormat, type QuantizedLinear, type SmoothingScope,
 } from '../core/quantized.js';
 import { w8WordCount } from '../core/w8-layout.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
@@ -16,12 +17,12 @@ import { isRecord, readJsonFile } from './json-file.js';
 
 export const ARTIFACT_FORMAT = 'aser-artifact';
 /**
- * The version this build writes. Version 2 added the optional `classifier` entry (a quantized or f16
- * classifier); version 1 artifacts (none) still load and run their classifier in the executor's dtype.
+ * The version this build writes. Version 2 added `smoothing` (where smoothing vectors were decided)
+ * and the optional `classifier` entry (a quantized or f16 classifier).
  */
 export const ARTIFACT_FORMAT_VERSION = 2;
-/** Versions this build reads. */
-export const ARTIFACT_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
+/** The versions this build reads; older ones are brought up to the current shape by upgradeManifest. */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const MANIFEST_FILE = 'manifest.json';
 
 /** The model an artifact was made from. */
@@ -100,7 +101,15 @@ export interface ArtifactManifest {
   layers: Record<string, ArtifactLayerEntry>;
   /** Every tensor file with its sha256 and size. */
   files: Record<string, { sha256: string; bytes: number }>;
-  /** Absent (and in version 1): the classifier runs from the model's weights in the executor's dtype. */
+  // Version-2 fields. A field added to version 2 goes here, in TOP_LEVEL_V2 (its check) and in
+  // upgradeManifest (its value for a version-1 manifest).
+  /**
+   * Where each linear's smoothing vector was decided: 'shared-input' = the linears reading one input
+   * (q|k|v, gate|up) store bitwise identical `smooth` tensors (or none); 'per-linear' = each its own
+   * (every version-1 artifact). Tensors are stored per linear either way.
+   */
+  smoothing: SmoothingScope;
+  /** Version 2, optional; absent (always in version 1): the classifier runs from the model's weights in the executor's dtype. */
   classifier?: ArtifactClassifier;
 }
 
@@ -189,7 +198,20 @@ function isNonNegInt(x: unknown): x is number {
   return Number.isSafeInteger(x) && (x as number) >= 0;
 }
 
-/** Checks the manifest's structure; a version mismatch gets its own message. */
+/** Top-level fields of version 2 that version 1 lacks: each one's check and what it should be. */
+const TOP_LEVEL_V2: Record<string, { ok: (x: unknown) => boolean; expected: string }> = {
+  smoothing: { ok: isSmoothingScope, expected: SMOOTHING_SCOPES.map((s) => JSON.stringify(s)).join(' or ') },
+};
+
+/**
+ * A version-1 manifest in the current shape (in place): version 1 decided smoothing per linear. The
+ * recorded formatVersion stays 1 (it says what was written).
+ */
+function upgradeManifest(m: Record<string, unknown>): void {
+  if (m.formatVersion === 1) m.smoothing = 'per-linear';
+}
+
+/** Checks the manifest's structure; a version this build cannot read gets its own message. */
 export function validateManifest(file: string, raw: unknown): ArtifactManifest {
   const bad = (reason: string): never => {
     throw new FormatError(file, reason);
@@ -197,9 +219,14 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
   if (!isRecord(raw)) bad('manifest is not a JSON object');
   const m = raw as Record<string, unknown>;
   if (m.format !== ARTIFACT_FORMAT) bad(`not an ASER artifact manifest: format is ${JSON.stringify(m.format)}, expected "${ARTIFACT_FORMAT}"`);
-  if (!ARTIFACT_FORMAT_VERSIONS_READ.includes(m.formatVersion as number)) {
-    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${ARTIFACT_FORMAT_VERSIONS_READ.join(' and ')}` +
-      ` (written by ${JSON.stringify(m.createdBy)}); re-quantize the model with this build`);
+  if (!READABLE_FORMAT_VERSIONS.includes(m.formatVersion as number)) {
+    const newer = typeof m.formatVersion === 'number' && m.formatVersion > ARTIFACT_FORMAT_VERSION;
+    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}` +
+      ` (written by ${JSON.stringify(m.createdBy)}); ${newer ? 'use the aser-webgpu that wrote it, or ' : ''}re-quantize the model with this build`);
+  }
+  upgradeManifest(m);
+  for (const [name, { ok, expected }] of Object.entries(TOP_LEVEL_V2)) {
+    if (!ok(m[name])) bad(`"${name}" must be ${expected}, got ${JSON.stringify(m[name])}`);
   }
   if (typeof m.method !== 'string') bad('"method" must be a string');
   if (!isNonNegInt(m.wBits) || !isNonNegInt(m.aBits)) bad('"wBits" and "aBits" must be integers');

@@ -1,10 +1,12 @@
 // Writing quantized-model artifacts (format: loaders/artifact-manifest.ts, docs/artifact-format.md).
 // Writing is atomic: a temporary sibling directory, fsynced, renamed over the target only when complete.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { w4Blocks } from '../core/w4-layout.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { classifierWeightBits, packedWordsPerBlock, type ClassifierFormat, type QuantizedLinear } from '../core/quantized.js';
+import { sharedInputKey } from '../core/model.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { LoadError } from './errors.js';
 import { isRecord } from './json-file.js';
@@ -120,6 +122,8 @@ export class ArtifactWriter {
   private readonly layers: Record<string, ArtifactLayerEntry> = {};
   private readonly files: Record<string, { sha256: string; bytes: number }> = {};
   private classifier?: ArtifactClassifier;
+  /** Per block linear: its shared-input key and a digest of its smoothing vector ('' = none). */
+  private readonly smoothDigests = new Map<string, { key: string; digest: string }>();
   private done = false;
 
   private constructor(
@@ -156,6 +160,8 @@ export class ArtifactWriter {
       const diag = diagnostics?.get(name);
       if (diag) entry.diag = numericFields(diag);
       this.layers[name] = entry;
+      const key = sharedInputKey(name);
+      if (key) this.smoothDigests.set(name, { key, digest: q.smooth ? createHash('sha256').update(bytesOf(q.smooth)).digest('hex') : '' });
     }
     const path = join(this.staging, file);
     writeSafetensors(path, tensors, { format: ARTIFACT_FORMAT });
@@ -187,6 +193,7 @@ export class ArtifactWriter {
   commit(header: ArtifactHeader): ArtifactManifest {
     this.checkOpen();
     const { createdBy, ...rest } = header;
+    if (header.smoothing === 'shared-input') this.checkSharedSmoothing();
     const manifest: ArtifactManifest = {
       format: ARTIFACT_FORMAT,
       formatVersion: ARTIFACT_FORMAT_VERSION,
@@ -231,6 +238,19 @@ export class ArtifactWriter {
     if (this.done) return;
     this.done = true;
     rmSync(this.staging, { recursive: true, force: true });
+  }
+
+  /** 'shared-input' promises the runtime one smoothing vector per shared input: hold the quantizer to it. */
+  private checkSharedSmoothing(): void {
+    const first = new Map<string, { name: string; digest: string }>();
+    for (const [name, { key, digest }] of this.smoothDigests) {
+      const seen = first.get(key);
+      if (!seen) first.set(key, { name, digest });
+      else if (seen.digest !== digest) {
+        this.abort();
+        throw new LoadError(this.dir, `smoothing "shared-input", but ${name} and ${seen.name} read the same input with different smoothing vectors`);
+      }
+    }
   }
 
   private checkOpen(): void {

@@ -9,7 +9,7 @@ import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact
 import { resolveModel } from '../loaders/registry.js';
 import { cacheKey } from './cache.js';
 import { repoRoot } from '../loaders/datasets.js';
-import { quantizeToArtifact, type QuantizeRequest, type QuantizeToArtifactOptions } from './quantize.js';
+import { quantizeToArtifact, requestedSmoothing, type QuantizeRequest, type QuantizeToArtifactOptions } from './quantize.js';
 import { modelIdentity } from './session.js';
 
 export type ArtifactRequest = Omit<QuantizeRequest, 'out'>;
@@ -31,7 +31,9 @@ export function modelHash(model: string): string {
 
 export function artifactKey(req: ArtifactRequest, hash = modelHash(req.model)): string {
   const { model: _model, ...settings } = req;
-  return `${req.method}-w${req.wbits}a${req.abits}-${cacheKey('artifact', { modelHash: hash, ...settings })}`;
+  // The smoothing scope is always part of the key, default included: a format-1 artifact cached before
+  // the default became 'shared-input' has a key without it, so it is never taken for a shared one.
+  return `${req.method}-w${req.wbits}a${req.abits}-${cacheKey('artifact', { modelHash: hash, ...settings, smoothing: requestedSmoothing(req) })}`;
 }
 
 /**
@@ -47,9 +49,11 @@ export async function ensureArtifact(
   if (existsSync(dir)) {
     try {
       // Only the manifest here: the runtime's readArtifact checks every tensor's sha256 before use.
-      return { dir, manifest: readArtifactManifest(dir), fresh: false };
+      const manifest = readArtifactManifest(dir);
+      if (manifest.smoothing === requestedSmoothing(req)) return { dir, manifest, fresh: false };
     } catch {
-      // unreadable: fall through and quantize again (the write replaces it atomically)
+      // unreadable: fall through and quantize again (the write replaces it atomically); so does one
+      // whose smoothing scope is not the one asked for
     }
   }
   const { manifest } = await quantizeToArtifact({ ...req, out: dir }, { stats: opts.stats });

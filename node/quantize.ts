@@ -20,6 +20,7 @@ import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
 import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
+import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, type SmoothingScope } from '../core/quantized.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -54,6 +55,8 @@ export interface QuantizeRequest extends CalibrationRequest {
   calibDtype?: 'auto' | 'f32' | 'f16';
   /** How the artifact keeps the classifier (default DEFAULT_CLASSIFIER_FORMAT). */
   classifier?: ClassifierFormat;
+  /** One smoothing vector per shared input (q|k|v, gate|up; default) or per linear; recorded in the manifest. */
+  smoothing?: SmoothingScope;
 }
 
 /**
@@ -75,6 +78,13 @@ function writeClassifier(writer: ArtifactWriter, source: ModelSource, format: Cl
   const q = quantizeClassifier(tensorRows(source.tensor(name)), format, (done) => bar.update(done));
   bar.finish();
   writer.addClassifier(format, q);
+}
+
+/** The request's smoothing scope, default filled in; anything else is a usage error. */
+export function requestedSmoothing(args: { smoothing?: string }): SmoothingScope {
+  const s = args.smoothing ?? DEFAULT_SMOOTHING_SCOPE;
+  if (!isSmoothingScope(s)) throw new UsageError(`smoothing ${JSON.stringify(s)} is not one of shared-input, per-linear`, 'use --smoothing shared (one m per shared input, the default) or --smoothing per-linear');
+  return s;
 }
 
 export interface QuantizeToArtifactOptions {
@@ -149,7 +159,10 @@ function requestedRank(args: QuantizeRequest): number | undefined {
 }
 
 function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
-  return { wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers };
+  return {
+    wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers,
+    smoothing: requestedSmoothing(args),
+  };
 }
 
 function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
@@ -175,7 +188,7 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
     const w0 = performance.now();
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}),
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args),
       calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
     }, result.layers, result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
     const end = performance.now();
@@ -242,7 +255,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         quantizeSeconds += (performance.now() - c0) / 1000;
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }),
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args),
           calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {

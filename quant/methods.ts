@@ -5,13 +5,16 @@
 //
 //   1. smoothing m (per input channel; x̃ = x / m, W̃ = W·diag(m); applied by the kernel) and the set O
 //      of "exact" input channels whose W̃ columns are not quantized but carried by the side path as
-//      one-hot L_A columns with the W̃ column as the matching L_B row;
+//      one-hot L_A columns with the W̃ column as the matching L_B row — decided once for all the
+//      linears reading one input (q|k|v, gate|up: planSmoothing over their stacked weights,
+//      quantizeLinearGroup), or per linear;
 //   2. per-channel RTN of W̃ over the other columns; E = W̃ − Q̂ with E[:, O] = 0 (carried exactly);
 //   3. for LoRC / L2QER / ASER: a rank-r reconstruction of E (quant/lowrank.ts) under the method's weighting;
 //   4. L_A = [reconstruction | one-hots], L_B = [reconstruction | W̃[:, O]ᵀ], stored f16 (balanced first).
 import { packW4 } from '../core/w4-layout.js';
 import { f16BitsToF32, f32ToF16Bits } from '../core/dtype.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
+import type { LinearInputStats } from './stats.js';
 import { matmul, matrix, type Mat } from './linalg.js';
 import {
   lowRankReconstruction, outputErrorSq, weightedResidualSq, type ErrorWeighting, type RankChoice,
@@ -20,12 +23,18 @@ import {
   dequantizeWeights, fakeQuantActivations, quantizeWeightsPerChannel, type WeightQuantization,
 } from './quantizers.js';
 import { effectiveRank, sidePathFlopsRatio } from './rank.js';
-import type { LinearInputStats } from './stats.js';
 import { QuantizeError } from './errors.js';
 import { aserSmoothing, columnAbsStats, llmInt4Smoothing, median, smoothQuantScales } from './smoothing.js';
 
 export const QUANT_METHODS = ['rtn', 'smoothquant', 'smoothquant-plus', 'llm-int4', 'lorc', 'l2qer', 'aser-noas', 'aser'] as const;
 export type QuantMethod = (typeof QUANT_METHODS)[number];
+
+/**
+ * Methods whose smoothing depends on the weights, so that deciding it per shared input or per linear
+ * gives different artifacts. (LLM.int4()'s smoothing and exact channels come from max|X_j| alone: the
+ * same either way; RTN, LoRC, L2QER and ASER w/o AS do not smooth.)
+ */
+export const SCOPE_SENSITIVE_METHODS: readonly QuantMethod[] = ['smoothquant', 'smoothquant-plus', 'aser'];
 
 /** Methods with a low-rank error reconstruction (they need `rank` or `alpha`). */
 export const LOW_RANK_METHODS: readonly QuantMethod[] = ['lorc', 'l2qer', 'aser-noas', 'aser'];
@@ -119,12 +128,18 @@ export interface QuantizeResult {
   diag: QuantDiagnostics;
 }
 
-/** What steps 1–2 of the pipeline decide: smoothing and exactly carried channels. */
-interface SmoothingPlan {
+/**
+ * What step 1 of the pipeline decides: smoothing and exactly carried channels. Shared by every linear
+ * of a shared-input group (planSmoothing), so the same `smooth` array may end up in several linears.
+ */
+export interface SmoothingPlan {
   smooth?: Float32Array;
   exact: number[];
   smoothAlpha?: number;
+  /** SmoothQuant+: the (group's) sampled error per grid point. */
   search?: Array<{ a: number; error: number }>;
+  /** Seconds spent deciding it. */
+  seconds: number;
 }
 
 const DEFAULT_SMOOTH_GRID = Array.from({ length: 21 }, (_, i) => i / 20);
@@ -175,10 +190,14 @@ export function simulateQuantizedOutput(
   return y;
 }
 
-function frobeniusDistance(a: Mat, b: Mat): number {
+function frobeniusDistanceSq(a: Mat, b: Mat): number {
   let s = 0;
   for (let i = 0; i < a.data.length; i++) s += (a.data[i]! - b.data[i]!) ** 2;
-  return Math.sqrt(s);
+  return s;
+}
+
+function frobeniusDistance(a: Mat, b: Mat): number {
+  return Math.sqrt(frobeniusDistanceSq(a, b));
 }
 
 function frobeniusNorm(a: Mat): number {
@@ -192,27 +211,38 @@ function referenceOutput(sample: { x: Float32Array; tokens: number }, w: Float32
   return matmul(matrix(sample.tokens, inF, Float64Array.from(sample.x)), matrix(out, inF, Float64Array.from(w)), { transB: true });
 }
 
-/** SmoothQuant+: a from the grid minimizing the sampled W4A{b} output error (weight-only error via H without a sample). */
-function searchSmoothQuantPlus(layer: LinearToQuantize, xMax: Float64Array, wMax: Float64Array, h: Mat, wBits: number, aBits: number, grid: readonly number[]): SmoothingPlan {
-  const { outFeatures: out, inFeatures: inF } = layer;
-  const sample = layer.stats.sample();
-  const yRef = sample.tokens > 0 ? referenceOutput(sample, layer.weight, out, inF) : undefined;
-  let best: SmoothingPlan | undefined;
+/**
+ * SmoothQuant+: a from the grid minimizing the sampled W4A{b} output error of every member together
+ * (‖[Y_q Y_k Y_v] − [Ŷ_q Ŷ_k Ŷ_v]‖_F for a shared input; weight-only error via H without a sample).
+ */
+function searchSmoothQuantPlus(
+  members: readonly LinearToQuantize[], stats: LinearInputStats, xMax: Float64Array, wMax: Float64Array, wBits: number, aBits: number, grid: readonly number[],
+): Omit<SmoothingPlan, 'seconds'> {
+  const inF = members[0]!.inFeatures;
+  const sample = stats.sample();
+  const yRefs = sample.tokens > 0 ? members.map((l) => referenceOutput(sample, l.weight, l.outFeatures, inF)) : undefined;
+  const h = yRefs ? undefined : stats.hessian();
+  let best: Omit<SmoothingPlan, 'seconds'> | undefined;
   let bestError = Infinity;
   const search: Array<{ a: number; error: number }> = [];
   for (const a of grid) {
     const smooth = smoothQuantScales(xMax, wMax, a);
-    const ws = scaledWeight(layer.weight, out, inF, smooth);
-    const quant = quantizeWeightsPerChannel(ws.data, out, inF, wBits);
-    const qhat = matrix(out, inF, dequantizeWeights(quant, out, inF));
-    let error: number;
-    if (yRef) {
-      const y = simulateQuantizedOutput(sample.x, sample.tokens, { inFeatures: inF, outFeatures: out, aBits, qhat, smooth, sideRank: 0 });
-      error = frobeniusDistance(y, yRef);
-    } else {
-      for (let i = 0; i < ws.data.length; i++) ws.data[i] -= qhat.data[i]!;
-      error = Math.sqrt(Math.max(0, outputErrorSq(ws, smoothHessianInPlace(matrix(inF, inF, Float64Array.from(h.data)), smooth))));
-    }
+    const hs = h ? smoothHessianInPlace(matrix(inF, inF, Float64Array.from(h.data)), smooth) : undefined;
+    let errorSq = 0;
+    members.forEach((layer, m) => {
+      const out = layer.outFeatures;
+      const ws = scaledWeight(layer.weight, out, inF, smooth);
+      const quant = quantizeWeightsPerChannel(ws.data, out, inF, wBits);
+      const qhat = matrix(out, inF, dequantizeWeights(quant, out, inF));
+      if (yRefs) {
+        const y = simulateQuantizedOutput(sample.x, sample.tokens, { inFeatures: inF, outFeatures: out, aBits, qhat, smooth, sideRank: 0 });
+        errorSq += frobeniusDistanceSq(y, yRefs[m]!);
+      } else {
+        for (let i = 0; i < ws.data.length; i++) ws.data[i] -= qhat.data[i]!;
+        errorSq += Math.max(0, outputErrorSq(ws, hs!));
+      }
+    });
+    const error = Math.sqrt(errorSq);
     search.push({ a, error });
     if (error < bestError) {
       bestError = error;
@@ -265,7 +295,7 @@ function balancedF16Factors(laT: Mat, lb: Mat, where: string): { la: Float32Arra
   return { la: la32, lb: lb32 };
 }
 
-function checkLayer(method: QuantMethod, layer: LinearToQuantize, opts: QuantizeOptions): string {
+function checkLayer(method: QuantMethod, layer: LinearToQuantize, opts: QuantizeOptions): void {
   const where = `${layer.name ?? 'linear'} (${method})`;
   const { outFeatures: out, inFeatures: inF } = layer;
   if (!QUANT_METHODS.includes(method)) throw new QuantizeError(`unknown method ${String(method)}; one of ${QUANT_METHODS.join(', ')}`);
@@ -277,57 +307,103 @@ function checkLayer(method: QuantMethod, layer: LinearToQuantize, opts: Quantize
   if ((opts.wBits ?? 4) !== 4) throw new QuantizeError(`${where}: only 4-bit weights are supported (the packed layout is int4), got ${opts.wBits}`);
   if (!isActivationBits(opts.aBits ?? 8)) throw new QuantizeError(`${where}: activation bits must be ${ACTIVATION_BITS_TEXT}, got ${opts.aBits}`);
   for (const v of layer.weight) if (!Number.isFinite(v)) throw new QuantizeError(`${where}: weight contains ${v}`);
-  return where;
 }
 
-/** Quantizes one linear layer with `method`. */
-export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opts: QuantizeOptions = {}): QuantizeResult {
+/**
+ * Step 1 for the linears that read one input (q|k|v or gate|up of a layer; or a single linear): one
+ * smoothing vector m and one exact channel set O for all of them, from that input's statistics and
+ * the column statistics of their weights stacked row-wise — as SmoothQuant does for q|k|v:
+ *   - SmoothQuant: s_j = max|X_j|^a / max_{rows of the stack}|W_j|^(1−a);
+ *   - SmoothQuant+: the a minimizing the members' summed sampled output error;
+ *   - ASER: O = the f channels with the largest x̄_j · w̄_j, w̄_j the mean |W_j| over the stacked rows,
+ *     and m from x̄ on O (activation statistics only). Each member then carries its own W̃[:, O]
+ *     columns exactly in its own side path;
+ *   - LLM.int4(): from max|X_j| alone, so it is the same either way.
+ * The members must share one LinearInputStats (the input's) and have the same width. The returned
+ * plan (and its `smooth` array) is the same object for every member.
+ */
+export function planSmoothing(method: QuantMethod, members: readonly LinearToQuantize[], opts: QuantizeOptions = {}): SmoothingPlan {
   const started = performance.now();
-  const timings: Record<string, number> = {};
-  let mark = started;
-  const lap = (phase: string) => {
-    const now = performance.now();
-    timings[phase] = (timings[phase] ?? 0) + (now - mark) / 1000;
-    mark = now;
-  };
-  const where = checkLayer(method, layer, opts);
-  const wBits = opts.wBits ?? 4;
-  const aBits = opts.aBits ?? 8;
-  const { outFeatures: out, inFeatures: inF } = layer;
-  const h = layer.stats.hessian();
-  const xMean = layer.stats.meanAbs();
-  const xMax = layer.stats.maxAbs();
-  const wCols = columnAbsStats(layer.weight, out, inF);
-  const lowRank = LOW_RANK_METHODS.includes(method);
-  let choice = lowRank ? rankChoice(method, opts) : undefined;
-  lap('stats');
-
-  // 1. smoothing and exactly carried channels
-  let plan: SmoothingPlan;
+  if (members.length === 0) throw new QuantizeError('planSmoothing: no linears given');
+  const first = members[0]!;
+  const inF = first.inFeatures;
+  for (const l of members) {
+    if (l.stats !== first.stats || l.inFeatures !== inF) {
+      throw new QuantizeError(`${l.name ?? 'linear'} and ${first.name ?? 'linear'} are smoothed together but do not read the same input (one calibration statistics object, one width)`);
+    }
+  }
+  const stats = first.stats;
+  let plan: Omit<SmoothingPlan, 'seconds'>;
   switch (method) {
     case 'smoothquant': {
       const a = opts.smoothAlpha ?? 0.5;
-      plan = { smooth: smoothQuantScales(xMax, wCols.maxAbs, a), exact: [], smoothAlpha: a };
+      const w = columnAbsStats(members.map((l) => ({ w: l.weight, out: l.outFeatures })), inF);
+      plan = { smooth: smoothQuantScales(stats.maxAbs(), w.maxAbs, a), exact: [], smoothAlpha: a };
       break;
     }
-    case 'smoothquant-plus':
-      plan = searchSmoothQuantPlus(layer, xMax, wCols.maxAbs, h, wBits, aBits, opts.smoothGrid ?? DEFAULT_SMOOTH_GRID);
+    case 'smoothquant-plus': {
+      const w = columnAbsStats(members.map((l) => ({ w: l.weight, out: l.outFeatures })), inF);
+      plan = searchSmoothQuantPlus(members, stats, stats.maxAbs(), w.maxAbs, opts.wBits ?? 4, opts.aBits ?? 8, opts.smoothGrid ?? DEFAULT_SMOOTH_GRID);
       break;
+    }
     case 'llm-int4': {
-      const { smooth, outliers } = llmInt4Smoothing(xMax, opts.outlierThreshold ?? 6.0);
+      const { smooth, outliers } = llmInt4Smoothing(stats.maxAbs(), opts.outlierThreshold ?? 6.0);
       plan = { smooth: outliers.length ? smooth : undefined, exact: outliers };
       break;
     }
     case 'aser': {
-      const { smooth, outliers } = aserSmoothing(xMean, wCols.meanAbs, resolveOutlierCount(opts.outliers, inF));
+      const w = columnAbsStats(members.map((l) => ({ w: l.weight, out: l.outFeatures })), inF);
+      const { smooth, outliers } = aserSmoothing(stats.meanAbs(), w.meanAbs, resolveOutlierCount(opts.outliers, inF));
       plan = { smooth: outliers.length ? smooth : undefined, exact: outliers };
       break;
     }
     default:
       plan = { exact: [] };
   }
+  return { ...plan, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Quantizes one linear layer with `method`, its smoothing decided from its own weight (per linear). */
+export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opts: QuantizeOptions = {}): QuantizeResult {
+  checkLayer(method, layer, opts);
+  return quantizeLinearWithPlan(method, layer, opts, planSmoothing(method, [layer], opts));
+}
+
+/**
+ * Quantizes the linears that read one input (q|k|v, gate|up; in order) under one smoothing plan
+ * (planSmoothing over their stacked weights): their `smooth` vectors are the same values bit for bit
+ * (or all absent), and each keeps its own quantized weight and its own low-rank side path, the SVD of
+ * its own error whitened under the shared M.
+ */
+export function quantizeLinearGroup(method: QuantMethod, layers: readonly LinearToQuantize[], opts: QuantizeOptions = {}): QuantizeResult[] {
+  for (const layer of layers) checkLayer(method, layer, opts);
+  const plan = planSmoothing(method, layers, opts);
+  const share = { ...plan, seconds: plan.seconds / layers.length };
+  return layers.map((layer) => quantizeLinearWithPlan(method, layer, opts, share));
+}
+
+/** Steps 2–4 for one linear under a given smoothing plan. */
+function quantizeLinearWithPlan(method: QuantMethod, layer: LinearToQuantize, opts: QuantizeOptions, plan: SmoothingPlan): QuantizeResult {
+  const started = performance.now() - plan.seconds * 1000;
+  const timings: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (phase: string) => {
+    const now = performance.now();
+    timings[phase] = (timings[phase] ?? 0) + (now - mark) / 1000;
+    mark = now;
+  };
+  const where = `${layer.name ?? 'linear'} (${method})`;
+  const wBits = opts.wBits ?? 4;
+  const aBits = opts.aBits ?? 8;
+  const { outFeatures: out, inFeatures: inF } = layer;
+  const h = layer.stats.hessian();
+  const xMean = layer.stats.meanAbs();
+  const lowRank = LOW_RANK_METHODS.includes(method);
+  let choice = lowRank ? rankChoice(method, opts) : undefined;
+  lap('stats');
+  timings.smoothing = plan.seconds;
+
   if (choice && 'rank' in choice && opts.rankIncludesOutliers) choice = { rank: Math.max(0, choice.rank - plan.exact.length) };
-  lap('smoothing');
 
   // 2. RTN of W̃ outside the exact channels; E = W̃ − Q̂ with exact columns zeroed
   const ws = scaledWeight(layer.weight, out, inF, plan.smooth);
@@ -383,7 +459,8 @@ export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opt
     wScale: quant.scale,
     rank: k,
   };
-  if (plan.smooth) linear.smooth = plan.smooth;
+  // each linear its own copy of a shared m (the same bits), so no consumer can change another's
+  if (plan.smooth) linear.smooth = Float32Array.from(plan.smooth);
   if (k > 0) {
     linear.la = la;
     linear.lb = lb;
@@ -413,7 +490,7 @@ export function quantizeLinear(method: QuantMethod, layer: LinearToQuantize, opt
     dampingUsed,
     outputErrorBefore: Math.sqrt(Math.max(0, errorSq)),
     outputErrorAfter: Math.sqrt(afterSq),
-    outliers: plan.exact,
+    outliers: [...plan.exact],
     activationOutlierRatio: xMean.reduce((a, b) => Math.max(a, b), 0) / Math.max(median(xMean), Number.MIN_VALUE),
     sideFlopsRatio: sidePathFlopsRatio(k, inF, out),
     seconds: 0,

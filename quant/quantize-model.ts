@@ -1,10 +1,12 @@
 // Quantizes every block linear of a model (core/model.ts BLOCK_LINEARS) with one method, from
 // calibration statistics, layer by layer: the CLI's `quantize` command is a thin wrapper around this.
+// By default the linears reading one input (q|k|v, gate|up) are smoothed together — one m per shared
+// input, so the runtime can quantize that input once — and `smoothing: 'per-linear'` gives each its own.
 import { readTensorF32 } from '../core/dtype.js';
 import { BLOCK_LINEARS, layerTensorName, type ModelSource } from '../core/model.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, SMOOTHING_SCOPES, type QuantizedLinear, type SmoothingScope } from '../core/quantized.js';
 import type { CalibrationStats } from './calibrate.js';
-import { quantizeLinear, type QuantDiagnostics, type QuantizeOptions, type QuantMethod } from './methods.js';
+import { quantizeLinearGroup, type LinearToQuantize, type QuantDiagnostics, type QuantizeOptions, type QuantMethod } from './methods.js';
 import { QuantizeError } from './errors.js';
 
 export interface ModelQuantization {
@@ -18,6 +20,8 @@ export interface QuantizeModelOptions extends QuantizeOptions {
   layers?: Iterable<number>;
   /** Called after each linear with its diagnostics. */
   onLinear?: (name: string, diag: QuantDiagnostics) => void;
+  /** One smoothing vector per shared input ('shared-input', default) or one per linear. */
+  smoothing?: SmoothingScope;
 }
 
 /** Module name of a block linear ("model.layers.{i}.{self_attn.q_proj|…}"). */
@@ -26,21 +30,30 @@ export function linearModuleName(layer: number, linear: string): string {
 }
 
 export function quantizeModel(source: ModelSource, stats: CalibrationStats, method: QuantMethod, options: QuantizeModelOptions = {}): ModelQuantization {
+  const smoothing = options.smoothing ?? DEFAULT_SMOOTHING_SCOPE;
+  if (!isSmoothingScope(smoothing)) throw new QuantizeError(`smoothing must be ${SMOOTHING_SCOPES.join(' or ')}, got ${JSON.stringify(smoothing)}`);
   const result: ModelQuantization = { layers: new Map(), diagnostics: new Map() };
   const layers = options.layers ? [...options.layers] : Array.from({ length: source.config.nLayers }, (_, i) => i);
+  // q|k|v, o, gate|up, down (BLOCK_LINEARS order kept): the groups smoothed together; one each per linear
+  const groups = smoothing === 'shared-input'
+    ? [...new Set(BLOCK_LINEARS.map((l) => l.input))].map((input) => BLOCK_LINEARS.filter((l) => l.input === input))
+    : BLOCK_LINEARS.map((l) => [l]);
   for (const layer of layers) {
-    for (const { name, input } of BLOCK_LINEARS) {
-      const module = linearModuleName(layer, name);
-      const ref = source.tensor(`${module}.weight`);
-      if (ref.shape.length !== 2) throw new QuantizeError(`${module}.weight has shape [${ref.shape}], expected [out, in]`);
-      const [outFeatures, inFeatures] = ref.shape as [number, number];
-      const bias = source.has(`${module}.bias`) ? readTensorF32(source.tensor(`${module}.bias`)) : undefined;
-      const { linear, diag } = quantizeLinear(method, {
-        name: module, weight: readTensorF32(ref), outFeatures, inFeatures, bias, stats: stats.require(layer, input),
-      }, options);
-      result.layers.set(module, linear);
-      result.diagnostics.set(module, diag);
-      options.onLinear?.(module, diag);
+    for (const group of groups) {
+      const members: LinearToQuantize[] = group.map(({ name, input }) => {
+        const module = linearModuleName(layer, name);
+        const ref = source.tensor(`${module}.weight`);
+        if (ref.shape.length !== 2) throw new QuantizeError(`${module}.weight has shape [${ref.shape}], expected [out, in]`);
+        const [outFeatures, inFeatures] = ref.shape as [number, number];
+        const bias = source.has(`${module}.bias`) ? readTensorF32(source.tensor(`${module}.bias`)) : undefined;
+        return { name: module, weight: readTensorF32(ref), outFeatures, inFeatures, bias, stats: stats.require(layer, input) };
+      });
+      quantizeLinearGroup(method, members, options).forEach(({ linear, diag }, i) => {
+        const module = members[i]!.name!;
+        result.layers.set(module, linear);
+        result.diagnostics.set(module, diag);
+        options.onLinear?.(module, diag);
+      });
     }
   }
   return result;

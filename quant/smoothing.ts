@@ -1,6 +1,8 @@
 // Step 1 of every method (quant/methods.ts): the per-input-channel smoothing m and the channels carried
 // exactly by the side path — SmoothQuant's migration scales, ASER's activation-smoothing outlier set,
-// LLM.int4()'s threshold channels — from calibration statistics and weight column statistics.
+// LLM.int4()'s threshold channels — from calibration statistics and weight column statistics. For the
+// linears of one shared input (q|k|v, gate|up) the column statistics are over their stacked rows, so
+// the group gets one m and one exact set (quant/methods.ts planSmoothing).
 
 export function median(values: ArrayLike<number>): number {
   const sorted = Float64Array.from(values as ArrayLike<number>).sort();
@@ -8,17 +10,26 @@ export function median(values: ArrayLike<number>): number {
   return n === 0 ? 0 : n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
 }
 
-export function columnAbsStats(w: Float32Array, out: number, inF: number): { maxAbs: Float64Array; meanAbs: Float64Array } {
+/**
+ * max_o |W[o, j]| and mean_o |W[o, j]| per input column j, over the rows of every given weight
+ * stacked ([W_q; W_k; W_v] for a shared input): the weight side of the smoothing statistics. One
+ * weight gives its own column statistics.
+ */
+export function columnAbsStats(weights: ReadonlyArray<{ w: Float32Array; out: number }>, inF: number): { maxAbs: Float64Array; meanAbs: Float64Array } {
   const maxAbs = new Float64Array(inF);
   const meanAbs = new Float64Array(inF);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0, row = o * inF; i < inF; i++) {
-      const a = Math.abs(w[row + i]!);
-      meanAbs[i] += a;
-      if (a > maxAbs[i]!) maxAbs[i] = a;
+  let rows = 0;
+  for (const { w, out } of weights) {
+    for (let o = 0; o < out; o++) {
+      for (let i = 0, row = o * inF; i < inF; i++) {
+        const a = Math.abs(w[row + i]!);
+        meanAbs[i] += a;
+        if (a > maxAbs[i]!) maxAbs[i] = a;
+      }
     }
+    rows += out;
   }
-  for (let i = 0; i < inF; i++) meanAbs[i] /= out;
+  for (let i = 0; i < inF; i++) meanAbs[i] /= rows;
   return { maxAbs, meanAbs };
 }
 

@@ -27,6 +27,7 @@ export const SOURCES = [
   { id: 'quantizeModel', file: 'bench/results/quantize-model.json', command: 'npm run bench -- quantize-model --methods aser,rtn' },
   { id: 'llama8b', file: 'bench/results/llama3-8b.json', command: 'npm run bench -- llama3-8b --steps fp,quantize,w4a8 --rank 32' },
   { id: 'sameOutputs', file: 'bench/results/same-outputs.json', command: 'npm run bench -- same-outputs --base 9eeee11 --tests' },
+  { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -377,7 +378,28 @@ function sameOutputs(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs };
+function smoothing(src, j) {
+  const s = j.settings ?? {};
+  const cols = [];
+  for (const a of j.abits ?? []) for (const d of j.datasets ?? []) cols.push([a, d]);
+  const rows = [];
+  for (const c of j.cells ?? []) if (!rows.some((r) => r.method === c.method && r.smoothing === c.smoothing)) rows.push(c);
+  const cell = (r, a, d) => j.cells.find((c) => c.method === r.method && c.smoothing === r.smoothing && c.abits === a && c.dataset === d);
+  return [
+    `## Smoothing per shared input vs per linear, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `The method table (eval/ppl-table.ts) with smoothing scopes ${(s.smoothing ?? []).join(' and ')}: \`shared-input\` decides one smoothing vector (and ASER's outlier set) for q|k|v and one for gate|up from their stacked weights, what lets the runtime quantize each input once; \`per-linear\` decides one per linear (format 1). Methods that do not smooth, or whose smoothing depends on the activations alone, appear once (their artifacts are the same under either scope).`,
+    '',
+    table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows.map((r) => [r.label, f(r.meanSideRank, 2), f(r.flopsPct, 2), ...cols.map(([a, d]) => f(cell(r, a, d)?.ppl, 4))])),
+    '',
+    j.caption ?? '',
+    '',
+    table(['method', 'W4A', 'dataset', 'shared-input ppl', 'per-linear ppl', 'shared − per-linear, %'], (j.deltas ?? []).map((d) => [d.method, d.abits, d.dataset, f(d.shared, 4), f(d.perLinear, 4), f(d.deltaPct, 2)])),
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

@@ -478,7 +478,7 @@ export function artifactTarget(): FuzzTarget<ArtifactInput> {
   const good = join(dir, 'good');
   writeArtifact(good, {
     source: { id: 'tiny', sha256: '0'.repeat(64), files: [{ name: 'tiny.bin', sha256: '0'.repeat(64), bytes: 1 }] },
-    method: 'aser', wBits: 4, aBits: 8, rank: 2, alpha: null, options: {}, calibration: null,
+    method: 'aser', wBits: 4, aBits: 8, rank: 2, alpha: null, options: {}, calibration: null, smoothing: 'shared-input',
   }, new Map([['model.layers.0.self_attn.q_proj', tinyLinear(1)], ['model.layers.1.mlp.down_proj', tinyLinear(2)]]));
   const manifestText = readFileSync(join(good, MANIFEST_FILE), 'utf8');
   const manifest = JSON.parse(manifestText) as unknown;

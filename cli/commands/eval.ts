@@ -15,7 +15,7 @@ import { reportCommand } from './eval-report.js';
 import { PplTableError } from '../../eval/errors.js';
 import {
   abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption,
-  rankOptions, sidePathSize, wbitsOption,
+  parseSmoothing, rankOptions, sidePathSize, wbitsOption,
 } from '../options.js';
 
 /** "a,b,c" -> ['a', 'b', 'c'] (empty items dropped). */
@@ -66,7 +66,7 @@ async function asUsage<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; sideWidth?: number; alpha?: number; outliers?: string }
+interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; sideWidth?: number; alpha?: number; outliers?: string; smoothing: string }
 
 /** --outliers N | auto. */
 function parseOutliers(v: string | undefined): number | 'auto' | undefined {
@@ -86,11 +86,16 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
       .options(abitsListOption)
       .options({ ...rankOptions, 'side-width': { ...rankOptions['side-width'], describe: `${rankOptions['side-width'].describe} (default 8: every low-rank method gets the same budget)` } })
       .options({ ...alphaOption, ...outliersOption })
-      .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table') as never,
+      .option('smoothing', { type: 'string', default: 'shared', describe: 'Comma list of smoothing scopes, shared and/or per-linear: the first for every method, a second adds rows for SmoothQuant, SmoothQuant+ and ASER' })
+      .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table')
+      .example('$0 eval ppl --methods fp,smoothquant,aser --datasets tinystories --smoothing shared,per-linear', 'one smoothing vector per shared input vs one per linear') as never,
   handler: async (args) => {
     const size = sidePathSize(args);
+    const smoothing = listOption(args.smoothing).map((s) => parseSmoothing(s));
+    if (smoothing.length === 0) throw new UsageError('--smoothing: give shared, per-linear or both');
     const table = await asUsage(() =>
       runPplTable({
+        smoothing,
         model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
         wbits: args.wbits, rank: size.rank, alpha: args.alpha, rankBudget: size.countsOutliers || size.rank === undefined ? 'side' : 'reconstruction', outliers: parseOutliers(args.outliers), protocol: args.protocol, ctx: args.ctx,
         maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,

@@ -12,6 +12,7 @@ import {
 import { openSession } from '../../node/session.js';
 import { loadDatasetText } from '../../loaders/datasets.js';
 import { perplexity } from '../../eval/ppl.js';
+import { readArtifactManifest } from '../../loaders/artifact-manifest.js';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
@@ -54,7 +55,7 @@ describe('runPplTable', () => {
     expect(md).toContain('first 6 windows of 64 tokens');
     const csv = formatPplTableCsv(t1).trim().split('\n');
     expect(csv).toHaveLength(1 + 6);
-    expect(csv.every((l) => l.split(',').length === 14)).toBe(true);
+    expect(csv.every((l) => l.split(',').length === 15)).toBe(true);
 
     const evalFiles = readdirSync(opts.cacheDir!).length;
     const log2: string[] = [];
@@ -74,7 +75,11 @@ describe('runPplTable', () => {
 
     const text = loadDatasetText('tinystories').text.slice(0, 40_000);
     for (const abits of [8, 6]) {
-      const artifact = pplCell(t1, 'aser', abits, 'tinystories')!.artifact!;
+      const cell = pplCell(t1, 'aser', abits, 'tinystories')!;
+      // the default artifact: one smoothing vector per shared input (q|k|v, gate|up), as the runtime groups them
+      expect(cell.smoothing).toBe('shared-input');
+      expect(readArtifactManifest(cell.artifact!).smoothing).toBe('shared-input');
+      const artifact = cell.artifact!;
       const ppl: Record<string, number> = {};
       for (const simulate of [false, true]) {
         const s = await openSession({ model: 'stories260k', artifact, simulate, maxSeqLen: 128 });
@@ -92,5 +97,6 @@ describe('runPplTable', () => {
     await expect(runPplTable({ ...opts, methods: ['fp', 'gptq'] })).rejects.toThrow(/unknown method "gptq"/);
     await expect(runPplTable({ ...opts, rank: 4, alpha: 0.1 })).rejects.toThrow(/rank or alpha, not both/);
     await expect(runPplTable({ ...opts, abits: [5] })).rejects.toThrow(/activation bits must be 8, 6 or 4/);
+    await expect(runPplTable({ ...opts, smoothing: ['stacked' as never] })).rejects.toThrow(/smoothing must be shared-input or per-linear, got "stacked"/);
   });
 });

@@ -29,7 +29,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const header: ArtifactHeader = {
   source: { id: 'synthetic', sha256: 'ab'.repeat(32), files: [{ name: 'model.bin', sha256: 'ab'.repeat(32), bytes: 123 }] },
   method: 'aser', wBits: 4, aBits: 8, rank: 4, alpha: null, options: { outliers: 2 },
-  calibration: { dataset: 'synthetic', samples: 2, seqLen: 40, seed: 7, tokens: 80 },
+  calibration: { dataset: 'synthetic', samples: 2, seqLen: 40, seed: 7, tokens: 80 }, smoothing: 'per-linear',
 };
 
 let layers: Map<string, QuantizedLinear>;
@@ -113,13 +113,17 @@ describe('artifact directory', () => {
     expect(() => readArtifact(dir)).toThrow(/layer-001\.safetensors: sha256 mismatch: manifest\.json says [0-9a-f]{64}, the file has/);
   });
 
-  it('a manifest of another format version is refused with a clear message', () => {
+  it('a manifest of a newer format version is refused with a clear one-line message', () => {
     const dir = freshArtifact('version');
     const path = join(dir, MANIFEST_FILE);
     const m = JSON.parse(readFileSync(path, 'utf8'));
     m.formatVersion = ARTIFACT_FORMAT_VERSION + 1;
     writeFileSync(path, JSON.stringify(m));
-    expect(() => readArtifact(dir)).toThrow(/artifact format version 3 is not supported: this build reads versions 1 and 2/);
+    expect(() => readArtifact(dir)).toThrow(new RegExp(`artifact format version ${ARTIFACT_FORMAT_VERSION + 1} is not supported: this build reads versions 1 and 2 .*; use the aser-webgpu that wrote it, or re-quantize the model with this build$`));
+    expect(() => readArtifact(dir)).not.toThrow(/\n/);
+    m.formatVersion = 0;
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifact(dir)).toThrow(/artifact format version 0 is not supported: this build reads versions 1 and 2 .*; re-quantize the model with this build$/);
     m.formatVersion = ARTIFACT_FORMAT_VERSION;
     m.format = 'something-else';
     writeFileSync(path, JSON.stringify(m));
@@ -161,6 +165,46 @@ describe('artifact directory', () => {
     m.classifier = { format: 'int3' };
     writeFileSync(path, JSON.stringify(m));
     expect(() => readArtifactManifest(f16)).toThrow(/classifier\.format must be one of f16, int8, int4/);
+  });
+
+  it('version 2 records the smoothing scope; a version-1 manifest loads as per-linear', () => {
+    expect(ARTIFACT_FORMAT_VERSION).toBe(2);
+    const dir = freshArtifact('smoothing-v2');
+    const path = join(dir, MANIFEST_FILE);
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    expect(m.formatVersion).toBe(2);
+    expect(m.smoothing).toBe('per-linear');
+    const shared = join(root, 'smoothing-shared');
+    // layers 0 and 1 hold no two linears of one input, so 'shared-input' holds trivially here
+    writeArtifact(shared, { ...header, smoothing: 'shared-input' }, layers, diagnostics);
+    expect(readArtifact(shared).manifest.smoothing).toBe('shared-input');
+    // a manifest as version 1 wrote it: no smoothing field
+    delete m.smoothing;
+    m.formatVersion = 1;
+    writeFileSync(path, JSON.stringify(m));
+    const v1 = readArtifact(dir, { expectModelHash: header.source.sha256 });
+    expect(v1.manifest.formatVersion).toBe(1);
+    expect(v1.manifest.smoothing).toBe('per-linear');
+    for (const [name, want] of layers) expect(v1.layers.get(name), name).toEqual(want);
+    // version 2 must say which
+    m.formatVersion = 2;
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(dir)).toThrow(/"smoothing" must be "shared-input" or "per-linear", got undefined/);
+    m.smoothing = 'shared';
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(dir)).toThrow(/"smoothing" must be "shared-input" or "per-linear", got "shared"/);
+  });
+
+  it("the writer refuses 'shared-input' when linears of one input carry different smoothing vectors", () => {
+    const q = layers.get('model.layers.0.self_attn.q_proj')!;
+    const k = { ...q, smooth: Float32Array.from(q.smooth!, (v, i) => (i === 5 ? v * 2 : v)) };
+    const group = new Map([['model.layers.0.self_attn.q_proj', q], ['model.layers.0.self_attn.k_proj', k]]);
+    expect(() => writeArtifact(join(root, 'bad-shared'), { ...header, smoothing: 'shared-input' }, group))
+      .toThrow(/smoothing "shared-input", but model\.layers\.0\.self_attn\.k_proj and model\.layers\.0\.self_attn\.q_proj read the same input with different smoothing vectors/);
+    expect(readdirSync(root).filter((f) => f.startsWith('.'))).toEqual([]);
+    writeArtifact(join(root, 'per-linear-ok'), header, group);
+    group.set('model.layers.0.self_attn.k_proj', { ...q, smooth: Float32Array.from(q.smooth!) });
+    writeArtifact(join(root, 'shared-ok'), { ...header, smoothing: 'shared-input' }, group);
   });
 
   it('a missing tensor file or manifest is refused, naming the file', () => {
