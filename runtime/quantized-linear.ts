@@ -20,14 +20,14 @@ import { createDenseLinear } from './dense-linear.js';
 import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { planBindGroup } from './plan-binding.js';
 import { ScratchPool } from './scratch-pool.js';
-import { sliceW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
+import { sliceW4Rows, stackW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
 import {
   actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
 import {
-  planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, type W4MatmulOptions,
-  type W4MatmulTiling,
+  planW4Matmul, rankCapacity, singleSegment, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, W4_MAX_SEGMENTS, type W4MatmulOptions,
+  type W4MatmulTiling, type W4Segment,
 } from '../kernels/w4a8_matmul.js';
 import { planVecAdd } from '../kernels/vec_add.js';
 import { LinearConfigError } from './errors.js';
@@ -146,10 +146,74 @@ interface Slice {
   params: GPUBuffer;
 }
 
+// ---------------------------------------------------------------- groups
+/**
+ * Why linears of one input cannot run as one group (one kernel A, one kernel B over their stacked
+ * rows), or undefined when they can: the contract with the quantizer is equal aBits and smoothing
+ * vectors that are bitwise identical or all absent (kernel A quantizes the shared input once).
+ */
+export function quantizedGroupConflict(qs: readonly QuantizedLinear[]): string | undefined {
+  if (qs.length < 1 || qs.length > W4_MAX_SEGMENTS) return `${qs.length} linears (a group holds 1..${W4_MAX_SEGMENTS})`;
+  const first = qs[0]!;
+  for (const q of qs) {
+    if (q.inFeatures !== first.inFeatures) return `inputs of ${q.inFeatures} and ${first.inFeatures} features`;
+    if (q.aBits !== first.aBits) return `activation bits ${q.aBits} and ${first.aBits}`;
+    if (!!q.smooth !== !!first.smooth) return 'smoothing on some linears only';
+    if (q.smooth && first.smooth) {
+      const a = new Uint32Array(q.smooth.buffer, q.smooth.byteOffset, q.smooth.length);
+      const b = new Uint32Array(first.smooth.buffer, first.smooth.byteOffset, first.smooth.length);
+      if (a.length !== b.length || a.some((v, i) => v !== b[i])) return 'different smoothing vectors';
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The linears of a group as one stacked layer: rows [Σ out] in order, L_A's columns side by side
+ * ([in, Σ rank]: kernel A computes every member's t in one pass), each member's L_B kept as its own
+ * [rank, out] block one after another (`lb` here is that flat list, not a [Σ rank, Σ out] matrix),
+ * and the segment table kernel B's epilogue reads them by.
+ */
+function stackGroup(qs: readonly QuantizedLinear[]): { q: QuantizedLinear; segments: W4Segment[] } {
+  if (qs.length === 1) return { q: qs[0]!, segments: singleSegment(qs[0]!.outFeatures, qs[0]!.rank) };
+  const K = qs[0]!.inFeatures;
+  const N = qs.reduce((n, q) => n + q.outFeatures, 0);
+  const R = qs.reduce((n, q) => n + q.rank, 0);
+  const wScale = new Float32Array(N);
+  const bias = qs.some((q) => q.bias) ? new Float32Array(N) : undefined;
+  const la = R ? new Float32Array(K * R) : undefined;
+  const lb = R ? new Float32Array(qs.reduce((n, q) => n + q.rank * q.outFeatures, 0)) : undefined;
+  const segments: W4Segment[] = [];
+  let row = 0, rankOffset = 0, lbOffset = 0;
+  for (const q of qs) {
+    wScale.set(q.wScale, row);
+    if (q.bias) bias!.set(q.bias, row);
+    for (let k = 0; k < K; k++) for (let j = 0; j < q.rank; j++) la![k * R + rankOffset + j] = q.la![k * q.rank + j]!;
+    if (q.rank) lb!.set(q.lb!, lbOffset);
+    segments.push({ rowStart: row, rows: q.outFeatures, rankOffset, rank: q.rank });
+    row += q.outFeatures;
+    rankOffset += q.rank;
+    lbOffset += q.rank * q.outFeatures;
+  }
+  const qweight = stackW4Rows(qs.map((q) => ({ words: q.qweight, outFeatures: q.outFeatures })), K);
+  return { q: { inFeatures: K, outFeatures: N, wBits: 4, aBits: qs[0]!.aBits, qweight, wScale, smooth: qs[0]!.smooth, rank: R, la, lb, bias }, segments };
+}
+
 // ---------------------------------------------------------------- the op
-export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: QuantizedLinear, opts: QuantizedLinearOptions): QuantizedLinearOp {
+/**
+ * A quantized linear, or a group of linears of one input (q|k|v, gate|up) run as one: kernel A
+ * quantizes the shared input once and starts every member's side path, kernel B runs over the
+ * stacked rows with a side-path segment per member (kernels/w4a8_matmul.wgsl). The group's output is
+ * the members' outputs side by side ([tokens, Σ out]). Groups run fused only.
+ */
+export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, linears: QuantizedLinear | readonly QuantizedLinear[], opts: QuantizedLinearOptions): QuantizedLinearOp {
   const label = opts.label;
-  validate(q, label);
+  const members = Array.isArray(linears) ? (linears as readonly QuantizedLinear[]) : [linears as QuantizedLinear];
+  for (const m of members) validate(m, label);
+  const conflict = quantizedGroupConflict(members);
+  if (conflict) throw new LinearConfigError(label, `cannot run as one group: ${conflict}`);
+  if (members.length > 1 && opts.fused === false) throw new LinearConfigError(label, 'a group of linears runs on the fused path only');
+  const { q, segments } = stackGroup(members);
   if (!gpu.features.packedDot4) throw new LinearConfigError(label, 'this adapter lacks WGSL packed_4x8_integer_dot_product (dot4I8Packed)');
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new LinearConfigError(label, `maxTokens = ${opts.maxTokens} must be a positive integer`);
   activationQmax(q.aBits);
@@ -177,7 +241,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const bOpts: W4MatmulOptions = { hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
   const planA = (tokens: number) => planActQuant({ tokens, inFeatures: K, rank: kernelRank }, aOpts);
   const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number) =>
-    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits }, bOpts);
+    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits, segments: fused ? segments : undefined }, bOpts);
   // Uniforms do not depend on the token count: plan them once, for the largest call.
   const coldA = planA(opts.maxTokens);
 

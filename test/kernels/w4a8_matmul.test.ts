@@ -15,6 +15,7 @@ import {
   f32Bits, firstMismatch, runQuantized, syntheticQuantizedLinear, tAbsScale, type SyntheticLayer,
 } from './quant-harness.js';
 import { LinearConfigError } from '../../runtime/errors.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
@@ -133,6 +134,84 @@ describe('quantized linear on the default adapter', () => {
     expect(mk({ aBits: 5 })).toThrow(LinearConfigError);
     expect(mk({ lb: new Float32Array(3) })).toThrow(/lb has 3 values/);
     expect(mk({ smooth: new Float32Array(40) })).toThrow(/smooth\[0\] = 0/);
+  });
+});
+
+// ---------------------------------------------------------------- groups (q|k|v, gate|up)
+interface GroupCase {
+  name: string;
+  tokens: number;
+  inF: number;
+  /** Members: output rows, rank, bias. */
+  members: Array<{ outF: number; rank: number; bias?: boolean }>;
+  smooth?: boolean;
+  aBits?: number;
+  opts?: Partial<QuantizedLinearOptions>;
+}
+
+/** A group against its members' references: the same x̃ quantized once, each member's rows with its own side path. */
+async function checkGroup(gpu: GpuContext, cache: PipelineCache, c: GroupCase, seed: number): Promise<void> {
+  const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth, aBits: c.aBits }, seed + 31 * i));
+  for (const q of qs) q.smooth = qs[0]!.smooth; // the grouping rule: one smoothing vector
+  const x = seededFloats(c.tokens * c.inF, seed + 100, 2);
+  const op = createQuantizedLinear(gpu, cache, qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
+  try {
+    const N = op.outFeatures;
+    expect(N).toBe(c.members.reduce((n, m) => n + m.outF, 0));
+    const got = await runQuantized(gpu, op, x, c.tokens);
+    const refs = qs.map((q) => quantizedLinearRef(q, x, c.tokens, op.lowRank));
+    expect(firstMismatch(got.xq, packActivationsRef(refs[0]!.xq, c.tokens, c.inF)), 'packed activations').toBe(-1);
+    expect(firstMismatch(f32Bits(got.sx), f32Bits(refs[0]!.sx)), 's_x bits').toBe(-1);
+    const acc = new Int32Array(c.tokens * N);
+    const y = new Float64Array(c.tokens * N);
+    const scale = new Float64Array(c.tokens * N);
+    let row = 0;
+    qs.forEach((q, i) => {
+      const r = refs[i]!;
+      for (let t = 0; t < c.tokens; t++) {
+        for (let o = 0; o < q.outFeatures; o++) {
+          acc[t * N + row + o] = r.acc[t * q.outFeatures + o]!;
+          y[t * N + row + o] = r.y[t * q.outFeatures + o]!;
+          scale[t * N + row + o] = r.scale[t * q.outFeatures + o]!;
+        }
+      }
+      row += q.outFeatures;
+    });
+    expect(firstMismatch(got.acc!, acc), 'int32 accumulators').toBe(-1);
+    let worst = 0;
+    for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(got.y[i]! - y[i]!) / (scale[i]! + 1e-30));
+    expect(worst, 'y').toBeLessThan(TOL);
+  } finally {
+    op.destroy();
+  }
+}
+
+const GROUP_CASES: GroupCase[] = [
+  // stories260K's q|k|v: 64 + 32 + 32 rows, workgroups aligned with the segments on CPU tilings.
+  { name: 'q|k|v gemv 1 token, ranks 5/0/9, smooth, bias on k', tokens: 1, inF: 64, members: [{ outF: 64, rank: 5 }, { outF: 32, rank: 0, bias: true }, { outF: 32, rank: 9 }], smooth: true },
+  // Segments of odd sizes: workgroups and GEMM tiles straddle them.
+  { name: 'gate|up gemv 2 tokens, 172 + 172 rows, ranks 7/3, A6', tokens: 2, inF: 64, members: [{ outF: 172, rank: 7 }, { outF: 172, rank: 3 }], aBits: 6 },
+  { name: 'straddling gemv, GPU tiling, ranks 1/20/4', tokens: 3, inF: 300, members: [{ outF: 13, rank: 1 }, { outF: 45, rank: 20, bias: true }, { outF: 7, rank: 4 }], smooth: true, opts: GPU_TILING },
+  { name: 'straddling gemm 70 tokens, ranks 17/0/5', tokens: 70, inF: 100, members: [{ outF: 30, rank: 17 }, { outF: 11, rank: 0 }, { outF: 40, rank: 5, bias: true }], smooth: true },
+  { name: 'gemm 9 tokens, GPU tiling, split weight (slices cross segments)', tokens: 9, inF: 40, members: [{ outF: 20, rank: 3 }, { outF: 30, rank: 6 }], opts: { ...GPU_TILING, maxSliceBytes: 13 * 2 * 16 } },
+  { name: 'gemv 1 token, rank 0 group', tokens: 1, inF: 64, members: [{ outF: 64, rank: 0 }, { outF: 32, rank: 0 }, { outF: 32, rank: 0 }] },
+];
+
+describe('quantized linear groups (one kernel A, one kernel B over stacked rows)', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(GROUP_CASES.map((c, i) => [`${c.name} (seed ${3000 + 7 * i})`, c, 3000 + 7 * i] as const))('%s', async (_n, c, seed) => {
+    await checkGroup(await testGpu(), await cache, c, seed);
+  });
+
+  it('refuses linears that do not share a quantized input', async () => {
+    const gpu = await testGpu();
+    const a = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 2, smooth: true }, 1);
+    const b = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 2, smooth: true }, 2);
+    const mk = (qs: QuantizedLinear[], fused?: boolean) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), qs, { label: 'blk.0.qkv', maxTokens: 4, fused });
+    expect(mk([a, b])).toThrow(/blk\.0\.qkv: cannot run as one group: different smoothing vectors/);
+    expect(mk([a, { ...b, smooth: undefined }])).toThrow(/smoothing on some linears only/);
+    expect(mk([a, { ...b, smooth: a.smooth, aBits: 6 }])).toThrow(/activation bits 6 and 8/);
+    expect(mk([a, { ...b, smooth: a.smooth }], false)).toThrow(/fused path only/);
   });
 });
 
