@@ -109,6 +109,8 @@ export interface W4MatmulShape {
 
 export interface W4MatmulOptions {
   hasBias: boolean;
+  /** The epilogue adds into y instead of storing (the residual add after o_proj / down_proj). */
+  residual?: boolean;
   /** L_B's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   /** Capacity of the GEMV's t vector in workgroup memory (≥ rank). */
@@ -172,6 +174,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
   const t = o.tiling;
   const defines = {
     HAS_BIAS: o.hasBias,
+    RESIDUAL: !!o.residual,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
     DEBUG_ACC: o.debugAcc,
@@ -189,6 +192,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
   };
   const flags = [
     o.hasBias ? 'bias' : '',
+    o.residual ? 'residual' : '',
     o.lowRank === 'none' ? '' : `lr${o.lowRank}`,
     o.debugAcc ? 'dbg' : '',
     entry === 'gemv' ? `r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,

@@ -5,6 +5,7 @@
 //   sx     f32 [tokens]                         bound for exactly `tokens` rows: tokens = arrayLength(&sx)
 //   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the core/w4-layout.ts layout
 //   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
+//          (RESIDUAL: y += the result, the residual add of o_proj / down_proj into the stream x)
 //   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
 //   lb     per side-path segment s, [rank_s][rows_s] at lb_off_s (f16 with LR_F16, else f32)
 // Side-path segments: a layer may stack the rows of several linears that share one input (q|k|v,
@@ -118,7 +119,11 @@ fn store(tok: u32, o: u32, acc16: i32, side: f32) {
 #ifdef HAS_BIAS
   v += bias[col];
 #endif
+#ifdef RESIDUAL
+  y[tok * p.out_total + col] += v;
+#else
   y[tok * p.out_total + col] = v;
+#endif
 #ifdef DEBUG_ACC
   acc_dbg[tok * p.out_total + col] = acc;
 #endif

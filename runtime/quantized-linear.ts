@@ -11,13 +11,13 @@
 // the largest layer serves all of them.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
-import type { LinearOp } from './linear.js';
+import type { LinearFusion, LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBufferFrom, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
-import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
+import { BindGroupCache, bufferId, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { planBindGroup } from './plan-binding.js';
 import { ScratchPool } from './scratch-pool.js';
 import { sliceW4Rows, stackW4Rows, w4Blocks, w4WordCount, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
@@ -63,6 +63,8 @@ export interface QuantizedLinearDebug {
   tpart?: GPUBuffer;
   /** i32 [tokens, out] exact accumulators (opts.debugAcc). */
   acc?: GPUBuffer;
+  /** f32 [tokens]: the rstd kernel A normed with (the last encodeFused with a norm). */
+  rstd: GPUBuffer;
   wordsPerRow: number;
   rankPad: number;
   splits(tokens: number): number;
@@ -85,7 +87,7 @@ export interface QuantizedLinearOp extends LinearOp {
 
 // ---------------------------------------------------------------- scratch
 /** The pool's buffers a quantized linear uses; t and y2 only on the unfused path (dense side-path outputs). */
-export type QuantizedScratchName = 'xq' | 'sx' | 'tpart' | 't' | 'y2';
+export type QuantizedScratchName = 'xq' | 'sx' | 'tpart' | 't' | 'y2' | 'rstd';
 
 /** Label prefix of the scratch buffers (`quantized-linear/scratch/xq`, …). */
 export const QUANTIZED_SCRATCH_LABEL = 'quantized-linear/scratch';
@@ -107,6 +109,7 @@ export function quantizedLinearScratch(
     sx: stub(k.sx),
     tpart: stub(k.tpart),
     t: stub(s.maxTokens * unfusedRank * 4),
+    rstd: stub(s.fused ? s.maxTokens * 4 : 0),
     y2: stub(unfusedRank > 0 ? s.maxTokens * s.outFeatures * 4 : 0),
   };
 }
@@ -239,9 +242,11 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   const lrActive: LowRankFormat = fused ? lowRank : 'none';
   const aOpts: ActQuantOptions = { aBits: q.aBits, smooth: !!q.smooth, lowRank: lrActive, subgroups: gpu.features.subgroups, tiling: aTiling, maxWorkgroupsPerDim: maxPerDim };
   const bOpts: W4MatmulOptions = { hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
-  const planA = (tokens: number) => planActQuant({ tokens, inFeatures: K, rank: kernelRank }, aOpts);
-  const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number) =>
-    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits, segments: fused ? segments : undefined }, bOpts);
+  // `f` (encodeFused): the RMSNorm before the linear in kernel A, the residual add in kernel B's epilogue.
+  const planA = (tokens: number, f: LinearFusion = {}) =>
+    planActQuant({ tokens, inFeatures: K, rank: kernelRank, eps: f.norm?.eps }, { ...aOpts, norm: !!f.norm });
+  const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number, f: LinearFusion = {}) =>
+    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits, segments: fused ? segments : undefined }, { ...bOpts, residual: !!f.residual });
   // Uniforms do not depend on the token count: plan them once, for the largest call.
   const coldA = planA(opts.maxTokens);
 
@@ -266,6 +271,17 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   const invSmooth = q.smooth ? inverseSmoothing(q.smooth) : undefined;
   const invSmoothBuf = invSmooth ? own(uploadBuffer(device, invSmooth, `${label}/invSmooth`)) : undefined;
   const aParams = own(uniformBufferFrom(device, coldA.uniforms, `${label}/act_quant/params`));
+  // Kernel A's uniforms with a norm's epsilon, one buffer per epsilon seen (a model has one).
+  const aParamsNorm = new Map<number, GPUBuffer>();
+  const aParamsFor = (f: LinearFusion): GPUBuffer => {
+    if (!f.norm) return aParams;
+    let b = aParamsNorm.get(f.norm.eps);
+    if (!b) {
+      aParamsNorm.set(f.norm.eps, (b = own(uniformBufferFrom(device, planA(opts.maxTokens, f).uniforms, `${label}/act_quant_norm/params`))));
+      byteSize += b.size;
+    }
+    return b;
+  };
   const accDbg = opts.debugAcc ? own(createBuffer(device, opts.maxTokens * N * 4, `${label}/acc_dbg`)) : undefined;
 
   // Side path: fused keeps L_A regrouped for kernel A and L_B [r, out] for the epilogue; unfused runs
@@ -312,21 +328,23 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
     bindGroup: GPUBindGroup;
     workgroups: [number, number, number];
   }
-  const bindGroups = new BindGroupCache<Step[]>();
+  // Bind groups per fusion (none, norm weight, residual) and then per (x, y, tokens).
+  const bindGroups = new Map<string, BindGroupCache<Step[]>>();
+  const fusionKey = (f: LinearFusion) => `${f.norm ? `${bufferId(f.norm.weight)}:${f.norm.eps}` : '-'}|${f.residual ? 'r' : '-'}`;
   let generation = -1;
 
   const rowBytes = 4 * Math.max(K, N, wordsPerRow);
-  const build = (x: GPUBuffer, y: GPUBuffer, tokens: number): Step[] => {
+  const build = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion): Step[] => {
     const s = scratch();
     const steps: Step[] = [];
     const chunks = tokenChunks(tokens, rowBytes, maxBinding);
-    for (const c of chunks) steps.push(...buildChunk(s, x, y, c));
+    for (const c of chunks) steps.push(...buildChunk(s, x, y, c, f));
     return steps;
   };
 
-  const buildChunk = (s: Readonly<Record<QuantizedScratchName, GPUBuffer>>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk): Step[] => {
+  const buildChunk = (s: Readonly<Record<QuantizedScratchName, GPUBuffer>>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk, f: LinearFusion): Step[] => {
     const steps: Step[] = [];
-    const a = planA(c.count);
+    const a = planA(c.count, f);
     // Scratch is bound from offset 0 for every chunk: chunks run one after another in the pass. Kernel
     // B reads the ranges kernel A wrote.
     const xq = { buffer: s.xq, offset: 0, size: a.buffers.xq };
@@ -337,19 +355,21 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
       stage: 'act_quant',
       pipeline: aPipeline,
       bindGroup: planBindGroup(device, aPipeline, a, {
-        params: { buffer: aParams },
+        params: { buffer: aParamsFor(f) },
         x: { buffer: x, offset: c.t0 * K * 4, size: a.buffers.x },
         xq,
         sx,
         inv_m: invSmoothBuf && { buffer: invSmoothBuf },
         la: laBuf && { buffer: laBuf },
         tpart,
+        norm_w: f.norm && { buffer: f.norm.weight },
+        rstd: { buffer: s.rstd, offset: 0, size: Math.max(4, a.buffers.rstd) },
       }, `${label}/act_quant`),
       workgroups: a.workgroups,
     });
 
     for (const sl of slices) {
-      const b = planB(c.count, sl, a.splits);
+      const b = planB(c.count, sl, a.splits, f);
       const bPipeline = pipeline(b.spec);
       steps.push({
         stage: 'matmul',
@@ -396,14 +416,17 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
     }
   };
 
-  const prepare = (x: GPUBuffer, y: GPUBuffer, tokens: number): Step[] => {
+  const prepare = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion = {}): Step[] => {
     checkActivationBuffers(label, x, y, tokens, K, N, opts.maxTokens);
     if (generation !== pool.generation) {
       bindGroups.clear();
       addSteps.clear();
       generation = pool.generation;
     }
-    return bindGroups.get(x, y, tokens, () => build(x, y, tokens));
+    const key = fusionKey(f);
+    let groups = bindGroups.get(key);
+    if (!groups) bindGroups.set(key, (groups = new BindGroupCache<Step[]>()));
+    return groups.get(x, y, tokens, () => build(x, y, tokens, f));
   };
   const encodeSide = (pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number) => {
     if (!denseA || !denseB) return;
@@ -433,6 +456,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
         sx: s.sx,
         tpart: fused && rank > 0 ? s.tpart : undefined,
         acc: accDbg,
+        rstd: s.rstd,
         wordsPerRow,
         rankPad,
         splits: (tokens) => actQuantSplits(tokens, K, aTiling),
@@ -442,6 +466,9 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
       run(pass, prepare(x, y, tokens));
       encodeSide(pass, x, y, tokens);
     },
+    encodeFused: fused
+      ? (pass, x, y, tokens, f) => run(pass, prepare(x, y, tokens, f))
+      : undefined,
     encodeStage(pass, x, y, tokens, stage) {
       const steps = prepare(x, y, tokens);
       if (stage === 'side') encodeSide(pass, x, y, tokens);

@@ -215,6 +215,74 @@ describe('quantized linear groups (one kernel A, one kernel B over stacked rows)
   });
 });
 
+// ---------------------------------------------------------------- fused block edges
+// The RMSNorm before a linear in kernel A (x is the residual stream) and the residual add in kernel
+// B's epilogue (y += …). rstd is a sum of squares in another order than the CPU's f64 (and
+// inverseSqrt may be off by 2 ULP): it is checked to RSTD_TOL, and the integer parts bit for bit
+// against the reference quantizing with the kernel's rstd.
+const RSTD_TOL = 1e-5;
+
+interface FusedCase { name: string; tokens: number; inF: number; members: Array<{ outF: number; rank: number; bias?: boolean }>; smooth?: boolean; norm: boolean; residual: boolean; opts?: Partial<QuantizedLinearOptions> }
+
+async function checkFused(gpu: GpuContext, cache: PipelineCache, c: FusedCase, seed: number): Promise<void> {
+  const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth }, seed + 31 * i));
+  for (const q of qs) q.smooth = qs[0]!.smooth;
+  const x = seededFloats(c.tokens * c.inF, seed + 100, 3);
+  const weight = seededFloats(c.inF, seed + 200, 1).map((v) => 0.5 + v);
+  const eps = 1e-5;
+  const op = createQuantizedLinear(gpu, cache, qs.length === 1 ? qs[0]! : qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
+  try {
+    const N = op.outFeatures;
+    const y0 = c.residual ? seededFloats(c.tokens * N, seed + 300, 4) : undefined;
+    const got = await runQuantized(gpu, op, x, c.tokens, { norm: c.norm ? { weight, eps } : undefined, residual: c.residual, y0 });
+    // The linears' input as the reference sees it: x normed with the kernel's rstd (or x itself).
+    let xin = x;
+    if (c.norm) {
+      const exact = actQuantRef(x, c.tokens, c.inF, { aBits: 8, norm: { weight, eps } }).rstd;
+      for (let t = 0; t < c.tokens; t++) expect(Math.abs(got.rstd![t]! - exact[t]!) / exact[t]!, `rstd[${t}]`).toBeLessThan(RSTD_TOL);
+      xin = new Float32Array(x.length);
+      for (let t = 0; t < c.tokens; t++) for (let k = 0; k < c.inF; k++) xin[t * c.inF + k] = Math.fround(Math.fround(x[t * c.inF + k]! * got.rstd![t]!) * weight[k]!);
+      // and kernel A's own reference path with the kernel's rstd gives the same integers
+      const a = actQuantRef(x, c.tokens, c.inF, { aBits: 8, invSmooth: qs[0]!.smooth ? inverseSmoothing(qs[0]!.smooth) : undefined, norm: { weight, eps, rstd: got.rstd } });
+      expect(firstMismatch(got.xq, packActivationsRef(a.xq, c.tokens, c.inF)), 'packed activations (norm ref)').toBe(-1);
+    }
+    const refs = qs.map((q) => quantizedLinearRef(q, xin, c.tokens, op.lowRank));
+    expect(firstMismatch(got.xq, packActivationsRef(refs[0]!.xq, c.tokens, c.inF)), 'packed activations').toBe(-1);
+    expect(firstMismatch(f32Bits(got.sx), f32Bits(refs[0]!.sx)), 's_x bits').toBe(-1);
+    let row = 0, worst = 0;
+    qs.forEach((q, i) => {
+      const r = refs[i]!;
+      for (let t = 0; t < c.tokens; t++) {
+        for (let o = 0; o < q.outFeatures; o++) {
+          const j = t * N + row + o;
+          expect(got.acc![j], `acc[${t}, ${row + o}]`).toBe(r.acc[t * q.outFeatures + o]);
+          const base = y0 ? y0[j]! : 0;
+          worst = Math.max(worst, Math.abs(got.y[j]! - base - r.y[t * q.outFeatures + o]!) / (r.scale[t * q.outFeatures + o]! + Math.abs(base) + 1e-30));
+        }
+      }
+      row += q.outFeatures;
+    });
+    expect(worst, 'y').toBeLessThan(TOL);
+  } finally {
+    op.destroy();
+  }
+}
+
+const FUSED_CASES: FusedCase[] = [
+  { name: 'norm in kernel A, q|k|v group gemv, smooth', tokens: 1, inF: 64, members: [{ outF: 64, rank: 3 }, { outF: 32, rank: 0 }, { outF: 32, rank: 5 }], smooth: true, norm: true, residual: false },
+  { name: 'norm in kernel A, gemm 37 tokens, in 300, GPU tiling', tokens: 37, inF: 300, members: [{ outF: 50, rank: 7, bias: true }], norm: true, residual: false, opts: GPU_TILING },
+  { name: 'residual epilogue gemv 2 tokens, bias', tokens: 2, inF: 172, members: [{ outF: 64, rank: 6, bias: true }], smooth: true, norm: false, residual: true },
+  { name: 'residual epilogue gemm 70 tokens, GPU tiling', tokens: 70, inF: 64, members: [{ outF: 45, rank: 4 }], norm: false, residual: true, opts: GPU_TILING },
+  { name: 'norm and residual, gemv 1 token, GPU tiling', tokens: 1, inF: 1000, members: [{ outF: 40, rank: 9 }], smooth: true, norm: true, residual: true, opts: GPU_TILING },
+];
+
+describe('quantized linear with the block edges fused (RMSNorm in kernel A, residual add in kernel B)', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(FUSED_CASES.map((c, i) => [`${c.name} (seed ${5000 + 13 * i})`, c, 5000 + 13 * i] as const))('%s', async (_n, c, seed) => {
+    await checkFused(await testGpu(), await cache, c, seed);
+  });
+});
+
 describe('quantized linear without subgroups and shader-f16', () => {
   let bare: Promise<GpuContext> | undefined;
   const open = () => (bare ??= openNodeDevice({ disable: ['shader-f16', 'subgroups'] }));
