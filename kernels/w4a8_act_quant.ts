@@ -69,6 +69,8 @@ export interface ActQuantOptions {
   smooth: boolean;
   /** The RMSNorm before the linear runs in this kernel (x is the residual stream; binds norm_w and rstd). */
   norm?: boolean;
+  /** x is gate|up [tokens, 2·in] and the input silu(gate)·up (the SwiGLU before down_proj); not with norm. */
+  swiglu?: boolean;
   /** L_A's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   subgroups: boolean;
@@ -86,6 +88,7 @@ export type ActQuantPlan = SizedKernelPlan<ActQuantBinding> & {
 
 export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan {
   const lowRank = s.rank > 0;
+  if (o.norm && o.swiglu) throw new RangeError('planActQuant: an input is either normed or a SwiGLU, not both');
   if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planActQuant: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
   const splits = actQuantSplits(s.tokens, s.inFeatures, o.tiling);
   const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank, norm_w: !!o.norm, rstd: !!o.norm };
@@ -105,11 +108,11 @@ export function paddedRank(rank: number, t: ActQuantTiling): number {
 }
 
 /** The bytes planActQuant binds (its `buffers`), without the spec: what memory plans and scratch pools size. */
-export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling' | 'norm'>): ActQuantBuffers {
+export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling' | 'norm' | 'swiglu'>): ActQuantBuffers {
   const lowRank = s.rank > 0 && o.lowRank !== 'none';
   const rankPad = paddedRank(s.rank, o.tiling);
   return {
-    x: s.tokens * s.inFeatures * 4,
+    x: s.tokens * s.inFeatures * 4 * (o.swiglu ? 2 : 1),
     xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
     sx: s.tokens * 4,
     inv_m: o.smooth ? s.inFeatures * 4 : 0,
@@ -140,11 +143,12 @@ function actQuantSpec(o: ActQuantOptions): KernelSpec {
     QMAX: activationQmax(o.aBits),
     SMOOTH: o.smooth,
     NORM: !!o.norm,
+    SWIGLU: !!o.swiglu,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
     SUBGROUPS: o.subgroups,
   };
-  const flags = [`a${o.aBits}`, o.norm ? 'norm' : '', o.smooth ? 'smooth' : '', o.lowRank === 'none' ? '' : `lr${o.lowRank}`, o.subgroups ? 'sg' : '', `wg${o.tiling.wg}`];
+  const flags = [`a${o.aBits}`, o.norm ? 'norm' : '', o.swiglu ? 'swiglu' : '', o.smooth ? 'smooth' : '', o.lowRank === 'none' ? '' : `lr${o.lowRank}`, o.subgroups ? 'sg' : '', `wg${o.tiling.wg}`];
   return { shader: 'w4a8_act_quant.wgsl', entryPoint: 'main', defines, label: `w4a8_act_quant_${flags.filter(Boolean).join('_')}` };
 }
 

@@ -5,6 +5,9 @@
 //          and the linear's input is x · rstd · norm_w with rstd = inverseSqrt(mean(x²) + eps), the
 //          same products in the same order as kernels/rmsnorm.wgsl (x̃ = that · inv_m with SMOOTH)
 //   rstd   f32 [tokens], NORM only: each row's rstd as used (the CPU reference quantizes with it)
+// SWIGLU: x is gate|up f32 [tokens, 2·K] (gate then up per row, the fused gate|up output) and the
+//          linear's input is silu(gate) · up (silu_mul.wgsl, as the swiglu kernel computes it): down_proj
+//          quantizes act without it being written.
 //   xq     u32 [tokens, 8·ceil(K/32)]          int8 lanes, 4 per word in k order, zero past K (QMAX ≤ 127)
 //   sx     f32 [tokens]                        s_x = RN(absmax / QMAX); 0 for an all-zero row
 //   la     [chunks][K][RC] (f16 with LR_F16, else f32), HAS_LR only: L_A regrouped in RC-column chunks,
@@ -62,6 +65,7 @@ var<workgroup> row_max_bits: atomic<u32>;
 var<workgroup> red: array<vec4<f32>, WG * (RC / 4)>;
 #endif
 
+#include "silu_mul.wgsl"
 #include "smoothed_input.wgsl"
 
 #include "div_rn.wgsl"
@@ -78,7 +82,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let t = wid.y + wid.z * nwg.y;
   if (t >= arrayLength(&sx)) { return; }
   let K = p.in_features;
+#ifdef SWIGLU
+  let base = t * 2u * K;
+#else
   let base = t * K;
+#endif
 
 #ifdef NORM
   // 0. RMSNorm: mean of x² over the whole row (every split reads it), fixed-order tree reduction.

@@ -12,6 +12,8 @@ export interface LinearFusion {
   norm?: { weight: GPUBuffer; eps: number };
   /** The residual add after it: y += x·Wᵀ (y is the residual stream) instead of y = x·Wᵀ. */
   residual?: boolean;
+  /** The SwiGLU before it: `x` is gate|up [tokens, 2·in] (gate then up per row), the input silu(gate)·up. */
+  swiglu?: boolean;
 }
 
 export interface LinearOp {

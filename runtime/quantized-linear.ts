@@ -244,7 +244,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   const bOpts: W4MatmulOptions = { hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
   // `f` (encodeFused): the RMSNorm before the linear in kernel A, the residual add in kernel B's epilogue.
   const planA = (tokens: number, f: LinearFusion = {}) =>
-    planActQuant({ tokens, inFeatures: K, rank: kernelRank, eps: f.norm?.eps }, { ...aOpts, norm: !!f.norm });
+    planActQuant({ tokens, inFeatures: K, rank: kernelRank, eps: f.norm?.eps }, { ...aOpts, norm: !!f.norm, swiglu: !!f.swiglu });
   const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number, f: LinearFusion = {}) =>
     planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits, segments: fused ? segments : undefined }, { ...bOpts, residual: !!f.residual });
   // Uniforms do not depend on the token count: plan them once, for the largest call.
@@ -330,14 +330,14 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   }
   // Bind groups per fusion (none, norm weight, residual) and then per (x, y, tokens).
   const bindGroups = new Map<string, BindGroupCache<Step[]>>();
-  const fusionKey = (f: LinearFusion) => `${f.norm ? `${bufferId(f.norm.weight)}:${f.norm.eps}` : '-'}|${f.residual ? 'r' : '-'}`;
+  const fusionKey = (f: LinearFusion) => `${f.norm ? `${bufferId(f.norm.weight)}:${f.norm.eps}` : '-'}|${f.residual ? 'r' : '-'}|${f.swiglu ? 's' : '-'}`;
   let generation = -1;
 
   const rowBytes = 4 * Math.max(K, N, wordsPerRow);
   const build = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion): Step[] => {
     const s = scratch();
     const steps: Step[] = [];
-    const chunks = tokenChunks(tokens, rowBytes, maxBinding);
+    const chunks = tokenChunks(tokens, f.swiglu ? Math.max(rowBytes, 8 * K) : rowBytes, maxBinding);
     for (const c of chunks) steps.push(...buildChunk(s, x, y, c, f));
     return steps;
   };
@@ -356,7 +356,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
       pipeline: aPipeline,
       bindGroup: planBindGroup(device, aPipeline, a, {
         params: { buffer: aParamsFor(f) },
-        x: { buffer: x, offset: c.t0 * K * 4, size: a.buffers.x },
+        x: { buffer: x, offset: c.t0 * K * 4 * (f.swiglu ? 2 : 1), size: a.buffers.x },
         xq,
         sx,
         inv_m: invSmoothBuf && { buffer: invSmoothBuf },
@@ -417,7 +417,8 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   };
 
   const prepare = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion = {}): Step[] => {
-    checkActivationBuffers(label, x, y, tokens, K, N, opts.maxTokens);
+    checkActivationBuffers(label, x, y, tokens, f.swiglu ? 2 * K : K, N, opts.maxTokens);
+    if (f.norm && f.swiglu) throw new LinearConfigError(label, 'an input is either normed or a SwiGLU, not both');
     if (generation !== pool.generation) {
       bindGroups.clear();
       addSteps.clear();

@@ -52,7 +52,7 @@ export interface QuantRun {
  */
 export async function runQuantized(
   gpu: GpuContext, op: QuantizedLinearOp, x: Float32Array, tokens: number,
-  fused?: { norm?: { weight: Float32Array; eps: number }; residual?: boolean; y0?: Float32Array },
+  fused?: { norm?: { weight: Float32Array; eps: number }; residual?: boolean; swiglu?: boolean; y0?: Float32Array },
 ): Promise<QuantRun> {
   const { device } = gpu;
   const xb = uploadBuffer(device, x, 'test/x');
@@ -62,7 +62,7 @@ export async function runQuantized(
     device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    if (fused) op.encodeFused!(pass, xb, yb, tokens, { norm: fused.norm && { weight: wb!, eps: fused.norm.eps }, residual: fused.residual });
+    if (fused) op.encodeFused!(pass, xb, yb, tokens, { norm: fused.norm && { weight: wb!, eps: fused.norm.eps }, residual: fused.residual, swiglu: fused.swiglu });
     else op.encode(pass, xb, yb, tokens);
     pass.end();
     device.queue.submit([enc.finish()]);

@@ -16,6 +16,8 @@ import {
 } from './quant-harness.js';
 import { LinearConfigError } from '../../runtime/errors.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
+import { planSwiglu } from '../../kernels/swiglu.js';
+import { runPlan } from './run-plan.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
@@ -216,27 +218,32 @@ describe('quantized linear groups (one kernel A, one kernel B over stacked rows)
 });
 
 // ---------------------------------------------------------------- fused block edges
-// The RMSNorm before a linear in kernel A (x is the residual stream) and the residual add in kernel
-// B's epilogue (y += …). rstd is a sum of squares in another order than the CPU's f64 (and
+// The RMSNorm before a linear in kernel A (x is the residual stream), the SwiGLU before down_proj in
+// kernel A (x is gate|up), and the residual add in kernel B's epilogue (y += …). rstd is a sum of squares in another order than the CPU's f64 (and
 // inverseSqrt may be off by 2 ULP): it is checked to RSTD_TOL, and the integer parts bit for bit
 // against the reference quantizing with the kernel's rstd.
 const RSTD_TOL = 1e-5;
 
-interface FusedCase { name: string; tokens: number; inF: number; members: Array<{ outF: number; rank: number; bias?: boolean }>; smooth?: boolean; norm: boolean; residual: boolean; opts?: Partial<QuantizedLinearOptions> }
+interface FusedCase { name: string; tokens: number; inF: number; members: Array<{ outF: number; rank: number; bias?: boolean }>; smooth?: boolean; norm: boolean; residual: boolean; swiglu?: boolean; opts?: Partial<QuantizedLinearOptions> }
 
 async function checkFused(gpu: GpuContext, cache: PipelineCache, c: FusedCase, seed: number): Promise<void> {
   const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth }, seed + 31 * i));
   for (const q of qs) q.smooth = qs[0]!.smooth;
-  const x = seededFloats(c.tokens * c.inF, seed + 100, 3);
+  const x = seededFloats(c.tokens * c.inF * (c.swiglu ? 2 : 1), seed + 100, 3);
   const weight = seededFloats(c.inF, seed + 200, 1).map((v) => 0.5 + v);
   const eps = 1e-5;
   const op = createQuantizedLinear(gpu, cache, qs.length === 1 ? qs[0]! : qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
   try {
     const N = op.outFeatures;
     const y0 = c.residual ? seededFloats(c.tokens * N, seed + 300, 4) : undefined;
-    const got = await runQuantized(gpu, op, x, c.tokens, { norm: c.norm ? { weight, eps } : undefined, residual: c.residual, y0 });
-    // The linears' input as the reference sees it: x normed with the kernel's rstd (or x itself).
+    const got = await runQuantized(gpu, op, x, c.tokens, { norm: c.norm ? { weight, eps } : undefined, residual: c.residual, swiglu: c.swiglu, y0 });
+    // The linears' input as the reference sees it: x normed with the kernel's rstd, the swiglu kernel's
+    // act (silu_mul.wgsl on this adapter: exp is not correctly rounded), or x itself.
     let xin = x;
+    if (c.swiglu) {
+      const res = await runPlan(gpu, planSwiglu({ rows: c.tokens, hidden: c.inF, gateUpFused: true }), { gate_up: x, out: c.tokens * c.inF * 4 }, ['out']);
+      xin = new Float32Array(res.out!);
+    }
     if (c.norm) {
       const exact = actQuantRef(x, c.tokens, c.inF, { aBits: 8, norm: { weight, eps } }).rstd;
       for (let t = 0; t < c.tokens; t++) expect(Math.abs(got.rstd![t]! - exact[t]!) / exact[t]!, `rstd[${t}]`).toBeLessThan(RSTD_TOL);
@@ -273,6 +280,8 @@ const FUSED_CASES: FusedCase[] = [
   { name: 'norm in kernel A, gemm 37 tokens, in 300, GPU tiling', tokens: 37, inF: 300, members: [{ outF: 50, rank: 7, bias: true }], norm: true, residual: false, opts: GPU_TILING },
   { name: 'residual epilogue gemv 2 tokens, bias', tokens: 2, inF: 172, members: [{ outF: 64, rank: 6, bias: true }], smooth: true, norm: false, residual: true },
   { name: 'residual epilogue gemm 70 tokens, GPU tiling', tokens: 70, inF: 64, members: [{ outF: 45, rank: 4 }], norm: false, residual: true, opts: GPU_TILING },
+  { name: 'swiglu input and residual (down_proj), gemv 1 token, smooth', tokens: 1, inF: 172, members: [{ outF: 64, rank: 5 }], smooth: true, norm: false, residual: true, swiglu: true },
+  { name: 'swiglu input, gemm 20 tokens, GPU tiling', tokens: 20, inF: 100, members: [{ outF: 30, rank: 3, bias: true }], norm: false, residual: false, swiglu: true, opts: GPU_TILING },
   { name: 'norm and residual, gemv 1 token, GPU tiling', tokens: 1, inF: 1000, members: [{ outF: 40, rank: 9 }], smooth: true, norm: true, residual: true, opts: GPU_TILING },
 ];
 
