@@ -361,11 +361,14 @@ export class Executor {
       const last = t0 + T === ids.length;
       prepareChunk(queue, g, chunk, start + t0);
       let rec = this.recorder(`forward/${c.nLayers}L/T${T}`);
-      encodeInput(rec, g, T);
+      // Quantized layers take the block's edges into their kernels, except under the numerics check,
+      // whose taps read the unfused layer's intermediates (xn, delta, act).
+      const fuseEdges = !this.numerics;
+      encodeInput(rec, g, T, fuseEdges);
       for (let l = 0; l < c.nLayers; l++) {
         const check = this.numerics;
         if (!check) {
-          encodeLayer(rec, g, l, T);
+          encodeLayer(rec, g, l, T, undefined, fuseEdges);
           continue;
         }
         const qkvCols = (c.nHeads + 2 * c.nKvHeads) * c.headDim;

@@ -293,6 +293,14 @@ async function build(
   const layers: Layer[] = plans.map((p, l) => {
     const qkvFused = p.attnIn.length === 1;
     const gateUpFused = p.mlpIn.length === 1;
+    // The block's edges ride in the linears' kernels where all four take them (quantized groups).
+    const edges = qkvFused && gateUpFused && [p.attnIn[0]!.op, p.mlpIn[0]!.op, p.o, p.down].every((op) => op.encodeFused)
+      ? {
+          inputNorm: norms[l]!.input,
+          postNorm: norms[l]!.post,
+          normNextOnly: l + 1 < c.nLayers ? bind(P.norm, `rmsnorm/layers.${l + 1}.input`, { params: U.norm, x: b.x, weight: norms[l + 1]!.input, out: b.xn }) : undefined,
+        }
+      : undefined;
     const caches = { k_cache: kv.k[l]!, v_cache: kv.v[l]! };
     // Attention reads q from the fused q|k|v buffer (its own uniforms: wider rows) or from q.
     const attention = { params: qkvFused ? U.attentionQkv : U.attention, q: qkvFused ? b.qkv : b.q, ...caches, out: b.att };
@@ -317,6 +325,7 @@ async function build(
       },
       normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, residualNorm(norms[l]!.post)),
       normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, residualNorm(norms[l + 1]!.input)) : undefined,
+      edges,
     };
   });
 
