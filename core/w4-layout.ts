@@ -107,3 +107,22 @@ export function sliceW4Rows(words: Uint32Array, outFeatures: number, inFeatures:
   }
   return out;
 }
+
+/** Packed weights of several linears of one input, stacked row-wise ([Σ out, in]) in the layout above. */
+export function stackW4Rows(parts: ReadonlyArray<{ words: Uint32Array; outFeatures: number }>, inFeatures: number): Uint32Array {
+  const total = parts.reduce((n, p) => n + p.outFeatures, 0);
+  for (const p of parts) {
+    checkShape(p.outFeatures, inFeatures, 'stackW4Rows');
+    if (p.words.length !== w4WordCount(p.outFeatures, inFeatures)) throw new W4LayoutError(`stackW4Rows: a part has ${p.words.length} words, expected ${w4WordCount(p.outFeatures, inFeatures)}`);
+  }
+  const blocks = w4Blocks(inFeatures);
+  const out = new Uint32Array(blocks * total * W4_WORDS_PER_BLOCK);
+  for (let c = 0; c < blocks; c++) {
+    let row = 0;
+    for (const p of parts) {
+      out.set(p.words.subarray(c * p.outFeatures * W4_WORDS_PER_BLOCK, (c + 1) * p.outFeatures * W4_WORDS_PER_BLOCK), (c * total + row) * W4_WORDS_PER_BLOCK);
+      row += p.outFeatures;
+    }
+  }
+  return out;
+}

@@ -46,7 +46,9 @@ export interface ProfileRunResult {
   seconds: number;
 }
 
-const KINDS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+/** Linears run as one group (one op, one profile label) and the linear kinds in it. */
+const GROUPS: Record<string, string[]> = { qkv_proj: ['q_proj', 'k_proj', 'v_proj'], gate_up_proj: ['gate_proj', 'up_proj'] };
+const OP_KINDS = ['qkv_proj', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_up_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /** The artifact's linears with the side path removed: the W4A8 product alone. */
 function withoutSidePath(layers: ReadonlyMap<string, QuantizedLinear>): Map<string, QuantizedLinear> {
@@ -86,11 +88,15 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
         const pct = (a: number, b: number) => (b > 0 ? (100 * (a - b)) / b : 0);
         const row = (kind: string, kinds: string[]): SideShareRow => {
           const sum = (rec: Record<string, number>) => kinds.reduce((s, k) => s + (rec[k] ?? 0), 0);
-          const flops = flopsAccounting(lin.filter((l) => kinds.includes(l.name.split('.').pop()!))).total;
+          const linears = kinds.flatMap((k) => GROUPS[k] ?? [k]);
+          const flops = flopsAccounting(lin.filter((l) => linears.includes(l.name.split('.').pop()!))).total;
           const [pOn, pOff, dOn, dOff] = [sum(on.ops!.prefill), sum(off.ops!.prefill), sum(on.ops!.decode), sum(off.ops!.decode)];
           return { kind, flopsPct: flops.flopsPct, prefillOnMs: pOn, prefillOffMs: pOff, prefillOverheadPct: pct(pOn, pOff), decodeOnMs: dOn, decodeOffMs: dOff, decodeOverheadPct: pct(dOn, dOff) };
         };
-        result.sideShare = [...KINDS.map((k) => row(k, [k])), row('all linears', KINDS)];
+        // Grouped linears (q|k|v, gate|up as one op) are timed as their group, the others by kind.
+        const timedOp = (k: string) => k in on.ops!.prefill || k in off.ops!.prefill;
+        const kinds = OP_KINDS.filter((k) => (GROUPS[k] ? timedOp(k) : !Object.entries(GROUPS).some(([g, members]) => members.includes(k) && timedOp(g))));
+        result.sideShare = [...kinds.map((k) => row(k, [k])), row('all linears', kinds)];
       }
     }
     result.seconds = (performance.now() - t0) / 1000;

@@ -1,5 +1,5 @@
 // SwiGLU activation of the LLaMA MLP: out = silu(gate) · up, elementwise over [rows, hidden].
-// silu(g) = g / (1 + exp(-g)); exp overflow for very negative g gives g / inf = -0, the right limit.
+// silu(g) = g / (1 + exp(-g)) (silu_mul.wgsl, shared with kernel A's SWIGLU input).
 // GATE_UP_FUSED: gate and up arrive as one [rows, 2·hidden] buffer (gate | up per row), the output of
 // one fused projection. 2-D grid: index = (wid.x + wid.y·nwg.x)·WG + lid.
 
@@ -17,6 +17,8 @@ struct Params {
 #endif
 @group(0) @binding(3) var<storage, read_write> out: array<f32>; // [rows, hidden]
 
+#include "silu_mul.wgsl"
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
@@ -30,5 +32,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let g = gate[i];
   let u = up[i];
 #endif
-  out[i] = g / (1.0 + exp(-g)) * u;
+  out[i] = silu_mul(g, u);
 }

@@ -52,7 +52,7 @@ export function actQuantTiling(gpu: GpuContext): ActQuantTiling {
  * The shader's resources by name, in `@binding` order: index i is `@binding(i)` in w4a8_act_quant.wgsl.
  * The one place the TypeScript side writes these numbers.
  */
-export const ACT_QUANT_BINDINGS = ['params', 'x', 'xq', 'sx', 'inv_m', 'la', 'tpart'] as const;
+export const ACT_QUANT_BINDINGS = ['params', 'x', 'xq', 'sx', 'inv_m', 'la', 'tpart', 'norm_w', 'rstd'] as const;
 export type ActQuantBinding = (typeof ACT_QUANT_BINDINGS)[number];
 
 export interface ActQuantShape {
@@ -60,11 +60,17 @@ export interface ActQuantShape {
   inFeatures: number;
   /** Side-path rank this kernel starts (t = x̃·L_A); 0 without a side path or on the unfused path. */
   rank: number;
+  /** RMSNorm epsilon, with options.norm. */
+  eps?: number;
 }
 
 export interface ActQuantOptions {
   aBits: number;
   smooth: boolean;
+  /** The RMSNorm before the linear runs in this kernel (x is the residual stream; binds norm_w and rstd). */
+  norm?: boolean;
+  /** x is gate|up [tokens, 2·in] and the input silu(gate)·up (the SwiGLU before down_proj); not with norm. */
+  swiglu?: boolean;
   /** L_A's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   subgroups: boolean;
@@ -82,13 +88,14 @@ export type ActQuantPlan = SizedKernelPlan<ActQuantBinding> & {
 
 export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan {
   const lowRank = s.rank > 0;
+  if (o.norm && o.swiglu) throw new RangeError('planActQuant: an input is either normed or a SwiGLU, not both');
   if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planActQuant: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
   const splits = actQuantSplits(s.tokens, s.inFeatures, o.tiling);
-  const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank };
+  const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank, norm_w: !!o.norm, rstd: !!o.norm };
   return {
     spec: actQuantSpec(o),
     workgroups: actQuantDispatch(splits, s.tokens, o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM),
-    uniforms: actQuantUniforms(s.inFeatures, s.rank, o.tiling),
+    uniforms: actQuantUniforms(s.inFeatures, s.rank, o.tiling, s.eps ?? 0),
     bindings: bindingsInOrder(ACT_QUANT_BINDINGS, (b) => optional[b] ?? true),
     buffers: actQuantBuffers(s, o),
     splits,
@@ -101,16 +108,18 @@ export function paddedRank(rank: number, t: ActQuantTiling): number {
 }
 
 /** The bytes planActQuant binds (its `buffers`), without the spec: what memory plans and scratch pools size. */
-export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling'>): ActQuantBuffers {
+export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smooth' | 'lowRank' | 'tiling' | 'norm' | 'swiglu'>): ActQuantBuffers {
   const lowRank = s.rank > 0 && o.lowRank !== 'none';
   const rankPad = paddedRank(s.rank, o.tiling);
   return {
-    x: s.tokens * s.inFeatures * 4,
+    x: s.tokens * s.inFeatures * 4 * (o.swiglu ? 2 : 1),
     xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
     sx: s.tokens * 4,
     inv_m: o.smooth ? s.inFeatures * 4 : 0,
     la: lowRank ? rankPad * s.inFeatures * (o.lowRank === 'f16' ? 2 : 4) : 0,
     tpart: lowRank ? s.tokens * actQuantSplits(s.tokens, s.inFeatures, o.tiling) * rankPad * 4 : 0,
+    norm_w: o.norm ? s.inFeatures * 4 : 0,
+    rstd: o.norm ? s.tokens * 4 : 0,
   };
 }
 
@@ -133,11 +142,13 @@ function actQuantSpec(o: ActQuantOptions): KernelSpec {
     RC: o.tiling.rankChunk,
     QMAX: activationQmax(o.aBits),
     SMOOTH: o.smooth,
+    NORM: !!o.norm,
+    SWIGLU: !!o.swiglu,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
     SUBGROUPS: o.subgroups,
   };
-  const flags = [`a${o.aBits}`, o.smooth ? 'smooth' : '', o.lowRank === 'none' ? '' : `lr${o.lowRank}`, o.subgroups ? 'sg' : '', `wg${o.tiling.wg}`];
+  const flags = [`a${o.aBits}`, o.norm ? 'norm' : '', o.swiglu ? 'swiglu' : '', o.smooth ? 'smooth' : '', o.lowRank === 'none' ? '' : `lr${o.lowRank}`, o.subgroups ? 'sg' : '', `wg${o.tiling.wg}`];
   return { shader: 'w4a8_act_quant.wgsl', entryPoint: 'main', defines, label: `w4a8_act_quant_${flags.filter(Boolean).join('_')}` };
 }
 
@@ -156,9 +167,9 @@ export function rankChunks(rank: number, t: ActQuantTiling): number {
   return Math.ceil(rank / t.rankChunk);
 }
 
-/** Params uniform, field for field as in the WGSL struct: in_features, words_per_row, rank_chunks, _pad. */
-export function actQuantUniforms(inFeatures: number, rank: number, t: ActQuantTiling): ArrayBuffer {
-  return packUniforms([inFeatures, activationWordsPerRow(inFeatures), rankChunks(rank, t), 0], 'uuuu');
+/** Params uniform, field for field as in the WGSL struct: in_features, words_per_row, rank_chunks, eps. */
+export function actQuantUniforms(inFeatures: number, rank: number, t: ActQuantTiling, eps = 0): ArrayBuffer {
+  return packUniforms([inFeatures, activationWordsPerRow(inFeatures), rankChunks(rank, t), eps], 'uuuf');
 }
 
 /** Grid: (splits, tokens) with tokens spread over y and z past the per-dimension limit. */

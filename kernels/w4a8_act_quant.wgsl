@@ -1,6 +1,13 @@
 // Kernel A of the quantized linear: per-token activation quantization and the start of the side path.
 //   x      f32 [tokens, K]                     (bound for exactly `tokens` rows)
 //   inv_m  f32 [K]  fl(1/m), SMOOTH only       x̃ = x · inv_m (a correctly rounded multiply, reproducible)
+//   norm_w f32 [K], NORM only: the RMSNorm before this linear runs here. x is then the residual stream
+//          and the linear's input is x · rstd · norm_w with rstd = inverseSqrt(mean(x²) + eps), the
+//          same products in the same order as kernels/rmsnorm.wgsl (x̃ = that · inv_m with SMOOTH)
+//   rstd   f32 [tokens], NORM only: each row's rstd as used (the CPU reference quantizes with it)
+// SWIGLU: x is gate|up f32 [tokens, 2·K] (gate then up per row, the fused gate|up output) and the
+//          linear's input is silu(gate) · up (silu_mul.wgsl, as the swiglu kernel computes it): down_proj
+//          quantizes act without it being written.
 //   xq     u32 [tokens, 8·ceil(K/32)]          int8 lanes, 4 per word in k order, zero past K (QMAX ≤ 127)
 //   sx     f32 [tokens]                        s_x = RN(absmax / QMAX); 0 for an all-zero row
 //   la     [chunks][K][RC] (f16 with LR_F16, else f32), HAS_LR only: L_A regrouped in RC-column chunks,
@@ -24,7 +31,7 @@ struct Params {
   in_features: u32,       // K, in elements
   words_per_row: u32,     // xq row stride, in u32 words (8 per 32-block)
   rank_chunks: u32,       // ceil(rank / RC)
-  _pad: u32,
+  eps: f32,               // RMSNorm epsilon (NORM only)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +49,12 @@ struct Params {
 #endif
 @group(0) @binding(6) var<storage, read_write> tpart: array<f32>;
 #endif
+#ifdef NORM
+@group(0) @binding(7) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(8) var<storage, read_write> rstd: array<f32>;
+var<private> row_rstd: f32;
+var<workgroup> ss_red: array<f32, WG>;
+#endif
 
 const WG_: u32 = WG;
 const QMAX_F: f32 = f32(QMAX);
@@ -52,6 +65,7 @@ var<workgroup> row_max_bits: atomic<u32>;
 var<workgroup> red: array<vec4<f32>, WG * (RC / 4)>;
 #endif
 
+#include "silu_mul.wgsl"
 #include "smoothed_input.wgsl"
 
 #include "div_rn.wgsl"
@@ -68,7 +82,25 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let t = wid.y + wid.z * nwg.y;
   if (t >= arrayLength(&sx)) { return; }
   let K = p.in_features;
+#ifdef SWIGLU
+  let base = t * 2u * K;
+#else
   let base = t * K;
+#endif
+
+#ifdef NORM
+  // 0. RMSNorm: mean of x² over the whole row (every split reads it), fixed-order tree reduction.
+  var ss = 0.0;
+  for (var k = lid; k < K; k += WG_) { let v = x[base + k]; ss += v * v; }
+  ss_red[lid] = ss;
+  workgroupBarrier();
+  for (var h = WG_ / 2u; h > 0u; h >>= 1u) {
+    if (lid < h) { ss_red[lid] += ss_red[lid + h]; }
+    workgroupBarrier();
+  }
+  row_rstd = inverseSqrt(ss_red[0] / f32(K) + p.eps);
+  if (split == 0u && lid == 0u) { rstd[t] = row_rstd; }
+#endif
 
   // 1. absmax of the whole row. Non-negative floats order like their bit patterns, so an integer
   //    atomicMax is an exact, order-independent (deterministic) float max.

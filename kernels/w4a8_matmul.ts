@@ -83,6 +83,31 @@ export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4M
 export const W4_MATMUL_BINDINGS = ['params', 'xq', 'sx', 'qw', 'sw', 'y', 'bias', 'tpart', 'lb', 'acc_dbg'] as const;
 export type W4MatmulBinding = (typeof W4_MATMUL_BINDINGS)[number];
 
+/** Side-path segments a kernel B handles at most (q|k|v needs 3). */
+export const W4_MAX_SEGMENTS = 4;
+
+/**
+ * One linear of a stacked group (q|k|v, gate|up): output rows [rowStart, rowStart + rows) of the
+ * stacked layer, side-path rank `rank` reading t's columns [rankOffset, rankOffset + rank). Its L_B
+ * ([rank, rows] row-major) follows the previous segments' in the stacked L_B buffer.
+ */
+export interface W4Segment {
+  rowStart: number;
+  rows: number;
+  rankOffset: number;
+  rank: number;
+}
+
+/** Elements of the stacked L_B: Σ rank_s · rows_s (no block-diagonal zeros). */
+export function w4SegmentsLbElements(segments: readonly W4Segment[]): number {
+  return segments.reduce((n, s) => n + s.rank * s.rows, 0);
+}
+
+/** The one segment of a plain (unstacked) linear. */
+export function singleSegment(outFeatures: number, rank: number): W4Segment[] {
+  return [{ rowStart: 0, rows: outFeatures, rankOffset: 0, rank }];
+}
+
 export interface W4MatmulShape {
   tokens: number;
   inFeatures: number;
@@ -96,12 +121,16 @@ export interface W4MatmulShape {
   /** Kernel A's partial t: rankPad columns (w4a8_act_quant.ts paddedRank), `splits` partial sums per token. */
   rankPad: number;
   splits: number;
+  /** Side-path segments (default: one covering every row with the whole rank); ranks sum to `rank`. */
+  segments?: readonly W4Segment[];
 }
 
 export interface W4MatmulOptions {
   /** 4 (default): int4 weights in core/w4-layout.ts; 8: per-channel int8 in core/w8-layout.ts. */
   weightBits?: WeightBits;
   hasBias: boolean;
+  /** The epilogue adds into y instead of storing (the residual add after o_proj / down_proj). */
+  residual?: boolean;
   /** L_B's storage; 'none' exactly when the shape's rank is 0. */
   lowRank: LowRankFormat;
   /** Capacity of the GEMV's t vector in workgroup memory (≥ rank). */
@@ -143,7 +172,7 @@ export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasB
     y: s.tokens * s.outFeatures * 4,
     bias: o.hasBias ? s.outFeatures * 4 : 0,
     tpart: lowRank ? s.tokens * s.splits * s.rankPad * 4 : 0,
-    lb: lowRank ? s.rank * s.outFeatures * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    lb: lowRank ? w4SegmentsLbElements(s.segments ?? singleSegment(s.outFeatures, s.rank)) * (o.lowRank === 'f16' ? 2 : 4) : 0,
     acc_dbg: o.debugAcc ? s.tokens * s.outFeatures * 4 : 0,
   };
 }
@@ -168,10 +197,12 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     W8: w8,
     W_WORDS_PER_BLOCK: weightWordsPerBlock(o.weightBits ?? 4),
     HAS_BIAS: o.hasBias,
+    RESIDUAL: !!o.residual,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
     DEBUG_ACC: o.debugAcc,
     T_MAX: o.tMax,
+    MAX_SEGS: W4_MAX_SEGMENTS,
     GEMV_ROWS: t.gemvRows,
     GEMV_KSPLIT: t.gemvKsplit,
     GEMV_RPT: t.gemvRowsPerThread,
@@ -188,6 +219,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
   const flags = [
     w8 ? 'w8' : '',
     o.hasBias ? 'bias' : '',
+    o.residual ? 'residual' : '',
     o.lowRank === 'none' ? '' : `lr${o.lowRank}`,
     o.debugAcc ? 'dbg' : '',
     entry === 'gemv' ? `${w8 && t.gemvInner === 'swar' ? 'imad' : t.gemvInner}_r${t.gemvRows}x${t.gemvRowsPerThread}k${t.gemvKsplit}` : `t${t.tm}x${t.tn}x${t.tkb * W4_BLOCK_K}`,
@@ -197,11 +229,36 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
 
 /**
  * Params uniform, field for field as in the WGSL struct: in_blocks, words_per_row, out_total,
- * out_offset, slice_rows, rank, rank_pad, _pad. Token counts are not in it (kernels read arrayLength).
+ * out_offset, slice_rows, rank, rank_pad, n_segs, then per segment (row_start, row_end, rank_off,
+ * rank), (lb_off, 0, 0, 0). Token counts are not in it (kernels read arrayLength).
  */
 export function w4MatmulUniforms(s: Omit<W4MatmulShape, 'tokens' | 'splits'>): ArrayBuffer {
   const blocks = Math.ceil(s.inFeatures / W4_BLOCK_K);
-  return packUniforms([blocks, blocks * 8, s.outFeatures, s.rowStart, s.rows, s.rank, s.rankPad, 0], 'uuuuuuuu');
+  const segments = checkSegments(s);
+  const table = new Array<number>(8 * W4_MAX_SEGMENTS).fill(0);
+  let lbOff = 0;
+  segments.forEach((g, i) => {
+    table.splice(8 * i, 8, g.rowStart, g.rowStart + g.rows, g.rankOffset, g.rank, lbOff, 0, 0, 0);
+    lbOff += g.rank * g.rows;
+  });
+  const head = [blocks, blocks * 8, s.outFeatures, s.rowStart, s.rows, s.rank, s.rankPad, s.rank > 0 ? segments.length : 0];
+  return packUniforms([...head, ...table], 'u'.repeat(head.length + table.length));
+}
+
+/** The shape's segments, checked: they tile [0, outFeatures) in order and their ranks sum to `rank`. */
+function checkSegments(s: Pick<W4MatmulShape, 'outFeatures' | 'rank' | 'segments'>): readonly W4Segment[] {
+  const segments = s.segments ?? singleSegment(s.outFeatures, s.rank);
+  if (segments.length < 1 || segments.length > W4_MAX_SEGMENTS) throw new RangeError(`w4a8_matmul: ${segments.length} side-path segments (1..${W4_MAX_SEGMENTS})`);
+  let row = 0, rank = 0;
+  for (const g of segments) {
+    if (g.rowStart !== row || g.rows < 1 || g.rankOffset !== rank || g.rank < 0) {
+      throw new RangeError(`w4a8_matmul: segment rows [${g.rowStart}, +${g.rows}) rank [${g.rankOffset}, +${g.rank}) does not follow rows ${row}, rank ${rank}`);
+    }
+    row += g.rows;
+    rank += g.rank;
+  }
+  if (row !== s.outFeatures || rank !== s.rank) throw new RangeError(`w4a8_matmul: segments cover ${row} rows and rank ${rank}, expected ${s.outFeatures} and ${s.rank}`);
+  return segments;
 }
 
 function w4GemvDispatch(sliceRows: number, tokens: number, t: W4MatmulTiling, maxPerDim: number): [number, number, number] {

@@ -6,8 +6,15 @@
 //   qw     vec4<u32> [in_blocks][slice_rows]    this slice's rows in the core/w4-layout.ts layout
 //                                               (W8: [in_blocks][slice_rows][2], core/w8-layout.ts)
 //   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
+//          (RESIDUAL: y += the result, the residual add of o_proj / down_proj into the stream x)
 //   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
-//   lb     [rank][out_total] (f16 with LR_F16, else f32)
+//   lb     per side-path segment s, [rank_s][rows_s] at lb_off_s (f16 with LR_F16, else f32)
+// Side-path segments: a layer may stack the rows of several linears that share one input (q|k|v,
+// gate|up: one kernel A, one kernel B), each keeping its own side path. Segment s covers output rows
+// [row_start, row_end), uses t's columns [rank_off, rank_off + rank) and its own L_B of rank × rows
+// (no block-diagonal zeros). A plain linear is one segment covering every row. Rows of a workgroup or
+// tile may straddle segments: the epilogue loops over the segments that overlap it (a uniform loop)
+// and each row takes the terms of its own segment only.
 //   acc_dbg i32 [tokens, out_total]             DEBUG_ACC only: the exact integer accumulators
 // Weight lanes: (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 hold 16·q as int8, so the int32 sum is 16·acc
 // and `>> 4` recovers acc exactly (no sign-extension work in the inner loop). W8 weight words are int8
@@ -30,9 +37,12 @@ struct Params {
   out_total: u32,      // y, s_w, bias, L_B row stride, in elements
   out_offset: u32,     // first output row of this slice
   slice_rows: u32,     // rows in this slice's qw
-  rank: u32,           // r; 0 without side path
+  rank: u32,           // r, summed over segments; 0 without side path
   rank_pad: u32,       // tpart stride per split, in elements
-  _pad: u32,
+  n_segs: u32,         // side-path segments in use (≤ MAX_SEGS)
+  // segs[2s]   = (row_start, row_end, rank_off, rank) of segment s: output rows (out_total space), t columns
+  // segs[2s+1] = (lb_off, 0, 0, 0): where its L_B [rank][row_end - row_start] starts in lb, in elements
+  segs: array<vec4<u32>, 2 * MAX_SEGS>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -159,12 +169,23 @@ fn block_dot8(w0: vec4<u32>, w1: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
 }
 #endif
 
-fn lb_at(j: u32, col: u32) -> f32 {
+const MAX_SEGS_: u32 = MAX_SEGS;
+
+// L_B of segment `sg` (segs[2s]) at rank column j for output row `col`, 0 for rows outside the
+// segment (branch-free: the index is clamped into the segment, the value selected away).
+fn lb_seg(sg: vec4<u32>, lb_off: u32, j: u32, col: u32) -> f32 {
 #ifdef HAS_LR
-  return f32(lb[j * p.out_total + col]);
+  let inside = col >= sg.x && col < sg.y;
+  let lc = min(max(col, sg.x), sg.y - 1u) - sg.x;
+  return select(0.0, f32(lb[lb_off + j * (sg.y - sg.x) + lc]), inside);
 #else
   return 0.0;
 #endif
+}
+
+// Does segment `sg` share a row with output rows [c0, c1)?
+fn seg_overlaps(sg: vec4<u32>, c0: u32, c1: u32) -> bool {
+  return sg.x < c1 && sg.y > c0;
 }
 
 // Sum of kernel A's split partials: t[t, j].
@@ -193,7 +214,11 @@ fn store(tok: u32, o: u32, acc16: i32, side: f32) {
 #ifdef HAS_BIAS
   v += bias[col];
 #endif
+#ifdef RESIDUAL
+  y[tok * p.out_total + col] += v;
+#else
   y[tok * p.out_total + col] = v;
+#endif
 #ifdef DEBUG_ACC
   acc_dbg[tok * p.out_total + col] = acc;
 #endif
@@ -263,13 +288,20 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let splits = lr_splits(tokens);
   for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_at(tok, j, splits); }
   workgroupBarrier();
-  // Side path: k-split ks takes rank columns ks, ks + GK, …; the partial sums ride the same tree as
-  // the integer accumulators. Straight-line and unmasked (rows are clamped), which CPU adapters need.
+  // Side path: k-split ks takes rank columns ks, ks + GK, … of each segment overlapping this
+  // workgroup's rows; the partial sums ride the same tree as the integer accumulators. Straight-line
+  // and unmasked (rows are clamped, other segments' rows select 0), which CPU adapters need.
   var side: array<f32, GEMV_RPT>;
   for (var i = 0u; i < RPT; i++) { side[i] = 0.0; }
-  for (var j = ks; j < p.rank; j += GK) {
-    let tj = t_sh[j];
-    for (var i = 0u; i < RPT; i++) { side[i] += tj * lb_at(j, p.out_offset + rows[i]); }
+  let c0 = p.out_offset + row0;
+  for (var s = 0u; s < min(p.n_segs, MAX_SEGS_); s++) {
+    let sg = p.segs[2u * s];
+    if (!seg_overlaps(sg, c0, c0 + GR * RPT)) { continue; }
+    let lb_off = p.segs[2u * s + 1u].x;
+    for (var j = ks; j < sg.w; j += GK) {
+      let tj = t_sh[sg.z + j];
+      for (var i = 0u; i < RPT; i++) { side[i] += tj * lb_seg(sg, lb_off, j, p.out_offset + rows[i]); }
+    }
   }
   for (var i = 0u; i < RPT; i++) { fred[(ks * RPT + i) * GR + ro] = side[i]; }
 #endif
@@ -387,29 +419,35 @@ fn gemm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 0u; i < RM; i++) { for (var j = 0u; j < RN; j++) { side[i][j] = 0.0; } }
 #ifdef HAS_LR
   let splits = lr_splits(tokens);
-  for (var r0 = 0u; r0 < p.rank; r0 += RC2_) {
-    for (var e = lid; e < RC2_ * TM_; e += WGX * WGY) {
-      let jj = e / TM_;
-      let tt = e % TM_;
-      var v = 0.0;
-      if (r0 + jj < p.rank && t0 + tt < tokens) { v = t_at(t0 + tt, r0 + jj, splits); }
-      ts[e] = v;
-    }
-    for (var e = lid; e < RC2_ * TN_; e += WGX * WGY) {
-      let jj = e / TN_;
-      let oo = e % TN_;
-      var v = 0.0;
-      if (r0 + jj < p.rank && o0 + oo < p.slice_rows) { v = lb_at(r0 + jj, p.out_offset + o0 + oo); }
-      lbs[e] = v;
-    }
-    workgroupBarrier();
-    for (var jj = 0u; jj < RC2_; jj++) {
-      for (var i = 0u; i < RM; i++) {
-        let tv = ts[jj * TM_ + ty + i * WGY];
-        for (var j = 0u; j < RN; j++) { side[i][j] = fma(tv, lbs[jj * TN_ + tx + j * WGX], side[i][j]); }
+  let c0 = p.out_offset + o0;
+  for (var s = 0u; s < min(p.n_segs, MAX_SEGS_); s++) {
+    let sg = p.segs[2u * s];
+    if (!seg_overlaps(sg, c0, c0 + TN_)) { continue; }
+    let lb_off = p.segs[2u * s + 1u].x;
+    for (var r0 = 0u; r0 < sg.w; r0 += RC2_) {
+      for (var e = lid; e < RC2_ * TM_; e += WGX * WGY) {
+        let jj = e / TM_;
+        let tt = e % TM_;
+        var v = 0.0;
+        if (r0 + jj < sg.w && t0 + tt < tokens) { v = t_at(t0 + tt, sg.z + r0 + jj, splits); }
+        ts[e] = v;
       }
+      for (var e = lid; e < RC2_ * TN_; e += WGX * WGY) {
+        let jj = e / TN_;
+        let oo = e % TN_;
+        var v = 0.0;
+        if (r0 + jj < sg.w && o0 + oo < p.slice_rows) { v = lb_seg(sg, lb_off, r0 + jj, c0 + oo); }
+        lbs[e] = v;
+      }
+      workgroupBarrier();
+      for (var jj = 0u; jj < RC2_; jj++) {
+        for (var i = 0u; i < RM; i++) {
+          let tv = ts[jj * TM_ + ty + i * WGY];
+          for (var j = 0u; j < RN; j++) { side[i][j] = fma(tv, lbs[jj * TN_ + tx + j * WGX], side[i][j]); }
+        }
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
   }
 #endif
   for (var i = 0u; i < RM; i++) {

@@ -9,7 +9,7 @@ import type { GpuContext } from '../core/gpu.js';
 import type { ClassifierFactory, LinearFactory } from './forward-build.js';
 import type { PipelineCache } from './pipelines.js';
 import type { QuantizedLinear } from '../core/quantized.js';
-import { createQuantizedLinear } from './quantized-linear.js';
+import { createQuantizedLinear, quantizedGroupConflict } from './quantized-linear.js';
 import { createSimulatedLinear } from './simulated-linear.js';
 
 export type QuantizedPath = 'fused' | 'simulate';
@@ -21,7 +21,7 @@ export function quantizedLinearFactory(
   opts: { maxTokens: number; path?: QuantizedPath },
 ): LinearFactory {
   const path = opts.path ?? 'fused';
-  return (layer, name, _w, scratch) => {
+  const factory: LinearFactory = (layer, name, _w, scratch) => {
     const module = `model.layers.${layer}.${name}`;
     const q = lookup(module);
     if (!q) return undefined;
@@ -29,6 +29,19 @@ export function quantizedLinearFactory(
       ? createSimulatedLinear(gpu, pipelines, q, { label: `${module}/sim-w4a${q.aBits}`, maxTokens: opts.maxTokens })
       : createQuantizedLinear(gpu, pipelines, q, { label: `${module}/w4a${q.aBits}`, maxTokens: opts.maxTokens, scratch });
   };
+  // Linears of one input run as one group (one kernel A, one kernel B) when the quantizer gave them
+  // equal aBits and identical (or no) smoothing; the simulation keeps them one by one.
+  if (path === 'fused') {
+    factory.group = (layer, names, scratch) => {
+      const qs = names.map((n) => lookup(`model.layers.${layer}.${n}`));
+      if (qs.some((q) => !q)) return undefined;
+      const linears = qs as QuantizedLinear[];
+      if (quantizedGroupConflict(linears)) return undefined;
+      const label = `model.layers.${layer}.${names.map((n) => n.split('.')[1]).join('|')}/w4a${linears[0]!.aBits}`;
+      return createQuantizedLinear(gpu, pipelines, linears, { label, maxTokens: opts.maxTokens, scratch });
+    };
+  }
+  return factory;
 }
 
 /** The executor's ClassifierFactory for an artifact's quantized classifier (int8/int4 weights, 8-bit activations). */

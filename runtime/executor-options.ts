@@ -26,8 +26,9 @@ export interface ExecutorOptions {
   /** Rows per classifier sub-chunk in nll() (default: as many as fit 64 MiB of f32 logits, ≤ maxBatchTokens). */
   headRows?: number;
   /**
-   * Fuse q|k|v and gate|up of dense layers into one projection each (default true): fewer, larger
-   * dispatches. Layers whose linears come from linearFactory always run them separately.
+   * Fuse q|k|v and gate|up into one projection each (default true): fewer, larger dispatches. Dense
+   * layers stack their weights; linears from linearFactory run as one op where its `group` makes one
+   * (quantized linears of one input with equal aBits and smoothing), else separately.
    */
   fuseProjections?: boolean;
   /** Attention kernel variant (default 'auto': by adapter and rows per chunk; see kernels/attention.ts). */

@@ -10,7 +10,9 @@
 //   → swiglu → down_proj → rmsnorm_add → final norm + classifier on the rows that need logits
 //
 // Dense layers run q|k|v and gate|up as one projection each; linears that linearFactory supplies
-// (the quantized path) run one op per linear. The last token's logits, the GPU-computed NLLs and
+// (the quantized path) run as one group op where its `group` makes one, else one op per linear, and
+// quantized layers take the norms, residual adds and SwiGLU into their kernels (10 dispatches per
+// layer; runtime/recorder.ts) unless taps need the unfused layer. The last token's logits, the GPU-computed NLLs and
 // whole logit rows are read back by runtime/readback.ts; calls on a lost device fail as
 // runtime/device-loss.ts says.
 import { createBufferChecked } from './device.js';
@@ -361,11 +363,14 @@ export class Executor {
       const last = t0 + T === ids.length;
       prepareChunk(queue, g, chunk, start + t0);
       let rec = this.recorder(`forward/${c.nLayers}L/T${T}`);
-      encodeInput(rec, g, T);
+      // Quantized layers take the block's edges into their kernels, except under the numerics check,
+      // whose taps read the unfused layer's intermediates (xn, delta, act).
+      const fuseEdges = !this.numerics;
+      encodeInput(rec, g, T, fuseEdges);
       for (let l = 0; l < c.nLayers; l++) {
         const check = this.numerics;
         if (!check) {
-          encodeLayer(rec, g, l, T);
+          encodeLayer(rec, g, l, T, undefined, fuseEdges);
           continue;
         }
         const qkvCols = (c.nHeads + 2 * c.nKvHeads) * c.headDim;

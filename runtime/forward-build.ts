@@ -33,7 +33,13 @@ import type {
  * `scratch` is the executor's pool for temporaries shared by such ops (quantized linears take it as
  * their `scratch` option); the executor frees it and reports it as w4a8Scratch.
  */
-export type LinearFactory = (layer: number, name: BlockLinearName, w: DenseWeights, scratch: ScratchPool) => LinearOp | undefined;
+export type LinearFactory = ((layer: number, name: BlockLinearName, w: DenseWeights, scratch: ScratchPool) => LinearOp | undefined) & {
+  /**
+   * One op for linears of one input (q|k|v, gate|up) whose output is theirs side by side, in the
+   * order of `names`; undefined to have them made one by one. Asked first, when projections are fused.
+   */
+  group?: (layer: number, names: readonly BlockLinearName[], scratch: ScratchPool) => LinearOp | undefined;
+};
 
 /**
  * Returns the classifier's op instead of the dense one (an artifact's quantized lm_head), or undefined
@@ -138,9 +144,30 @@ async function build(
   const dense = async (w: DenseWeights, label: string) =>
     own(await createDenseLinearStreamed(gpu, cache, { rows: w.rows!, bias: w.bias }, { label, dtype: shape.dtype, maxTokens: B }, uploader));
   const plans: Array<{ attnIn: PlannedLinear[]; mlpIn: PlannedLinear[]; o: LinearOp; down: LinearOp }> = [];
+  const groupNames = {
+    attn: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] as BlockLinearName[],
+    mlp: ['mlp.gate_proj', 'mlp.up_proj'] as BlockLinearName[],
+  };
   for (let l = 0; l < c.nLayers; l++) {
     const weights = {} as Record<BlockLinearName, DenseWeights>;
     const custom = {} as Partial<Record<BlockLinearName, LinearOp>>;
+    // Groups from linearFactory (one op for q|k|v, one for gate|up), asked before the single linears.
+    const grouped = {} as Partial<Record<keyof typeof groupNames, LinearOp>>;
+    const inGroup = new Set<BlockLinearName>();
+    if (shape.fuseProjections && shape.linearFactory?.group) {
+      for (const key of ['attn', 'mlp'] as const) {
+        const names = groupNames[key];
+        const op = shape.linearFactory.group(l, names, shape.scratch);
+        if (!op) continue;
+        own(op);
+        const out = names.reduce((n, name) => n + shapes[name][0], 0);
+        if (op.inFeatures !== c.dim || op.outFeatures !== out) {
+          throw new ExecutorError(`${layerTensorName(l, names.join('|'))}: linearFactory.group returned a ${op.outFeatures}×${op.inFeatures} op, expected ${out}×${c.dim}`);
+        }
+        grouped[key] = op;
+        for (const name of names) inGroup.add(name);
+      }
+    }
     for (const { name } of BLOCK_LINEARS) {
       const [out, inF] = shapes[name];
       const ref = tensorRef(layerTensorName(l, `${name}.weight`), [out, inF]);
@@ -148,6 +175,7 @@ async function build(
       const bias = model.has(biasName) ? tensor(biasName, [out]) : undefined;
       // `weight` (f32 on the host) is read only if a linearFactory asks for it; dense ops stream `rows`.
       weights[name] = { inFeatures: inF, outFeatures: out, rows: tensorRows(ref), bias, get weight() { return readTensorF32(ref); } };
+      if (inGroup.has(name)) continue;
       const op = shape.linearFactory?.(l, name, weights[name], shape.scratch);
       if (op) own(op);
       if (op && (op.inFeatures !== inF || op.outFeatures !== out)) {
@@ -157,9 +185,12 @@ async function build(
     }
     // Ops from linearFactory upload with queue writes: let them land layer by layer, so the host side
     // of those copies stays one layer's worth (the streamed dense path waits per chunk already).
-    if (Object.keys(custom).length) await device.queue.onSubmittedWorkDone();
+    if (Object.keys(custom).length || inGroup.size) await device.queue.onSubmittedWorkDone();
     const single = async (name: BlockLinearName) => ({ op: custom[name] ?? (await dense(weights[name], layerTensorName(l, name))), kind: name.split('.')[1]! });
-    const group = async (names: BlockLinearName[], fusedKind: string) => {
+    const group = async (key: keyof typeof groupNames, fusedKind: string) => {
+      const names = groupNames[key];
+      const op = grouped[key];
+      if (op) return [{ op, kind: fusedKind }];
       if (!(shape.fuseProjections && names.every((n) => !custom[n]))) {
         const ops = [];
         for (const n of names) ops.push(await single(n));
@@ -168,8 +199,8 @@ async function build(
       return [{ op: await dense(stackLinears(names.map((n) => weights[n])), layerTensorName(l, `${fusedKind}(fused)`)), kind: fusedKind }];
     };
     plans.push({
-      attnIn: await group(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], 'qkv_proj'),
-      mlpIn: await group(['mlp.gate_proj', 'mlp.up_proj'], 'gate_up_proj'),
+      attnIn: await group('attn', 'qkv_proj'),
+      mlpIn: await group('mlp', 'gate_up_proj'),
       o: (await single('self_attn.o_proj')).op,
       down: (await single('mlp.down_proj')).op,
     });
@@ -272,6 +303,14 @@ async function build(
   const layers: Layer[] = plans.map((p, l) => {
     const qkvFused = p.attnIn.length === 1;
     const gateUpFused = p.mlpIn.length === 1;
+    // The block's edges ride in the linears' kernels where all four take them (quantized groups).
+    const edges = qkvFused && gateUpFused && [p.attnIn[0]!.op, p.mlpIn[0]!.op, p.o, p.down].every((op) => op.encodeFused)
+      ? {
+          inputNorm: norms[l]!.input,
+          postNorm: norms[l]!.post,
+          normNextOnly: l + 1 < c.nLayers ? bind(P.norm, `rmsnorm/layers.${l + 1}.input`, { params: U.norm, x: b.x, weight: norms[l + 1]!.input, out: b.xn }) : undefined,
+        }
+      : undefined;
     const caches = { k_cache: kv.k[l]!, v_cache: kv.v[l]! };
     // Attention reads q from the fused q|k|v buffer (its own uniforms: wider rows) or from q.
     const attention = { params: qkvFused ? U.attentionQkv : U.attention, q: qkvFused ? b.qkv : b.q, ...caches, out: b.att };
@@ -296,6 +335,7 @@ async function build(
       },
       normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, residualNorm(norms[l]!.post)),
       normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, residualNorm(norms[l + 1]!.input)) : undefined,
+      edges,
     };
   });
 

@@ -6,7 +6,8 @@ import { LinearConfigError } from './errors.js';
 
 let nextBufferId = 1;
 const bufferIds = new WeakMap<GPUBuffer, number>();
-function bufferId(b: GPUBuffer): number {
+/** A small stable number per buffer (cache keys). */
+export function bufferId(b: GPUBuffer): number {
   let id = bufferIds.get(b);
   if (id === undefined) {
     id = nextBufferId++;

@@ -3,6 +3,19 @@
 // W4A8/A6/A4 with the fused low-rank side path (kernels/w4a8_*). Activations are f32 in and out.
 import { AbsentLinearError } from './errors.js';
 
+/** What a linear's kernels take over from the block around it (runtime/recorder.ts fuses by it). */
+export interface LinearFusion {
+  /**
+   * The RMSNorm before the linear: `x` is the residual stream, the linear's input is
+   * x · rsqrt(mean(x²) + eps) · weight.
+   */
+  norm?: { weight: GPUBuffer; eps: number };
+  /** The residual add after it: y += x·Wᵀ (y is the residual stream) instead of y = x·Wᵀ. */
+  residual?: boolean;
+  /** The SwiGLU before it: `x` is gate|up [tokens, 2·in] (gate then up per row), the input silu(gate)·up. */
+  swiglu?: boolean;
+}
+
 export interface LinearOp {
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -15,6 +28,11 @@ export interface LinearOp {
    * `tokens` never exceeds the `maxTokens` the op was created with.
    */
   encode(pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number): void;
+  /**
+   * Records the op with what surrounds it in a block fused in (quantized linears; absent on ops that
+   * cannot): see LinearFusion. Same buffers and token rules as encode.
+   */
+  encodeFused?(pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number, fusion: LinearFusion): void;
   /** GPU bytes this op owns (weights and its own scratch), for memory reports. */
   readonly byteSize: number;
   destroy(): void;

@@ -10,7 +10,7 @@ import { denseMatmulUniforms, denseRowStride } from '../kernels/matmul_dense.js'
 import {
   actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
-import { w4MatmulBuffers, w4MatmulUniforms, w4RowsPerSlice } from '../kernels/w4a8_matmul.js';
+import { w4MatmulBuffers, w4MatmulUniforms, w4RowsPerSlice, type W4Segment } from '../kernels/w4a8_matmul.js';
 import { quantizedLinearScratch, type QuantizedScratchName } from './quantized-linear.js';
 import { MemoryPlanError } from './errors.js';
 
@@ -47,6 +47,12 @@ export interface MemoryPlanOptions {
   embedding?: 'auto' | 'gpu' | 'host';
   /** w4a8: the fused two-kernel path (default, the executor's) or the unfused baseline (dense L_A/L_B ops, t/y2 scratch). */
   fused?: boolean;
+  /**
+   * w4a8, fused: q|k|v and gate|up run as one group each (one smoothing vector, L_A's columns side by
+   * side, one kernel A/B pair over the stacked rows), as the executor runs an artifact whose linears
+   * of one input share aBits and smoothing (default true on the fused path).
+   */
+  groups?: boolean;
   /**
    * Kernel A's tiling (kernels/w4a8_act_quant.ts actQuantTiling): sets L_A's column padding and the
    * partial-product scratch. Default: the GPU tiling (rank chunk 8, 256 target workgroups).
@@ -196,6 +202,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     tableDtype: options.tableDtype ?? (options.weights === 'f32' ? 'f32' : 'f16'),
     embedding: (options.embedding ?? 'auto') === 'auto' ? (c.vocabSize * c.dim >= HOST_EMBEDDING_MIN_VALUES ? 'host' : 'gpu') : (options.embedding as 'gpu' | 'host'),
     fused: options.fused ?? true,
+    groups: options.groups ?? true,
     actQuantTiling: options.actQuantTiling ?? GPU_ACT_QUANT_TILING,
     maxStorageBufferBindingSize: maxBinding,
   };
@@ -225,10 +232,22 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
       }
       continue;
     }
-    BLOCK_LINEARS.forEach(({ name }, j) => {
-      const s = shapes[name];
-      const cols = ranks[l * BLOCK_LINEARS.length + j]! + resolved.outliers;
-      const whole = Math.ceil(cols); // a fractional mean-rank estimate rounds up per linear
+    // Ops of the layer: a group's members' side-path columns, each rounded up as its linear's.
+    const colsOf = (name: BlockLinearName) => ranks[l * BLOCK_LINEARS.length + BLOCK_LINEARS.findIndex((b) => b.name === name)]! + resolved.outliers;
+    const grouped = resolved.fused && resolved.groups;
+    const ops: BlockLinearName[][] = grouped
+      ? [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.o_proj'], ['mlp.gate_proj', 'mlp.up_proj'], ['mlp.down_proj']]
+      : BLOCK_LINEARS.map(({ name }) => [name]);
+    for (const names of ops) {
+      const s = { in: shapes[names[0]!].in, out: names.reduce((n, name) => n + shapes[name].out, 0) };
+      const cols = names.reduce((n, name) => n + colsOf(name), 0);
+      const whole = names.reduce((n, name) => n + Math.ceil(colsOf(name)), 0); // a fractional mean-rank estimate rounds up per linear
+      const segments = names.length > 1 ? names.reduce<W4Segment[]>((segs, name) => {
+        const prev = segs[segs.length - 1];
+        const rowStart = prev ? prev.rowStart + prev.rows : 0;
+        const rankOffset = prev ? prev.rankOffset + prev.rank : 0;
+        return [...segs, { rowStart, rows: shapes[name].out, rankOffset, rank: Math.ceil(colsOf(name)) }];
+      }, []) : undefined;
       const lrFormat: LowRankFormat = whole > 0 ? resolved.lowRankDtype : 'none';
       // What the kernels bind (runtime/quantized-linear.ts): the fused path carries the side path in
       // them (L_A regrouped and padded to whole rank chunks, L_B [r, out]); the unfused one runs them at
@@ -244,7 +263,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
       // One weight slice (packed rows + params uniform) per binding's worth of rows; s_w and L_B are whole-layer buffers.
       const rowsPerSlice = Math.max(1, w4RowsPerSlice(s.in, maxBinding));
       for (let rowStart = 0; rowStart < s.out; rowStart += rowsPerSlice) {
-        const slice = { tokens: B, inFeatures: s.in, outFeatures: s.out, rowStart, rows: Math.min(rowsPerSlice, s.out - rowStart), rank: kernelRank, rankPad, splits: 1 };
+        const slice = { tokens: B, inFeatures: s.in, outFeatures: s.out, rowStart, rows: Math.min(rowsPerSlice, s.out - rowStart), rank: kernelRank, rankPad, splits: 1, segments: kernelRank > 0 ? segments : undefined };
         const m = w4MatmulBuffers(slice, { hasBias: false, lowRank: kernelLowRank, debugAcc: false });
         weights += allocated(m.qw);
         uniforms += w4MatmulUniforms(slice).byteLength;
@@ -263,8 +282,8 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
       if (!need) scratchByShape.set(key, (need = quantizedLinearScratch({ inFeatures: s.in, outFeatures: s.out, rank: whole, maxTokens: B, fused: resolved.fused }, { smooth: resolved.smoothing, lowRank: lrFormat, tiling })));
       for (const [k, bytes] of Object.entries(need) as Array<[QuantizedScratchName, number]>) scratch[k] = Math.max(scratch[k] ?? 0, bytes);
       sideCols += cols;
-      maxSide = Math.max(maxSide, cols);
-    });
+      for (const name of names) maxSide = Math.max(maxSide, colsOf(name));
+    }
   }
   const nLinears = c.nLayers * BLOCK_LINEARS.length;
   const meanRank = w4 ? sideCols / nLinears : 0;

@@ -12,24 +12,24 @@
 // the largest layer serves all of them.
 import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
-import type { LinearOp } from './linear.js';
+import type { LinearFusion, LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
 import { createBuffer, uniformBufferFrom, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
-import { BindGroupCache, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
+import { BindGroupCache, bufferId, checkActivationBuffers, tokenChunks, type TokenChunk } from './linear-support.js';
 import { planBindGroup } from './plan-binding.js';
 import { ScratchPool } from './scratch-pool.js';
-import { sliceW4Rows, w4Blocks, w4WordCount } from '../core/w4-layout.js';
+import { sliceW4Rows, stackW4Rows, w4Blocks, w4WordCount } from '../core/w4-layout.js';
 import { sliceW8Rows, w8WordCount, W8_MAX_IN } from '../core/w8-layout.js';
 import {
   actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
 import {
-  planW4Matmul, rankCapacity, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, weightWordsPerBlock, type W4MatmulOptions,
-  type W4MatmulTiling, type WeightBits,
+  planW4Matmul, rankCapacity, singleSegment, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, weightWordsPerBlock, W4_MAX_SEGMENTS, type W4MatmulOptions,
+  type W4MatmulTiling, type W4Segment, type WeightBits,
 } from '../kernels/w4a8_matmul.js';
 import { planVecAdd } from '../kernels/vec_add.js';
 import { LinearConfigError } from './errors.js';
@@ -65,6 +65,8 @@ export interface QuantizedLinearDebug {
   tpart?: GPUBuffer;
   /** i32 [tokens, out] exact accumulators (opts.debugAcc). */
   acc?: GPUBuffer;
+  /** f32 [tokens]: the rstd kernel A normed with (the last encodeFused with a norm). */
+  rstd: GPUBuffer;
   wordsPerRow: number;
   rankPad: number;
   splits(tokens: number): number;
@@ -87,7 +89,7 @@ export interface QuantizedLinearOp extends LinearOp {
 
 // ---------------------------------------------------------------- scratch
 /** The pool's buffers a quantized linear uses; t and y2 only on the unfused path (dense side-path outputs). */
-export type QuantizedScratchName = 'xq' | 'sx' | 'tpart' | 't' | 'y2';
+export type QuantizedScratchName = 'xq' | 'sx' | 'tpart' | 't' | 'y2' | 'rstd';
 
 /** Label prefix of the scratch buffers (`quantized-linear/scratch/xq`, …). */
 export const QUANTIZED_SCRATCH_LABEL = 'quantized-linear/scratch';
@@ -109,6 +111,7 @@ export function quantizedLinearScratch(
     sx: stub(k.sx),
     tpart: stub(k.tpart),
     t: stub(s.maxTokens * unfusedRank * 4),
+    rstd: stub(s.fused ? s.maxTokens * 4 : 0),
     y2: stub(unfusedRank > 0 ? s.maxTokens * s.outFeatures * 4 : 0),
   };
 }
@@ -150,10 +153,75 @@ interface Slice {
   params: GPUBuffer;
 }
 
+// ---------------------------------------------------------------- groups
+/**
+ * Why linears of one input cannot run as one group (one kernel A, one kernel B over their stacked
+ * rows), or undefined when they can: the contract with the quantizer is equal aBits and smoothing
+ * vectors that are bitwise identical or all absent (kernel A quantizes the shared input once).
+ */
+export function quantizedGroupConflict(qs: readonly QuantizedLinear[]): string | undefined {
+  if (qs.length < 1 || qs.length > W4_MAX_SEGMENTS) return `${qs.length} linears (a group holds 1..${W4_MAX_SEGMENTS})`;
+  const first = qs[0]!;
+  for (const q of qs) {
+    if (q.inFeatures !== first.inFeatures) return `inputs of ${q.inFeatures} and ${first.inFeatures} features`;
+    if (q.aBits !== first.aBits) return `activation bits ${q.aBits} and ${first.aBits}`;
+    if (qs.length > 1 && q.wBits !== 4) return `${q.wBits}-bit weights (groups stack 4-bit weights only)`;
+    if (!!q.smooth !== !!first.smooth) return 'smoothing on some linears only';
+    if (q.smooth && first.smooth) {
+      const a = new Uint32Array(q.smooth.buffer, q.smooth.byteOffset, q.smooth.length);
+      const b = new Uint32Array(first.smooth.buffer, first.smooth.byteOffset, first.smooth.length);
+      if (a.length !== b.length || a.some((v, i) => v !== b[i])) return 'different smoothing vectors';
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The linears of a group as one stacked layer: rows [Σ out] in order, L_A's columns side by side
+ * ([in, Σ rank]: kernel A computes every member's t in one pass), each member's L_B kept as its own
+ * [rank, out] block one after another (`lb` here is that flat list, not a [Σ rank, Σ out] matrix),
+ * and the segment table kernel B's epilogue reads them by.
+ */
+function stackGroup(qs: readonly QuantizedLinear[]): { q: QuantizedLinear; segments: W4Segment[] } {
+  if (qs.length === 1) return { q: qs[0]!, segments: singleSegment(qs[0]!.outFeatures, qs[0]!.rank) };
+  const K = qs[0]!.inFeatures;
+  const N = qs.reduce((n, q) => n + q.outFeatures, 0);
+  const R = qs.reduce((n, q) => n + q.rank, 0);
+  const wScale = new Float32Array(N);
+  const bias = qs.some((q) => q.bias) ? new Float32Array(N) : undefined;
+  const la = R ? new Float32Array(K * R) : undefined;
+  const lb = R ? new Float32Array(qs.reduce((n, q) => n + q.rank * q.outFeatures, 0)) : undefined;
+  const segments: W4Segment[] = [];
+  let row = 0, rankOffset = 0, lbOffset = 0;
+  for (const q of qs) {
+    wScale.set(q.wScale, row);
+    if (q.bias) bias!.set(q.bias, row);
+    for (let k = 0; k < K; k++) for (let j = 0; j < q.rank; j++) la![k * R + rankOffset + j] = q.la![k * q.rank + j]!;
+    if (q.rank) lb!.set(q.lb!, lbOffset);
+    segments.push({ rowStart: row, rows: q.outFeatures, rankOffset, rank: q.rank });
+    row += q.outFeatures;
+    rankOffset += q.rank;
+    lbOffset += q.rank * q.outFeatures;
+  }
+  const qweight = stackW4Rows(qs.map((q) => ({ words: q.qweight, outFeatures: q.outFeatures })), K);
+  return { q: { inFeatures: K, outFeatures: N, wBits: 4, aBits: qs[0]!.aBits, qweight, wScale, smooth: qs[0]!.smooth, rank: R, la, lb, bias }, segments };
+}
+
 // ---------------------------------------------------------------- the op
-export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: QuantizedLinear, opts: QuantizedLinearOptions): QuantizedLinearOp {
+/**
+ * A quantized linear, or a group of linears of one input (q|k|v, gate|up) run as one: kernel A
+ * quantizes the shared input once and starts every member's side path, kernel B runs over the
+ * stacked rows with a side-path segment per member (kernels/w4a8_matmul.wgsl). The group's output is
+ * the members' outputs side by side ([tokens, Σ out]). Groups run fused only.
+ */
+export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, linears: QuantizedLinear | readonly QuantizedLinear[], opts: QuantizedLinearOptions): QuantizedLinearOp {
   const label = opts.label;
-  validate(q, label);
+  const members = Array.isArray(linears) ? (linears as readonly QuantizedLinear[]) : [linears as QuantizedLinear];
+  for (const m of members) validate(m, label);
+  const conflict = quantizedGroupConflict(members);
+  if (conflict) throw new LinearConfigError(label, `cannot run as one group: ${conflict}`);
+  if (members.length > 1 && opts.fused === false) throw new LinearConfigError(label, 'a group of linears runs on the fused path only');
+  const { q, segments } = stackGroup(members);
   if (!gpu.features.packedDot4) throw new LinearConfigError(label, 'this adapter lacks WGSL packed_4x8_integer_dot_product (dot4I8Packed)');
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new LinearConfigError(label, `maxTokens = ${opts.maxTokens} must be a positive integer`);
   activationQmax(q.aBits);
@@ -180,9 +248,11 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const lrActive: LowRankFormat = fused ? lowRank : 'none';
   const aOpts: ActQuantOptions = { aBits: q.aBits, smooth: !!q.smooth, lowRank: lrActive, subgroups: gpu.features.subgroups, tiling: aTiling, maxWorkgroupsPerDim: maxPerDim };
   const bOpts: W4MatmulOptions = { weightBits, hasBias: !!q.bias, lowRank: lrActive, tMax: rankCapacity(rank), debugAcc: !!opts.debugAcc, tiling: mTiling, maxWorkgroupsPerDim: maxPerDim };
-  const planA = (tokens: number) => planActQuant({ tokens, inFeatures: K, rank: kernelRank }, aOpts);
-  const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number) =>
-    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits }, bOpts);
+  // `f` (encodeFused): the RMSNorm before the linear in kernel A, the residual add in kernel B's epilogue.
+  const planA = (tokens: number, f: LinearFusion = {}) =>
+    planActQuant({ tokens, inFeatures: K, rank: kernelRank, eps: f.norm?.eps }, { ...aOpts, norm: !!f.norm, swiglu: !!f.swiglu });
+  const planB = (tokens: number, sl: { rowStart: number; rows: number }, splits: number, f: LinearFusion = {}) =>
+    planW4Matmul({ tokens, inFeatures: K, outFeatures: N, rowStart: sl.rowStart, rows: sl.rows, rank: kernelRank, rankPad, splits, segments: fused ? segments : undefined }, { ...bOpts, residual: !!f.residual });
   // Uniforms do not depend on the token count: plan them once, for the largest call.
   const coldA = planA(opts.maxTokens);
 
@@ -208,6 +278,17 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
   const invSmooth = q.smooth ? inverseSmoothing(q.smooth) : undefined;
   const invSmoothBuf = invSmooth ? own(uploadBuffer(device, invSmooth, `${label}/invSmooth`)) : undefined;
   const aParams = own(uniformBufferFrom(device, coldA.uniforms, `${label}/act_quant/params`));
+  // Kernel A's uniforms with a norm's epsilon, one buffer per epsilon seen (a model has one).
+  const aParamsNorm = new Map<number, GPUBuffer>();
+  const aParamsFor = (f: LinearFusion): GPUBuffer => {
+    if (!f.norm) return aParams;
+    let b = aParamsNorm.get(f.norm.eps);
+    if (!b) {
+      aParamsNorm.set(f.norm.eps, (b = own(uniformBufferFrom(device, planA(opts.maxTokens, f).uniforms, `${label}/act_quant_norm/params`))));
+      byteSize += b.size;
+    }
+    return b;
+  };
   const accDbg = opts.debugAcc ? own(createBuffer(device, opts.maxTokens * N * 4, `${label}/acc_dbg`)) : undefined;
 
   // Side path: fused keeps L_A regrouped for kernel A and L_B [r, out] for the epilogue; unfused runs
@@ -254,21 +335,23 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
     bindGroup: GPUBindGroup;
     workgroups: [number, number, number];
   }
-  const bindGroups = new BindGroupCache<Step[]>();
+  // Bind groups per fusion (none, norm weight, residual) and then per (x, y, tokens).
+  const bindGroups = new Map<string, BindGroupCache<Step[]>>();
+  const fusionKey = (f: LinearFusion) => `${f.norm ? `${bufferId(f.norm.weight)}:${f.norm.eps}` : '-'}|${f.residual ? 'r' : '-'}|${f.swiglu ? 's' : '-'}`;
   let generation = -1;
 
   const rowBytes = 4 * Math.max(K, N, wordsPerRow);
-  const build = (x: GPUBuffer, y: GPUBuffer, tokens: number): Step[] => {
+  const build = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion): Step[] => {
     const s = scratch();
     const steps: Step[] = [];
-    const chunks = tokenChunks(tokens, rowBytes, maxBinding);
-    for (const c of chunks) steps.push(...buildChunk(s, x, y, c));
+    const chunks = tokenChunks(tokens, f.swiglu ? Math.max(rowBytes, 8 * K) : rowBytes, maxBinding);
+    for (const c of chunks) steps.push(...buildChunk(s, x, y, c, f));
     return steps;
   };
 
-  const buildChunk = (s: Readonly<Record<QuantizedScratchName, GPUBuffer>>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk): Step[] => {
+  const buildChunk = (s: Readonly<Record<QuantizedScratchName, GPUBuffer>>, x: GPUBuffer, y: GPUBuffer, c: TokenChunk, f: LinearFusion): Step[] => {
     const steps: Step[] = [];
-    const a = planA(c.count);
+    const a = planA(c.count, f);
     // Scratch is bound from offset 0 for every chunk: chunks run one after another in the pass. Kernel
     // B reads the ranges kernel A wrote.
     const xq = { buffer: s.xq, offset: 0, size: a.buffers.xq };
@@ -279,19 +362,21 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
       stage: 'act_quant',
       pipeline: aPipeline,
       bindGroup: planBindGroup(device, aPipeline, a, {
-        params: { buffer: aParams },
-        x: { buffer: x, offset: c.t0 * K * 4, size: a.buffers.x },
+        params: { buffer: aParamsFor(f) },
+        x: { buffer: x, offset: c.t0 * K * 4 * (f.swiglu ? 2 : 1), size: a.buffers.x },
         xq,
         sx,
         inv_m: invSmoothBuf && { buffer: invSmoothBuf },
         la: laBuf && { buffer: laBuf },
         tpart,
+        norm_w: f.norm && { buffer: f.norm.weight },
+        rstd: { buffer: s.rstd, offset: 0, size: Math.max(4, a.buffers.rstd) },
       }, `${label}/act_quant`),
       workgroups: a.workgroups,
     });
 
     for (const sl of slices) {
-      const b = planB(c.count, sl, a.splits);
+      const b = planB(c.count, sl, a.splits, f);
       const bPipeline = pipeline(b.spec);
       steps.push({
         stage: 'matmul',
@@ -338,14 +423,18 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
     }
   };
 
-  const prepare = (x: GPUBuffer, y: GPUBuffer, tokens: number): Step[] => {
-    checkActivationBuffers(label, x, y, tokens, K, N, opts.maxTokens);
+  const prepare = (x: GPUBuffer, y: GPUBuffer, tokens: number, f: LinearFusion = {}): Step[] => {
+    checkActivationBuffers(label, x, y, tokens, f.swiglu ? 2 * K : K, N, opts.maxTokens);
+    if (f.norm && f.swiglu) throw new LinearConfigError(label, 'an input is either normed or a SwiGLU, not both');
     if (generation !== pool.generation) {
       bindGroups.clear();
       addSteps.clear();
       generation = pool.generation;
     }
-    return bindGroups.get(x, y, tokens, () => build(x, y, tokens));
+    const key = fusionKey(f);
+    let groups = bindGroups.get(key);
+    if (!groups) bindGroups.set(key, (groups = new BindGroupCache<Step[]>()));
+    return groups.get(x, y, tokens, () => build(x, y, tokens, f));
   };
   const encodeSide = (pass: GPUComputePassEncoder, x: GPUBuffer, y: GPUBuffer, tokens: number) => {
     if (!denseA || !denseB) return;
@@ -375,6 +464,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
         sx: s.sx,
         tpart: fused && rank > 0 ? s.tpart : undefined,
         acc: accDbg,
+        rstd: s.rstd,
         wordsPerRow,
         rankPad,
         splits: (tokens) => actQuantSplits(tokens, K, aTiling),
@@ -384,6 +474,9 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, q: 
       run(pass, prepare(x, y, tokens));
       encodeSide(pass, x, y, tokens);
     },
+    encodeFused: fused
+      ? (pass, x, y, tokens, f) => run(pass, prepare(x, y, tokens, f))
+      : undefined,
     encodeStage(pass, x, y, tokens, stage) {
       const steps = prepare(x, y, tokens);
       if (stage === 'side') encodeSide(pass, x, y, tokens);

@@ -8,6 +8,14 @@
 //           post-attention norm) → gate|up → swiglu → down_proj → rmsnorm_add (residual + next input norm)
 //   head:   rmsnorm_add (last residual + final norm) on the rows that need logits → classifier → [nll]
 //
+// Quantized layers whose linears take the block's edges (Layer.edges: q|k|v and gate|up each one
+// group, o_proj and down_proj quantized) run, when the forward fuses edges (no taps), as 10 dispatches:
+//   q|k|v (kernel A norms x) → rope_kv → attention → o_proj (kernel B adds into x) → gate|up (kernel A
+//   norms x) → down_proj (kernel A takes silu(gate)·up from gate|up, kernel B adds into x)
+// so neither xn, delta nor act is written; the last layer's down_proj writes delta for the head's
+// rmsnorm_add, and a layer followed by an unfused one norms x into xn for it. Taps (calibration
+// capture, --check-numerics) read xn, delta and act: forwards with taps record every layer unfused.
+//
 // Nothing here allocates GPU memory or submits; runtime/executor.ts decides what runs when.
 import type { LinearOp } from './linear.js';
 import type { ModelConfig } from '../core/model.js';
@@ -50,6 +58,16 @@ export interface Layer {
   normPostAttn: GPUBindGroup;
   /** x += down; xn = norm(x) · next layer's input_layernorm (absent in the last layer) */
   normNext?: GPUBindGroup;
+  /** Where the layer's linears take the block's edges (see the top of this file): its norm weights. */
+  edges?: LayerEdges;
+}
+
+/** A layer run with the norms in kernel A, the residual adds in kernel B and the SwiGLU in down's kernel A. */
+export interface LayerEdges {
+  inputNorm: GPUBuffer;
+  postNorm: GPUBuffer;
+  /** xn = norm(x) · next layer's input_layernorm, for a next layer that runs unfused (absent in the last layer). */
+  normNextOnly?: GPUBindGroup;
 }
 
 /**
@@ -261,9 +279,10 @@ function gatherEmbeddings(src: WeightRows, ids: Uint32Array, dim: number): Float
   return x;
 }
 
-export function encodeInput(rec: Recorder, g: ForwardGraph, T: number): void {
+/** `fuseEdges`: the forward records layers with edges fused (then layer 0's kernel A norms the embedding itself). */
+export function encodeInput(rec: Recorder, g: ForwardGraph, T: number, fuseEdges = false): void {
   for (const part of g.embedParts) rec.dispatch('embedding', g.pipelines.embedding.pipeline, part.bindGroup, g.kernels.embedding(T, part).workgroups);
-  rec.dispatch('rmsnorm', g.pipelines.norm.pipeline, g.normFirst, g.kernels.norm(T, false).workgroups);
+  if (!(fuseEdges && g.layers[0]?.edges)) rec.dispatch('rmsnorm', g.pipelines.norm.pipeline, g.normFirst, g.kernels.norm(T, false).workgroups);
 }
 
 /**
@@ -271,7 +290,7 @@ export function encodeInput(rec: Recorder, g: ForwardGraph, T: number): void {
  * order: attn_in, the q|k|v projection(s), attn_out, o_proj, mlp_in, gate|up, mlp_act, down_proj,
  * and the residual stream after the add (not in the last layer, whose add rides in the final norm).
  */
-export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number, tap?: OpTap): void {
+export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number, tap?: OpTap, fuseEdges = false): void {
   const c = g.config;
   const b = g.buf;
   const P = g.pipelines;
@@ -279,6 +298,11 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
   const layer = g.layers[l]!;
   const qDim = c.nHeads * c.headDim;
   const normWg = k.norm(T, true).workgroups;
+  if (fuseEdges && layer.edges) {
+    if (tap) throw new RangeError('encodeLayer: taps need the unfused layer (fuseEdges off)');
+    encodeLayerEdges(rec, g, l, T, layer.edges);
+    return;
+  }
   tap?.('attn_in', b.xn, c.dim);
   for (const p of layer.attnIn) {
     rec.linear(p.op, p.kind, b.xn, p.out, T);
@@ -304,6 +328,28 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
     rec.dispatch('rmsnorm_add', P.normAdd.pipeline, layer.normNext, normWg);
     tap?.('residual', b.x, c.dim);
   }
+}
+
+/** Layer `l` with its edges fused (see the top of this file): 10 dispatches. */
+function encodeLayerEdges(rec: Recorder, g: ForwardGraph, l: number, T: number, e: LayerEdges): void {
+  const c = g.config;
+  const b = g.buf;
+  const P = g.pipelines;
+  const k = g.kernels;
+  const layer = g.layers[l]!;
+  const eps = c.normEps;
+  const qkv = layer.attnIn[0]!;
+  const gateUp = layer.mlpIn[0]!;
+  const last = l + 1 === c.nLayers;
+  rec.op(qkv.kind, (pass) => qkv.op.encodeFused!(pass, b.x, qkv.out, T, { norm: { weight: e.inputNorm, eps } }));
+  rec.dispatch('rope_kv', P.ropeKv.fused.pipeline, layer.ropeKv, k.ropeKv(T, 0).workgroups);
+  const variant = k.attentionVariant(T);
+  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], k.attention(T, 0).workgroups);
+  rec.op('o_proj', (pass) => layer.oProj.encodeFused!(pass, b.att, b.x, T, { residual: true }));
+  rec.op(gateUp.kind, (pass) => gateUp.op.encodeFused!(pass, b.x, gateUp.out, T, { norm: { weight: e.postNorm, eps } }));
+  // The last layer's residual add stays in the head's rmsnorm_add (delta), as on the unfused path.
+  rec.op('down_proj', (pass) => layer.downProj.encodeFused!(pass, gateUp.out, last ? b.delta : b.x, T, { swiglu: true, residual: !last }));
+  if (e.normNextOnly && !g.layers[l + 1]!.edges) rec.dispatch('rmsnorm', P.norm.pipeline, e.normNextOnly, k.norm(T, false).workgroups);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { packW4, unpackW4, sliceW4Rows, w4WordCount } from '../../core/w4-layout.js';
+import { packW4, unpackW4, sliceW4Rows, stackW4Rows, w4WordCount } from '../../core/w4-layout.js';
 import { W4LayoutError } from '../../core/errors.js';
 
 function seededInts(n: number, seed: number, lo: number, hi: number): Int8Array {
@@ -49,6 +49,16 @@ describe('w4_layout', () => {
     const q = seededInts(9 * 40, 3, -7, 7);
     const words = packW4(q, 9, 40);
     expect(unpackW4(sliceW4Rows(words, 9, 40, 2, 7), 5, 40)).toEqual(q.subarray(2 * 40, 7 * 40));
+  });
+
+  it('stacks the rows of several weights of one input (q|k|v) as packW4 of the stacked values', () => {
+    const parts = [5, 3, 3].map((out, i) => ({ q: seededInts(out * 40, 10 + i, -7, 7), out }));
+    const stacked = stackW4Rows(parts.map((p) => ({ words: packW4(p.q, p.out, 40), outFeatures: p.out })), 40);
+    const all = new Int8Array(11 * 40);
+    let row = 0;
+    for (const p of parts) (all.set(p.q, row * 40), (row += p.out));
+    expect(stacked).toEqual(packW4(all, 11, 40));
+    expect(() => stackW4Rows([{ words: new Uint32Array(3), outFeatures: 2 }], 40)).toThrow(W4LayoutError);
   });
 
   it('rejects out-of-range values and wrong sizes', () => {

@@ -46,18 +46,28 @@ export interface QuantRun {
   /** Σ over splits of kernel A's partial t, [tokens, rank] (fused, rank > 0). */
   t?: Float64Array;
   acc?: Int32Array;
+  /** The rstd kernel A normed each row with (fused norm). */
+  rstd?: Float32Array;
 }
 
-/** Encodes op once for x [tokens, in] and reads back y and every intermediate. */
-export async function runQuantized(gpu: GpuContext, op: QuantizedLinearOp, x: Float32Array, tokens: number): Promise<QuantRun> {
+/**
+ * Encodes op once for x [tokens, in] and reads back y and every intermediate. With `fused`: through
+ * encodeFused, a norm weight uploaded for it, and y starting as `y0` (the residual stream).
+ */
+export async function runQuantized(
+  gpu: GpuContext, op: QuantizedLinearOp, x: Float32Array, tokens: number,
+  fused?: { norm?: { weight: Float32Array; eps: number }; residual?: boolean; swiglu?: boolean; y0?: Float32Array },
+): Promise<QuantRun> {
   const { device } = gpu;
   const xb = uploadBuffer(device, x, 'test/x');
-  const yb = createBuffer(device, tokens * op.outFeatures * 4, 'test/y');
+  const yb = fused?.y0 ? uploadBuffer(device, fused.y0, 'test/y') : createBuffer(device, tokens * op.outFeatures * 4, 'test/y');
+  const wb = fused?.norm ? uploadBuffer(device, fused.norm.weight, 'test/norm') : undefined;
   try {
     device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    op.encode(pass, xb, yb, tokens);
+    if (fused) op.encodeFused!(pass, xb, yb, tokens, { norm: fused.norm && { weight: wb!, eps: fused.norm.eps }, residual: fused.residual, swiglu: fused.swiglu });
+    else op.encode(pass, xb, yb, tokens);
     pass.end();
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
@@ -76,10 +86,12 @@ export async function runQuantized(gpu: GpuContext, op: QuantizedLinearOp, x: Fl
           for (let j = 0; j < op.rank; j++) t[tok * op.rank + j]! += part[(tok * splits + s) * d.rankPad + j]!;
     }
     const acc = d.acc ? new Int32Array(await readBuffer(device, d.acc, tokens * op.outFeatures * 4)) : undefined;
-    return { y, xq, sx, t, acc };
+    const rstd = fused?.norm ? await readF32(device, d.rstd, tokens) : undefined;
+    return { y, xq, sx, t, acc, rstd };
   } finally {
     xb.destroy();
     yb.destroy();
+    wb?.destroy();
   }
 }
 

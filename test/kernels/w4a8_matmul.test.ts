@@ -19,6 +19,9 @@ import { LinearConfigError } from '../../runtime/errors.js';
 import type { W4GemvInner } from '../../kernels/w4a8_matmul.js';
 import { packW4 } from '../../core/w4-layout.js';
 import { packW8 } from '../../core/w8-layout.js';
+import type { QuantizedLinear } from '../../core/quantized.js';
+import { planSwiglu } from '../../kernels/swiglu.js';
+import { runPlan } from './run-plan.js';
 
 // Float tolerance, relative to the size of the summed terms (|s_x·s_w·acc| + Σ_j Σ_k|x̃·L_A|·|L_B| + |bias|):
 // f32 sums of ≤ 1000 terms in another order than the f64 reference; random-sign errors grow like
@@ -201,6 +204,156 @@ describe('W8 (per-channel int8 weights) against the reference', () => {
     const mk = (patch: object) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), { ...q, ...patch }, { label: 'lm_head', maxTokens: 4 });
     expect(mk({ qweight: new Uint32Array(32) })).toThrow(/lm_head: qweight has 32 words, expected 128 .*w8-layout/);
     expect(mk({ wBits: 5 })).toThrow(/wBits = 5; expected 4 or 8/);
+// ---------------------------------------------------------------- groups (q|k|v, gate|up)
+interface GroupCase {
+  name: string;
+  tokens: number;
+  inF: number;
+  /** Members: output rows, rank, bias. */
+  members: Array<{ outF: number; rank: number; bias?: boolean }>;
+  smooth?: boolean;
+  aBits?: number;
+  opts?: Partial<QuantizedLinearOptions>;
+}
+
+/** A group against its members' references: the same x̃ quantized once, each member's rows with its own side path. */
+async function checkGroup(gpu: GpuContext, cache: PipelineCache, c: GroupCase, seed: number): Promise<void> {
+  const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth, aBits: c.aBits }, seed + 31 * i));
+  for (const q of qs) q.smooth = qs[0]!.smooth; // the grouping rule: one smoothing vector
+  const x = seededFloats(c.tokens * c.inF, seed + 100, 2);
+  const op = createQuantizedLinear(gpu, cache, qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
+  try {
+    const N = op.outFeatures;
+    expect(N).toBe(c.members.reduce((n, m) => n + m.outF, 0));
+    const got = await runQuantized(gpu, op, x, c.tokens);
+    const refs = qs.map((q) => quantizedLinearRef(q, x, c.tokens, op.lowRank));
+    expect(firstMismatch(got.xq, packActivationsRef(refs[0]!.xq, c.tokens, c.inF)), 'packed activations').toBe(-1);
+    expect(firstMismatch(f32Bits(got.sx), f32Bits(refs[0]!.sx)), 's_x bits').toBe(-1);
+    const acc = new Int32Array(c.tokens * N);
+    const y = new Float64Array(c.tokens * N);
+    const scale = new Float64Array(c.tokens * N);
+    let row = 0;
+    qs.forEach((q, i) => {
+      const r = refs[i]!;
+      for (let t = 0; t < c.tokens; t++) {
+        for (let o = 0; o < q.outFeatures; o++) {
+          acc[t * N + row + o] = r.acc[t * q.outFeatures + o]!;
+          y[t * N + row + o] = r.y[t * q.outFeatures + o]!;
+          scale[t * N + row + o] = r.scale[t * q.outFeatures + o]!;
+        }
+      }
+      row += q.outFeatures;
+    });
+    expect(firstMismatch(got.acc!, acc), 'int32 accumulators').toBe(-1);
+    let worst = 0;
+    for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(got.y[i]! - y[i]!) / (scale[i]! + 1e-30));
+    expect(worst, 'y').toBeLessThan(TOL);
+  } finally {
+    op.destroy();
+  }
+}
+
+const GROUP_CASES: GroupCase[] = [
+  // stories260K's q|k|v: 64 + 32 + 32 rows, workgroups aligned with the segments on CPU tilings.
+  { name: 'q|k|v gemv 1 token, ranks 5/0/9, smooth, bias on k', tokens: 1, inF: 64, members: [{ outF: 64, rank: 5 }, { outF: 32, rank: 0, bias: true }, { outF: 32, rank: 9 }], smooth: true },
+  // Segments of odd sizes: workgroups and GEMM tiles straddle them.
+  { name: 'gate|up gemv 2 tokens, 172 + 172 rows, ranks 7/3, A6', tokens: 2, inF: 64, members: [{ outF: 172, rank: 7 }, { outF: 172, rank: 3 }], aBits: 6 },
+  { name: 'straddling gemv, GPU tiling, ranks 1/20/4', tokens: 3, inF: 300, members: [{ outF: 13, rank: 1 }, { outF: 45, rank: 20, bias: true }, { outF: 7, rank: 4 }], smooth: true, opts: GPU_TILING },
+  { name: 'straddling gemm 70 tokens, ranks 17/0/5', tokens: 70, inF: 100, members: [{ outF: 30, rank: 17 }, { outF: 11, rank: 0 }, { outF: 40, rank: 5, bias: true }], smooth: true },
+  { name: 'gemm 9 tokens, GPU tiling, split weight (slices cross segments)', tokens: 9, inF: 40, members: [{ outF: 20, rank: 3 }, { outF: 30, rank: 6 }], opts: { ...GPU_TILING, maxSliceBytes: 13 * 2 * 16 } },
+  { name: 'gemv 1 token, rank 0 group', tokens: 1, inF: 64, members: [{ outF: 64, rank: 0 }, { outF: 32, rank: 0 }, { outF: 32, rank: 0 }] },
+];
+
+describe('quantized linear groups (one kernel A, one kernel B over stacked rows)', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(GROUP_CASES.map((c, i) => [`${c.name} (seed ${3000 + 7 * i})`, c, 3000 + 7 * i] as const))('%s', async (_n, c, seed) => {
+    await checkGroup(await testGpu(), await cache, c, seed);
+  });
+
+  it('refuses linears that do not share a quantized input', async () => {
+    const gpu = await testGpu();
+    const a = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 2, smooth: true }, 1);
+    const b = syntheticQuantizedLinear({ inF: 40, outF: 8, rank: 2, smooth: true }, 2);
+    const mk = (qs: QuantizedLinear[], fused?: boolean) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), qs, { label: 'blk.0.qkv', maxTokens: 4, fused });
+    expect(mk([a, b])).toThrow(/blk\.0\.qkv: cannot run as one group: different smoothing vectors/);
+    expect(mk([a, { ...b, smooth: undefined }])).toThrow(/smoothing on some linears only/);
+    expect(mk([a, { ...b, smooth: a.smooth, aBits: 6 }])).toThrow(/activation bits 6 and 8/);
+    expect(mk([a, { ...b, smooth: a.smooth }], false)).toThrow(/fused path only/);
+  });
+});
+
+// ---------------------------------------------------------------- fused block edges
+// The RMSNorm before a linear in kernel A (x is the residual stream), the SwiGLU before down_proj in
+// kernel A (x is gate|up), and the residual add in kernel B's epilogue (y += …). rstd is a sum of squares in another order than the CPU's f64 (and
+// inverseSqrt may be off by 2 ULP): it is checked to RSTD_TOL, and the integer parts bit for bit
+// against the reference quantizing with the kernel's rstd.
+const RSTD_TOL = 1e-5;
+
+interface FusedCase { name: string; tokens: number; inF: number; members: Array<{ outF: number; rank: number; bias?: boolean }>; smooth?: boolean; norm: boolean; residual: boolean; swiglu?: boolean; opts?: Partial<QuantizedLinearOptions> }
+
+async function checkFused(gpu: GpuContext, cache: PipelineCache, c: FusedCase, seed: number): Promise<void> {
+  const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth }, seed + 31 * i));
+  for (const q of qs) q.smooth = qs[0]!.smooth;
+  const x = seededFloats(c.tokens * c.inF * (c.swiglu ? 2 : 1), seed + 100, 3);
+  const weight = seededFloats(c.inF, seed + 200, 1).map((v) => 0.5 + v);
+  const eps = 1e-5;
+  const op = createQuantizedLinear(gpu, cache, qs.length === 1 ? qs[0]! : qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
+  try {
+    const N = op.outFeatures;
+    const y0 = c.residual ? seededFloats(c.tokens * N, seed + 300, 4) : undefined;
+    const got = await runQuantized(gpu, op, x, c.tokens, { norm: c.norm ? { weight, eps } : undefined, residual: c.residual, swiglu: c.swiglu, y0 });
+    // The linears' input as the reference sees it: x normed with the kernel's rstd, the swiglu kernel's
+    // act (silu_mul.wgsl on this adapter: exp is not correctly rounded), or x itself.
+    let xin = x;
+    if (c.swiglu) {
+      const res = await runPlan(gpu, planSwiglu({ rows: c.tokens, hidden: c.inF, gateUpFused: true }), { gate_up: x, out: c.tokens * c.inF * 4 }, ['out']);
+      xin = new Float32Array(res.out!);
+    }
+    if (c.norm) {
+      const exact = actQuantRef(x, c.tokens, c.inF, { aBits: 8, norm: { weight, eps } }).rstd;
+      for (let t = 0; t < c.tokens; t++) expect(Math.abs(got.rstd![t]! - exact[t]!) / exact[t]!, `rstd[${t}]`).toBeLessThan(RSTD_TOL);
+      xin = new Float32Array(x.length);
+      for (let t = 0; t < c.tokens; t++) for (let k = 0; k < c.inF; k++) xin[t * c.inF + k] = Math.fround(Math.fround(x[t * c.inF + k]! * got.rstd![t]!) * weight[k]!);
+      // and kernel A's own reference path with the kernel's rstd gives the same integers
+      const a = actQuantRef(x, c.tokens, c.inF, { aBits: 8, invSmooth: qs[0]!.smooth ? inverseSmoothing(qs[0]!.smooth) : undefined, norm: { weight, eps, rstd: got.rstd } });
+      expect(firstMismatch(got.xq, packActivationsRef(a.xq, c.tokens, c.inF)), 'packed activations (norm ref)').toBe(-1);
+    }
+    const refs = qs.map((q) => quantizedLinearRef(q, xin, c.tokens, op.lowRank));
+    expect(firstMismatch(got.xq, packActivationsRef(refs[0]!.xq, c.tokens, c.inF)), 'packed activations').toBe(-1);
+    expect(firstMismatch(f32Bits(got.sx), f32Bits(refs[0]!.sx)), 's_x bits').toBe(-1);
+    let row = 0, worst = 0;
+    qs.forEach((q, i) => {
+      const r = refs[i]!;
+      for (let t = 0; t < c.tokens; t++) {
+        for (let o = 0; o < q.outFeatures; o++) {
+          const j = t * N + row + o;
+          expect(got.acc![j], `acc[${t}, ${row + o}]`).toBe(r.acc[t * q.outFeatures + o]);
+          const base = y0 ? y0[j]! : 0;
+          worst = Math.max(worst, Math.abs(got.y[j]! - base - r.y[t * q.outFeatures + o]!) / (r.scale[t * q.outFeatures + o]! + Math.abs(base) + 1e-30));
+        }
+      }
+      row += q.outFeatures;
+    });
+    expect(worst, 'y').toBeLessThan(TOL);
+  } finally {
+    op.destroy();
+  }
+}
+
+const FUSED_CASES: FusedCase[] = [
+  { name: 'norm in kernel A, q|k|v group gemv, smooth', tokens: 1, inF: 64, members: [{ outF: 64, rank: 3 }, { outF: 32, rank: 0 }, { outF: 32, rank: 5 }], smooth: true, norm: true, residual: false },
+  { name: 'norm in kernel A, gemm 37 tokens, in 300, GPU tiling', tokens: 37, inF: 300, members: [{ outF: 50, rank: 7, bias: true }], norm: true, residual: false, opts: GPU_TILING },
+  { name: 'residual epilogue gemv 2 tokens, bias', tokens: 2, inF: 172, members: [{ outF: 64, rank: 6, bias: true }], smooth: true, norm: false, residual: true },
+  { name: 'residual epilogue gemm 70 tokens, GPU tiling', tokens: 70, inF: 64, members: [{ outF: 45, rank: 4 }], norm: false, residual: true, opts: GPU_TILING },
+  { name: 'swiglu input and residual (down_proj), gemv 1 token, smooth', tokens: 1, inF: 172, members: [{ outF: 64, rank: 5 }], smooth: true, norm: false, residual: true, swiglu: true },
+  { name: 'swiglu input, gemm 20 tokens, GPU tiling', tokens: 20, inF: 100, members: [{ outF: 30, rank: 3, bias: true }], norm: false, residual: false, swiglu: true, opts: GPU_TILING },
+  { name: 'norm and residual, gemv 1 token, GPU tiling', tokens: 1, inF: 1000, members: [{ outF: 40, rank: 9 }], smooth: true, norm: true, residual: true, opts: GPU_TILING },
+];
+
+describe('quantized linear with the block edges fused (RMSNorm in kernel A, residual add in kernel B)', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(FUSED_CASES.map((c, i) => [`${c.name} (seed ${5000 + 13 * i})`, c, 5000 + 13 * i] as const))('%s', async (_n, c, seed) => {
+    await checkFused(await testGpu(), await cache, c, seed);
   });
 });
 

@@ -12,6 +12,7 @@ import { planMemory, type MemoryPlan, type MemoryPlanOptions } from '../../runti
 import { BLOCK_LINEARS, type ModelConfig, type ModelSource } from '../../core/model.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createQuantizedLinear } from '../../runtime/quantized-linear.js';
+import { quantizedLinearFactory } from '../../runtime/artifact-linears.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { actQuantTiling } from '../../kernels/w4a8_act_quant.js';
@@ -80,7 +81,10 @@ async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fu
     const dtype = weights === 'w4a8' && gpu.features.shaderF16 ? 'f16' : 'f32';
     const ex = await Executor.create(gpu, source, {
       dtype, maxSeqLen: CTX, maxBatchTokens: BATCH, embedding, pipelines: cache,
-      linearFactory: layers && ((l, name, _w, scratch) => createQuantizedLinear(gpu, cache, layers.get(`model.layers.${l}.${name}`)!, { label: name, maxTokens: BATCH, fused, scratch })),
+      // Fused: the artifact factory, which groups q|k|v and gate|up; unfused: one op per linear.
+      linearFactory: layers && (fused
+        ? quantizedLinearFactory(gpu, cache, (m) => layers.get(m), { maxTokens: BATCH })
+        : (l, name, _w, scratch) => createQuantizedLinear(gpu, cache, layers.get(`model.layers.${l}.${name}`)!, { label: name, maxTokens: BATCH, fused, scratch })),
     });
     try {
       const opts: MemoryPlanOptions = {
@@ -94,6 +98,7 @@ async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fu
         opts.lowRankDtype = gpu.features.shaderF16 ? 'f16' : 'f32';
         opts.actQuantTiling = actQuantTiling(gpu);
         opts.fused = fused;
+        opts.groups = fused;
       }
       await ex.forward([1, 2, 3]); // the shared quantized scratch is allocated at the first encode
       expectSameBytes(planMemory(c, opts), ex.memory());
@@ -110,7 +115,7 @@ describe('aser plan = Executor.memory(), byte for byte', () => {
     await compare('llama', await testGpu(), 'f32');
   });
 
-  it('W4A8 ASER (fused kernels), Qwen bias + tied classifier, host embedding', async () => {
+  it('W4A8 ASER (fused kernels, q|k|v and gate|up groups), Qwen bias + tied classifier, host embedding', async () => {
     await compare('qwen-tied', await testGpu(), 'w4a8', true, 'host');
   });
 
