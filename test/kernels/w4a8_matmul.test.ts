@@ -19,7 +19,6 @@ import { LinearConfigError } from '../../runtime/errors.js';
 import type { W4GemvInner } from '../../kernels/w4a8_matmul.js';
 import { packW4 } from '../../core/w4-layout.js';
 import { packW8 } from '../../core/w8-layout.js';
-import type { QuantizedLinear } from '../../core/quantized.js';
 import { planSwiglu } from '../../kernels/swiglu.js';
 import { runPlan } from './run-plan.js';
 
@@ -204,6 +203,11 @@ describe('W8 (per-channel int8 weights) against the reference', () => {
     const mk = (patch: object) => () => createQuantizedLinear(gpu, new PipelineCache(gpu.device), { ...q, ...patch }, { label: 'lm_head', maxTokens: 4 });
     expect(mk({ qweight: new Uint32Array(32) })).toThrow(/lm_head: qweight has 32 words, expected 128 .*w8-layout/);
     expect(mk({ wBits: 5 })).toThrow(/wBits = 5; expected 4 or 8/);
+    // int8 weights run alone: groups stack 4-bit rows only
+    expect(() => createQuantizedLinear(gpu, new PipelineCache(gpu.device), [q, q], { label: 'pair', maxTokens: 4 })).toThrow(/groups stack 4-bit weights only/);
+  });
+});
+
 // ---------------------------------------------------------------- groups (q|k|v, gate|up)
 interface GroupCase {
   name: string;
