@@ -6,9 +6,9 @@
 //   mode 2  truncated, in sorted order (logit descending, id ascending on equal logits): keep the first
 //           top_k tokens; with the nucleus, keep the sorted prefix up to the first token whose cumulative
 //           mass > top_p·(kept mass); then the first token whose cumulative mass > u·(that prefix's mass)
-// No sort: a token's place in the sorted order is found by bisection over its order key (the logit's
-// bits made monotone), counting tokens (top-k) or summing masses (top-p, the pick) above a candidate
-// key. Masses are exp((x - max)/T) in units of 2^-31 of the max token's, as u32, summed exactly as
+// No sort: a token's place in the sorted order is found by radix select over its order key (the
+// logit's bits made monotone, 8 bits a round), counting tokens (top-k) or summing masses (top-p, the
+// pick) per digit; equal keys are then walked in id order. Masses are exp((x - max)/T) in units of 2^-31 of the max token's, as u32, summed exactly as
 // 64-bit integers (vec2u: lo, hi), so every comparison against a cutoff is exact; the host's f64
 // arithmetic only differs by the f32 exp and that rounding (see runtime/sampler.ts on ties).
 // One workgroup per call. Scratch: masses [vocab], candidates [vocab]; out [2] = (id, non-finite count).
@@ -38,6 +38,8 @@ var<workgroup> part_b: array<u32, WG>;
 var<workgroup> uni_u: u32;
 var<workgroup> uni_w: vec2u;
 var<workgroup> uni_f: f32;
+var<workgroup> hist_lo: array<atomic<u32>, 256>;
+var<workgroup> hist_hi: array<atomic<u32>, 256>;
 
 fn is_finite(x: f32) -> bool {
   // Bit test, not x == x: compilers may fold NaN comparisons away.
@@ -161,27 +163,65 @@ fn first_crossing_in_id_order(count: u32, from_candidates: bool, all: bool, key:
   workgroupBarrier();
 }
 
-// Mass of the first `count` candidates whose key is ≥ key_min.
-fn candidate_mass_from(count: u32, key_min: u32, lid: u32) -> vec2u {
-  var s = vec2u(0u);
-  for (var j = lid; j < count; j += WG) {
-    let t = candidates[j];
-    if (key_at(t) >= key_min) { s = add64(s, vec2u(masses[t], 0u)); }
+// The largest key K whose tokens with key ≥ K weigh more than x (1 each, or their masses with
+// `by_mass`), among the first `count` tokens (or candidates): radix select, 8 bits a round, from a
+// histogram by the next digit of the tokens whose higher digits are K's so far. K goes to uni_u, the
+// weight of the tokens with key > K to uni_w.
+fn radix_select(count: u32, from_candidates: bool, by_mass: bool, x: vec2u, lid: u32) {
+  var prefix = 0u;
+  var above = vec2u(0u);
+  for (var round = 0u; round < 4u; round++) {
+    let shift = 24u - 8u * round;
+    for (var d = lid; d < 256u; d += WG) {
+      atomicStore(&hist_lo[d], 0u);
+      atomicStore(&hist_hi[d], 0u);
+    }
+    workgroupBarrier();
+    for (var j = lid; j < count; j += WG) {
+      let t = token_at(j, from_candidates);
+      let key = key_at(t);
+      // (a shift by 32 would be a shift by 0 in WGSL: round 0 matches everything)
+      if (round == 0u || (key >> (shift + 8u)) == prefix) {
+        let w = select(1u, masses[t], by_mass);
+        let d = (key >> shift) & 0xffu;
+        let old = atomicAdd(&hist_lo[d], w);
+        if (old + w < old) { atomicAdd(&hist_hi[d], 1u); }
+      }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      var acc = above;
+      var digit = 0u;
+      for (var i = 0u; i < 256u; i++) {
+        let next = add64(acc, vec2u(atomicLoad(&hist_lo[255u - i]), atomicLoad(&hist_hi[255u - i])));
+        if (gt64(next, x)) {
+          digit = 255u - i;
+          break;
+        }
+        acc = next;
+      }
+      uni_u = (prefix << 8u) | digit;
+      uni_w = acc;
+    }
+    prefix = workgroupUniformLoad(&uni_u);
+    above = workgroupUniformLoad(&uni_w);
   }
-  return sum_u64(s, lid);
 }
 
 // The candidate (of the first `count`) at which the cumulative mass in sorted order first exceeds x:
-// its key is the largest k whose candidates with key ≥ k weigh more than x; among equal keys, id order.
+// its key is radix_select's, and among equal keys the walk goes in id order.
 fn sorted_crossing(count: u32, x: vec2u, lid: u32) {
-  var k = 0u;
-  for (var b = 0u; b < 32u; b++) {
-    let c = k | (0x80000000u >> b);
-    if (gt64(candidate_mass_from(count, c, lid), x)) { k = c; }
-  }
-  var above = vec2u(0u);
-  if (k != 0xffffffffu) { above = candidate_mass_from(count, k + 1u, lid); }
-  first_crossing_in_id_order(count, true, false, k, above, x, lid);
+  radix_select(count, true, true, x, lid);
+  let key = workgroupUniformLoad(&uni_u);
+  let above = workgroupUniformLoad(&uni_w);
+  first_crossing_in_id_order(count, true, false, key, above, x, lid);
+}
+
+// Mass of the first `count` candidates.
+fn candidate_mass(count: u32, lid: u32) -> vec2u {
+  var s = vec2u(0u);
+  for (var j = lid; j < count; j += WG) { s = add64(s, vec2u(masses[candidates[j]], 0u)); }
+  return sum_u64(s, lid);
 }
 
 // Writes the ids of the tokens to keep into `candidates`, in id order, and returns how many. With
@@ -298,24 +338,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     return;
   }
 
-  // Mode 2. The kept tokens: the top_k largest keys (the k-th key by bisection on counts, ties at it
+  // Mode 2. The kept tokens: the top_k largest keys (the k-th key by radix select on counts, ties at it
   // in id order), or with top-p alone a superset of any nucleus: tokens below (1 - top_p)/(n - 1) of
   // the total mass sit after a prefix already heavier than top_p of it (llama2.c's cut; halved here,
   // so f32 rounding of the cut cannot drop a nucleus token). The max token is always kept.
   var count: u32;
   var kept_mass: vec2u;
   if (p.top_k < n) {
-    var k = 0u;
-    for (var b = 0u; b < 32u; b++) {
-      let c = k | (0x80000000u >> b);
-      var at_least = 0u;
-      for (var i = lid; i < n; i += WG) { at_least += select(0u, 1u, key_at(i) >= c); }
-      if (sum_u32(at_least, lid) >= p.top_k) { k = c; }
-    }
-    var above = 0u;
-    for (var i = lid; i < n; i += WG) { above += select(0u, 1u, key_at(i) > k); }
-    count = compact(true, k, p.top_k - sum_u32(above, lid), 0u, lid);
-    kept_mass = candidate_mass_from(count, 0u, lid);
+    // The k-th key: more than k - 1 tokens have a key ≥ it.
+    radix_select(n, false, false, vec2u(p.top_k - 1u, 0u), lid);
+    let kth = workgroupUniformLoad(&uni_u);
+    let above = workgroupUniformLoad(&uni_w);
+    count = compact(true, kth, p.top_k - above.x, 0u, lid);
+    kept_mass = candidate_mass(count, lid);
   } else {
     let fraction = f32(~p.top_p) / 4294967296.0 / f32(max(n - 1u, 1u));
     let cut = u32(min((f32(total.y) * 4294967296.0 + f32(total.x)) * fraction * 0.5, 2147483648.0));

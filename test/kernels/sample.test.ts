@@ -44,7 +44,7 @@ describe('sample', () => {
   // Each case: a fresh row (or one of several rows in the buffer), random settings and u; the GPU's
   // token must equal the host sampler's, exactly (seeds in the test names replay a case).
   for (const [vocab, rows, cases, seed, step] of [
-    [512, 3, 120, 1, 0], [517, 1, 120, 2, 0], [1000, 2, 80, 3, 0.25], [32003, 1, 30, 4, 0], [128256, 1, 12, 5, 0], [128256, 1, 6, 6, 0.5],
+    [512, 3, 300, 1, 0], [517, 1, 300, 2, 0], [1000, 2, 200, 3, 0.25], [32003, 1, 60, 4, 0], [128256, 1, 25, 5, 0], [128256, 1, 10, 6, 0.5],
   ] as const) {
     it(`vocab ${vocab}${step ? `, logits in steps of ${step}` : ''}: ${cases} random draws pick the host's token (seed ${seed})`, async () => {
       const rng = createRng(seed);
