@@ -8,9 +8,10 @@
 //           mass > top_p·(kept mass); then the first token whose cumulative mass > u·(that prefix's mass)
 // No sort: a token's place in the sorted order is found by radix select over its order key (the
 // logit's bits made monotone, 8 bits a round), counting tokens (top-k) or summing masses (top-p, the
-// pick) per digit; equal keys are then walked in id order. Masses are exp((x - max)/T) in units of 2^-31 of the max token's, as u32, summed exactly as
-// 64-bit integers (vec2u: lo, hi), so every comparison against a cutoff is exact; the host's f64
-// arithmetic only differs by the f32 exp and that rounding (see runtime/sampler.ts on ties).
+// pick) per digit; equal keys are then walked in id order. Masses are exp((x - max)/T) in units of
+// 2^-31 of the max token's, as u32, summed exactly as 64-bit integers (vec2u: lo, hi), so every
+// comparison against a cutoff is exact; the host's f64 arithmetic only differs by the f32 exp and that
+// rounding (see runtime/sampler.ts on ties).
 // One workgroup per call. Scratch: masses [vocab], candidates [vocab]; out [2] = (id, non-finite count).
 
 struct Params {
