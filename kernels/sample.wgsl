@@ -79,7 +79,7 @@ fn mul32(a: u32, b: u32) -> vec2u {
   return vec2u((p00 & 0xffffu) | (mid << 16u), a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u));
 }
 
-// floor(f·m / 2^32): a fraction f/2^32 of the mass m, rounded down (m < 2^48, so no overflow).
+// floor(f·m / 2^32): a fraction f/2^32 of the mass m, rounded down (below m, so it fits 64 bits).
 fn scale64(f: u32, m: vec2u) -> vec2u {
   return add64(mul32(f, m.y), vec2u(mul32(f, m.x).y, 0u));
 }
