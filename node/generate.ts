@@ -1,6 +1,6 @@
 // `aser generate` as a library call: open the model (node/session.ts), encode the prompt with BOS,
 // sample a continuation and detokenize it as it comes.
-import { generate, type GenerateResult } from '../runtime/generate.js';
+import { generate, type GenerateResult, type SamplingSite } from '../runtime/generate.js';
 import { createDetokenizer } from '../loaders/detokenizer.js';
 import type { ExecutorMemory } from '../runtime/executor-options.js';
 import { UsageError } from '../core/errors.js';
@@ -15,8 +15,12 @@ export interface GenerateTextOptions {
   prompt: string;
   maxTokens: number;
   temperature: number;
+  /** 0 = off. */
+  topK?: number;
   topP: number;
   seed?: number;
+  /** Where tokens are chosen (default 'gpu'; 'host' reads each logits row back). */
+  sampling?: SamplingSite;
   /** The model is open and the prompt fits: generation starts. */
   onStart?: () => void;
   /** Each piece of text as its tokens are sampled (the final flush is `tail` in the result). */
@@ -36,6 +40,7 @@ export interface GenerateTextResult {
 
 export async function generateText(o: GenerateTextOptions): Promise<GenerateTextResult> {
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new UsageError(`--max-tokens ${o.maxTokens} must be an integer ≥ 0`);
+  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) throw new UsageError(`--top-k ${o.topK} must be an integer ≥ 0 (0 = off)`);
   const opened = performance.now();
   const session = await openSession({ model: o.model, dtype: o.dtype, tokenizer: o.tokenizer, artifact: o.artifact, checkNumerics: o.checkNumerics });
   const loadSeconds = (performance.now() - opened) / 1000;
@@ -49,7 +54,7 @@ export async function generateText(o: GenerateTextOptions): Promise<GenerateText
     let text = '';
     o.onStart?.();
     const result = await generate(session.executor, prompt, {
-      maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed: o.seed,
+      maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, sampling: o.sampling,
       onToken: (id) => {
         const piece = detok.push(id);
         text += piece;

@@ -64,6 +64,14 @@ export async function readMappedF32(buffer: GPUBuffer, byteLength: number): Prom
   return out;
 }
 
+/** The first `byteLength` bytes of a MAP_READ buffer the caller owns (already written), as u32; unmapped again. */
+export async function readMappedU32(buffer: GPUBuffer, byteLength: number): Promise<Uint32Array> {
+  await buffer.mapAsync(GPUMapMode.READ, 0, byteLength);
+  const out = new Uint32Array(buffer.getMappedRange(0, byteLength).slice(0));
+  buffer.unmap();
+  return out;
+}
+
 /** Uniform buffer from a list of 32-bit fields; `types` says how each field is stored. */
 export function uniformBuffer(device: GPUDevice, fields: number[], types: string, label: string): GPUBuffer {
   const data = new ArrayBuffer(Math.max(16, align4(fields.length * 4)));

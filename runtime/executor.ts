@@ -12,7 +12,8 @@
 // Dense layers run q|k|v and gate|up as one projection each; linears that linearFactory supplies
 // (the quantized path) run as one group op where its `group` makes one, else one op per linear, and
 // quantized layers take the norms, residual adds and SwiGLU into their kernels (10 dispatches per
-// layer; runtime/recorder.ts) unless taps need the unfused layer. The last token's logits, the GPU-computed NLLs and
+// layer; runtime/recorder.ts) unless taps need the unfused layer. The last token's logits, a token sampled from them on
+// the GPU (forwardSample/sample: the decode step's readback is 8 bytes), the GPU-computed NLLs and
 // whole logit rows are read back by runtime/readback.ts; calls on a lost device fail as
 // runtime/device-loss.ts says.
 import { createBufferChecked } from './device.js';
@@ -28,10 +29,11 @@ import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker, type NonFiniteReport } from './numerics.js';
 import {
-  encodeHead, encodeInput, encodeLayer, ForwardKernels, prepareChunk, Recorder, type ForwardGraph,
+  encodeHead, encodeInput, encodeLayer, encodeSample, ForwardKernels, prepareChunk, Recorder, type ForwardGraph,
 } from './recorder.js';
+import type { SampleDraw } from '../kernels/sample.js';
 import { buildForward, type BuiltForward } from './forward-build.js';
-import { readLogitRows, readLogitsRow, readNll, type Checked, type RunDescription } from './readback.js';
+import { readLogitRows, readLogitsRow, readNll, readSampled, type Checked, type RunDescription } from './readback.js';
 import { DeviceLossWatch } from './device-loss.js';
 import {
   resolveOptions, type ExecutorDType, type ExecutorMemory, type ExecutorOptions, type ResolvedOptions,
@@ -180,6 +182,30 @@ export class Executor {
     return this.serial(async () => {
       const ids = this.checkTokens(tokens, 'forward');
       await this.runForward(ids, undefined);
+    });
+  }
+
+  /**
+   * Appends `tokens` like forward() and picks the next token from the last one's logits on the GPU
+   * with `draw` (runtime/sampler.ts semantics), in the same submit; 8 bytes come back instead of the
+   * logits row. The logits stay readable with logits(). Throws on NaN/Inf logits.
+   */
+  forwardSample(tokens: ArrayLike<number>, draw: SampleDraw): Promise<number> {
+    return this.serial(async () => {
+      const ids = this.checkTokens(tokens, 'forwardSample');
+      await this.runForward(ids, undefined, undefined, draw);
+      return this.checked(await readSampled(this.graph!.buf.sampleRead, this.config.vocabSize, this.pos - 1, this.run()));
+    });
+  }
+
+  /** Picks the next token on the GPU from the logits of the last token processed (those logits() reads). */
+  sample(draw: SampleDraw): Promise<number> {
+    return this.serial(async () => {
+      if (this.lastLogitsRow < 0) throw new ExecutorError('sample(): no forward() since the last reset/rewind/capture');
+      const rec = this.recorder('sample');
+      encodeSample(rec, this.graph!, this.device.queue, this.lastLogitsRow, draw);
+      this.device.queue.submit([rec.finish()]);
+      return this.checked(await readSampled(this.graph!.buf.sampleRead, this.config.vocabSize, this.pos - 1, this.run()));
     });
   }
 
@@ -348,10 +374,11 @@ export class Executor {
 
   /**
    * Forward of `ids` in chunks; with `targets`, classifies scored rows into nllOut (else the last row
-   * only); with `rowsOut`, classifies every row and copies its logits there (row i at i·vocab). With
-   * checkNumerics, each layer is submitted and its op outputs checked before the next.
+   * only); with `rowsOut`, classifies every row and copies its logits there (row i at i·vocab); with
+   * `draw`, samples the next token from the last row into sampleRead. With checkNumerics, each layer
+   * is submitted and its op outputs checked before the next.
    */
-  private async runForward(ids: Uint32Array, targets: Uint32Array | undefined, rowsOut?: GPUBuffer): Promise<void> {
+  private async runForward(ids: Uint32Array, targets: Uint32Array | undefined, rowsOut?: GPUBuffer, draw?: SampleDraw): Promise<void> {
     const c = this.config;
     const g = this.graph!;
     const queue = this.device.queue;
@@ -397,6 +424,7 @@ export class Executor {
         if (rowsOut) rec.copy(g.buf.logits, rowsOut, rows * c.vocabSize * 4, (t0 + r0) * c.vocabSize * 4);
         if (last && r0 + rows === T) this.lastLogitsRow = rows - 1;
       }
+      if (last && draw) encodeSample(rec, g, queue, this.lastLogitsRow, draw);
       queue.submit([rec.finish()]);
       this.pos += T;
     }

@@ -20,6 +20,7 @@ import type { KernelPlan } from '../kernels/kernel_plan.js';
 import { embeddingParts } from '../kernels/embedding.js';
 import { ropeTable } from '../kernels/rope_kv.js';
 import { planSwiglu } from '../kernels/swiglu.js';
+import { sampleBufferBytes } from '../kernels/sample.js';
 import type { ScratchPool } from './scratch-pool.js';
 import { bindPlanned, type PlannedPipeline, type PlanResources } from './plan-binding.js';
 import { ExecutorError } from './errors.js';
@@ -229,11 +230,13 @@ async function build(
       separate: anyGateUpSeparate ? await planned(planSwiglu({ rows: 1, hidden: c.hiddenDim })) : undefined!,
     },
     nll: await planned(kernels.nll(1, 0)),
+    sample: await planned(kernels.sample(0, { temperature: 0, topK: 0, topP: 1, u: 0 })),
   };
 
   // Activations, sized for maxBatchTokens rows.
   const f = 4;
   const maybe = (need: boolean, n: number, label: string) => (need ? buffer(n, label) : undefined);
+  const sampleBytes = sampleBufferBytes(c.vocabSize);
   const buf: ActivationBuffers = {
     ids: buffer(B * 4, 'ids'),
     x: buffer(B * c.dim * f, 'x'),
@@ -255,6 +258,10 @@ async function build(
     nllOut: buffer(shape.maxSeqLen * 8, 'nll'),
     logitsRead: buffer(c.vocabSize * 4, 'logits/read', READBACK),
     nllRead: buffer(shape.maxSeqLen * 8, 'nll/read', READBACK),
+    sampleMasses: buffer(sampleBytes.masses, 'sample/masses'),
+    sampleCandidates: buffer(sampleBytes.candidates, 'sample/candidates'),
+    sampleOut: buffer(sampleBytes.out, 'sample/out'),
+    sampleRead: buffer(sampleBytes.out, 'sample/read', READBACK),
   };
   for (const [name, b] of Object.entries(buf)) {
     if (b && b.size > maxBinding) {
@@ -363,7 +370,12 @@ async function build(
       nll: bind(P.nll, `logsoftmax_nll[${s}]`, { params: nllUniform, logits: b.logits, targets: b.targets, out: b.nllOut }),
     });
   }
-  const graph: ForwardGraph = { config: c, kernels, pipelines, buf, uniforms: U, kv, layers, normFirst, embedParts, embedHost, slots, classifier };
+  const sampleUniform = uniform('sample/params');
+  const sample = {
+    uniform: sampleUniform,
+    bindGroup: bind(P.sample, 'sample', { params: sampleUniform, logits: b.logits, masses: b.sampleMasses, candidates: b.sampleCandidates, out: b.sampleOut }),
+  };
+  const graph: ForwardGraph = { config: c, kernels, pipelines, buf, uniforms: U, kv, layers, normFirst, embedParts, embedHost, slots, classifier, sample };
   return { graph, bytes };
 }
 

@@ -1,6 +1,7 @@
 // Autoregressive generation over an Executor: prefill the prompt, then sample one token per forward,
 // streaming ids to the caller. Stops on a stop token, after maxTokens, at the end of the KV cache, or
-// when the caller aborts.
+// when the caller aborts. Tokens are chosen on the GPU by default (each step reads back a token id,
+// not a logits row); the host sampler picks the same tokens from the same seed (runtime/sampler.ts).
 import { type Executor } from './executor.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { ContextOverflowError, ExecutorError } from './errors.js';
@@ -15,7 +16,12 @@ export interface GenerateOptions extends SamplerOptions {
   signal?: AbortSignal;
   /** Continue after what the executor already holds instead of starting from reset(). */
   keepCache?: boolean;
+  /** Where the next token is chosen: 'gpu' (default; in the forward's submit) or 'host' (logits read back). */
+  sampling?: SamplingSite;
 }
+
+export type SamplingSite = 'gpu' | 'host';
+export const SAMPLING_SITES: readonly SamplingSite[] = ['gpu', 'host'];
 
 export type StopReason = 'stop' | 'max_tokens' | 'context' | 'aborted';
 
@@ -41,12 +47,19 @@ export async function generate(executor: Executor, promptTokens: readonly number
       `generate: a prompt of ${promptTokens.length} tokens${start ? ` after ${start} cached` : ''} does not fit the context of ${executor.maxSeqLen} tokens`,
     );
   }
+  const sampling = opts.sampling ?? 'gpu';
+  if (!SAMPLING_SITES.includes(sampling)) throw new RangeError(`generate: sampling '${sampling}' must be one of ${SAMPLING_SITES.join(', ')}`);
   const sampler = new Sampler(opts);
+  // One draw per forward on both paths, so the n-th token uses the n-th draw of the seed either way.
+  const step = async (ids: readonly number[]): Promise<number> => {
+    if (sampling === 'gpu') return executor.forwardSample(ids, sampler.nextDraw());
+    await executor.forward(ids);
+    return sampler.sample(await executor.logits());
+  };
   const stop = new Set(opts.stopTokens ?? [executor.config.eosId]);
   const tokens: number[] = [];
   const t0 = performance.now();
-  await executor.forward(promptTokens);
-  let logits = await executor.logits();
+  let id = await step(promptTokens);
   const t1 = performance.now();
   let stopReason: StopReason = 'max_tokens';
   while (tokens.length < opts.maxTokens) {
@@ -54,7 +67,6 @@ export async function generate(executor: Executor, promptTokens: readonly number
       stopReason = 'aborted';
       break;
     }
-    const id = sampler.sample(logits);
     if (stop.has(id)) {
       stopReason = 'stop';
       break;
@@ -66,8 +78,7 @@ export async function generate(executor: Executor, promptTokens: readonly number
       stopReason = 'context';
       break;
     }
-    await executor.forward([id]);
-    logits = await executor.logits();
+    id = await step([id]);
   }
   return {
     tokens,

@@ -312,6 +312,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     logits: rows * c.vocabSize * 4,
     'targets, nll': ctx * 4 + 2 * ctx * 8,
     'logits readback': c.vocabSize * 4,
+    'sample scratch, out, readback': 2 * c.vocabSize * 4 + 2 * 8,
   };
   const activations = Object.values(activationParts).reduce((a, b) => a + b, 0);
   const w4a8Scratch = w4 ? Object.values(scratch).reduce((n, bytes) => n + allocated(bytes), 0) : 0;

@@ -1,9 +1,10 @@
 /// <reference types="@webgpu/types" />
-// Reading forward results back to the host, each scanned for NaN/Inf: the last token's logits, the
-// per-row NLLs of an nll() call, whole logit rows. Full logit rows of nll() never leave the GPU (its
+// Reading forward results back to the host, each scanned for NaN/Inf: the last token's logits, a token
+// sampled on the GPU (with the count of NaN/Inf logits it saw), the per-row NLLs of an nll() call,
+// whole logit rows. Full logit rows of nll() never leave the GPU (its
 // log-softmax and target NLL run there). A scan reports what it found (NonFiniteReport, as the
 // --check-numerics checker does); the executor throws it.
-import { readMappedF32 } from './buffers.js';
+import { readMappedF32, readMappedU32 } from './buffers.js';
 import type { NonFiniteReport } from './numerics.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 
@@ -34,6 +35,18 @@ export async function readLogitsRow(
   let bad = 0;
   for (let i = 0; i < vocab; i++) if (!Number.isFinite(out[i]!)) bad++;
   if (!bad) return { values: out };
+  return {
+    nonFinite: {
+      message: `${run.modelId}: ${bad} of ${vocab} logits are NaN/Inf at position ${position} (step ${run.step}, ${run.dtype} weights, ${run.kvDtype} KV cache)` + hint(run),
+      where: { step: run.step, position },
+    },
+  };
+}
+
+/** The token a sample dispatch copied into `staging` (u32 [2]: id, non-finite logits in its row), for position `position`. */
+export async function readSampled(staging: GPUBuffer, vocab: number, position: number, run: RunDescription): Promise<Checked<number>> {
+  const [id, bad] = await readMappedU32(staging, 8);
+  if (!bad) return { values: id! };
   return {
     nonFinite: {
       message: `${run.modelId}: ${bad} of ${vocab} logits are NaN/Inf at position ${position} (step ${run.step}, ${run.dtype} weights, ${run.kvDtype} KV cache)` + hint(run),

@@ -7,6 +7,7 @@
 //   layer:  q|k|v → rope_kv (RoPE + KV-cache write) → attention → o_proj → rmsnorm_add (residual +
 //           post-attention norm) → gate|up → swiglu → down_proj → rmsnorm_add (residual + next input norm)
 //   head:   rmsnorm_add (last residual + final norm) on the rows that need logits → classifier → [nll]
+//   sample: the next token from one logits row (kernels/sample.wgsl), copied to a 8-byte readback
 //
 // Quantized layers whose linears take the block's edges (Layer.edges: q|k|v and gate|up each one
 // group, o_proj and down_proj quantized) run, when the forward fuses edges (no taps), as 10 dispatches:
@@ -33,6 +34,7 @@ import {
 } from '../kernels/attention.js';
 import { planSwiglu, type SwigluBinding } from '../kernels/swiglu.js';
 import { planLogsoftmaxNll, type LogsoftmaxNllBinding } from '../kernels/logsoftmax_nll.js';
+import { planSample, type SampleBinding, type SampleDraw } from '../kernels/sample.js';
 
 /** A projection op of a layer and the activation buffer it writes. */
 export interface Projection {
@@ -83,6 +85,7 @@ export interface Pipelines {
   attention: Record<AttentionVariant, PlannedPipeline<AttentionBinding>>;
   swiglu: { fused: PlannedPipeline<SwigluBinding>; separate: PlannedPipeline<SwigluBinding> };
   nll: PlannedPipeline<LogsoftmaxNllBinding>;
+  sample: PlannedPipeline<SampleBinding>;
 }
 
 /** Classifier sub-chunk slot: its own uniforms, so several sub-chunks can share one submit. */
@@ -123,6 +126,10 @@ export interface ActivationBuffers {
   nllOut: GPUBuffer; // f32 [maxSeqLen, 2] (nll, non-finite count)
   logitsRead: GPUBuffer; // MAP_READ [vocab] f32
   nllRead: GPUBuffer; // MAP_READ [maxSeqLen, 2] f32
+  sampleMasses: GPUBuffer; // u32 [vocab] sample scratch: token masses
+  sampleCandidates: GPUBuffer; // u32 [vocab] sample scratch: kept ids
+  sampleOut: GPUBuffer; // u32 [2] sampled id, non-finite logits
+  sampleRead: GPUBuffer; // MAP_READ u32 [2]
 }
 
 /** Uniforms every layer of a chunk shares (token count, positions), written once per chunk. */
@@ -152,6 +159,8 @@ export interface ForwardGraph {
   readonly embedHost?: WeightRows;
   readonly slots: HeadSlot[];
   readonly classifier: LinearOp;
+  /** The sampling dispatch's uniforms and bind group (logits → sampleOut). */
+  readonly sample: { uniform: GPUBuffer; bindGroup: GPUBindGroup };
 }
 
 /** Sees an op output as a layer is recorded: tap point `kind`, [rows, cols] f32 in `src`. */
@@ -199,6 +208,10 @@ export class ForwardKernels {
 
   nll(rows: number, first: number): KernelPlan<LogsoftmaxNllBinding> {
     return planLogsoftmaxNll({ rows, vocab: this.config.vocabSize, first, cpu: this.cpu });
+  }
+
+  sample(row: number, draw: SampleDraw): KernelPlan<SampleBinding> {
+    return planSample({ vocab: this.config.vocabSize, row, draw, cpu: this.cpu });
   }
 }
 
@@ -368,4 +381,15 @@ export function encodeHead(rec: Recorder, g: ForwardGraph, queue: GPUQueue, slot
     queue.writeBuffer(s.nllUniform, 0, nll.uniforms);
     rec.dispatch('logsoftmax_nll', g.pipelines.nll.pipeline, s.nll, nll.workgroups);
   }
+}
+
+/**
+ * The next token from row `row` of logits, chosen on the GPU with `draw`, and the copy of its
+ * (id, non-finite count) into sampleRead: what a decode step reads back instead of the logits row.
+ */
+export function encodeSample(rec: Recorder, g: ForwardGraph, queue: GPUQueue, row: number, draw: SampleDraw): void {
+  const plan = g.kernels.sample(row, draw);
+  queue.writeBuffer(g.sample.uniform, 0, plan.uniforms);
+  rec.dispatch('sample', g.pipelines.sample.pipeline, g.sample.bindGroup, plan.workgroups);
+  rec.copy(g.buf.sampleOut, g.buf.sampleRead, 8);
 }

@@ -1,12 +1,26 @@
 // Next-token choice from a logits row: greedy (temperature 0), or temperature sampling with optional
-// nucleus (top-p) truncation, driven by a seeded PRNG so a seed always gives the same tokens.
+// top-k and nucleus (top-p) truncation, driven by a seeded PRNG so a seed always gives the same tokens.
+// `sampleFrom` is the semantics; kernels/sample.wgsl computes the same choice on the GPU from the same
+// draw (the tests compare the two), so a seeded run gives the same tokens with either.
+//
+// Order and ties: truncation walks the tokens by probability, highest first, and equal
+// probabilities (equal logits) by id, lowest first; so a cutoff that falls inside a group of equal
+// logits keeps the lowest ids. Greedy takes the lowest id among equal maxima. Without truncation the
+// inverse CDF walks ids in order. The GPU computes probabilities as f32 exp in fixed point (2^-31 of
+// the max token's), the host in f64: they pick differently only when u·mass lies within that rounding
+// of a cumulative sum (or a token's probability is below 2^-32 of the max's, which the GPU rounds to 0).
 import { createRng } from '../core/rng.js';
+import type { SampleDraw } from '../kernels/sample.js';
 import { SamplerError } from './errors.js';
+
+export type { SampleDraw } from '../kernels/sample.js';
 
 export interface SamplerOptions {
   /** 0 (default) = greedy argmax; > 0 divides logits before the softmax. */
   temperature?: number;
-  /** Nucleus sampling: keep the most likely tokens whose probabilities sum to ≥ topP; 1 (default) = off. */
+  /** Keep only the k most likely tokens; 0 (default) = off. Applied before topP, which then sees their mass. */
+  topK?: number;
+  /** Nucleus sampling: keep the most likely tokens whose probabilities sum to > topP of the kept mass; 1 (default) = off. */
   topP?: number;
   /** PRNG seed (default: a random one, reported by `seed`). */
   seed?: number;
@@ -19,60 +33,124 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
+/** Reusable arrays of one sampler (so a decode loop allocates nothing per token). */
+class Workspace {
+  probs = new Float64Array(0);
+  order = new Uint32Array(0);
+  sorted = new Float64Array(0);
+  fit(n: number): void {
+    if (this.probs.length === n) return;
+    this.probs = new Float64Array(n);
+    this.order = new Uint32Array(n);
+    this.sorted = new Float64Array(n);
+  }
+}
+
+/** The token `draw` picks from `logits` (its u is the uniform number; unused when greedy). */
+export function sampleFrom(logits: ArrayLike<number>, draw: SampleDraw): number {
+  return pick(logits, draw, new Workspace());
+}
+
+function pick(logits: ArrayLike<number>, draw: SampleDraw, ws: Workspace): number {
+  const n = logits.length;
+  if (n === 0) throw new SamplerError('empty logits row');
+  if (draw.temperature === 0) return argmax(logits);
+  ws.fit(n);
+  const p = ws.probs;
+  let mx = -Infinity;
+  for (let i = 0; i < n; i++) mx = Math.max(mx, logits[i]!);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += p[i] = Math.exp((logits[i]! - mx) / draw.temperature);
+  const r = draw.u;
+  const topK = draw.topK > 0 && draw.topK < n ? draw.topK : 0;
+  if (!topK && draw.topP >= 1) {
+    let cdf = 0;
+    const target = r * sum;
+    for (let i = 0; i < n; i++) if ((cdf += p[i]!) > target) return i;
+    return argmax(logits); // rounding left target ≥ Σ: the last mass belongs to the largest
+  }
+  const kept = topK ? topKOrder(p, topK, ws) : nucleusCandidates(p, sum, draw.topP, ws);
+  // With top-k, top-p sees the kept mass (llama.cpp's order: top-k, then top-p over what is left).
+  let mass = sum;
+  if (topK) {
+    mass = 0;
+    for (const i of kept) mass += p[i]!;
+  }
+  let cum = mass;
+  let last = kept.length - 1;
+  if (draw.topP < 1) {
+    cum = 0;
+    for (let k = 0; k < kept.length; k++) {
+      cum += p[kept[k]!]!;
+      if (cum > draw.topP * mass) {
+        last = k;
+        break;
+      }
+    }
+  }
+  const target = r * cum;
+  let cdf = 0;
+  for (let k = 0; k <= last; k++) if ((cdf += p[kept[k]!]!) > target) return kept[k]!;
+  return kept[last]!;
+}
+
+/** Sorted order: probability descending, id ascending on ties. */
+const byProbability = (p: Float64Array) => (a: number, b: number) => p[b]! - p[a]! || a - b;
+
+/** The k most likely ids in sorted order (ties at the k-th probability: lowest ids). */
+function topKOrder(p: Float64Array, k: number, ws: Workspace): Uint32Array {
+  const n = p.length;
+  const sorted = ws.sorted;
+  sorted.set(p);
+  sorted.sort();
+  const kth = sorted[n - k]!;
+  let m = 0;
+  for (let i = 0; i < n; i++) if (p[i]! > kth) ws.order[m++] = i;
+  for (let i = 0; i < n && m < k; i++) if (p[i] === kth) ws.order[m++] = i;
+  return ws.order.subarray(0, m).sort(byProbability(p));
+}
+
+/**
+ * The ids that can be in a nucleus, in sorted order: tokens below (1 - topP) / (n - 1) of the mass
+ * come after a prefix already heavier than topP of it (llama2.c's cut), so only the survivors are
+ * sorted. The most likely token always survives (the cut can exceed it when n is tiny).
+ */
+function nucleusCandidates(p: Float64Array, sum: number, topP: number, ws: Workspace): Uint32Array {
+  const n = p.length;
+  const cutoff = ((1 - topP) / Math.max(1, n - 1)) * sum;
+  const top = argmax(p);
+  let m = 0;
+  for (let i = 0; i < n; i++) if (p[i]! >= cutoff || i === top) ws.order[m++] = i;
+  return ws.order.subarray(0, m).sort(byProbability(p));
+}
+
 export class Sampler {
   readonly temperature: number;
+  readonly topK: number;
   readonly topP: number;
   readonly seed: number;
   private readonly rng: () => number;
-  private probs = new Float64Array(0);
-  private order = new Uint32Array(0);
+  private readonly ws = new Workspace();
 
   constructor(opts: SamplerOptions = {}) {
     this.temperature = opts.temperature ?? 0;
+    this.topK = opts.topK ?? 0;
     this.topP = opts.topP ?? 1;
     if (!Number.isFinite(this.temperature) || this.temperature < 0) throw new SamplerError(`temperature ${this.temperature} must be a finite number ≥ 0`);
+    if (!Number.isInteger(this.topK) || this.topK < 0) throw new SamplerError(`topK ${this.topK} must be an integer ≥ 0 (0 = off)`);
     if (!(this.topP > 0 && this.topP <= 1)) throw new SamplerError(`topP ${this.topP} must lie in (0, 1]`);
     this.seed = (opts.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
     this.rng = createRng(this.seed);
   }
 
+  /** The next draw: the settings and, when not greedy, the next uniform number of the PRNG. */
+  nextDraw(): SampleDraw {
+    return { temperature: this.temperature, topK: this.topK, topP: this.topP, u: this.temperature > 0 ? this.rng() : 0 };
+  }
+
+  /** The next token from `logits` on the host (uses one draw). */
   sample(logits: ArrayLike<number>): number {
-    const n = logits.length;
-    if (n === 0) throw new SamplerError('empty logits row');
-    if (this.temperature === 0) return argmax(logits);
-    if (this.probs.length !== n) this.probs = new Float64Array(n);
-    const p = this.probs;
-    let mx = -Infinity;
-    for (let i = 0; i < n; i++) mx = Math.max(mx, logits[i]!);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += p[i] = Math.exp((logits[i]! - mx) / this.temperature);
-    const r = this.rng();
-    if (this.topP >= 1) {
-      let cdf = 0;
-      const target = r * sum;
-      for (let i = 0; i < n; i++) if ((cdf += p[i]!) > target) return i;
-      return argmax(logits); // rounding left target ≥ Σ: the last mass belongs to the largest
-    }
-    // Nucleus: tokens below (1 - topP) / (n - 1) of the mass can never be in the nucleus (llama2.c's
-    // cut), so only the survivors are sorted.
-    const cutoff = ((1 - this.topP) / (n - 1)) * sum;
-    if (this.order.length !== n) this.order = new Uint32Array(n);
-    let m = 0;
-    for (let i = 0; i < n; i++) if (p[i]! >= cutoff) this.order[m++] = i;
-    const kept = Array.from(this.order.subarray(0, m)).sort((a, b) => p[b]! - p[a]! || a - b);
-    let cum = 0;
-    let last = kept.length - 1;
-    for (let k = 0; k < kept.length; k++) {
-      cum += p[kept[k]!]!;
-      if (cum > this.topP * sum) {
-        last = k;
-        break;
-      }
-    }
-    const target = r * cum;
-    let cdf = 0;
-    for (let k = 0; k <= last; k++) if ((cdf += p[kept[k]!]!) > target) return kept[k]!;
-    return kept[last]!;
+    return pick(logits, this.nextDraw(), this.ws);
   }
 }
 

@@ -1,13 +1,15 @@
-// The GenerationEngine on the runtime's Executor: prefill, then one forward + logits readback +
-// sample per token. Keeps what is in the KV cache between requests, so a prompt that extends the
-// previous conversation (the terminal chat, a multi-turn client) only prefills its new tokens.
+// The GenerationEngine on the runtime's Executor: prefill, then one forward per token with the token
+// chosen on the GPU in the same submit (a token id read back), or, when the request wants logprobs,
+// the logits read back and sampled on the host (the same tokens for a seed either way). Keeps what is
+// in the KV cache between requests, so a prompt that extends the previous conversation (the terminal
+// chat, a multi-turn client) only prefills its new tokens.
 import type { TextTokenizer } from '../core/model.js';
 import type { Executor } from '../runtime/executor.js';
-import { Sampler } from '../runtime/sampler.js';
+import { Sampler, type SampleDraw } from '../runtime/sampler.js';
 import type { GenerateParams, GenerationEngine, GenerationResult, SampledToken, TokenLogprob } from './engine.js';
 
 /** What the engine uses of the Executor (so serve/ needs nothing else from it). */
-export type StepExecutor = Pick<Executor, 'reset' | 'rewind' | 'position' | 'forward' | 'logits' | 'destroy' | 'maxSeqLen'>;
+export type StepExecutor = Pick<Executor, 'reset' | 'rewind' | 'position' | 'forward' | 'forwardSample' | 'sample' | 'logits' | 'destroy' | 'maxSeqLen'>;
 
 export interface ExecutorEngineOptions {
   modelId: string;
@@ -72,30 +74,40 @@ export class ExecutorEngine implements GenerationEngine {
     // top_p 0 keeps only the most likely token: the same as greedy.
     const greedy = params.temperature === 0 || params.topP === 0;
     const sampler = new Sampler({ temperature: greedy ? 0 : params.temperature, topP: greedy ? 1 : params.topP, seed: params.seed });
+    // Logprobs need the logits on the host; otherwise only the chosen id comes back.
+    const onGpu = !params.logprobs;
     const stop = new Set(params.stopTokens);
     const budget = Math.min(params.maxTokens, this.contextLength - prompt.length);
     let sampled = 0;
     let finish: GenerationResult['finish'] = 'length';
+    /** The token the last forward chose on the GPU (absent after the prefill and on the host path). */
+    let next: number | undefined;
     while (sampled < budget) {
       if (params.signal?.aborted) {
         finish = 'aborted';
         break;
       }
-      const logits = await this.executor.logits();
-      const id = sampler.sample(logits);
+      let logits: Float32Array | undefined;
+      let id: number;
+      if (onGpu) {
+        id = next ?? (await this.executor.sample(sampler.nextDraw()));
+      } else {
+        logits = await this.executor.logits();
+        id = sampler.sample(logits);
+      }
       sampled++;
       if (stop.has(id)) {
         finish = 'stop';
         break;
       }
-      const lp = params.logprobs ? logprobsOf(logits, id, params.topLogprobs) : { logprob: NaN, top: [] };
+      const lp = logits ? logprobsOf(logits, id, params.topLogprobs) : { logprob: NaN, top: [] };
       if (onToken({ id, logprob: lp.logprob, top: lp.top }) === false || params.signal?.aborted) {
         finish = 'aborted';
         break;
       }
       // The last token of a length-limited answer needs no forward: nobody reads its logits.
       if (sampled === budget) break;
-      await this.forward([id]);
+      next = await this.forward([id], onGpu ? sampler.nextDraw() : undefined);
     }
     return { finish, promptTokens: prompt.length, sampledTokens: sampled, reusedPromptTokens: reused };
   }
@@ -120,9 +132,12 @@ export class ExecutorEngine implements GenerationEngine {
     return common;
   }
 
-  private async forward(tokens: readonly number[]): Promise<void> {
+  /** Forwards `tokens`; with `draw`, returns the next token chosen on the GPU in the same submit. */
+  private async forward(tokens: readonly number[], draw?: SampleDraw): Promise<number | undefined> {
+    let id: number | undefined;
     try {
-      await this.executor.forward(tokens);
+      if (draw) id = await this.executor.forwardSample(tokens, draw);
+      else await this.executor.forward(tokens);
     } catch (err) {
       // The cache state is unknown after a failed forward: start clean next time.
       this.executor.reset();
@@ -130,5 +145,6 @@ export class ExecutorEngine implements GenerationEngine {
       throw err;
     }
     this.cached.push(...tokens);
+    return id;
   }
 }

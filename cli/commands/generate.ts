@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { generateText } from '../../node/generate.js';
+import { SAMPLING_SITES, type SamplingSite } from '../../runtime/generate.js';
 import { modelOptions, numericsOption, jsonOption } from '../options.js';
 
 interface GenerateArgs {
@@ -10,8 +11,10 @@ interface GenerateArgs {
   prompt: string;
   maxTokens: number;
   temperature: number;
+  topK: number;
   topP: number;
   seed?: number;
+  sampling: SamplingSite;
   json: boolean;
   'check-numerics': boolean;
 }
@@ -26,15 +29,17 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('prompt', { type: 'string', default: '', describe: 'Text to continue (BOS is prepended)' })
       .option('max-tokens', { type: 'number', default: 100, describe: 'Most tokens to generate' })
       .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })
+      .option('top-k', { type: 'number', default: 0, describe: 'Keep the k most likely tokens (0 = off)' })
       .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling threshold' })
       .option('seed', { type: 'number', describe: 'Sampler seed (printed when omitted)' })
+      .option('sampling', { type: 'string', choices: [...SAMPLING_SITES], default: 'gpu', describe: 'Where tokens are chosen: gpu (reads back a token id per step) or host (reads back the logits); same tokens for a seed' })
       .options(jsonOption('Print one JSON object with the text and timings instead of streaming'))
       .example('$0 generate --prompt "Once upon a time" --max-tokens 100', 'greedy story from the default model')
-      .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --seed 7', 'sampled, reproducible') as never,
+      .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --top-k 40 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
     const { model, text, tail, result, loadSeconds, gpuMemory } = await generateText({
       model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'],
-      prompt: args.prompt, maxTokens: args.maxTokens, temperature: args.temperature, topP: args.topP, seed: args.seed,
+      prompt: args.prompt, maxTokens: args.maxTokens, temperature: args.temperature, topK: args.topK, topP: args.topP, seed: args.seed, sampling: args.sampling,
       onStart: () => {
         if (!args.json) process.stdout.write(args.prompt);
       },

@@ -44,7 +44,22 @@ describe('sampler', () => {
     expect(frequencies(new Sampler({ temperature: 1, topP: 0.2, seed: 14 }), logitsOf(probs), 500)[1]).toBe(1);
   });
 
+  it('keeps the k most likely with top-k, and applies top-p to their mass', () => {
+    const probs = [0.05, 0.4, 0.1, 0.3, 0.15];
+    const f = frequencies(new Sampler({ temperature: 1, topK: 2, seed: 15 }), logitsOf(probs), 20000);
+    expect([f[0], f[2], f[4]]).toEqual([0, 0, 0]);
+    expect(Math.abs(f[1]! - 0.4 / 0.7)).toBeLessThan(0.015);
+    // top-k 3 keeps 0.4, 0.3, 0.15 (mass 0.85); top-p 0.8 of that (0.68) is passed after 0.4 + 0.3.
+    const g = frequencies(new Sampler({ temperature: 1, topK: 3, topP: 0.8, seed: 16 }), logitsOf(probs), 20000);
+    expect([g[0], g[2], g[4]]).toEqual([0, 0, 0]);
+    // Equal logits at the k-th place: the lowest ids stay.
+    const tied = Float32Array.of(0, 1, 1, 1, 2);
+    const h = frequencies(new Sampler({ temperature: 1, topK: 3, seed: 17 }), tied, 2000);
+    expect([h[0], h[3]]).toEqual([0, 0]);
+  });
+
   it('rejects bad options', () => {
+    expect(() => new Sampler({ topK: 1.5 })).toThrow(/topK 1.5/);
     expect(() => new Sampler({ temperature: -1 })).toThrow(SamplerError);
     expect(() => new Sampler({ topP: 0 })).toThrow(/topP 0/);
     expect(() => new Sampler({ topP: 1.5 })).toThrow(SamplerError);

@@ -85,6 +85,14 @@ describe('serving stories260K over HTTP', () => {
     expect(new Set([x.choices[0]!.text, other.choices[0]!.text, another.choices[0]!.text]).size).toBeGreaterThan(1);
   });
 
+  it('samples the same text on the GPU as on the host (a logprobs request reads the logits back)', async () => {
+    const req = { model: MODEL, prompt: PROMPT, max_tokens: 30, temperature: 0.8, top_p: 0.9, seed: 4321 };
+    const onGpu = await client.completions.create(req);
+    const onHost = await client.completions.create({ ...req, logprobs: 1 });
+    expect(onHost.choices[0]!.logprobs).toBeTruthy();
+    expect(onGpu.choices[0]!.text).toBe(onHost.choices[0]!.text);
+  });
+
   it('stops at stop sequences, streamed or not, and never sends them', async () => {
     const full = (await greedy(PROMPT, 40)).choices[0]!.text;
     const words = full.split(' ').filter((w) => /^[a-z]{3,}$/.test(w));
