@@ -10,13 +10,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrateModel, quantizeToArtifact, DEFAULT_CLASSIFIER_FORMAT } from '../node/quantize.js';
+import { calibrateModel, quantizeToArtifact } from '../node/quantize.js';
 import { openSession, type Session } from '../node/session.js';
 import { openArtifact } from '../loaders/artifact.js';
 import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens } from '../eval/ppl.js';
 import { compareToReference, computeKldReference, summarizeKld } from '../eval/kld.js';
-import { CLASSIFIER_FORMATS, type ClassifierFormat } from '../core/quantized.js';
+import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../core/quantized.js';
 import type { QuantMethod } from '../quant/methods.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 

@@ -16,6 +16,7 @@
 // pairs with activation word j of the block in dot4I8Packed. Overflow bound:
 // |Σ| ≤ in · 127 · 127 < 2^31 for in ≤ 133,000.
 import { W8LayoutError } from './errors.js';
+import { W4_WORDS_PER_BLOCK } from './w4-layout.js';
 
 export const W8_BLOCK_K = 32;
 export const W8_WORDS_PER_BLOCK = 8;
@@ -89,4 +90,9 @@ export function sliceW8Rows(words: Uint32Array, outFeatures: number, inFeatures:
     out.set(words.subarray((c * outFeatures + o0) * W8_WORDS_PER_BLOCK, (c * outFeatures + o1) * W8_WORDS_PER_BLOCK), c * rows * W8_WORDS_PER_BLOCK);
   }
   return out;
+}
+
+/** u32 words of one 32-wide row-block of packed weights: 4 for int4 (core/w4-layout.ts), 8 for int8. */
+export function weightWordsPerBlock(wBits: number): number {
+  return wBits === 8 ? W8_WORDS_PER_BLOCK : W4_WORDS_PER_BLOCK;
 }

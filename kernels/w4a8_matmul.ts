@@ -6,16 +6,12 @@ import type { KernelSpec } from '../core/kernel-spec.js';
 import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
 import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
-import { w4Blocks, W4_BLOCK_K, W4_WORDS_PER_BLOCK } from '../core/w4-layout.js';
-import { W8_WORDS_PER_BLOCK } from '../core/w8-layout.js';
+import { w4Blocks, W4_BLOCK_K } from '../core/w4-layout.js';
+import { weightWordsPerBlock } from '../core/w8-layout.js';
 
 /** Weight widths of kernel B: int4 (core/w4-layout.ts) or per-channel int8 (core/w8-layout.ts). */
 export type WeightBits = 4 | 8;
 
-/** u32 words of one 32-wide row-block in the weight layout of `bits`. */
-export function weightWordsPerBlock(bits: WeightBits): number {
-  return bits === 8 ? W8_WORDS_PER_BLOCK : W4_WORDS_PER_BLOCK;
-}
 
 /**
  * The GEMV's inner product: `dot4` = dot4I8Packed on 4 int8 lanes (hardware on GPUs); `swar` = two

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { basename, dirname, join } from 'node:path';
 import { w4Blocks } from '../core/w4-layout.js';
 import { f32ToF16Array } from '../core/dtype.js';
-import { classifierWeightBits, packedWordsPerBlock, type ClassifierFormat, type QuantizedLinear } from '../core/quantized.js';
+import { classifierWeightBits, type ClassifierFormat, type QuantizedLinear } from '../core/quantized.js';
+import { weightWordsPerBlock } from '../core/w8-layout.js';
 import { sharedInputKey } from '../core/model.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
 import { LoadError } from './errors.js';
@@ -35,7 +36,7 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 function tensorsOf(name: string, q: QuantizedLinear): SafetensorsWriteTensor[] {
   const t: SafetensorsWriteTensor[] = [
     // [k-blocks, out, words per block] u32: the layout of core/w4-layout.ts (or w8-layout.ts), verbatim
-    { name: `${name}.qweight`, dtype: 'U32', shape: [w4Blocks(q.inFeatures), q.outFeatures, packedWordsPerBlock(q.wBits)], data: bytesOf(q.qweight) },
+    { name: `${name}.qweight`, dtype: 'U32', shape: [w4Blocks(q.inFeatures), q.outFeatures, weightWordsPerBlock(q.wBits)], data: bytesOf(q.qweight) },
     { name: `${name}.wscale`, dtype: 'F32', shape: [q.outFeatures], data: bytesOf(q.wScale) },
   ];
   if (q.smooth) t.push({ name: `${name}.smooth`, dtype: 'F32', shape: [q.inFeatures], data: bytesOf(q.smooth) });

@@ -4,7 +4,8 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { w4Blocks } from '../core/w4-layout.js';
 import { f16ToF32Array } from '../core/dtype.js';
-import { packedWordsPerBlock, type QuantizedLinear } from '../core/quantized.js';
+import type { QuantizedLinear } from '../core/quantized.js';
+import { weightWordsPerBlock } from '../core/w8-layout.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { openSafetensors } from './safetensors.js';
 import {
@@ -120,7 +121,7 @@ function readLinears(dir: string, file: string, entries: Array<[string, Artifact
         outFeatures: out,
         wBits: e.wBits,
         aBits: e.aBits,
-        qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, packedWordsPerBlock(e.wBits)]), Uint32Array),
+        qweight: typed(expectTensor(`${name}.qweight`, 'U32', [w4Blocks(inF), out, weightWordsPerBlock(e.wBits)]), Uint32Array),
         wScale: typed(expectTensor(`${name}.wscale`, 'F32', [out]), Float32Array),
         rank,
       };

@@ -10,7 +10,9 @@ import { quantizeLayerwise } from '../quant/quantize-layerwise.js';
 import { groupCapture } from '../quant/group-capture.js';
 import { executorCapture } from '../quant/capture.js';
 import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
-import { CLASSIFIER_FORMATS, classifierWeightBits, isClassifierFormat, type ClassifierFormat } from '../core/quantized.js';
+import {
+  CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, classifierWeightBits, isClassifierFormat, type ClassifierFormat,
+} from '../core/quantized.js';
 import { quantizeClassifier } from '../quant/classifier.js';
 import { tensorRows } from '../runtime/weight-rows.js';
 import { quantizeModel } from '../quant/quantize-model.js';
@@ -59,12 +61,6 @@ export interface QuantizeRequest extends CalibrationRequest {
   smoothing?: SmoothingScope;
 }
 
-/**
- * The classifier format `aser quantize` writes unless told otherwise: int8 moves stories260K's
- * perplexity by less than 0.2 % on TinyStories and WikiText-2 (docs/numbers.md, "Classifier formats")
- * and reads a quarter of the f32 classifier's bytes per decoded token.
- */
-export const DEFAULT_CLASSIFIER_FORMAT: ClassifierFormat = 'int8';
 
 /** Quantizes the classifier as `format` asks into the writer (int formats), or records 'f16'. */
 function writeClassifier(writer: ArtifactWriter, source: ModelSource, format: ClassifierFormat): void {

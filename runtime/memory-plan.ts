@@ -5,7 +5,9 @@
 // linears they are the sums of what their kernels' plans bind (kernels/w4a8_*.ts) and of the scratch
 // runtime/quantized-linear.ts reserves.
 import { BLOCK_LINEARS, type BlockLinearName, type ModelConfig } from '../core/model.js';
-import { w4WordCount } from '../core/w4-layout.js';
+import { w4Blocks, w4WordCount } from '../core/w4-layout.js';
+import { weightWordsPerBlock } from '../core/w8-layout.js';
+import { classifierWeightBits, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../core/quantized.js';
 import { denseMatmulUniforms, denseRowStride } from '../kernels/matmul_dense.js';
 import {
   actQuantBuffers, actQuantUniforms, paddedRank, type ActQuantTiling, type LowRankFormat,
@@ -37,6 +39,12 @@ export interface MemoryPlanOptions {
   kvDtype: 'f32' | 'f16';
   /** Tokens per prefill chunk (the executor's maxBatchTokens): sizes the activation buffers. */
   maxBatchTokens: number;
+  /**
+   * The classifier: 'dense' in tableDtype, or an artifact's format ('f16' dense; 'int8'/'int4' packed
+   * rows + per-row scales through the integer kernels). Default: DEFAULT_CLASSIFIER_FORMAT for w4a8
+   * (what `aser quantize` writes), 'dense' otherwise.
+   */
+  classifier?: 'dense' | ClassifierFormat;
   /** Embedding/classifier storage (default: f32 for f32 weights, else f16). */
   tableDtype?: 'f32' | 'f16';
   /**
@@ -202,6 +210,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     tableDtype: options.tableDtype ?? (options.weights === 'f32' ? 'f32' : 'f16'),
     embedding: (options.embedding ?? 'auto') === 'auto' ? (c.vocabSize * c.dim >= HOST_EMBEDDING_MIN_VALUES ? 'host' : 'gpu') : (options.embedding as 'gpu' | 'host'),
     fused: options.fused ?? true,
+    classifier: options.classifier ?? (options.weights === 'w4a8' ? DEFAULT_CLASSIFIER_FORMAT : 'dense'),
     groups: options.groups ?? true,
     actQuantTiling: options.actQuantTiling ?? GPU_ACT_QUANT_TILING,
     maxStorageBufferBindingSize: maxBinding,
@@ -294,9 +303,27 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   const tableBytes = resolved.tableDtype === 'f32' ? 4 : 2;
   // The GPU embedding table is unpadded [vocab, dim]; the classifier is a dense op (rows padded to vec4).
   const embedding = resolved.embedding === 'gpu' ? c.vocabSize * c.dim * tableBytes : 0;
-  const classifierRowBytes = denseRowBytes(c.dim, tableBytes);
-  const classifier = c.vocabSize * classifierRowBytes; // tied or not, the classifier keeps its own copy
-  uniforms += slicesOf(c.vocabSize, classifierRowBytes) * SLICE_PARAMS_BYTES;
+  // The classifier (tied or not, its own copy): dense rows padded to vec4, or packed int8/int4 rows in
+  // weight slices with per-row scales and kernel A's params, as runtime/quantized-linear.ts binds them.
+  const classifierBits = resolved.classifier === 'dense' ? undefined : classifierWeightBits(resolved.classifier);
+  const classifierDenseBytes = resolved.classifier === 'f16' ? 2 : tableBytes;
+  const classifierRowBytes = classifierBits ? weightWordsPerBlock(classifierBits) * 4 * w4Blocks(c.dim) : denseRowBytes(c.dim, classifierDenseBytes);
+  let classifier = 0;
+  if (classifierBits) {
+    const rowsPerSlice = Math.max(1, w4RowsPerSlice(c.dim, maxBinding, classifierBits));
+    for (let rowStart = 0; rowStart < c.vocabSize; rowStart += rowsPerSlice) {
+      const slice = { tokens: 1, inFeatures: c.dim, outFeatures: c.vocabSize, rowStart, rows: Math.min(rowsPerSlice, c.vocabSize - rowStart), rank: 0, rankPad: 0, splits: 1 };
+      classifier += allocated(w4MatmulBuffers(slice, { hasBias: false, lowRank: 'none', debugAcc: false, weightBits: classifierBits }).qw);
+      uniforms += w4MatmulUniforms(slice).byteLength;
+    }
+    classifier += allocated(c.vocabSize * 4);
+    uniforms += actQuantUniforms(c.dim, 0, tiling).byteLength;
+    const need = quantizedLinearScratch({ inFeatures: c.dim, outFeatures: c.vocabSize, rank: 0, maxTokens: headRows(c.vocabSize, B, maxBinding), fused: true }, { smooth: false, lowRank: 'none', tiling });
+    for (const [k, bytes] of Object.entries(need) as Array<[QuantizedScratchName, number]>) scratch[k] = Math.max(scratch[k] ?? 0, bytes);
+  } else {
+    classifier = c.vocabSize * classifierRowBytes;
+    uniforms += slicesOf(c.vocabSize, classifierRowBytes) * SLICE_PARAMS_BYTES;
+  }
   const kvPerBuffer = ctx * kvDim * (resolved.kvDtype === 'f16' ? 2 : 4);
   const kvCache = 2 * c.nLayers * kvPerBuffer;
 
@@ -333,7 +360,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   items.push(
     { key: 'norms', label: 'RMSNorm weights', bytes: norms, note: `f32, ${2 * c.nLayers + 1} × dim` },
     { key: 'embedding', label: 'embedding', bytes: embedding, note: resolved.embedding === 'gpu' ? `${resolved.tableDtype} vocab·dim` : 'kept on the host (rows uploaded per token)' },
-    { key: 'classifier', label: 'classifier', bytes: classifier, note: `${resolved.tableDtype} vocab·dim${c.tiedEmbeddings ? ' (tied: its own copy of the table)' : ''}` },
+    { key: 'classifier', label: 'classifier', bytes: classifier, note: `${classifierBits ? `${resolved.classifier} vocab·dim + f32 scales` : `${resolved.classifier === 'f16' ? 'f16' : resolved.tableDtype} vocab·dim`}${c.tiedEmbeddings ? ' (tied: its own copy of the table)' : ''}` },
     { key: 'kvCache', label: 'KV cache', bytes: kvCache, note: `2·${c.nLayers} layers·${ctx} ctx·${c.nKvHeads}·${c.headDim} ${resolved.kvDtype}` },
     { key: 'activations', label: 'activations', bytes: activations, note: `f32, ${B}-token batch, ${rows} logit rows` },
   );
@@ -348,7 +375,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
     families.push({ name: `layers.*.${name}.weight`, count: c.nLayers, rows: s.out, rowBytes });
   }
   if (embedding) families.push({ name: 'model.embed_tokens.weight', count: 1, rows: c.vocabSize, rowBytes: c.dim * tableBytes });
-  if (classifier) families.push({ name: c.tiedEmbeddings ? 'model.embed_tokens.weight (classifier)' : 'lm_head.weight', count: 1, rows: c.vocabSize, rowBytes: denseRowStride(c.dim) * tableBytes });
+  if (classifier) families.push({ name: c.tiedEmbeddings ? 'model.embed_tokens.weight (classifier)' : 'lm_head.weight', count: 1, rows: c.vocabSize, rowBytes: classifierRowBytes });
   families.push({ name: 'kv cache (per layer, K or V)', count: 2 * c.nLayers, rows: ctx, rowBytes: kvDim * (resolved.kvDtype === 'f16' ? 2 : 4) });
   families.push({ name: 'gate/up/act activations', count: 3, rows: B, rowBytes: c.hiddenDim * 4 });
   families.push({ name: 'logits', count: 1, rows, rowBytes: c.vocabSize * 4 });

@@ -22,13 +22,13 @@ import { BindGroupCache, bufferId, checkActivationBuffers, tokenChunks, type Tok
 import { planBindGroup } from './plan-binding.js';
 import { ScratchPool } from './scratch-pool.js';
 import { sliceW4Rows, stackW4Rows, w4Blocks, w4WordCount } from '../core/w4-layout.js';
-import { sliceW8Rows, w8WordCount, W8_MAX_IN } from '../core/w8-layout.js';
+import { sliceW8Rows, w8WordCount, weightWordsPerBlock, W8_MAX_IN } from '../core/w8-layout.js';
 import {
   actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
 import {
-  planW4Matmul, rankCapacity, singleSegment, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, weightWordsPerBlock, W4_MAX_SEGMENTS, type W4MatmulOptions,
+  planW4Matmul, rankCapacity, singleSegment, w4MatmulSpec, w4MatmulTiling, w4RowsPerSlice, W4_MAX_SEGMENTS, type W4MatmulOptions,
   type W4MatmulTiling, type W4Segment, type WeightBits,
 } from '../kernels/w4a8_matmul.js';
 import { planVecAdd } from '../kernels/vec_add.js';

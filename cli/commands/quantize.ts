@@ -1,8 +1,8 @@
 // `aser quantize`: parse the options, run the quantize pipeline (node/quantize.ts), print its summary.
 import type { CommandModule } from 'yargs';
 import type { QuantMethod } from '../../quant/methods.js';
-import { DEFAULT_CLASSIFIER_FORMAT, quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
-import { CLASSIFIER_FORMATS, type ClassifierFormat } from '../../core/quantized.js';
+import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
+import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
 import {
   abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption,
   parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
