@@ -217,7 +217,9 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let tok = wid.y;
   let tokens = arrayLength(&sx);
   let ro = lid % GR;
-  let ks = lid / GR;
+  // `% GK` is a no-op (lid < GR·GK) that lets the compiler fold ks to 0 without k-splits: the k loop
+  // and its activation loads are then uniform across the workgroup (CPU adapters run it as one SIMD loop).
+  let ks = (lid / GR) % GK;
   let xbase = tok * (p.words_per_row / 4u);
 
   var acc: array<i32, GEMV_RPT>;
