@@ -78,9 +78,14 @@ export interface KernelBenchRow {
   reps: number;
   gbPerS: number;
   gopPerS: number;
-  /** Packed weight bytes (w4a8/w8a8) or weight bytes (dense) over the median time, and its fraction of the copy peak. */
+  /**
+   * Packed weight bytes (w4a8/w8a8) or weight bytes (dense) over the min time, and its fraction of the
+   * copy bandwidth (min time too): at LLaMA-shaped decode the copy probe timed round-robin in the same
+   * group (`groupCopyGBs`: the same load from other processes), elsewhere the run's copy peak.
+   */
   weightGbPerS: number;
   weightBwFraction: number;
+  groupCopyGBs?: number;
   /** Fractions of this adapter's measured peaks (copy bandwidth; dot4 throughput for w4a8, fma for dense). */
   bwFraction: number;
   opsFraction: number;
@@ -150,29 +155,47 @@ function opsDone(v: Variant, s: Shape, tokens: number): number {
 }
 
 // ---------------------------------------------------------------- peaks
-async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchTimer, quick: boolean): Promise<Peaks> {
+interface CopyProbe {
+  /** Bytes read plus written by one encode. */
+  bytes: number;
+  encode(pass: GPUComputePassEncoder): void;
+  destroy(): void;
+}
+
+/** The copy probe (bench_probes.wgsl `copy`) with its own buffers: timed inside the decode groups too. */
+async function createCopyProbe(gpu: GpuContext, cache: PipelineCache): Promise<CopyProbe> {
+  const { device } = gpu;
+  const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const copyBytes = (isCpuAdapter(gpu) ? 64 : 512) * 2 ** 20;
+  const copy = await cache.getChecked({ shader: 'bench_probes.wgsl', entryPoint: 'copy', defines: { WG: wg, DOT_CHAINS: 8 }, label: 'bench_probe_copy' });
+  const src = createBuffer(device, copyBytes, 'bench/copy-src');
+  const dst = createBuffer(device, copyBytes, 'bench/copy-dst');
+  const bg = device.createBindGroup({ layout: copy.getBindGroupLayout(0), entries: [
+    { binding: 1, resource: { buffer: src } }, { binding: 2, resource: { buffer: dst } }] });
+  const groups = Math.ceil(copyBytes / 16 / wg);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const [cx, cy] = groups <= max ? [groups, 1] : [max, Math.ceil(groups / max)];
+  return {
+    bytes: 2 * copyBytes,
+    encode: (p) => { p.setPipeline(copy); p.setBindGroup(0, bg); p.dispatchWorkgroups(cx, cy); },
+    destroy: () => { src.destroy(); dst.destroy(); },
+  };
+}
+
+async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchTimer, copy: CopyProbe, quick: boolean): Promise<Peaks> {
   const { device } = gpu;
   const cpu = isCpuAdapter(gpu);
   const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const chains = 8;
   const defines = { WG: wg, DOT_CHAINS: chains };
   const spec = (entryPoint: string) => ({ shader: 'bench_probes.wgsl', entryPoint, defines, label: `bench_probe_${entryPoint}` });
-  const copyBytes = (cpu ? 64 : 512) * 2 ** 20;
-  const src = createBuffer(device, copyBytes, 'bench/copy-src');
-  const dst = createBuffer(device, copyBytes, 'bench/copy-dst');
   const sink = createBuffer(device, 16, 'bench/sink');
+  const tinySrc = createBuffer(device, 16, 'bench/tiny-src');
+  const tinyDst = createBuffer(device, 16, 'bench/tiny-dst');
   const iters = cpu ? (quick ? 256 : 1024) : 4096;
   const params = uniformBuffer(device, [iters, 0, 0, 0], 'uuuu', 'bench/probe-params');
-  const grid = (groups: number): [number, number] => {
-    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-    return groups <= max ? [groups, 1] : [max, Math.ceil(groups / max)];
-  };
   try {
-    const copy = await cache.getChecked(spec('copy'));
-    const copyBg = device.createBindGroup({ layout: copy.getBindGroupLayout(0), entries: [
-      { binding: 1, resource: { buffer: src } }, { binding: 2, resource: { buffer: dst } }] });
-    const [cx, cy] = grid(Math.ceil(copyBytes / 16 / wg));
-    const tc = await timer.measure((p) => { p.setPipeline(copy); p.setBindGroup(0, copyBg); p.dispatchWorkgroups(cx, cy); }, { samples: quick ? 3 : 7 });
+    const tc = await timer.measure((p) => copy.encode(p), { samples: quick ? 3 : 7 });
 
     const computeGroups = cpu ? 16 : 2048;
     const threads = computeGroups * wg;
@@ -187,19 +210,19 @@ async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchT
 
     const tiny = await cache.getChecked(spec('copy'));
     const tinyBg = device.createBindGroup({ layout: tiny.getBindGroupLayout(0), entries: [
-      { binding: 1, resource: { buffer: src, size: 16 } }, { binding: 2, resource: { buffer: dst, size: 16 } }] });
+      { binding: 1, resource: { buffer: tinySrc } }, { binding: 2, resource: { buffer: tinyDst } }] });
     const n = 100;
     const tt = await timer.measure((p) => { p.setPipeline(tiny); p.setBindGroup(0, tinyBg); for (let i = 0; i < n; i++) p.dispatchWorkgroups(1); }, { samples: 5 });
     return {
-      copyGBs: (2 * copyBytes) / (tc.minMs * 1e6),
+      copyGBs: copy.bytes / (tc.minMs * 1e6),
       dot4GOPs: (threads * iters * chains * 8) / (td.minMs * 1e6),
       fmaGFLOPs: (threads * iters * chains * 2) / (tf.minMs * 1e6),
       dispatchMs: tt.medianMs / n,
     };
   } finally {
-    src.destroy();
-    dst.destroy();
     sink.destroy();
+    tinySrc.destroy();
+    tinyDst.destroy();
     params.destroy();
   }
 }
@@ -323,7 +346,8 @@ export async function main(argv: string[]): Promise<number> {
 
   console.log(`device  ${gpu.describe()}  (${gpu.adapterInfo.description || gpu.adapterInfo.vendor})`);
   console.log(`timer   ${timer.kind}${quick ? '   [--quick]' : ''}   load average ${loadAverage() ?? '?'}`);
-  const peaks = await measurePeaks(gpu, cache, timer, quick);
+  const copyProbe = await createCopyProbe(gpu, cache);
+  const peaks = await measurePeaks(gpu, cache, timer, copyProbe, quick);
   console.log(`peaks   copy ${fmt(peaks.copyGBs)} GB/s | dot4I8Packed ${fmt(peaks.dot4GOPs)} GOP/s (8 ops per dot4) | f32 fma ${fmt(peaks.fmaGFLOPs)} GFLOP/s | one dispatch ${fmt(peaks.dispatchMs * 1000, 1)} µs\n`);
 
   const maxTokens = 512;
@@ -335,7 +359,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const rows: KernelBenchRow[] = [];
   const breakdown: Record<string, number> = {};
-  const header = `${'shape (in→out)'.padEnd(20)} ${'tok'.padStart(4)} ${'variant'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(9)} ${'GB/s'.padStart(7)} ${'%bw'.padStart(5)} ${'GOP/s'.padStart(7)} ${'%ops'.padStart(5)}  side path: latency% (min) / FLOPs%`;
+  const header = `${'shape (in→out)'.padEnd(20)} ${'tok'.padStart(4)} ${'variant'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(9)} ${'GB/s'.padStart(7)} ${'%bw'.padStart(5)} ${'GOP/s'.padStart(7)} ${'%ops'.padStart(5)} ${'W GB/s'.padStart(7)} ${'%copy'.padStart(5)}  side path: latency% (min) / FLOPs%`;
   console.log(header);
   console.log('-'.repeat(header.length));
   const deadline = started + (quick ? 60 : 300) * 1000;
@@ -366,7 +390,11 @@ export async function main(argv: string[]): Promise<number> {
             }),
       );
       try {
-        const timings = await timeGroup(timer, ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, plan.tokens)), budget, variants.map((v) => opsDone(v, shape, plan.tokens)));
+        const encoders = ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, plan.tokens));
+        // Decode at LLaMA shapes: the copy probe joins the group, so the fractions compare like with like.
+        const withCopy = plan.tokens === 1 && shape.model === 'llama3-8b';
+        const timings = await timeGroup(timer, withCopy ? [...encoders, copyProbe.encode] : encoders, budget, variants.map((v) => opsDone(v, shape, plan.tokens)));
+        const groupCopyGBs = withCopy ? copyProbe.bytes / (Math.min(...timings[encoders.length]!.samples) * 1e6) : undefined;
         const rank0 = variants.findIndex((v) => v.kind === 'w4a8' && v.fused && v.rank === 0);
         variants.forEach((v, i) => {
           const t = timings[i]!;
@@ -379,8 +407,9 @@ export async function main(argv: string[]): Promise<number> {
             shape: shape.name, inF: shape.inF, outF: shape.outF, model: shape.model, tokens: plan.tokens, variant: variantName(v),
             medianMs: med, minMs: min, samples: t.samples.length, reps: Math.max(1, t.reps),
             gbPerS: bytes / (med * 1e6), gopPerS: ops_ / (med * 1e6),
-            weightGbPerS: weightBytes(v, shape) / (med * 1e6),
-            weightBwFraction: weightBytes(v, shape) / (med * 1e6) / peaks.copyGBs,
+            weightGbPerS: weightBytes(v, shape) / (min * 1e6),
+            weightBwFraction: weightBytes(v, shape) / (min * 1e6) / (groupCopyGBs ?? peaks.copyGBs),
+            groupCopyGBs,
             bwFraction: bytes / (med * 1e6) / peaks.copyGBs,
             opsFraction: ops_ / (med * 1e6) / (v.kind === 'dense' ? peaks.fmaGFLOPs : peaks.dot4GOPs),
           };
@@ -393,7 +422,8 @@ export async function main(argv: string[]): Promise<number> {
           const side = row.flopsOverheadPct !== undefined ? `${fmt(row.latencyOverheadPct!, 1).padStart(7)} / ${fmt(row.flopsOverheadPct, 2)}` : '';
           console.log(
             `${shape.name.padEnd(20)} ${String(plan.tokens).padStart(4)} ${variantName(v).padEnd(20)} ${fmt(med, 3).padStart(10)} ${fmt(min, 3).padStart(9)} ` +
-              `${fmt(row.gbPerS).padStart(7)} ${fmt(100 * row.bwFraction, 0).padStart(5)} ${fmt(row.gopPerS).padStart(7)} ${fmt(100 * row.opsFraction, 0).padStart(5)}  ${side}`,
+              `${fmt(row.gbPerS).padStart(7)} ${fmt(100 * row.bwFraction, 0).padStart(5)} ${fmt(row.gopPerS).padStart(7)} ${fmt(100 * row.opsFraction, 0).padStart(5)} ` +
+              `${fmt(row.weightGbPerS).padStart(7)} ${fmt(100 * row.weightBwFraction, 0).padStart(5)}${groupCopyGBs ? ` (copy ${fmt(groupCopyGBs)})` : ''}  ${side}`,
           );
         });
         // What bounds the decode layer: each stage alone (4096→4096, rank 0 and 14, fused and unfused).
@@ -415,6 +445,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   x.destroy();
+  copyProbe.destroy();
   y.destroy();
 
   // Targets (decode 4096→4096).
