@@ -1,7 +1,7 @@
 // Matmul kernel benchmark: W4A8 fused (kernel A + kernel B) vs f32 and f16 dense, the side path off vs
 // on at ranks 5/14/31/50/60, fused vs unfused, at stories260K and LLaMA-3-8B linear shapes, decode
 // (1 token) and prefill (128, 512 tokens); at decode also kernel B's GEMV with each inner product
-// (`w4a8 fused r0 gemv:<inner>`, beside the adapter's default) and the W8 variant (per-channel int8
+// (`w4a8 fused r0 gemv:<formulation>`, beside the adapter's default) and the W8 variant (per-channel int8
 // weights, `w8a8 fused r0`) at gate/up and a classifier-like shape. Every number comes from the same
 // run on the same adapter, beside this adapter's measured copy bandwidth and dot4I8Packed / f32-fma
 // throughput. Prints a table and writes bench/results/kernels.json.
@@ -51,18 +51,33 @@ const SHAPES: Shape[] = [
 ];
 /** A classifier-like W8 shape at decode (LLaMA-3's is 4096→128256; a quarter keeps the run short). */
 const CLASSIFIER: Shape = { name: 'classifier 4096→32768', inF: 4096, outF: 32768, model: 'llama3-8b' };
-const GEMV_INNERS: W4GemvInner[] = ['dot4', 'swar', 'imad'];
+/**
+ * Kernel B GEMV formulations timed beside the adapter's default at decode: each inner product with the
+ * adapter's tiling, and `dot4 rpt4` = dot4I8Packed with 4 rows per thread, the CPU-adapter GEMV before
+ * the SWAR inner product (on CPUs: the "before" of the same run).
+ */
+interface GemvAlternative {
+  name: string;
+  inner: W4GemvInner;
+  rowsPerThread?: number;
+}
+const GEMV_ALTERNATIVES: GemvAlternative[] = [
+  { name: 'dot4 rpt4', inner: 'dot4', rowsPerThread: 4 },
+  { name: 'dot4', inner: 'dot4' },
+  { name: 'swar', inner: 'swar' },
+  { name: 'imad', inner: 'imad' },
+];
 const RANKS = [5, 14, 31, 50, 60];
 
 type Variant =
   | { kind: 'dense'; dtype: 'f32' | 'f16' }
-  /** gemvInner: kernel B's GEMV inner product forced (default: what w4MatmulTiling picks for the adapter). */
-  | { kind: 'w4a8'; rank: number; fused: boolean; gemvInner?: W4GemvInner }
+  /** gemv: kernel B's GEMV formulation forced (default: what w4MatmulTiling picks for the adapter). */
+  | { kind: 'w4a8'; rank: number; fused: boolean; gemv?: GemvAlternative }
   | { kind: 'w8a8'; rank: 0; fused: true };
 
 function variantName(v: Variant): string {
   if (v.kind === 'dense') return `${v.dtype} dense`;
-  return `${v.kind} ${v.fused ? 'fused' : 'unfused'} r${v.rank}${v.kind === 'w4a8' && v.gemvInner ? ` gemv:${v.gemvInner}` : ''}`;
+  return `${v.kind} ${v.fused ? 'fused' : 'unfused'} r${v.rank}${v.kind === 'w4a8' && v.gemv ? ` gemv:${v.gemv.name}` : ''}`;
 }
 
 export interface KernelBenchRow {
@@ -288,7 +303,7 @@ function plans(quick: boolean, defaultInner: W4GemvInner): Plan[] {
     { kind: 'w4a8', rank: 14, fused: false },
   ];
   // Decode GEMV formulations beside the adapter's default, and the W8 variant.
-  const inners: Variant[] = GEMV_INNERS.filter((g) => g !== defaultInner).map((gemvInner) => ({ kind: 'w4a8', rank: 0, fused: true, gemvInner }));
+  const inners: Variant[] = GEMV_ALTERNATIVES.filter((g) => g.inner !== defaultInner || g.rowsPerThread !== undefined).map((gemv) => ({ kind: 'w4a8', rank: 0, fused: true, gemv }));
   const w8: Variant = { kind: 'w8a8', rank: 0, fused: true };
   const gateUp = llama.filter((s) => s.outF === 14336);
   if (quick) {
@@ -386,7 +401,9 @@ export async function main(argv: string[]): Promise<number> {
           ? createDenseLinear(gpu, cache, { inFeatures: shape.inF, outFeatures: shape.outF, weight: weight! }, { label: `${shape.name}/${v.dtype}`, dtype: v.dtype, maxTokens: plan.tokens })
           : createQuantizedLinear(gpu, cache, syntheticLayer(shape.inF, shape.outF, v.rank, v.kind === 'w8a8' ? 8 : 4), {
               label: `${shape.name}/${variantName(v)}`, maxTokens: plan.tokens, fused: v.fused,
-              matmulTiling: v.kind === 'w4a8' && v.gemvInner ? { gemvInner: v.gemvInner } : undefined,
+              matmulTiling: v.kind === 'w4a8' && v.gemv
+                ? { gemvInner: v.gemv.inner, ...(v.gemv.rowsPerThread ? { gemvRowsPerThread: v.gemv.rowsPerThread } : {}) }
+                : undefined,
             }),
       );
       try {
