@@ -1,10 +1,15 @@
 // Matmul kernel benchmark: W4A8 fused (kernel A + kernel B) vs f32 and f16 dense, the side path off vs
 // on at ranks 5/14/31/50/60, fused vs unfused, at stories260K and LLaMA-3-8B linear shapes, decode
-// (1 token) and prefill (128, 512 tokens). Every number comes from the same run on the same adapter,
-// beside this adapter's measured copy bandwidth and dot4I8Packed / f32-fma throughput.
-// Prints a table and writes bench/results/kernels.json.
+// (1 token) and prefill (128, 512 tokens); at decode also kernel B's GEMV with each inner product
+// (`w4a8 fused r0 gemv:<formulation>`, beside the adapter's default) and the W8 variant (per-channel int8
+// weights, `w8a8 fused r0`) at gate/up and a classifier-like shape. Every number comes from the same
+// run on the same adapter, beside this adapter's measured copy bandwidth and dot4I8Packed / f32-fma
+// throughput. Prints a table and writes bench/results/kernels.json.
 //
-//   node dist/bench/kernels.js [--quick] [--out bench/results/kernels.json]
+//   node dist/bench/kernels.js [--quick] [--only REGEX] [--out bench/results/kernels.json]
+//
+// --only keeps the cases whose "<shape> <tokens>tok <variant>" matches REGEX (e.g. --only '1tok
+// (f32 dense|w4a8 fused r0|w8a8)' for the decode GEMVs); such a partial run writes JSON only with --out.
 //
 // Shapes are written in→out (a linear [out, in] reading `in` features). Times are medians of the
 // samples (GPU timestamp queries when the device has them, else wall clock around submit→done); the
@@ -23,6 +28,8 @@ import { createQuantizedLinear, type QuantizedLinearOp } from '../runtime/quanti
 import type { QuantizedLinear } from '../core/quantized.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { packW4, w4Blocks, W4_BLOCK_BYTES } from '../core/w4-layout.js';
+import { packW8, W8_BLOCK_BYTES } from '../core/w8-layout.js';
+import { w4MatmulTiling, type W4GemvInner } from '../kernels/w4a8_matmul.js';
 import { BenchTimer } from './gpu-timer.js';
 import { runIfMain, writeJsonReport } from './lib/report.js';
 
@@ -42,14 +49,35 @@ const SHAPES: Shape[] = [
   { name: 'down 14336→4096', inF: 14336, outF: 4096, model: 'llama3-8b' },
   { name: 'k/v 4096→1024', inF: 4096, outF: 1024, model: 'llama3-8b' },
 ];
+/** A classifier-like W8 shape at decode (LLaMA-3's is 4096→128256; a quarter keeps the run short). */
+const CLASSIFIER: Shape = { name: 'classifier 4096→32768', inF: 4096, outF: 32768, model: 'llama3-8b' };
+/**
+ * Kernel B GEMV formulations timed beside the adapter's default at decode: each inner product with the
+ * adapter's tiling, and `dot4 rpt4` = dot4I8Packed with 4 rows per thread, the CPU-adapter GEMV before
+ * the SWAR inner product (on CPUs: the "before" of the same run).
+ */
+interface GemvAlternative {
+  name: string;
+  inner: W4GemvInner;
+  rowsPerThread?: number;
+}
+const GEMV_ALTERNATIVES: GemvAlternative[] = [
+  { name: 'dot4 rpt4', inner: 'dot4', rowsPerThread: 4 },
+  { name: 'dot4', inner: 'dot4' },
+  { name: 'swar', inner: 'swar' },
+  { name: 'imad', inner: 'imad' },
+];
 const RANKS = [5, 14, 31, 50, 60];
 
 type Variant =
   | { kind: 'dense'; dtype: 'f32' | 'f16' }
-  | { kind: 'w4a8'; rank: number; fused: boolean };
+  /** gemv: kernel B's GEMV formulation forced (default: what w4MatmulTiling picks for the adapter). */
+  | { kind: 'w4a8'; rank: number; fused: boolean; gemv?: GemvAlternative }
+  | { kind: 'w8a8'; rank: 0; fused: true };
 
 function variantName(v: Variant): string {
-  return v.kind === 'dense' ? `${v.dtype} dense` : `w4a8 ${v.fused ? 'fused' : 'unfused'} r${v.rank}`;
+  if (v.kind === 'dense') return `${v.dtype} dense`;
+  return `${v.kind} ${v.fused ? 'fused' : 'unfused'} r${v.rank}${v.kind === 'w4a8' && v.gemv ? ` gemv:${v.gemv.name}` : ''}`;
 }
 
 export interface KernelBenchRow {
@@ -65,6 +93,14 @@ export interface KernelBenchRow {
   reps: number;
   gbPerS: number;
   gopPerS: number;
+  /**
+   * Packed weight bytes (w4a8/w8a8) or weight bytes (dense) over the min time, and its fraction of the
+   * copy bandwidth (min time too): at LLaMA-shaped decode the copy probe timed round-robin in the same
+   * group (`groupCopyGBs`: the same load from other processes), elsewhere the run's copy peak.
+   */
+  weightGbPerS: number;
+  weightBwFraction: number;
+  groupCopyGBs?: number;
   /** Fractions of this adapter's measured peaks (copy bandwidth; dot4 throughput for w4a8, fma for dense). */
   bwFraction: number;
   opsFraction: number;
@@ -97,16 +133,17 @@ function seeded(n: number, seed: number, scale: number): Float32Array {
   return out;
 }
 
-function syntheticLayer(inF: number, outF: number, rank: number): QuantizedLinear {
+function syntheticLayer(inF: number, outF: number, rank: number, wBits: 4 | 8 = 4): QuantizedLinear {
   const q = new Int8Array(inF * outF);
+  const levels = wBits === 8 ? 255 : 15;
   let s = 12345;
   for (let i = 0; i < q.length; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    q[i] = (s >>> 24) % 15 - 7;
+    q[i] = (s >>> 16) % levels - (levels - 1) / 2;
   }
   return {
-    inFeatures: inF, outFeatures: outF, wBits: 4, aBits: 8,
-    qweight: packW4(q, outF, inF),
+    inFeatures: inF, outFeatures: outF, wBits, aBits: 8,
+    qweight: wBits === 8 ? packW8(q, outF, inF) : packW4(q, outF, inF),
     wScale: seeded(outF, 2, 0.01).map((v) => Math.abs(v) + 1e-3),
     rank,
     la: rank ? seeded(inF * rank, 3, 0.05) : undefined,
@@ -114,42 +151,66 @@ function syntheticLayer(inF: number, outF: number, rank: number): QuantizedLinea
   };
 }
 
+/** Bytes of the weight matrix alone as stored (packed for w4a8/w8a8). */
+function weightBytes(v: Variant, s: Shape): number {
+  if (v.kind === 'dense') return s.outF * Math.ceil(s.inF / 4) * 4 * (v.dtype === 'f32' ? 4 : 2);
+  return s.outF * w4Blocks(s.inF) * (v.kind === 'w8a8' ? W8_BLOCK_BYTES : W4_BLOCK_BYTES);
+}
+
 /** Bytes of weights (+ scales and side path) read, x read, y written. */
 function bytesMoved(v: Variant, s: Shape, tokens: number, lrBytes: number): number {
   const act = tokens * (s.inF + s.outF) * 4;
-  if (v.kind === 'dense') return s.outF * Math.ceil(s.inF / 4) * 4 * (v.dtype === 'f32' ? 4 : 2) + act;
-  return s.outF * w4Blocks(s.inF) * W4_BLOCK_BYTES + s.outF * 4 + v.rank * (s.inF + s.outF) * lrBytes + act;
+  if (v.kind === 'dense') return weightBytes(v, s) + act;
+  return weightBytes(v, s) + s.outF * 4 + v.rank * (s.inF + s.outF) * lrBytes + act;
 }
 
 function opsDone(v: Variant, s: Shape, tokens: number): number {
-  const side = v.kind === 'w4a8' ? v.rank * (s.inF + s.outF) : 0;
+  const side = v.kind !== 'dense' ? v.rank * (s.inF + s.outF) : 0;
   return 2 * tokens * (s.inF * s.outF + side);
 }
 
 // ---------------------------------------------------------------- peaks
-async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchTimer, quick: boolean): Promise<Peaks> {
+interface CopyProbe {
+  /** Bytes read plus written by one encode. */
+  bytes: number;
+  encode(pass: GPUComputePassEncoder): void;
+  destroy(): void;
+}
+
+/** The copy probe (bench_probes.wgsl `copy`) with its own buffers: timed inside the decode groups too. */
+async function createCopyProbe(gpu: GpuContext, cache: PipelineCache): Promise<CopyProbe> {
+  const { device } = gpu;
+  const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const copyBytes = (isCpuAdapter(gpu) ? 64 : 512) * 2 ** 20;
+  const copy = await cache.getChecked({ shader: 'bench_probes.wgsl', entryPoint: 'copy', defines: { WG: wg, DOT_CHAINS: 8 }, label: 'bench_probe_copy' });
+  const src = createBuffer(device, copyBytes, 'bench/copy-src');
+  const dst = createBuffer(device, copyBytes, 'bench/copy-dst');
+  const bg = device.createBindGroup({ layout: copy.getBindGroupLayout(0), entries: [
+    { binding: 1, resource: { buffer: src } }, { binding: 2, resource: { buffer: dst } }] });
+  const groups = Math.ceil(copyBytes / 16 / wg);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const [cx, cy] = groups <= max ? [groups, 1] : [max, Math.ceil(groups / max)];
+  return {
+    bytes: 2 * copyBytes,
+    encode: (p) => { p.setPipeline(copy); p.setBindGroup(0, bg); p.dispatchWorkgroups(cx, cy); },
+    destroy: () => { src.destroy(); dst.destroy(); },
+  };
+}
+
+async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchTimer, copy: CopyProbe, quick: boolean): Promise<Peaks> {
   const { device } = gpu;
   const cpu = isCpuAdapter(gpu);
   const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const chains = 8;
   const defines = { WG: wg, DOT_CHAINS: chains };
   const spec = (entryPoint: string) => ({ shader: 'bench_probes.wgsl', entryPoint, defines, label: `bench_probe_${entryPoint}` });
-  const copyBytes = (cpu ? 64 : 512) * 2 ** 20;
-  const src = createBuffer(device, copyBytes, 'bench/copy-src');
-  const dst = createBuffer(device, copyBytes, 'bench/copy-dst');
   const sink = createBuffer(device, 16, 'bench/sink');
+  const tinySrc = createBuffer(device, 16, 'bench/tiny-src');
+  const tinyDst = createBuffer(device, 16, 'bench/tiny-dst');
   const iters = cpu ? (quick ? 256 : 1024) : 4096;
   const params = uniformBuffer(device, [iters, 0, 0, 0], 'uuuu', 'bench/probe-params');
-  const grid = (groups: number): [number, number] => {
-    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-    return groups <= max ? [groups, 1] : [max, Math.ceil(groups / max)];
-  };
   try {
-    const copy = await cache.getChecked(spec('copy'));
-    const copyBg = device.createBindGroup({ layout: copy.getBindGroupLayout(0), entries: [
-      { binding: 1, resource: { buffer: src } }, { binding: 2, resource: { buffer: dst } }] });
-    const [cx, cy] = grid(Math.ceil(copyBytes / 16 / wg));
-    const tc = await timer.measure((p) => { p.setPipeline(copy); p.setBindGroup(0, copyBg); p.dispatchWorkgroups(cx, cy); }, { samples: quick ? 3 : 7 });
+    const tc = await timer.measure((p) => copy.encode(p), { samples: quick ? 3 : 7 });
 
     const computeGroups = cpu ? 16 : 2048;
     const threads = computeGroups * wg;
@@ -164,19 +225,19 @@ async function measurePeaks(gpu: GpuContext, cache: PipelineCache, timer: BenchT
 
     const tiny = await cache.getChecked(spec('copy'));
     const tinyBg = device.createBindGroup({ layout: tiny.getBindGroupLayout(0), entries: [
-      { binding: 1, resource: { buffer: src, size: 16 } }, { binding: 2, resource: { buffer: dst, size: 16 } }] });
+      { binding: 1, resource: { buffer: tinySrc } }, { binding: 2, resource: { buffer: tinyDst } }] });
     const n = 100;
     const tt = await timer.measure((p) => { p.setPipeline(tiny); p.setBindGroup(0, tinyBg); for (let i = 0; i < n; i++) p.dispatchWorkgroups(1); }, { samples: 5 });
     return {
-      copyGBs: (2 * copyBytes) / (tc.minMs * 1e6),
+      copyGBs: copy.bytes / (tc.minMs * 1e6),
       dot4GOPs: (threads * iters * chains * 8) / (td.minMs * 1e6),
       fmaGFLOPs: (threads * iters * chains * 2) / (tf.minMs * 1e6),
       dispatchMs: tt.medianMs / n,
     };
   } finally {
-    src.destroy();
-    dst.destroy();
     sink.destroy();
+    tinySrc.destroy();
+    tinyDst.destroy();
     params.destroy();
   }
 }
@@ -222,7 +283,7 @@ interface Plan {
   variants: Variant[];
 }
 
-function plans(quick: boolean): Plan[] {
+function plans(quick: boolean, defaultInner: W4GemvInner): Plan[] {
   const stories = SHAPES.filter((s) => s.model === 'stories260k');
   const llama = SHAPES.filter((s) => s.model === 'llama3-8b');
   const square = llama.filter((s) => s.inF === 4096 && s.outF === 4096);
@@ -241,15 +302,25 @@ function plans(quick: boolean): Plan[] {
     { kind: 'w4a8', rank: 14, fused: true },
     { kind: 'w4a8', rank: 14, fused: false },
   ];
+  // Decode GEMV formulations beside the adapter's default, and the W8 variant.
+  const inners: Variant[] = GEMV_ALTERNATIVES.filter((g) => g.inner !== defaultInner || g.rowsPerThread !== undefined).map((gemv) => ({ kind: 'w4a8', rank: 0, fused: true, gemv }));
+  const w8: Variant = { kind: 'w8a8', rank: 0, fused: true };
+  const gateUp = llama.filter((s) => s.outF === 14336);
   if (quick) {
     return [
-      { tokens: 1, shapes: [...stories, ...square], variants: all },
+      { tokens: 1, shapes: stories, variants: all },
+      { tokens: 1, shapes: square, variants: [...all, ...inners] },
+      { tokens: 1, shapes: gateUp, variants: [{ kind: 'w4a8', rank: 0, fused: true }, w8] },
       { tokens: 128, shapes: [...stories, ...square], variants: headline },
       { tokens: 512, shapes: stories, variants: headline },
     ];
   }
   return [
-    { tokens: 1, shapes: SHAPES, variants: all },
+    // Variants of one shape are timed round-robin in one group: the formulations and W8 beside the default.
+    { tokens: 1, shapes: stories, variants: all },
+    { tokens: 1, shapes: llama.filter((s) => s.outF !== 14336), variants: [...all, ...inners] },
+    { tokens: 1, shapes: gateUp, variants: [...all, ...inners, w8] },
+    { tokens: 1, shapes: [CLASSIFIER], variants: [{ kind: 'w4a8', rank: 0, fused: true }, w8] },
     { tokens: 128, shapes: stories, variants: all },
     { tokens: 128, shapes: square, variants: all },
     { tokens: 128, shapes: llama.filter((s) => s !== square[0]), variants: headline },
@@ -275,7 +346,10 @@ function fmt(n: number, digits = 2): string {
 export async function main(argv: string[]): Promise<number> {
   const quick = argv.includes('--quick');
   const outIdx = argv.indexOf('--out');
-  const outPath = resolve(outIdx >= 0 ? argv[outIdx + 1]! : 'bench/results/kernels.json');
+  const onlyIdx = argv.indexOf('--only');
+  const only = onlyIdx >= 0 ? new RegExp(argv[onlyIdx + 1] ?? '') : undefined;
+  // A partial run must not replace the full results docs/numbers.md is rendered from.
+  const outPath = outIdx >= 0 ? resolve(argv[outIdx + 1]!) : only ? undefined : resolve('bench/results/kernels.json');
   const started = performance.now();
 
   const gpu = await openNodeDevice();
@@ -287,7 +361,8 @@ export async function main(argv: string[]): Promise<number> {
 
   console.log(`device  ${gpu.describe()}  (${gpu.adapterInfo.description || gpu.adapterInfo.vendor})`);
   console.log(`timer   ${timer.kind}${quick ? '   [--quick]' : ''}   load average ${loadAverage() ?? '?'}`);
-  const peaks = await measurePeaks(gpu, cache, timer, quick);
+  const copyProbe = await createCopyProbe(gpu, cache);
+  const peaks = await measurePeaks(gpu, cache, timer, copyProbe, quick);
   console.log(`peaks   copy ${fmt(peaks.copyGBs)} GB/s | dot4I8Packed ${fmt(peaks.dot4GOPs)} GOP/s (8 ops per dot4) | f32 fma ${fmt(peaks.fmaGFLOPs)} GFLOP/s | one dispatch ${fmt(peaks.dispatchMs * 1000, 1)} µs\n`);
 
   const maxTokens = 512;
@@ -299,15 +374,18 @@ export async function main(argv: string[]): Promise<number> {
 
   const rows: KernelBenchRow[] = [];
   const breakdown: Record<string, number> = {};
-  const header = `${'shape (in→out)'.padEnd(20)} ${'tok'.padStart(4)} ${'variant'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(9)} ${'GB/s'.padStart(7)} ${'%bw'.padStart(5)} ${'GOP/s'.padStart(7)} ${'%ops'.padStart(5)}  side path: latency% (min) / FLOPs%`;
+  const header = `${'shape (in→out)'.padEnd(20)} ${'tok'.padStart(4)} ${'variant'.padEnd(20)} ${'median ms'.padStart(10)} ${'min ms'.padStart(9)} ${'GB/s'.padStart(7)} ${'%bw'.padStart(5)} ${'GOP/s'.padStart(7)} ${'%ops'.padStart(5)} ${'W GB/s'.padStart(7)} ${'%copy'.padStart(5)}  side path: latency% (min) / FLOPs%`;
   console.log(header);
   console.log('-'.repeat(header.length));
   const deadline = started + (quick ? 60 : 300) * 1000;
   const rate = new Map<string, number>(); // best ops/ms seen per variant at prefill, to skip what cannot finish
   const skipped: string[] = [];
-  for (const plan of plans(quick)) {
+  const defaultInner = w4MatmulTiling(gpu).gemvInner;
+  console.log(`kernel B GEMV inner product on this adapter: ${defaultInner}`);
+  for (const plan of plans(quick, defaultInner)) {
     for (const shape of plan.shapes) {
       const variants = plan.variants.filter((v) => {
+        if (only && !only.test(`${shape.name} ${plan.tokens}tok ${variantName(v)}`)) return false;
         const known = plan.tokens > 1 ? rate.get(variantName(v)) : undefined;
         const estimate = known ? opsDone(v, shape, plan.tokens) / known : 0;
         if (performance.now() + estimate > deadline) {
@@ -321,15 +399,24 @@ export async function main(argv: string[]): Promise<number> {
       const ops: LinearOp[] = variants.map((v) =>
         v.kind === 'dense'
           ? createDenseLinear(gpu, cache, { inFeatures: shape.inF, outFeatures: shape.outF, weight: weight! }, { label: `${shape.name}/${v.dtype}`, dtype: v.dtype, maxTokens: plan.tokens })
-          : createQuantizedLinear(gpu, cache, syntheticLayer(shape.inF, shape.outF, v.rank), { label: `${shape.name}/${variantName(v)}`, maxTokens: plan.tokens, fused: v.fused }),
+          : createQuantizedLinear(gpu, cache, syntheticLayer(shape.inF, shape.outF, v.rank, v.kind === 'w8a8' ? 8 : 4), {
+              label: `${shape.name}/${variantName(v)}`, maxTokens: plan.tokens, fused: v.fused,
+              matmulTiling: v.kind === 'w4a8' && v.gemv
+                ? { gemvInner: v.gemv.inner, ...(v.gemv.rowsPerThread ? { gemvRowsPerThread: v.gemv.rowsPerThread } : {}) }
+                : undefined,
+            }),
       );
       try {
-        const timings = await timeGroup(timer, ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, plan.tokens)), budget, variants.map((v) => opsDone(v, shape, plan.tokens)));
+        const encoders = ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, plan.tokens));
+        // Decode at LLaMA shapes: the copy probe joins the group, so the fractions compare like with like.
+        const withCopy = plan.tokens === 1 && shape.model === 'llama3-8b';
+        const timings = await timeGroup(timer, withCopy ? [...encoders, copyProbe.encode] : encoders, budget, variants.map((v) => opsDone(v, shape, plan.tokens)));
+        const groupCopyGBs = withCopy ? copyProbe.bytes / (Math.min(...timings[encoders.length]!.samples) * 1e6) : undefined;
         const rank0 = variants.findIndex((v) => v.kind === 'w4a8' && v.fused && v.rank === 0);
         variants.forEach((v, i) => {
           const t = timings[i]!;
           const med = median(t.samples), min = Math.min(...t.samples);
-          const lrBytes = v.kind === 'w4a8' && (ops[i] as QuantizedLinearOp).lowRank === 'f16' ? 2 : 4;
+          const lrBytes = v.kind !== 'dense' && (ops[i] as QuantizedLinearOp).lowRank === 'f16' ? 2 : 4;
           const bytes = bytesMoved(v, shape, plan.tokens, lrBytes);
           const ops_ = opsDone(v, shape, plan.tokens);
           if (plan.tokens > 1) rate.set(variantName(v), Math.max(rate.get(variantName(v)) ?? 0, ops_ / min));
@@ -337,6 +424,9 @@ export async function main(argv: string[]): Promise<number> {
             shape: shape.name, inF: shape.inF, outF: shape.outF, model: shape.model, tokens: plan.tokens, variant: variantName(v),
             medianMs: med, minMs: min, samples: t.samples.length, reps: Math.max(1, t.reps),
             gbPerS: bytes / (med * 1e6), gopPerS: ops_ / (med * 1e6),
+            weightGbPerS: weightBytes(v, shape) / (min * 1e6),
+            weightBwFraction: weightBytes(v, shape) / (min * 1e6) / (groupCopyGBs ?? peaks.copyGBs),
+            groupCopyGBs,
             bwFraction: bytes / (med * 1e6) / peaks.copyGBs,
             opsFraction: ops_ / (med * 1e6) / (v.kind === 'dense' ? peaks.fmaGFLOPs : peaks.dot4GOPs),
           };
@@ -349,7 +439,8 @@ export async function main(argv: string[]): Promise<number> {
           const side = row.flopsOverheadPct !== undefined ? `${fmt(row.latencyOverheadPct!, 1).padStart(7)} / ${fmt(row.flopsOverheadPct, 2)}` : '';
           console.log(
             `${shape.name.padEnd(20)} ${String(plan.tokens).padStart(4)} ${variantName(v).padEnd(20)} ${fmt(med, 3).padStart(10)} ${fmt(min, 3).padStart(9)} ` +
-              `${fmt(row.gbPerS).padStart(7)} ${fmt(100 * row.bwFraction, 0).padStart(5)} ${fmt(row.gopPerS).padStart(7)} ${fmt(100 * row.opsFraction, 0).padStart(5)}  ${side}`,
+              `${fmt(row.gbPerS).padStart(7)} ${fmt(100 * row.bwFraction, 0).padStart(5)} ${fmt(row.gopPerS).padStart(7)} ${fmt(100 * row.opsFraction, 0).padStart(5)} ` +
+              `${fmt(row.weightGbPerS).padStart(7)} ${fmt(100 * row.weightBwFraction, 0).padStart(5)}${groupCopyGBs ? ` (copy ${fmt(groupCopyGBs)})` : ''}  ${side}`,
           );
         });
         // What bounds the decode layer: each stage alone (4096→4096, rank 0 and 14, fused and unfused).
@@ -371,6 +462,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   x.destroy();
+  copyProbe.destroy();
   y.destroy();
 
   // Targets (decode 4096→4096).
@@ -410,6 +502,7 @@ export async function main(argv: string[]): Promise<number> {
     adapter: { ...gpu.adapterInfo, describe: gpu.describe(), features: gpu.features },
     timer: timer.kind,
     quick,
+    only: only?.source ?? null,
     commit,
     shapeConvention: 'in→out: a linear layer [out, in] reading in features and writing out',
     peaks,
@@ -421,8 +514,12 @@ export async function main(argv: string[]): Promise<number> {
     rows,
     seconds: (performance.now() - started) / 1000,
   };
-  writeJsonReport(outPath, result, gpu.describe());
-  console.log(`\nwrote ${outPath} (${fmt(result.seconds, 0)} s)`);
+  if (outPath) {
+    writeJsonReport(outPath, result, gpu.describe());
+    console.log(`\nwrote ${outPath} (${fmt(result.seconds, 0)} s)`);
+  } else {
+    console.log(`\npartial run (--only): nothing written; pass --out FILE to keep it (${fmt(result.seconds, 0)} s)`);
+  }
   timer.destroy();
   device.destroy();
   return 0;

@@ -48,8 +48,14 @@ export function w4GemmSharedBytes(t: W4MatmulTiling, lowRank: boolean, weightBit
  * From the adapter's limits: a 64×64 GEMM tile with 4×4 outputs per thread (256 threads, the WebGPU
  * minimum) and 2 blocks (64 k) per step uses 14 KiB with the side-path staging, under the 16 KiB
  * every adapter offers; halved where fewer invocations are allowed (8×8 per thread on CPUs). GEMV on a GPU: 32 rows × 8
- * k-splits, so a warp reads 32 neighbouring 16-byte blocks and a 4096-row layer has 128 workgroups.
- * On CPU adapters a workgroup is a loop on one core: 8 rows (one SIMD vector), no k-split.
+ * k-splits, so a warp reads 32 neighbouring 16-byte blocks and a 4096-row layer has 128 workgroups,
+ * with the hardware dot4I8Packed.
+ * On CPU adapters a workgroup is a loop on one core: 8 rows (one SIMD vector), no k-split. There the
+ * int4 GEMV is bound by arithmetic, not bytes, and llvmpipe emulates dot4I8Packed lane by lane: SWAR
+ * (two products per i32 multiply-add) with 8 rows per thread measured fastest at LLaMA-3-8B shapes
+ * (bench/kernels.ts `gemv:` variants; 4 rows per thread left the activation unpacking less shared,
+ * 16 spilled). int8 weights keep dot4I8Packed and 4 rows per thread (SWAR's bounds need 4-bit weights;
+ * 8 rows of two vec4 loads each measured slower).
  */
 export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4MatmulTiling {
   const l = gpu.limits;
@@ -59,10 +65,10 @@ export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4M
   const rm = cpu ? 8 : 4, rn = cpu ? 8 : 4;
   while ((tm / rm) * (tn / rn) > l.maxComputeInvocationsPerWorkgroup) { tm /= 2; tn /= 2; }
   const t: W4MatmulTiling = {
-    gemvInner: 'dot4',
+    gemvInner: cpu && weightBits === 4 ? 'swar' : 'dot4',
     gemvRows: cpu ? 8 : 32,
     gemvKsplit: cpu ? 1 : 8,
-    gemvRowsPerThread: cpu ? 4 : 1,
+    gemvRowsPerThread: cpu ? (weightBits === 4 ? 8 : 4) : 1,
     tm, tn, tkb: 2, rm, rn, rc2: 16,
     gemvMaxTokens: cpu ? 2 : 4,
   };

@@ -87,9 +87,9 @@ fn block_dot16(w: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
 // multiply-add does two int8×int4 products. A pair value holds two activations as x_a + x_b·2^16;
 // a weight word XOR 0x88888888 holds offset nibbles u = q + 8 (0..15), and masking it with 0x000F000F
 // leaves u_b + u_a·2^16 (the matching two k). Their product is x_a·u_a + x_b·u_b in bits 16..31
-// plus x_a·u_b in the low field (and a term above bit 31 that wraps away). Over a half block (16 k,
-// 8 products) the high field stays within ±16·127·15 = ±30480 and the low one within ±15240, so
-// (sum + 2^15) >> 16 is exactly Σ x·u; Σ x·q = Σ x·u − 8·Σ x, with Σ x taken once per thread.
+// plus x_a·u_b in the low field (and a term above bit 31 that wraps away). Over a half block (16 k:
+// 8 multiplies) the high field stays within ±16·127·15 = ±30480 and the low one within ±8·127·15 =
+// ±15240, so (sum + 2^15) >> 16 is exactly Σ x·u; Σ x·q = Σ x·u − 8·Σ x, with Σ x taken once per thread.
 const PAIR_MASK: u32 = 0x000F000Fu;
 const U_OFFSET: u32 = 0x88888888u;
 
@@ -118,7 +118,7 @@ fn x_pairs(a: vec4<u32>, b: vec4<u32>) -> XPairs {
   return XPairs(pairs_even(lo), pairs_odd(lo), pairs_even(hi), pairs_odd(hi));
 }
 
-// Σ of the block's 32 activations (each pair value's two fields, split as in block_dot_u).
+// Σ of the block's 32 activations: the pair values' two fields summed apart (each within ±16·127).
 fn x_pairs_sum(x: XPairs) -> i32 {
   let v = x.even_lo + x.odd_lo + x.even_hi + x.odd_hi;
   let t = v.x + v.y + v.z + v.w;  // fields within ±16·127
@@ -242,7 +242,9 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let tok = wid.y;
   let tokens = arrayLength(&sx);
   let ro = lid % GR;
-  let ks = lid / GR;
+  // `% GK` is a no-op (lid < GR·GK) that lets the compiler fold ks to 0 without k-splits: the k loop
+  // and its activation loads are then uniform across the workgroup (CPU adapters run it as one SIMD loop).
+  let ks = (lid / GR) % GK;
   let xbase = tok * (p.words_per_row / 4u);
 
   var acc: array<i32, GEMV_RPT>;

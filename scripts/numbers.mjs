@@ -158,6 +158,12 @@ function kernels(src, j) {
     out.push('', '### Decode 4096→4096, each stage alone (min ms)', '');
     out.push(table(['variant / stage', 'ms'], stages.map(([k, v]) => [k, f(v, 3)])));
   }
+  const gemv = rows.filter((r) => r.tokens === 1 && isNum(r.groupCopyGBs) && r.variant !== 'f16 dense' && !/unfused| r[1-9]/.test(r.variant));
+  if (gemv.length) {
+    out.push('', '### Decode GEMV vs the copy probe timed in the same group (weight bytes / min time)', '');
+    out.push(table(['shape', 'variant', 'min ms', 'weight GB/s', 'copy GB/s', 'fraction of copy'], gemv.map((r) => [r.shape, r.variant, f(r.minMs, 3), f(r.weightGbPerS), f(r.groupCopyGBs), `${f(100 * r.weightBwFraction, 0)} %`])));
+    out.push('', '`gemv:<inner>`: kernel B\'s GEMV with that inner product forced, beside the adapter\'s default (`gemv:dot4 rpt4`: dot4I8Packed, 4 rows per thread, the CPU-adapter GEMV before SWAR); `w8a8`: per-channel int8 weights (a quantized classifier).');
+  }
   if ((j.skipped ?? []).length) out.push('', `Left out to stay in the time budget: ${j.skipped.join('; ')}.`);
   return out.join('\n');
 }
