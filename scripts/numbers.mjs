@@ -28,6 +28,7 @@ export const SOURCES = [
   { id: 'llama8b', file: 'bench/results/llama3-8b.json', command: 'npm run bench -- llama3-8b --steps fp,quantize,w4a8 --rank 32' },
   { id: 'sameOutputs', file: 'bench/results/same-outputs.json', command: 'npm run bench -- same-outputs --base 9eeee11 --tests' },
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
+  { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -405,7 +406,20 @@ function smoothing(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing };
+function classifier(src, j) {
+  const ds = j.datasets ?? [];
+  return [
+    `## Classifier formats, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `One ${j.method} W4A8 artifact (calibrated once) written with each \`aser quantize --classifier\` format, beside the same block linears with the model's f32 classifier. Perplexity: GPTQ protocol, ctx ${j.ctx}, at most ${j.maxWindows} windows; KLD and top-token agreement against the f32 classifier on the first windows of the same text. Bytes: the classifier's weights (and scales) read per decoded token. Default format: ${j.defaultFormat ?? NR}.`,
+    '',
+    table(['classifier', 'bytes / token', ...ds.flatMap((d) => [`${d} ppl`, 'Δ %', 'KLD mean', 'same top %'])],
+      (j.rows ?? []).map((r) => [r.classifier, int(r.classifierBytes), ...ds.flatMap((d) => [f(r.ppl?.[d], 4), f(100 * r.pplChange?.[d], 3), isNum(r.kld?.[d]?.mean) ? r.kld[d].mean.toExponential(2) : '—', pct(r.kld?.[d]?.sameTop, 2)])])),
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
