@@ -61,6 +61,8 @@ export interface PlanRequest {
   batch?: number;
   embedding: 'auto' | 'gpu' | 'host';
   maxBinding: number;
+  /** Classifier storage (default: the memory plan's, int8 for w4a8). */
+  classifier?: MemoryPlanOptions['classifier'];
 }
 
 /** The memory plan for a request, and where its config came from; bad settings are UsageErrors. */
@@ -82,6 +84,7 @@ export function planModelMemory(req: PlanRequest): { plan: MemoryPlan; origin: s
     maxBatchTokens: req.batch ?? Math.min(DEFAULT_MAX_BATCH_TOKENS, ctx),
     embedding: req.embedding,
     maxStorageBufferBindingSize: req.maxBinding,
+    classifier: req.classifier,
   };
   try {
     return { plan: planMemory(config, options), origin };

@@ -2,13 +2,14 @@
 // activations) before anything is loaded. The plan is node/plan.ts (arithmetic: runtime/memory-plan.ts).
 import type { CommandModule } from 'yargs';
 import { DEFAULT_MAX_BINDING_BYTES, type MemoryPlan, type PlanWeights } from '../../runtime/memory-plan.js';
-import { DEFAULT_PLAN_ALPHA, planModelMemory } from '../../node/plan.js';
+import { DEFAULT_PLAN_ALPHA, planModelMemory, type PlanRequest } from '../../node/plan.js';
 import { jsonOption } from '../options.js';
 
 interface PlanArgs {
   model?: string;
   config?: string;
   weights: string;
+  classifier?: string;
   alpha?: number;
   rank?: number;
   outliers: number;
@@ -62,6 +63,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .option('kv', { type: 'string', choices: ['f16', 'f32'], describe: 'KV-cache type (default f16, f32 for f32 weights)' })
       .option('batch', { type: 'number', describe: 'Tokens per prefill chunk (default min(512, ctx))' })
       .option('embedding', { type: 'string', choices: ['auto', 'gpu', 'host'], default: 'auto', describe: "Where the embedding table lives ('auto': the executor's rule, host for ≥ 2^26 values)" })
+      .option('classifier', { type: 'string', choices: ['dense', 'f16', 'int8', 'int4'], describe: 'Classifier storage (default: int8 for w4a8, as aser quantize writes it; dense otherwise)' })
       .option('max-binding', { type: 'number', default: DEFAULT_MAX_BINDING_BYTES, describe: 'maxStorageBufferBindingSize in bytes' })
       .options(jsonOption())
       .conflicts('alpha', 'rank')
@@ -72,6 +74,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
     const { plan, origin } = planModelMemory({
       model: args.model, config: args.config, weights: args.weights as PlanWeights, alpha: args.alpha, rank: args.rank, outliers: args.outliers,
       ctx: args.ctx, kv: args.kv as 'f32' | 'f16' | undefined, batch: args.batch, embedding: args.embedding as 'auto' | 'gpu' | 'host', maxBinding: args['max-binding'],
+      classifier: args.classifier as PlanRequest['classifier'],
     });
     if (args.json) {
       console.log(JSON.stringify({ origin, ...plan }));

@@ -24,7 +24,8 @@ const LLAMA3_8B: ModelConfig = { ...SYNTH_SHAPES['llama3-8b'] };
 const item = (plan: MemoryPlan, key: string) => plan.items.find((i) => i.key === key)?.bytes;
 
 describe('planMemory arithmetic (hand-checked small config)', () => {
-  const plan = planMemory(SMALL, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, maxStorageBufferBindingSize: 16384 });
+  // The classifier dense (f16 vocab·dim), as before artifacts carried one; its int formats have their own test.
+  const plan = planMemory(SMALL, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, maxStorageBufferBindingSize: 16384, classifier: 'dense' });
 
   it('weights, scales, L_A/L_B, smoothing, norms, tables and KV cache', () => {
     // Linears per layer [in→out]: q 64→64, k 64→32, v 64→32, o 64→64, gate/up 64→160, down 160→64.
@@ -76,7 +77,7 @@ describe('planMemory arithmetic (hand-checked small config)', () => {
 
   it('per-linear ranks, outlier columns, dense weights, tied and host embeddings', () => {
     const ranks = Array.from({ length: 14 }, (_, i) => (i === 6 ? 10 : 0)); // only layer 0 down_proj
-    const perLinear = planMemory(SMALL, { weights: 'w4a8', rank: ranks, outliers: 2, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16 });
+    const perLinear = planMemory(SMALL, { weights: 'w4a8', rank: ranks, outliers: 2, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, classifier: 'dense' });
     // Every linear carries 2 outlier columns; layer 0 down_proj 10 more. L_A is padded to whole chunks of
     // 8 columns per op (a group's columns side by side: q|k|v 6 → 8, gate|up 4 → 8; Σin over ops = 352
     // per layer), L_B is not (Σout = 576): 8·352·2 + 2·576·2 per layer, and layer 0's down_proj has 12
@@ -90,14 +91,14 @@ describe('planMemory arithmetic (hand-checked small config)', () => {
     expect(planMemory(SMALL, { weights: 'f32', ctx: 128, kvDtype: 'f32', maxBatchTokens: 16 }).items.find((i) => i.key === 'embedding')!.bytes).toBe(512 * 64 * 4);
 
     // A tied classifier keeps its own copy of the matrix (the executor's dense op), wherever the embedding is.
-    const tied = planMemory({ ...SMALL, tiedEmbeddings: true }, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, embedding: 'host' });
+    const tied = planMemory({ ...SMALL, tiedEmbeddings: true }, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, embedding: 'host', classifier: 'dense' });
     expect(item(tied, 'classifier')).toBe(512 * 64 * 2);
     expect(item(tied, 'embedding')).toBe(0);
     const host = planMemory(SMALL, { ...plan.options, rank: 8, embedding: 'host' });
     expect(item(host, 'embedding')).toBe(0);
     expect(plan.total - host.total).toBe(512 * 64 * 2);
 
-    const qwen = planMemory({ ...SMALL, arch: 'qwen2', attentionBias: true }, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16 });
+    const qwen = planMemory({ ...SMALL, arch: 'qwen2', attentionBias: true }, { weights: 'w4a8', rank: 8, ctx: 128, kvDtype: 'f16', maxBatchTokens: 16, classifier: 'dense' });
     expect(item(qwen, 'biases')).toBe(2 * (64 + 32 + 32) * 4);
   });
 
@@ -158,17 +159,20 @@ describe('LLaMA-3-8B, W4A8 at α = 0.05, 4096-token f16 KV cache', () => {
     expect(item(gpuTable, 'weights')).toBe(6979321856 / 2); // 32 layers × 218,103,808 weights, 4 bits each
     expect(item(gpuTable, 'kvCache')).toBe(2 * 32 * 4096 * 8 * 128 * 2); // 512 MiB
     expect(item(gpuTable, 'embedding')).toBe(128256 * 4096 * 2);
-    expect(item(gpuTable, 'classifier')).toBe(128256 * 4096 * 2);
+    // The int8 classifier aser quantize writes by default: one byte a weight + f32 scales.
+    expect(item(gpuTable, 'classifier')).toBe(128256 * 4096 + 128256 * 4);
+    expect(item(planMemory(LLAMA3_8B, { ...opts, classifier: 'int4' }), 'classifier')).toBe(128256 * 4096 / 2 + 128256 * 4);
+    expect(item(planMemory(LLAMA3_8B, { ...opts, classifier: 'f16' }), 'classifier')).toBe(128256 * 4096 * 2);
     // Mean rank 30.58 → 31 columns per linear, L_A padded to 32; Σin = 38912, Σout = 43008 per layer; f16.
     expect(item(gpuTable, 'lowRank')).toBe(32 * (32 * 38912 + 31 * 43008) * 2);
-    expect(gpuTable.split.map((s) => [s.name, s.bindings])).toEqual([['model.embed_tokens.weight', 8], ['lm_head.weight', 8]]);
+    expect(gpuTable.split.map((s) => [s.name, s.bindings])).toEqual([['model.embed_tokens.weight', 8], ['lm_head.weight', 4]]);
   });
 
   it('fits in 5.5 GiB with the embedding table on the host (the default for this vocabulary); on the GPU it costs 1 GiB more', () => {
     expect(planMemory(LLAMA3_8B, opts).total).toBe(hostTable.total);
     expect(hostTable.total).toBeLessThan(5.5 * GiB);
-    expect(hostTable.total / GiB).toBeCloseTo(5.091, 3);
-    expect(gpuTable.total / GiB).toBeCloseTo(6.070, 3);
+    expect(hostTable.total / GiB).toBeCloseTo(4.602, 3);
+    expect(gpuTable.total / GiB).toBeCloseTo(5.581, 3);
     expect(gpuTable.total - hostTable.total).toBe(128256 * 4096 * 2);
   });
 });

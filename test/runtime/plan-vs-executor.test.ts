@@ -9,10 +9,12 @@ import { loadHfModel } from '../../loaders/hf-model.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ExecutorMemory } from '../../runtime/executor-options.js';
 import { planMemory, type MemoryPlan, type MemoryPlanOptions } from '../../runtime/memory-plan.js';
+import { quantizeClassifier } from '../../quant/classifier.js';
+import { tensorRows } from '../../runtime/weight-rows.js';
 import { BLOCK_LINEARS, type ModelConfig, type ModelSource } from '../../core/model.js';
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createQuantizedLinear } from '../../runtime/quantized-linear.js';
-import { quantizedLinearFactory } from '../../runtime/artifact-linears.js';
+import { quantizedClassifierFactory, quantizedLinearFactory } from '../../runtime/artifact-linears.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { actQuantTiling } from '../../kernels/w4a8_act_quant.js';
@@ -72,15 +74,19 @@ async function quantized(source: ModelSource, gpu: GpuContext): Promise<Map<stri
   }
 }
 
-async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fused = true, embedding: 'gpu' | 'host' = 'gpu'): Promise<void> {
+async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fused = true, embedding: 'gpu' | 'host' = 'gpu', classifier: 'dense' | 'int8' = 'dense'): Promise<void> {
   const { source } = loadHfModel(join(root, dir));
   try {
     const c = source.config;
     const layers = weights === 'w4a8' ? await quantized(source, gpu) : undefined;
     const cache = new PipelineCache(gpu.device);
     const dtype = weights === 'w4a8' && gpu.features.shaderF16 ? 'f16' : 'f32';
+    const head = classifier === 'int8'
+      ? quantizeClassifier(tensorRows(source.tensor(source.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight')), 'int8')
+      : undefined;
     const ex = await Executor.create(gpu, source, {
       dtype, maxSeqLen: CTX, maxBatchTokens: BATCH, embedding, pipelines: cache,
+      classifierFactory: head && quantizedClassifierFactory(gpu, cache, head, {}),
       // Fused: the artifact factory, which groups q|k|v and gate|up; unfused: one op per linear.
       linearFactory: layers && (fused
         ? quantizedLinearFactory(gpu, cache, (m) => layers.get(m), { maxTokens: BATCH })
@@ -89,7 +95,7 @@ async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fu
     try {
       const opts: MemoryPlanOptions = {
         weights, ctx: CTX, kvDtype: dtype, maxBatchTokens: BATCH, embedding, tableDtype: dtype,
-        maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
+        maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, classifier,
       };
       if (layers) {
         // The artifact's real per-linear column counts (rank + outliers), layer-major in BLOCK_LINEARS order.
@@ -115,8 +121,8 @@ describe('aser plan = Executor.memory(), byte for byte', () => {
     await compare('llama', await testGpu(), 'f32');
   });
 
-  it('W4A8 ASER (fused kernels, q|k|v and gate|up groups), Qwen bias + tied classifier, host embedding', async () => {
-    await compare('qwen-tied', await testGpu(), 'w4a8', true, 'host');
+  it('W4A8 ASER (fused kernels, q|k|v and gate|up groups), Qwen bias + tied int8 classifier, host embedding', async () => {
+    await compare('qwen-tied', await testGpu(), 'w4a8', true, 'host', 'int8');
   });
 
   it('W4A8 ASER, LLaMA shape, unfused baseline: its t / y2 scratch and dense side-path ops', async () => {
