@@ -22,6 +22,7 @@ import { QUANTIZED_SCRATCH_LABEL } from './quantized-linear.js';
 import { ScratchPool } from './scratch-pool.js';
 import { WeightUploader, type UploadStats } from './weight-upload.js';
 import type { GpuTimer } from './profiler.js';
+import type { TrafficCounter } from './traffic.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker, type NonFiniteReport } from './numerics.js';
@@ -95,6 +96,7 @@ export class Executor {
   private steps = 0;
   private timer?: GpuTimer;
   private timePerOp = false;
+  private traffic?: TrafficCounter;
   private numerics?: NumericsChecker;
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
@@ -171,6 +173,11 @@ export class Executor {
   setTimer(timer: GpuTimer | undefined, opts: { perOp?: boolean } = {}): void {
     this.timer = timer;
     this.timePerOp = !!opts.perOp;
+  }
+
+  /** Counts the forward's dispatches and the bytes they read from now on (TrafficCounter.take()); undefined stops. */
+  setTraffic(counter: TrafficCounter | undefined): void {
+    this.traffic = counter;
   }
 
   /** Appends `tokens` to the cache and computes the logits of the last one (read them with logits()). */
@@ -268,7 +275,7 @@ export class Executor {
           this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim));
         }
         for (let l = firstLayer; l <= lastLayer; l++) {
-          const rec = this.recorder(`${label}/layer${l}`);
+          const rec = this.recorder(`${label}/layer${l}`, this.pos);
           const at: TappedLayer = { layer: l, firstRow: t0, rows: T, copy: (src, dst, bytes, dstOffset) => rec.copy(src, dst, bytes, dstOffset) };
           if (l === 0) encodeInput(rec, g, T);
           const output = taps.output;
@@ -340,8 +347,8 @@ export class Executor {
     return read.values!;
   }
 
-  private recorder(label: string): Recorder {
-    return new Recorder(this.device, label, this.timer, this.timePerOp);
+  private recorder(label: string, pos0: number): Recorder {
+    return new Recorder(this.device, label, this.timer, this.timePerOp, { pos0, traffic: this.traffic });
   }
 
   /**
@@ -360,7 +367,7 @@ export class Executor {
       const T = chunk.length;
       const last = t0 + T === ids.length;
       prepareChunk(queue, g, chunk, start + t0);
-      let rec = this.recorder(`forward/${c.nLayers}L/T${T}`);
+      let rec = this.recorder(`forward/${c.nLayers}L/T${T}`, start + t0);
       encodeInput(rec, g, T);
       for (let l = 0; l < c.nLayers; l++) {
         const check = this.numerics;
@@ -377,7 +384,7 @@ export class Executor {
         queue.submit([rec.finish()]);
         const bad = await check.check(l, T, start + t0, this.steps);
         if (bad) throw nonFiniteError(bad);
-        rec = this.recorder(`forward/${c.nLayers}L/T${T}/after${l}`);
+        rec = this.recorder(`forward/${c.nLayers}L/T${T}/after${l}`, start + t0);
       }
       // Rows [first, T) of this chunk go through the final norm and the classifier.
       let first = rowsOut ? 0 : T;
