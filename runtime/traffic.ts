@@ -5,6 +5,10 @@
 // ranges); while an executor has a TrafficCounter, each recorded op's compute pass is wrapped so that
 // every dispatchWorkgroups counts one dispatch and the reads of the bind group set at group 0. Linear
 // ops record their own dispatches, so however many a linear issues, the count stays right.
+// The forward's own kernels (norms, RoPE, SwiGLU …) have bind groups made once from their 1-row plans, so
+// their bytes are those of a decode step (one token per call); the attention's KV-cache reads, which
+// grow with the position, come with each call (Recorder.dispatch `reads`). Prefill chunks would need
+// each kernel's reads per call the same way.
 
 interface GroupReads {
   bytes: number;

@@ -123,3 +123,19 @@ describe('decode traffic on stories260K', () => {
     }
   });
 });
+
+describe('aser profile --json (runProfile)', () => {
+  it('reports dispatches, bytes and ideal bytes per decode token with the copy peak of the same run', async () => {
+    const { runProfile } = await import('../../eval/profile-run.js');
+    const r = await runProfile({ model: 'stories260k', prefill: 6, decode: 2, repeats: 1 });
+    const t = r.decodeTraffic.fp;
+    expect(r.copyPeak.gbPerSec).toBeGreaterThan(0);
+    expect(t.dispatchesPerToken).toBe(Object.values(t.byLabel).reduce((s, l) => s + l.dispatches, 0));
+    expect(t.idealBytesPerToken).toBeLessThanOrEqual(t.bytesPerToken);
+    expect(t.positions).toEqual([6, 7]);
+    const ms = r.fp.ops ? r.fp.ops.decodeTotal : r.fp.decode.wallMs;
+    expect(t.achievedGBs).toBeCloseTo(t.bytesPerToken / (ms * 1e6), 9);
+    expect(t.copyPeakFraction).toBeCloseTo(t.achievedGBs / r.copyPeak.gbPerSec, 9);
+    expect(r.fp.decode.tokPerSec).toBeGreaterThan(0); // the existing fields stay
+  });
+});
