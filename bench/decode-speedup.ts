@@ -4,7 +4,8 @@
 // (`aser synth --shape llama3-8b --layers L`, reused when present), quantizes it with each checkout's
 // own default `aser quantize --model DIR --out ART` (no method or rank flags; artifacts cached per
 // commit and layer count under --dir), then times greedy `aser generate --json` of both checkouts on
-// their own artifact in interleaved rounds (base, head, base, head …): the same prompt and decode
+// their own artifact in interleaved rounds, the order alternating (base head, head base, base head …,
+// so load that drifts one way during the run favours neither side): the same prompt and decode
 // length on both sides, decode tok/s as each checkout's generate reports it (decode steps over decode
 // seconds, model load and prefill excluded). Medians, every sample, the ratio head/base per layer
 // count, both greedy texts, and for this checkout the dispatches and bytes per decode token
@@ -126,7 +127,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
       };
       const sides = { base: { samples: [] as GenerateSample[], text: '' }, head: { samples: [] as GenerateSample[], text: '' } };
       for (let r = 0; r < repeats; r++) {
-        for (const [name, checkout, art] of [['base', baseCheckout, b.art], ['head', repoRoot(), h.art]] as const) {
+        const pair = [['base', baseCheckout, b.art], ['head', repoRoot(), h.art]] as const;
+        for (const [name, checkout, art] of r % 2 ? [pair[1], pair[0]] : pair) {
           const g = gen(checkout, art);
           sides[name].samples.push(g.sample);
           if (r === 0) sides[name].text = g.text;
@@ -147,14 +149,14 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
     removeBase(tmp);
     rmSync(tmp, { recursive: true, force: true });
   }
-  console.log(`\ndecode-speedup: this checkout (${headKey}) vs ${baseCommit}, LLaMA-3-8B-shaped synthetic models, each checkout's default \`aser quantize\` artifact; greedy \`aser generate\`, prompt ${prefill} tokens, ${decode} decode steps, ${repeats} interleaved rounds (median)`);
+  console.log(`\ndecode-speedup: this checkout (${headKey}) vs ${baseCommit}, LLaMA-3-8B-shaped synthetic models, each checkout's default \`aser quantize\` artifact; greedy \`aser generate\`, prompt ${prefill} tokens, ${decode} decode steps, ${repeats} interleaved rounds in alternating order (median)`);
   console.log(`| layers | ${baseCommit} decode tok/s | this decode tok/s | speedup | this: dispatches/token | this: MB read/token | this: ideal MB/token | same greedy text |`);
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const t = r.head.traffic;
     console.log(`| ${r.layers} | ${r.base.medianDecodeTokPerSec.toFixed(3)} | ${r.head.medianDecodeTokPerSec.toFixed(3)} | ${r.speedup.toFixed(2)}× | ${t ? t.dispatchesPerToken : '—'} | ${t ? (t.bytesPerToken / 1e6).toFixed(1) : '—'} | ${t ? (t.idealBytesPerToken / 1e6).toFixed(1) : '—'} | ${r.base.text === r.head.text ? 'yes' : 'no'} |`);
   }
-  writeJsonReport(out, { base: baseCommit, head: headKey, settings: { prefill, decode, repeats, prompt, layers: layerCounts, dir }, results }, await probeAdapter());
+  writeJsonReport(out, { base: baseCommit, head: headKey, settings: { prefill, decode, repeats, prompt, layers: layerCounts, dir, order: 'alternating (base head, head base, …)' }, results }, await probeAdapter());
   progress(`wrote ${out}`);
   return 0;
 }
