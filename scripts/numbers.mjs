@@ -393,7 +393,7 @@ function decodeSpeedup(src, j) {
     `## Decode speed against ${j.base ?? NR}, LLaMA-3-8B-shaped — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `Synthetic \`aser synth --shape llama3-8b\` models; each checkout quantizes with its own default \`aser quantize\` and decodes its own artifact with greedy \`aser generate\` (prompt ${s.prefill ?? NR} tokens, ${s.decode ?? NR} decode steps), ${s.repeats ?? NR} interleaved rounds; decode tok/s as each checkout's generate reports it (median, samples in brackets). Dispatches and MB read per decode token of this checkout from eval/traffic.ts (ideal: the artifact's formats read once).`,
+    `Synthetic \`aser synth --shape llama3-8b\` models; each checkout quantizes with its own default \`aser quantize\` and decodes its own artifact with greedy \`aser generate\` (prompt ${s.prefill ?? NR} tokens, ${s.decode ?? NR} decode steps), ${s.repeats ?? NR} interleaved rounds (order: ${s.order ?? 'base first in every round'}); decode tok/s as each checkout's generate reports it (median, samples in brackets). Dispatches and MB read per decode token of this checkout from eval/traffic.ts (ideal: the artifact's formats read once).`,
     '',
     table(['layers', `${j.base ?? 'base'} decode tok/s`, `${j.head ?? 'this'} decode tok/s`, 'speedup', 'dispatches/token', 'MB read/token', 'ideal MB/token', 'greedy text'], rows),
   ].join('\n');
