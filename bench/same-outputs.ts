@@ -10,12 +10,13 @@
 //   npm run bench -- same-outputs --base 9eeee11 [--tests] [--out bench/results/same-outputs.json]
 //
 // Prints a table and writes the JSON; exits 1 when any output differs.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { repoRoot } from '../loaders/datasets.js';
+import { aser, buildBase, git, removeBase } from './lib/checkout.js';
 import { gitCommit, probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 
 interface CheckoutOutputs {
@@ -30,18 +31,6 @@ interface CheckoutOutputs {
 }
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
-function git(args: string[], cwd = repoRoot()): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-/** Runs the built CLI of `checkout`; its stdout's last line is the --json result. */
-function aser(checkout: string, args: string[]): Record<string, unknown> {
-  const out = execFileSync(process.execPath, [join(checkout, 'dist/cli/aser.js'), ...args], {
-    cwd: checkout, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-}
 
 /** The manifest with what legitimately changes from run to run (time of writing, timings) removed. */
 function manifestWithoutTimings(file: string): string {
@@ -86,19 +75,6 @@ function timeTests(checkout: string, work: string): NonNullable<CheckoutOutputs[
   return { seconds, passed: r.numPassedTests, failed: r.numFailedTests, skipped: r.numPendingTests };
 }
 
-/** The base commit, built in a worktree under `tmp` laid out as CI lays out a checkout (shared/ beside it). */
-function buildBase(rev: string, tmp: string): string {
-  const root = repoRoot();
-  const checkout = join(tmp, 'repo');
-  git(['worktree', 'add', '--detach', checkout, rev]);
-  symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
-  symlinkSync(resolve(root, '..', 'shared'), join(tmp, 'shared'));
-  const addon = join(root, 'quant/native/build');
-  if (existsSync(addon)) cpSync(addon, join(checkout, 'quant/native/build'), { recursive: true, preserveTimestamps: true });
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: checkout, stdio: 'ignore' });
-  return checkout;
-}
-
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
   const opt = (name: string) => {
     const i = args.indexOf(`--${name}`);
@@ -126,7 +102,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
       head.tests = timeTests(repoRoot(), tmp);
     }
   } finally {
-    spawnSync('git', ['worktree', 'remove', '--force', join(tmp, 'repo')], { cwd: repoRoot(), stdio: 'ignore' });
+    removeBase(tmp);
     rmSync(tmp, { recursive: true, force: true });
   }
   const same = {

@@ -9,7 +9,9 @@ import { GpuTimer } from '../runtime/profiler.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { modelIdentity, openModelSession } from '../node/session.js';
 import { flopsAccounting, manifestLinears } from './flops.js';
-import { profileExecutors, type ExecutorProfile, type ProfileOptions } from './profile.js';
+import { profileExecutors, syntheticPrompt, type ExecutorProfile, type ProfileOptions } from './profile.js';
+import { variantTraffic, type VariantTraffic } from './traffic.js';
+import { measureCopyPeak, type CopyPeak } from './copy-peak.js';
 
 export interface ProfileRunOptions extends Partial<ProfileOptions> {
   model: string;
@@ -31,6 +33,16 @@ export interface SideShareRow {
   decodeOverheadPct: number;
 }
 
+/** A variant's decode step: dispatches and bytes read per token, and what its GPU time makes of them. */
+export interface DecodeTrafficReport extends VariantTraffic {
+  /** bytesPerToken over the decode GPU time per token (wall time without timestamps), GB/s. */
+  achievedGBs: number;
+  /** achievedGBs over the copy peak measured in the same run. */
+  copyPeakFraction: number;
+  /** idealBytesPerToken at the copy peak: the decode ms per token the bandwidth bound allows. */
+  boundMsPerToken: number;
+}
+
 export interface ProfileRunResult {
   model: string;
   artifact: string | null;
@@ -43,6 +55,10 @@ export interface ProfileRunResult {
   quantized?: { on: ExecutorProfile; off: ExecutorProfile };
   /** Per linear kind, with an artifact and timestamps. */
   sideShare?: SideShareRow[];
+  /** The adapter's copy bandwidth, measured in this run (eval/copy-peak.ts). */
+  copyPeak: CopyPeak;
+  /** Per variant at decode: dispatches and bytes read per token (fp, and with an artifact on and off). */
+  decodeTraffic: { fp: DecodeTrafficReport; on?: DecodeTrafficReport; off?: DecodeTrafficReport };
   seconds: number;
 }
 
@@ -77,9 +93,23 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
     if (artifact) variants.push(await build(artifact.layers), await build(withoutSidePath(artifact.layers)));
     o.onStep?.(`${variants.length} variants × ${settings.repeats} interleaved rounds`);
     const [fp, on, off] = await profileExecutors(variants, timer, settings);
+    o.onStep?.('dispatches and bytes per decode token; copy peak');
+    const copyPeak = await measureCopyPeak(gpu, session.pipelines);
+    const prompt = syntheticPrompt(settings.prefill, source.config.bosId, source.config.vocabSize);
+    const traffic = async (ex: Executor, p: ExecutorProfile, layers?: ReadonlyMap<string, QuantizedLinear>): Promise<DecodeTrafficReport> => {
+      const t = await variantTraffic(ex, layers, prompt, settings.decode);
+      const ms = p.ops ? p.ops.decodeTotal : p.decode.wallMs;
+      const achievedGBs = t.bytesPerToken / (ms * 1e6);
+      return { ...t, achievedGBs, copyPeakFraction: achievedGBs / copyPeak.gbPerSec, boundMsPerToken: t.idealBytesPerToken / (copyPeak.gbPerSec * 1e6) };
+    };
+    const decodeTraffic: ProfileRunResult['decodeTraffic'] = { fp: await traffic(variants[0]!, fp!) };
+    if (artifact && on && off) {
+      decodeTraffic.on = await traffic(variants[1]!, on, artifact.layers);
+      decodeTraffic.off = await traffic(variants[2]!, off, withoutSidePath(artifact.layers));
+    }
     const result: ProfileRunResult = {
       model: source.id, artifact: o.artifact ?? null, method: artifact ? `${artifact.manifest.method} W${artifact.manifest.wBits}A${artifact.manifest.aBits}` : null,
-      device: gpu.describe(), timer: timer ? 'timestamp-query' : 'wall', settings, fp: fp!, seconds: 0,
+      device: gpu.describe(), timer: timer ? 'timestamp-query' : 'wall', settings, fp: fp!, copyPeak, decodeTraffic, seconds: 0,
     };
     if (artifact && on && off) {
       result.quantized = { on, off };
@@ -115,6 +145,13 @@ export function formatProfileMarkdown(r: ProfileRunResult): string {
   out.push(`| run | prefill tok/s (${r.settings.prefill} tok) | decode tok/s | decode ms/token (wall) | prefill GPU ms | decode GPU ms/token |`, '|---|---|---|---|---|---|');
   for (const [name, p] of runs) {
     out.push(`| ${name} | ${p.prefill.tokPerSec.toFixed(0)} | ${p.decode.tokPerSec.toFixed(0)} | ${p.decode.wallMs.toFixed(2)} | ${p.ops ? p.ops.prefillTotal.toFixed(3) : '—'} | ${p.ops ? p.ops.decodeTotal.toFixed(3) : '—'} |`);
+  }
+  const traffic: Array<[string, DecodeTrafficReport | undefined]> = [['fp32', r.decodeTraffic.fp], [`${r.method} (side path on)`, r.decodeTraffic.on], [`${r.method} (side path off)`, r.decodeTraffic.off]];
+  out.push('', `Decode traffic per token (positions ${r.decodeTraffic.fp.positions.join('–')}): bytes the kernels read, over the decode ${r.fp.ops ? 'GPU' : 'wall'} time per token; copy peak measured in this run: ${r.copyPeak.gbPerSec.toFixed(2)} GB/s`, '',
+    '| run | dispatches/token | MB read/token | ideal MB/token | read / ideal | achieved GB/s | of copy peak | bound ms/token (ideal at peak) |', '|---|---|---|---|---|---|---|---|');
+  for (const [name, t] of traffic) {
+    if (!t) continue;
+    out.push(`| ${name} | ${t.dispatchesPerToken} | ${(t.bytesPerToken / 1e6).toFixed(2)} | ${(t.idealBytesPerToken / 1e6).toFixed(2)} | ${(t.bytesPerToken / t.idealBytesPerToken).toFixed(2)} | ${t.achievedGBs.toFixed(2)} | ${(100 * t.copyPeakFraction).toFixed(1)} % | ${t.boundMsPerToken.toFixed(3)} |`);
   }
   const main = r.quantized?.on ?? r.fp;
   if (main.ops) {

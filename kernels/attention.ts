@@ -44,6 +44,7 @@ export function planAttention(s: AttentionShape): KernelPlan<AttentionBinding> {
     throw new RangeError(`attention: ${s.rows} rows × ${s.nHeads} heads exceed the dispatch limit`);
   }
   const acc = Math.ceil(s.headDim / ATTENTION_WG);
+  const kvRead = (s.pos0 + s.rows) * s.nKvHeads * s.headDim * (s.kvF16 ? 2 : 4);
   return {
     spec: {
       shader: 'attention.wgsl',
@@ -54,5 +55,7 @@ export function planAttention(s: AttentionShape): KernelPlan<AttentionBinding> {
     workgroups: variant === 'keys' ? [s.nHeads, Math.max(1, s.rows), 1] : grid1d(Math.ceil((s.rows * s.nHeads) / ATTENTION_WG)),
     uniforms: packUniforms([s.rows, s.pos0, s.nHeads, s.nKvHeads, 1 / Math.sqrt(s.headDim), s.qStride ?? s.nHeads * s.headDim], 'uuuufu'),
     bindings: ['params', 'q', 'k_cache', 'v_cache', 'out'],
+    // q may sit in a wider fused q|k|v buffer (bound whole): its rows' q part; K and V up to the last position.
+    reads: { q: s.rows * s.nHeads * s.headDim * 4, k_cache: kvRead, v_cache: kvRead, out: 0 },
   };
 }

@@ -1,4 +1,4 @@
-// Roofline probes for bench/kernels.ts (not used by the runtime):
+// Roofline probes for bench/kernels.ts (the copy probe also for eval/copy-peak.ts, which `aser profile` runs; not used by the runtime):
 //   copy   dst[i] = src[i] over vec4<u32>: achievable memory bandwidth (bytes read + written)
 //   dot4   DOT_CHAINS independent dependent chains of dot4I8Packed per thread: integer dot throughput
 //   fma    DOT_CHAINS independent chains of f32 fma per thread: float throughput

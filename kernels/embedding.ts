@@ -23,6 +23,8 @@ export function planEmbedding(s: EmbeddingShape): KernelPlan<EmbeddingBinding> {
     workgroups: grid1d(Math.ceil((s.rows * s.dim) / EMBEDDING_WG)),
     uniforms: packUniforms([s.rows, s.dim, s.rowStart, s.rowCount], 'uuuu'),
     bindings: ['params', 'ids', 'table', 'out'],
+    // At most one table row per id falls in this part (the whole call's rows when the table is one part).
+    reads: { ids: s.rows * 4, table: Math.min(s.rows, s.rowCount) * s.dim * (s.tableF16 ? 2 : 4), out: 0 },
   };
 }
 

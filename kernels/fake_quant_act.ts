@@ -50,6 +50,7 @@ export function planFakeQuant(s: FakeQuantShape, o: FakeQuantOptions): FakeQuant
       inv_m: o.smooth ? s.inFeatures * 4 : 0,
       la: lowRank ? s.inFeatures * s.rank * 4 : 0,
     },
+    reads: { x: s.tokens * s.inFeatures * 4, z: 0, inv_m: o.smooth ? s.inFeatures * 4 : 0, la: lowRank ? s.inFeatures * s.rank * 4 : 0 },
   };
 }
 

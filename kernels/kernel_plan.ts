@@ -19,6 +19,30 @@ export interface KernelPlan<Binding extends string = string> {
    * runtime sizes buffers and binding ranges from them (the W4A8 kernels: weights and scratch).
    */
   buffers?: Readonly<Partial<Record<Binding, number>>>;
+  /**
+   * Bytes this call reads through each storage binding (0 for one it only writes), where that is not
+   * simply the bound range: a buffer bound whole of which the call reads some rows (activations sized
+   * for the largest batch, the KV cache up to the position, one row of the RoPE table). A binding the
+   * plan leaves out counts as read whole (see callReadBytes); the uniforms are not counted.
+   */
+  reads?: Readonly<Partial<Record<Binding, number>>>;
+}
+
+/**
+ * Bytes one dispatch of `plan` reads: per used storage binding, plan.reads where it states one, else
+ * `bound(name)` (the bytes the bind group binds there). `bound` absent: undefined unless plan.reads
+ * covers every used binding. What `aser profile` sums into bytes per token (runtime/traffic.ts).
+ */
+export function callReadBytes<B extends string>(plan: Pick<KernelPlan<B>, 'bindings' | 'reads'>, bound?: (name: B) => number): number | undefined {
+  let sum = 0;
+  for (const name of plan.bindings) {
+    if (name === '' || name === 'params') continue;
+    const r = plan.reads?.[name];
+    if (r !== undefined) sum += r;
+    else if (bound) sum += bound(name);
+    else return undefined;
+  }
+  return sum;
 }
 
 /** Bytes each storage binding covers in one call (every binding but the uniforms; 0 = not bound). */

@@ -22,5 +22,6 @@ export function planLogsoftmaxNll(s: { rows: number; vocab: number; first: numbe
     workgroups: grid1d(s.rows),
     uniforms: packUniforms([s.rows, s.vocab, s.first], 'uuu'),
     bindings: ['params', 'logits', 'targets', 'out'],
+    reads: { logits: s.rows * s.vocab * 4, targets: s.rows * 4, out: 0 },
   };
 }

@@ -128,6 +128,13 @@ export function planDenseMatmul(s: DenseMatmulShape, o: DenseMatmulOptions): Den
       y: s.tokens * s.outFeatures * 4,
       bias: o.hasBias ? s.outFeatures * 4 : 0,
     },
+    // This slice's weight rows and bias entries, x; y is only written.
+    reads: {
+      x: s.tokens * s.inFeatures * 4,
+      weight: s.rows * denseRowStride(s.inFeatures) * denseElementBytes(o.format),
+      y: 0,
+      bias: o.hasBias ? s.rows * 4 : 0,
+    },
   };
 }
 

@@ -34,5 +34,6 @@ export function planRmsnorm(s: RmsnormShape): KernelPlan<RmsnormBinding> {
     workgroups: grid1d(s.rows),
     uniforms: packUniforms([s.rows, s.dim, s.rowStart ?? 0, s.eps], 'uuuf'),
     bindings: s.addResidual ? ['params', 'x', 'weight', 'out', 'delta'] : ['params', 'x', 'weight', 'out'],
+    reads: { x: s.rows * s.dim * 4, weight: s.dim * 4, out: 0, delta: s.addResidual ? s.rows * s.dim * 4 : 0 },
   };
 }

@@ -23,6 +23,7 @@ export type RopeKvBinding = 'params' | 'q' | 'k' | 'v' | 'qkv' | 'table' | 'k_ca
 
 export function planRopeKv(s: RopeKvShape): KernelPlan<RopeKvBinding> {
   const half = s.headDim / 2;
+  const kv = s.rows * s.nKvHeads * s.headDim * 4;
   return {
     spec: {
       shader: 'rope_kv.wgsl',
@@ -33,6 +34,11 @@ export function planRopeKv(s: RopeKvShape): KernelPlan<RopeKvBinding> {
     uniforms: packUniforms([s.rows, s.pos0, s.nHeads, s.nKvHeads, s.headDim], 'uuuuu'),
     // With qkvFused bindings 1 and 3 are unused (q, k, v all live in binding 2).
     bindings: s.qkvFused ? ['params', '', 'qkv', '', 'table', 'k_cache', 'v_cache'] : ['params', 'q', 'k', 'v', 'table', 'k_cache', 'v_cache'],
+    // The rows' q, k, v (rotated in place, v copied), their positions' table rows; the cache is only written.
+    reads: {
+      q: s.rows * s.nHeads * s.headDim * 4, k: kv, v: kv, qkv: s.rows * (s.nHeads + 2 * s.nKvHeads) * s.headDim * 4,
+      table: s.rows * half * 8, k_cache: 0, v_cache: 0,
+    },
   };
 }
 

@@ -16,5 +16,6 @@ export function planSwiglu(s: { rows: number; hidden: number; gateUpFused?: bool
     uniforms: packUniforms([count, s.hidden], 'uu'),
     // With gateUpFused binding 2 is unused.
     bindings: s.gateUpFused ? ['params', 'gate_up', '', 'out'] : ['params', 'gate', 'up', 'out'],
+    reads: { gate: count * 4, up: count * 4, gate_up: 2 * count * 4, out: 0 },
   };
 }

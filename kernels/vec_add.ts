@@ -7,7 +7,7 @@ export const VEC_ADD_WG = 256;
 
 /** y += z over n elements. No uniforms: the shader reads n from arrayLength(&y). */
 export function planVecAdd(n: number, maxWorkgroupsPerDim = MAX_WORKGROUPS_PER_DIM): KernelPlan<'y' | 'z'> {
-  return { spec: vecAddSpec(), workgroups: vecAddDispatch(n, maxWorkgroupsPerDim), uniforms: new ArrayBuffer(0), bindings: ['y', 'z'] };
+  return { spec: vecAddSpec(), workgroups: vecAddDispatch(n, maxWorkgroupsPerDim), uniforms: new ArrayBuffer(0), bindings: ['y', 'z'], reads: { y: n * 4, z: n * 4 } };
 }
 
 export function vecAddSpec(): KernelSpec {

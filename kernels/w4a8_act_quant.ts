@@ -98,6 +98,8 @@ export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan
     uniforms: actQuantUniforms(s.inFeatures, s.rank, o.tiling, s.eps ?? 0),
     bindings: bindingsInOrder(ACT_QUANT_BINDINGS, (b) => optional[b] ?? true),
     buffers: actQuantBuffers(s, o),
+    // Kernel A reads x, the smoothing divisors and L_A; it writes xq, s_x and the partial t.
+    reads: { ...actQuantBuffers(s, o), xq: 0, sx: 0, tpart: 0 },
     splits,
   };
 }

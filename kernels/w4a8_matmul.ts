@@ -160,6 +160,17 @@ export function planW4Matmul(s: W4MatmulShape, o: W4MatmulOptions): W4MatmulPlan
     uniforms: w4MatmulUniforms(s),
     bindings: bindingsInOrder(W4_MATMUL_BINDINGS, (b) => optional[b] ?? true),
     buffers: w4MatmulBuffers(s, o),
+    reads: w4MatmulReads(s, o),
+  };
+}
+
+/** Bytes one dispatch reads: this slice's packed rows and its rows of s_w, bias and L_B; y (and acc_dbg) are only written. */
+export function w4MatmulReads(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasBias' | 'lowRank' | 'debugAcc'>): Omit<W4MatmulBuffers, 'params'> {
+  const b = w4MatmulBuffers(s, o);
+  const lowRank = s.rank > 0 && o.lowRank !== 'none';
+  return {
+    ...b, y: 0, acc_dbg: 0, sw: s.rows * 4, bias: o.hasBias ? s.rows * 4 : 0,
+    lb: lowRank ? s.rank * s.rows * (o.lowRank === 'f16' ? 2 : 4) : 0,
   };
 }
 

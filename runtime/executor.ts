@@ -25,6 +25,7 @@ import { QUANTIZED_SCRATCH_LABEL } from './quantized-linear.js';
 import { ScratchPool } from './scratch-pool.js';
 import { WeightUploader, type UploadStats } from './weight-upload.js';
 import type { GpuTimer } from './profiler.js';
+import type { TrafficCounter } from './traffic.js';
 import { isCpuAdapter } from '../kernels/matmul_dense.js';
 import { UNSCORED_TARGET } from '../kernels/logsoftmax_nll.js';
 import { NumericsChecker, type NonFiniteReport } from './numerics.js';
@@ -99,6 +100,7 @@ export class Executor {
   private steps = 0;
   private timer?: GpuTimer;
   private timePerOp = false;
+  private traffic?: TrafficCounter;
   private numerics?: NumericsChecker;
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
@@ -177,6 +179,11 @@ export class Executor {
     this.timePerOp = !!opts.perOp;
   }
 
+  /** Counts the forward's dispatches and the bytes they read from now on (TrafficCounter.take()); undefined stops. */
+  setTraffic(counter: TrafficCounter | undefined): void {
+    this.traffic = counter;
+  }
+
   /** Appends `tokens` to the cache and computes the logits of the last one (read them with logits()). */
   forward(tokens: ArrayLike<number>): Promise<void> {
     return this.serial(async () => {
@@ -202,7 +209,7 @@ export class Executor {
   sample(draw: SampleDraw): Promise<number> {
     return this.serial(async () => {
       if (this.lastLogitsRow < 0) throw new ExecutorError('sample(): no forward() since the last reset/rewind/capture');
-      const rec = this.recorder('sample');
+      const rec = this.recorder('sample', this.pos);
       encodeSample(rec, this.graph!, this.device.queue, this.lastLogitsRow, draw);
       this.device.queue.submit([rec.finish()]);
       return this.checked(await readSampled(this.graph!.buf.sampleRead, this.config.vocabSize, this.pos - 1, this.run()));
@@ -296,7 +303,7 @@ export class Executor {
           this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim));
         }
         for (let l = firstLayer; l <= lastLayer; l++) {
-          const rec = this.recorder(`${label}/layer${l}`);
+          const rec = this.recorder(`${label}/layer${l}`, this.pos);
           const at: TappedLayer = { layer: l, firstRow: t0, rows: T, copy: (src, dst, bytes, dstOffset) => rec.copy(src, dst, bytes, dstOffset) };
           if (l === 0) encodeInput(rec, g, T);
           const output = taps.output;
@@ -368,8 +375,8 @@ export class Executor {
     return read.values!;
   }
 
-  private recorder(label: string): Recorder {
-    return new Recorder(this.device, label, this.timer, this.timePerOp);
+  private recorder(label: string, pos0: number): Recorder {
+    return new Recorder(this.device, label, this.timer, this.timePerOp, { pos0, traffic: this.traffic });
   }
 
   /**
@@ -389,7 +396,7 @@ export class Executor {
       const T = chunk.length;
       const last = t0 + T === ids.length;
       prepareChunk(queue, g, chunk, start + t0);
-      let rec = this.recorder(`forward/${c.nLayers}L/T${T}`);
+      let rec = this.recorder(`forward/${c.nLayers}L/T${T}`, start + t0);
       // Quantized layers take the block's edges into their kernels, except under the numerics check,
       // whose taps read the unfused layer's intermediates (xn, delta, act).
       const fuseEdges = !this.numerics;
@@ -409,7 +416,7 @@ export class Executor {
         queue.submit([rec.finish()]);
         const bad = await check.check(l, T, start + t0, this.steps);
         if (bad) throw nonFiniteError(bad);
-        rec = this.recorder(`forward/${c.nLayers}L/T${T}/after${l}`);
+        rec = this.recorder(`forward/${c.nLayers}L/T${T}/after${l}`, start + t0);
       }
       // Rows [first, T) of this chunk go through the final norm and the classifier.
       let first = rowsOut ? 0 : T;

@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 // Bind groups from a plan's named bindings: the plan (kernels/*.ts) says which name sits at which
 // `@binding` and which ones its variant uses; the caller says which buffer (range) each name is.
-import type { KernelPlan } from '../kernels/kernel_plan.js';
+import { callReadBytes, type KernelPlan } from '../kernels/kernel_plan.js';
+import { recordBindGroupReads } from './traffic.js';
 
 /** A buffer bound whole, or a range of one. */
 export type PlanResource = GPUBuffer | GPUBufferBinding;
@@ -25,19 +26,25 @@ export interface PlannedPipeline<B extends string = string> {
 export function planBindGroup<B extends string>(
   device: GPUDevice,
   pipeline: GPUComputePipeline,
-  plan: Pick<KernelPlan<B>, 'bindings'>,
+  plan: Pick<KernelPlan<B>, 'bindings' | 'reads'>,
   resources: PlanResources<B>,
   label: string,
 ): GPUBindGroup {
   const entries: GPUBindGroupEntry[] = [];
+  const bound = new Map<B, number>();
   plan.bindings.forEach((name, binding) => {
     if (name === '') return;
     const resource = resources[name];
     if (!resource) throw new RangeError(`${label}: binding ${binding} ('${name}') has no buffer`);
     // A GPUBufferBinding has a `buffer` member, a GPUBuffer none: a whole buffer binds as { buffer }.
-    entries.push({ binding, resource: 'buffer' in resource ? resource : { buffer: resource } });
+    const range: GPUBufferBinding = 'buffer' in resource ? resource : { buffer: resource };
+    bound.set(name, range.size ?? range.buffer.size - (range.offset ?? 0));
+    entries.push({ binding, resource: range });
   });
-  return device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
+  const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
+  // What one dispatch with this bind group reads (runtime/traffic.ts counts it when profiling).
+  recordBindGroupReads(group, callReadBytes(plan, (name) => bound.get(name) ?? 0)!, !plan.reads);
+  return group;
 }
 
 /** planBindGroup for a pipeline and its own plan. */

@@ -24,7 +24,8 @@ import { bytesToF32 } from '../core/dtype.js';
 import type { KvCache } from './kv-cache.js';
 import type { WeightRows } from './weight-rows.js';
 import type { GpuTimer } from './profiler.js';
-import type { KernelPlan } from '../kernels/kernel_plan.js';
+import type { TrafficCounter } from './traffic.js';
+import { callReadBytes, type KernelPlan } from '../kernels/kernel_plan.js';
 import type { PlannedPipeline } from './plan-binding.js';
 import { planEmbedding, type EmbeddingBinding } from '../kernels/embedding.js';
 import { planRmsnorm, type RmsnormBinding } from '../kernels/rmsnorm.js';
@@ -218,40 +219,51 @@ export class ForwardKernels {
 /**
  * One command encoder; compute passes begin lazily and end around buffer copies. With a timer in
  * per-op mode every op gets its own timed pass (a profile by kernel); otherwise one pass is timed.
+ * With a traffic counter every op's dispatches and the bytes they read are counted (runtime/traffic.ts).
  */
 export class Recorder {
   readonly encoder: GPUCommandEncoder;
   private current?: GPUComputePassEncoder;
+  /** Cache position of the chunk's first token (what ops whose reads grow with it count by). */
+  readonly pos0: number;
+  private readonly traffic?: TrafficCounter;
   constructor(
     device: GPUDevice,
     private readonly label: string,
     private readonly timer?: GpuTimer,
     private readonly perOp = false,
+    chunk: { pos0?: number; traffic?: TrafficCounter } = {},
   ) {
     this.encoder = device.createCommandEncoder({ label });
+    this.pos0 = chunk.pos0 ?? 0;
+    this.traffic = chunk.traffic;
   }
   private begin(label: string): GPUComputePassEncoder {
     const timestampWrites = this.timer?.passWrites(label);
     return this.encoder.beginComputePass(timestampWrites ? { label, timestampWrites } : { label });
   }
-  /** Records one op (any number of dispatches) under `label`. */
-  op(label: string, record: (pass: GPUComputePassEncoder) => void): void {
+  /**
+   * Records one op (any number of dispatches) under `label`. `reads`: bytes each of its dispatches
+   * reads, where that depends on the call rather than on its bind groups (counted only with a traffic counter).
+   */
+  op(label: string, record: (pass: GPUComputePassEncoder) => void, reads?: number): void {
+    const counted = (pass: GPUComputePassEncoder) => (this.traffic ? this.traffic.wrap(pass, label, reads) : pass);
     if (this.perOp) {
       this.endPass();
       const pass = this.begin(label);
-      record(pass);
+      record(counted(pass));
       pass.end();
       return;
     }
     this.current ??= this.begin(this.label);
-    record(this.current);
+    record(counted(this.current));
   }
-  dispatch(label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, workgroups: [number, number, number]): void {
+  dispatch(label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, workgroups: [number, number, number], reads?: number): void {
     this.op(label, (pass) => {
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(...workgroups);
-    });
+    }, reads);
   }
   linear(op: LinearOp, kind: string, x: GPUBuffer, y: GPUBuffer, tokens: number): void {
     this.op(kind, (pass) => op.encode(pass, x, y, tokens));
@@ -323,7 +335,8 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
   }
   rec.dispatch('rope_kv', P.ropeKv[layer.qkvFused ? 'fused' : 'separate'].pipeline, layer.ropeKv, k.ropeKv(T, 0).workgroups);
   const variant = k.attentionVariant(T);
-  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], k.attention(T, 0).workgroups);
+  const attention = k.attention(T, rec.pos0, variant); // its reads grow with the position (the KV cache)
+  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], attention.workgroups, callReadBytes(attention));
   tap?.('attn_out', b.att, qDim);
   rec.linear(layer.oProj, 'o_proj', b.att, b.delta, T);
   tap?.('o_proj', b.delta, c.dim);

@@ -29,6 +29,7 @@ export const SOURCES = [
   { id: 'sameOutputs', file: 'bench/results/same-outputs.json', command: 'npm run bench -- same-outputs --base 9eeee11 --tests' },
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
+  { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup --layers 1' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -385,6 +386,28 @@ function sameOutputs(src, j) {
   ].join('\n');
 }
 
+function decodeSpeedup(src, j) {
+  const s = j.settings ?? {};
+  const mb = (b) => f(b / 1e6, 1);
+  const rows = (j.results ?? []).map((r) => {
+    const t = r.head?.traffic;
+    const samples = (side) => (side?.samples ?? []).map((x) => f(x.decodeTokensPerSecond, 3)).join(', ');
+    return [
+      String(r.layers), `${f(r.base?.medianDecodeTokPerSec, 3)} (${samples(r.base)})`, `${f(r.head?.medianDecodeTokPerSec, 3)} (${samples(r.head)})`, `${f(r.speedup, 2)}×`,
+      t ? String(t.dispatchesPerToken) : '—', t ? mb(t.bytesPerToken) : '—', t ? mb(t.idealBytesPerToken) : '—', r.base?.text === r.head?.text ? 'same' : 'different',
+    ];
+  });
+  return [
+    `## Decode speed against ${j.base ?? NR}, LLaMA-3-8B-shaped — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Synthetic \`aser synth --shape llama3-8b\` models; each checkout quantizes with its own default \`aser quantize\` and decodes its own artifact with greedy \`aser generate\` (prompt ${s.prefill ?? NR} tokens, ${s.decode ?? NR} decode steps), ${s.repeats ?? NR} interleaved rounds (order: ${s.order ?? 'base first in every round'}); decode tok/s as each checkout's generate reports it (median, samples in brackets). Dispatches and MB read per decode token of this checkout from eval/traffic.ts (ideal: the artifact's formats read once).`,
+    '',
+    table(['layers', `${j.base ?? 'base'} decode tok/s`, `${j.head ?? 'this'} decode tok/s`, 'speedup', 'dispatches/token', 'MB read/token', 'ideal MB/token', 'greedy text'], rows),
+  ].join('\n');
+}
+
+
 function smoothing(src, j) {
   const s = j.settings ?? {};
   const cols = [];
@@ -419,7 +442,7 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier };
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
