@@ -2,8 +2,8 @@
 // must-show: the 1-layer LLaMA-3-8B-shaped model decodes ≥ 2× faster than 9eeee11 did). Builds the base
 // commit in a temporary git worktree (bench/lib/checkout.ts), synthesizes each 8B-shaped model once
 // (`aser synth --shape llama3-8b --layers L`, reused when present), quantizes it with each checkout's
-// own default `aser quantize --model DIR --out ART` (no method or rank flags; artifacts cached per
-// commit and layer count under --dir), then times greedy `aser generate --json` of both checkouts on
+// own default `aser quantize --model DIR --out ART` (no method or rank flags; artifacts cached under
+// --dir per layer count and per base commit, or for this checkout per quantizer source trees), then times greedy `aser generate --json` of both checkouts on
 // their own artifact in interleaved rounds, the order alternating (base head, head base, base head …,
 // so load that drifts one way during the run favours neither side): the same prompt and decode
 // length on both sides, decode tok/s as each checkout's generate reports it (decode steps over decode
@@ -15,6 +15,7 @@
 //                                   [--repeats 3] [--dir /tmp] [--out bench/results/decode-speedup.json]
 
 // Disk: an 8B-shaped model is ~2.6 GB for 1 layer (+0.4 GB per layer), an artifact ~0.6 GB.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,9 @@ import { repoRoot } from '../loaders/datasets.js';
 import { aser, buildBase, git, removeBase } from './lib/checkout.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 import { measureDecodeTraffic, type DecodeTrafficSummary } from '../eval/traffic-run.js';
+
+/** What a default `aser quantize` artifact depends on (everything but kernels/, bench/, eval/, serve/, docs). */
+const QUANTIZER_SOURCES = ['core', 'loaders', 'quant', 'runtime', 'node', 'cli', 'package.json'];
 
 interface GenerateSample {
   decodeTokensPerSecond: number;
@@ -92,8 +96,11 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   const out = opt('out') ?? join(repoRoot(), 'bench', 'results', 'decode-speedup.json');
   const baseCommit = git(['rev-parse', '--short=7', rev]);
   const headCommit = git(['rev-parse', '--short=7', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--untracked-files=no']).length > 0;
-  const headKey = dirty ? `${headCommit}-dirty` : headCommit;
+  // This checkout's artifact depends on the code that calibrates, quantizes and writes it, not on the
+  // integer kernels that later run it: key it by those source trees, so a kernel change reuses it.
+  const quantizerDirty = git(['status', '--porcelain', '--untracked-files=no', '--', ...QUANTIZER_SOURCES]).length > 0;
+  const quantizerTrees = createHash('sha256').update(QUANTIZER_SOURCES.map((p) => git(['rev-parse', `HEAD:${p}`])).join(' ')).digest('hex').slice(0, 10);
+  const headKey = quantizerDirty ? `q${quantizerTrees}-dirty` : `q${quantizerTrees}`;
   mkdirSync(dir, { recursive: true });
   const t00 = performance.now();
   const progress = (msg: string) => process.stderr.write(`[${((performance.now() - t00) / 1000).toFixed(0)} s] ${msg}\n`);
@@ -140,7 +147,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
         return { rev: rv, artifact: art, quantize: q, samples: sides[name].samples, medianDecodeTokPerSec: tps, medianDecodeMsPerToken: 1000 / tps, text: sides[name].text };
       };
       const base = side('base', baseCommit, b.art, b.summary);
-      const head: LayerResult['head'] = side('head', headKey, h.art, h.summary);
+      const head: LayerResult['head'] = side('head', headCommit, h.art, h.summary);
       progress(`${L} layer(s): dispatches and bytes per decode token of this checkout`);
       head.traffic = await measureDecodeTraffic({ model, artifact: h.art, prefill, decode: Math.min(decode, 4) });
       results.push({ layers: L, model, base, head, speedup: head.medianDecodeTokPerSec / base.medianDecodeTokPerSec });
@@ -149,14 +156,14 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
     removeBase(tmp);
     rmSync(tmp, { recursive: true, force: true });
   }
-  console.log(`\ndecode-speedup: this checkout (${headKey}) vs ${baseCommit}, LLaMA-3-8B-shaped synthetic models, each checkout's default \`aser quantize\` artifact; greedy \`aser generate\`, prompt ${prefill} tokens, ${decode} decode steps, ${repeats} interleaved rounds in alternating order (median)`);
+  console.log(`\ndecode-speedup: this checkout (${headCommit}, artifact ${headKey}) vs ${baseCommit}, LLaMA-3-8B-shaped synthetic models, each checkout's default \`aser quantize\` artifact; greedy \`aser generate\`, prompt ${prefill} tokens, ${decode} decode steps, ${repeats} interleaved rounds in alternating order (median)`);
   console.log(`| layers | ${baseCommit} decode tok/s | this decode tok/s | speedup | this: dispatches/token | this: MB read/token | this: ideal MB/token | same greedy text |`);
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const t = r.head.traffic;
     console.log(`| ${r.layers} | ${r.base.medianDecodeTokPerSec.toFixed(3)} | ${r.head.medianDecodeTokPerSec.toFixed(3)} | ${r.speedup.toFixed(2)}× | ${t ? t.dispatchesPerToken : '—'} | ${t ? (t.bytesPerToken / 1e6).toFixed(1) : '—'} | ${t ? (t.idealBytesPerToken / 1e6).toFixed(1) : '—'} | ${r.base.text === r.head.text ? 'yes' : 'no'} |`);
   }
-  writeJsonReport(out, { base: baseCommit, head: headKey, settings: { prefill, decode, repeats, prompt, layers: layerCounts, dir, order: 'alternating (base head, head base, …)' }, results }, await probeAdapter());
+  writeJsonReport(out, { base: baseCommit, head: headCommit, headArtifactKey: headKey, settings: { prefill, decode, repeats, prompt, layers: layerCounts, dir, order: 'alternating (base head, head base, …)' }, results }, await probeAdapter());
   progress(`wrote ${out}`);
   return 0;
 }

@@ -86,7 +86,7 @@ describe('decode traffic on stories260K', () => {
     }
   });
 
-  it('W4A8 with a side path: kernel A and B per linear, int4 bytes, ideal below what is read', async () => {
+  it('W4A8 with a side path: 10 dispatches a layer (groups, edges in the kernels), int4 bytes, ideal below what is read', async () => {
     const gpu = await testGpu();
     if (!gpu.features.packedDot4) return;
     const rank = 4;
@@ -105,17 +105,25 @@ describe('decode traffic on stories260K', () => {
       expect(t.unknownDispatches).toBe(0);
       expect(t.estimatedDispatches).toBe(0);
       const L = c.nLayers;
-      // Quantized layers run q, k, v and gate, up as separate linears, each kernel A + kernel B.
-      for (const [name] of shapes(c)) expect(t.byLabel[name.split('.')[1]!]?.dispatches, name).toBe(2 * L);
-      expect(t.byLabel.qkv_proj).toBeUndefined();
-      const linears = 7 * 2 * L;
-      expect(t.dispatchesPerToken).toBe(dense.dispatchesPerToken - 4 * L + linears);
-      // Each linear reads at least its int4 weights, scales, side path and smoothing as stored.
-      for (const [name, out, inF] of shapes(c)) {
-        const q = layers.get(`model.layers.0.${name}`)!;
-        expect(t.byLabel[name.split('.')[1]!]!.bytes, name).toBeGreaterThanOrEqual(L * quantizedLinearBytes(q, 2));
-        expect(quantizedLinearBytes(q, 2)).toBeLessThan(out * inF * 4);
+      // Quantized layers run q|k|v and gate|up as one group each (kernel A + kernel B), o and down as
+      // kernel A + kernel B, with the norms, residual adds and SwiGLU inside them: 10 dispatches a layer.
+      for (const kind of ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']) expect(t.byLabel[kind]?.dispatches, kind).toBe(2 * L);
+      for (const kind of ['q_proj', 'rmsnorm', 'rmsnorm_add', 'swiglu']) expect(t.byLabel[kind], kind).toBeUndefined();
+      const perLayer = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj', 'rope_kv', 'attention'].reduce((n, k) => n + t.byLabel[k]!.dispatches, 0);
+      expect(perLayer).toBe(10 * L);
+      // + the embedding (layer 0's norm rides in its kernel A), the final norm and the classifier.
+      expect(t.dispatchesPerToken).toBe(10 * L + 3);
+      expect(dense.dispatchesPerToken).toBe(9 * L - 1 + 4);
+      // Each group reads at least its members' int4 weights, scales, side paths and smoothing as stored.
+      const groups: Record<string, string[]> = {
+        qkv_proj: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], o_proj: ['self_attn.o_proj'],
+        gate_up_proj: ['mlp.gate_proj', 'mlp.up_proj'], down_proj: ['mlp.down_proj'],
+      };
+      for (const [kind, names] of Object.entries(groups)) {
+        const stored = names.reduce((n, name) => n + quantizedLinearBytes(layers.get(`model.layers.0.${name}`)!, 2), 0);
+        expect(t.byLabel[kind]!.bytes, kind).toBeGreaterThanOrEqual(L * stored);
       }
+      for (const [name, out, inF] of shapes(c)) expect(quantizedLinearBytes(layers.get(`model.layers.0.${name}`)!, 2)).toBeLessThan(out * inF * 4);
       expect(t.idealBytesPerToken).toBeLessThanOrEqual(t.bytesPerToken);
       expect(t.idealBytesPerToken).toBeLessThan(idealDecodeBytes(c, { denseBytes: 4, kvBytes: 4 }, t.positions[0]));
     } finally {
