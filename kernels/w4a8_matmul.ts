@@ -16,9 +16,10 @@ export type WeightBits = 4 | 8;
 /**
  * The GEMV's inner product: `dot4` = dot4I8Packed on 4 int8 lanes (hardware on GPUs); `swar` = two
  * products per i32 multiply-add on offset nibbles (see block_dot_u in the shader); `imad` = lanes
- * sign-extended to i32 and multiplied one by one.
+ * sign-extended to i32 and multiplied one by one; `f32` = lanes converted to f32 and multiplied with
+ * fma, each 32-wide block summed exactly in f32 (integers below 2^24) and added as i32 (block_dot8_f32).
  */
-export type W4GemvInner = 'dot4' | 'swar' | 'imad';
+export type W4GemvInner = 'dot4' | 'swar' | 'imad' | 'f32';
 
 export interface W4MatmulTiling {
   gemvInner: W4GemvInner;
@@ -55,7 +56,10 @@ export function w4GemmSharedBytes(t: W4MatmulTiling, lowRank: boolean, weightBit
  * (two products per i32 multiply-add) with 8 rows per thread measured fastest at LLaMA-3-8B shapes
  * (bench/kernels.ts `gemv:` variants; 4 rows per thread left the activation unpacking less shared,
  * 16 spilled). int8 weights keep dot4I8Packed and 4 rows per thread (SWAR's bounds need 4-bit weights;
- * 8 rows of two vec4 loads each measured slower).
+ * 8 rows of two vec4 loads each measured slower). The exact f32-FMA inner (`f32`) measured no
+ * consistently faster than dot4 or imad for W8 on llvmpipe (4096→32768 and gate/up, same runs, loaded
+ * machine): the products do cost (with them removed the GEMV ran 1.3–1.8× faster), but sign-extending
+ * and converting each lane to f32 costs about what the emulated dot4 / vpmulld saves.
  */
 export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4MatmulTiling {
   const l = gpu.limits;
@@ -222,6 +226,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     // SWAR's bounds hold for 4-bit weights only: W8 takes the plain multiply-adds instead.
     GEMV_SWAR: t.gemvInner === 'swar' && !w8,
     GEMV_IMAD: t.gemvInner === 'imad' || (t.gemvInner === 'swar' && w8),
+    GEMV_F32: t.gemvInner === 'f32',
     TM: t.tm,
     TN: t.tn,
     TKB: t.tkb,

@@ -138,12 +138,53 @@ fn block_dot_u(w: vec4<u32>, x: XPairs) -> i32 {
 }
 #endif
 
-#ifdef GEMV_IMAD
-// Plain integer GEMV inner product: int8 lanes sign-extended to i32 and multiplied (the activation
-// lanes once per block, shared by the thread's rows); weights as 16·q lanes as in block_dot16.
+// The 4 int8 lanes of a word, sign-extended (k order: lane 0 is the low byte).
 fn lanes(a: u32) -> vec4<i32> {
   return bitcast<vec4<i32>>(vec4<u32>(a) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
+
+#ifdef GEMV_F32
+// Exact f32 GEMV inner product (CPU adapters, where 32-bit integer multiplies are slow and float FMAs
+// are not): int8 lanes converted to f32 (the activation lanes once per block, shared by the thread's
+// rows) and multiplied with fma. Every product and partial sum is an integer: a product is within
+// 127·128 = 16256 (W8: 127²) and a 32-wide block's sum within 32·16256 = 520192 < 2^24, so each is
+// exact in f32 in any order, and the block sum converts to i32 exactly before the integer accumulator.
+fn flanes(a: u32) -> vec4<f32> {
+  return vec4<f32>(lanes(a));
+}
+
+#ifdef W8
+// Σ over one 32-wide block of int8 weights (w0: k 0..15, w1: k 16..31), activations as f32 lanes.
+fn block_dot8_f32(w0: vec4<u32>, w1: vec4<u32>, x: array<vec4<f32>, 8>) -> i32 {
+  var s = x[0] * flanes(w0.x);
+  s = fma(x[1], flanes(w0.y), s);
+  s = fma(x[2], flanes(w0.z), s);
+  s = fma(x[3], flanes(w0.w), s);
+  s = fma(x[4], flanes(w1.x), s);
+  s = fma(x[5], flanes(w1.y), s);
+  s = fma(x[6], flanes(w1.z), s);
+  s = fma(x[7], flanes(w1.w), s);
+  return i32((s.x + s.y) + (s.z + s.w));
+}
+#endif
+
+// 16 · Σ over one 32-wide block of int4 weights (16·q lanes as in block_dot16), activations as f32 lanes.
+fn block_dot16_f32(w: vec4<u32>, x: array<vec4<f32>, 8>) -> i32 {
+  var s = x[0] * flanes((w.x << 4u) & LO_MASK);
+  s = fma(x[1], flanes(w.x & LO_MASK), s);
+  s = fma(x[2], flanes((w.y << 4u) & LO_MASK), s);
+  s = fma(x[3], flanes(w.y & LO_MASK), s);
+  s = fma(x[4], flanes((w.z << 4u) & LO_MASK), s);
+  s = fma(x[5], flanes(w.z & LO_MASK), s);
+  s = fma(x[6], flanes((w.w << 4u) & LO_MASK), s);
+  s = fma(x[7], flanes(w.w & LO_MASK), s);
+  return i32((s.x + s.y) + (s.z + s.w));
+}
+#endif
+
+#ifdef GEMV_IMAD
+// Plain integer GEMV inner product: int8 lanes sign-extended to i32 and multiplied (the activation
+// lanes once per block, shared by the thread's rows); weights as 16·q lanes as in block_dot16.
 
 #ifdef W8
 // Σ over one 32-wide block of int8 weights (w0: k 0..15, w1: k 16..31), activations as i32 lanes.
@@ -261,11 +302,16 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let b = xq[xbase + 2u * c + 1u];
     let wrow = c * p.slice_rows;
 #ifdef W8
+#ifdef GEMV_F32
+    let x = array<vec4<f32>, 8>(flanes(a.x), flanes(a.y), flanes(a.z), flanes(a.w), flanes(b.x), flanes(b.y), flanes(b.z), flanes(b.w));
+    for (var i = 0u; i < RPT; i++) { let r = 2u * (wrow + rows[i]); acc[i] += block_dot8_f32(qw[r], qw[r + 1u], x); }
+#else
 #ifdef GEMV_IMAD
     let x = array<vec4<i32>, 8>(lanes(a.x), lanes(a.y), lanes(a.z), lanes(a.w), lanes(b.x), lanes(b.y), lanes(b.z), lanes(b.w));
     for (var i = 0u; i < RPT; i++) { let r = 2u * (wrow + rows[i]); acc[i] += block_dot8_imad(qw[r], qw[r + 1u], x); }
 #else
     for (var i = 0u; i < RPT; i++) { let r = 2u * (wrow + rows[i]); acc[i] += block_dot8(qw[r], qw[r + 1u], a, b); }
+#endif
 #endif
 #else
 #ifdef GEMV_SWAR
@@ -273,11 +319,16 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     xsum += x_pairs_sum(x);
     for (var i = 0u; i < RPT; i++) { acc[i] += block_dot_u(qw[wrow + rows[i]], x); }
 #else
+#ifdef GEMV_F32
+    let x = array<vec4<f32>, 8>(flanes(a.x), flanes(a.y), flanes(a.z), flanes(a.w), flanes(b.x), flanes(b.y), flanes(b.z), flanes(b.w));
+    for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16_f32(qw[wrow + rows[i]], x); }
+#else
 #ifdef GEMV_IMAD
     let x = array<vec4<i32>, 8>(lanes(a.x), lanes(a.y), lanes(a.z), lanes(a.w), lanes(b.x), lanes(b.y), lanes(b.z), lanes(b.w));
     for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16_imad(qw[wrow + rows[i]], x); }
 #else
     for (var i = 0u; i < RPT; i++) { acc[i] += block_dot16(qw[wrow + rows[i]], a, b); }
+#endif
 #endif
 #endif
 #endif

@@ -156,7 +156,7 @@ describe('quantized linear on the default adapter', () => {
 
 // Each GEMV inner product (w4MatmulTiling picks one per adapter) on any adapter: odd K, several token
 // counts, k-splits, split weights, and the accumulator extremes the SWAR bounds are argued from.
-const GEMV_INNERS: W4GemvInner[] = ['dot4', 'swar', 'imad'];
+const GEMV_INNERS: W4GemvInner[] = ['dot4', 'swar', 'imad', 'f32'];
 const gemvCases = (inner: W4GemvInner): Case[] => {
   const t = (extra: Partial<QuantizedLinearOptions['matmulTiling']> = {}) => ({ matmulTiling: { gemvInner: inner, gemvMaxTokens: 4, ...extra } });
   return [
@@ -181,12 +181,18 @@ const W8_CASES: Case[] = [
   { name: 'W8 gemv 1 token, in 77, out 19, bias', tokens: 1, inF: 77, outF: 19, rank: 0, bias: true, wBits: 8 },
   { name: 'W8 gemv 2 tokens, in 1000, out 37, dot4 inner', tokens: 2, inF: 1000, outF: 37, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'dot4' } } },
   { name: 'W8 gemv 2 tokens, in 300, out 70, imad inner, 2 k-splits × 3 rows/thread', tokens: 2, inF: 300, outF: 70, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'imad', gemvKsplit: 2, gemvRowsPerThread: 3 } } },
+  { name: 'W8 gemv 2 tokens, in 1000, out 37, f32 inner', tokens: 2, inF: 1000, outF: 37, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'f32' } } },
+  { name: 'W8 gemv 2 tokens, in 300, out 70, f32 inner, 2 k-splits × 3 rows/thread', tokens: 2, inF: 300, outF: 70, rank: 0, wBits: 8, opts: { matmulTiling: { gemvInner: 'f32', gemvKsplit: 2, gemvRowsPerThread: 3 } } },
+  { name: 'W8 gemv 1 token, in 77, out 19, r 3, smooth, bias, f32 inner, 8 rows/thread', tokens: 1, inF: 77, outF: 19, rank: 3, smooth: true, bias: true, wBits: 8, opts: { matmulTiling: { gemvInner: 'f32', gemvRowsPerThread: 8 } } },
   { name: 'W8 gemv 3 tokens, A6, r 5, smooth, bias, GPU tiling', tokens: 3, inF: 200, outF: 33, rank: 5, aBits: 6, smooth: true, bias: true, wBits: 8, opts: GPU_TILING },
   { name: 'W8 gemm 37 tokens, in 45, out 70, bias', tokens: 37, inF: 45, outF: 70, rank: 0, bias: true, wBits: 8 },
   { name: 'W8 gemm 70 tokens, r 20, smooth, GPU tiling (4×4 per thread)', tokens: 70, inF: 130, outF: 75, rank: 20, smooth: true, wBits: 8, opts: GPU_TILING },
   { name: 'W8 split weight (4 slices), gemv', tokens: 1, inF: 40, outF: 50, rank: 0, bias: true, wBits: 8, opts: { maxSliceBytes: 13 * 2 * 32 } },
   { name: 'W8 split weight (4 slices), gemm', tokens: 9, inF: 40, outF: 50, rank: 0, wBits: 8, opts: { maxSliceBytes: 13 * 2 * 32 } },
   { name: 'W8 gemv 2 tokens, extremes (|x_q| = |q| = 127), in 4100', tokens: 2, inF: 4100, outF: 16, rank: 0, wBits: 8, extreme: true },
+  ...(['dot4', 'imad', 'f32'] as const).map((inner): Case => ({
+    name: `W8 gemv 2 tokens, extremes (|x_q| = |q| = 127), in 4100, ${inner} inner`, tokens: 2, inF: 4100, outF: 16, rank: 0, wBits: 8, extreme: true, opts: { matmulTiling: { gemvInner: inner } },
+  })),
   { name: 'W8 gemm 9 tokens, extremes, in 4100', tokens: 9, inF: 4100, outF: 16, rank: 0, wBits: 8, extreme: true },
   { name: 'W8 unfused gemv 1 token, r 4', tokens: 1, inF: 64, outF: 24, rank: 4, wBits: 8, fused: false },
 ];
