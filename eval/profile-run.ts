@@ -56,9 +56,11 @@ export interface ProfileRunResult {
   /** Per linear kind, with an artifact and timestamps. */
   sideShare?: SideShareRow[];
   /** The adapter's copy bandwidth, measured in this run (eval/copy-peak.ts). */
-  copyPeak: CopyPeak;
+  /** Absent in profiles written before these figures existed. */
+  copyPeak?: CopyPeak;
   /** Per variant at decode: dispatches and bytes read per token (fp, and with an artifact on and off). */
-  decodeTraffic: { fp: DecodeTrafficReport; on?: DecodeTrafficReport; off?: DecodeTrafficReport };
+  /** Absent in profiles written before these figures existed. */
+  decodeTraffic?: { fp: DecodeTrafficReport; on?: DecodeTrafficReport; off?: DecodeTrafficReport };
   seconds: number;
 }
 
@@ -146,12 +148,15 @@ export function formatProfileMarkdown(r: ProfileRunResult): string {
   for (const [name, p] of runs) {
     out.push(`| ${name} | ${p.prefill.tokPerSec.toFixed(0)} | ${p.decode.tokPerSec.toFixed(0)} | ${p.decode.wallMs.toFixed(2)} | ${p.ops ? p.ops.prefillTotal.toFixed(3) : '—'} | ${p.ops ? p.ops.decodeTotal.toFixed(3) : '—'} |`);
   }
-  const traffic: Array<[string, DecodeTrafficReport | undefined]> = [['fp32', r.decodeTraffic.fp], [`${r.method} (side path on)`, r.decodeTraffic.on], [`${r.method} (side path off)`, r.decodeTraffic.off]];
-  out.push('', `Decode traffic per token (positions ${r.decodeTraffic.fp.positions.join('–')}): bytes the kernels read, over the decode ${r.fp.ops ? 'GPU' : 'wall'} time per token; copy peak measured in this run: ${r.copyPeak.gbPerSec.toFixed(2)} GB/s`, '',
-    '| run | dispatches/token | MB read/token | ideal MB/token | read / ideal | achieved GB/s | of copy peak | bound ms/token (ideal at peak) |', '|---|---|---|---|---|---|---|---|');
-  for (const [name, t] of traffic) {
-    if (!t) continue;
-    out.push(`| ${name} | ${t.dispatchesPerToken} | ${(t.bytesPerToken / 1e6).toFixed(2)} | ${(t.idealBytesPerToken / 1e6).toFixed(2)} | ${(t.bytesPerToken / t.idealBytesPerToken).toFixed(2)} | ${t.achievedGBs.toFixed(2)} | ${(100 * t.copyPeakFraction).toFixed(1)} % | ${t.boundMsPerToken.toFixed(3)} |`);
+  // Profiles written before the traffic figures existed (older results.json) have none.
+  if (r.decodeTraffic && r.copyPeak) {
+    const traffic: Array<[string, DecodeTrafficReport | undefined]> = [['fp32', r.decodeTraffic.fp], [`${r.method} (side path on)`, r.decodeTraffic.on], [`${r.method} (side path off)`, r.decodeTraffic.off]];
+    out.push('', `Decode traffic per token (positions ${r.decodeTraffic.fp.positions.join('–')}): bytes the kernels read, over the decode ${r.fp.ops ? 'GPU' : 'wall'} time per token; copy peak measured in this run: ${r.copyPeak.gbPerSec.toFixed(2)} GB/s`, '',
+      '| run | dispatches/token | MB read/token | ideal MB/token | read / ideal | achieved GB/s | of copy peak | bound ms/token (ideal at peak) |', '|---|---|---|---|---|---|---|---|');
+    for (const [name, t] of traffic) {
+      if (!t) continue;
+      out.push(`| ${name} | ${t.dispatchesPerToken} | ${(t.bytesPerToken / 1e6).toFixed(2)} | ${(t.idealBytesPerToken / 1e6).toFixed(2)} | ${(t.bytesPerToken / t.idealBytesPerToken).toFixed(2)} | ${t.achievedGBs.toFixed(2)} | ${(100 * t.copyPeakFraction).toFixed(1)} % | ${t.boundMsPerToken.toFixed(3)} |`);
+    }
   }
   const main = r.quantized?.on ?? r.fp;
   if (main.ops) {
