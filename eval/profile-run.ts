@@ -7,7 +7,7 @@ import { readArtifact } from '../loaders/artifact.js';
 import type { Executor } from '../runtime/executor.js';
 import { GpuTimer } from '../runtime/profiler.js';
 import type { QuantizedLinear } from '../core/quantized.js';
-import { modelIdentity, openModelSession } from '../node/session.js';
+import { artifactClassifier, modelIdentity, openModelSession } from '../node/session.js';
 import { flopsAccounting, manifestLinears } from './flops.js';
 import { profileExecutors, syntheticPrompt, type ExecutorProfile, type ProfileOptions } from './profile.js';
 import { variantTraffic, type VariantTraffic } from './traffic.js';
@@ -84,8 +84,10 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
   const timer = GpuTimer.create(gpu);
   const maxSeqLen = Math.min(source.config.maxSeqLen, settings.prefill + settings.decode);
   const executors: Executor[] = [];
+  // The quantized variants run the artifact's classifier (int8 by default), as generate and serve do.
+  const classifier = artifact ? artifactClassifier({ manifest: artifact.manifest, classifier: () => artifact.classifier }) : undefined;
   const build = async (layers?: ReadonlyMap<string, QuantizedLinear>) => {
-    const ex = await session.createExecutor({ dtype: 'f32', maxSeqLen, linears: layers ? (module) => layers.get(module) : undefined });
+    const ex = await session.createExecutor({ dtype: 'f32', maxSeqLen, linears: layers ? (module) => layers.get(module) : undefined, classifier: layers ? classifier : undefined });
     executors.push(ex);
     return ex;
   };
@@ -99,7 +101,7 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
     const copyPeak = await measureCopyPeak(gpu, session.pipelines);
     const prompt = syntheticPrompt(settings.prefill, source.config.bosId, source.config.vocabSize);
     const traffic = async (ex: Executor, p: ExecutorProfile, layers?: ReadonlyMap<string, QuantizedLinear>): Promise<DecodeTrafficReport> => {
-      const t = await variantTraffic(ex, layers, prompt, settings.decode);
+      const t = await variantTraffic(ex, layers, prompt, settings.decode, layers ? classifier : undefined);
       const ms = p.ops ? p.ops.decodeTotal : p.decode.wallMs;
       const achievedGBs = t.bytesPerToken / (ms * 1e6);
       return { ...t, achievedGBs, copyPeakFraction: achievedGBs / copyPeak.gbPerSec, boundMsPerToken: t.idealBytesPerToken / (copyPeak.gbPerSec * 1e6) };

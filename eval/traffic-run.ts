@@ -2,7 +2,7 @@
 // as a library call for benchmarks that only need these figures of a large model (bench/decode-speedup.ts):
 // one executor, a prefill, then `decode` counted steps (eval/traffic.ts). `aser profile` reports the
 // same figures for each of its variants.
-import { modelIdentity, openModelSession } from '../node/session.js';
+import { artifactClassifier, modelIdentity, openModelSession } from '../node/session.js';
 import { resolveModel } from '../loaders/registry.js';
 import { readArtifact } from '../loaders/artifact.js';
 import { syntheticPrompt } from './profile.js';
@@ -17,9 +17,10 @@ export async function measureDecodeTraffic(o: { model: string; artifact?: string
   const session = await openModelSession({ model: resolved, closeModel: true });
   try {
     const layers = artifact?.layers;
-    const ex = await session.createExecutor({ dtype: 'f32', maxSeqLen: Math.min(source.config.maxSeqLen, o.prefill + o.decode), linears: layers ? (module) => layers.get(module) : undefined });
+    const classifier = artifact ? artifactClassifier({ manifest: artifact.manifest, classifier: () => artifact.classifier }) : undefined;
+    const ex = await session.createExecutor({ dtype: 'f32', maxSeqLen: Math.min(source.config.maxSeqLen, o.prefill + o.decode), linears: layers ? (module) => layers.get(module) : undefined, classifier });
     const prompt = syntheticPrompt(o.prefill, source.config.bosId, source.config.vocabSize);
-    return await variantTraffic(ex, layers, prompt, o.decode);
+    return await variantTraffic(ex, layers, prompt, o.decode, classifier);
   } finally {
     session.close();
   }

@@ -64,6 +64,8 @@ export interface DecodeFormats {
   denseBytes: number;
   /** Bytes per value of the classifier (default denseBytes). */
   classifierBytes?: number;
+  /** A quantized classifier (int8/int4 weights + scales), counted instead of classifierBytes. */
+  classifier?: QuantizedLinear;
   /** Bytes per value of the KV cache. */
   kvBytes: number;
   /** The quantized block linears by module name (model.layers.L.self_attn.q_proj …); the others are dense. */
@@ -90,9 +92,9 @@ function linearShape(c: ModelConfig, kind: string): [number, number] {
 }
 
 /** Bytes of one quantized linear in its formats: int4 weights (0.5 B/value), f32 scales, side path, smoothing, bias. */
-export function quantizedLinearBytes(q: Pick<QuantizedLinear, 'inFeatures' | 'outFeatures' | 'rank' | 'smooth' | 'bias'>, lowRankBytes: number): number {
+export function quantizedLinearBytes(q: Pick<QuantizedLinear, 'inFeatures' | 'outFeatures' | 'rank' | 'smooth' | 'bias'> & { wBits?: number }, lowRankBytes: number): number {
   const { inFeatures: K, outFeatures: N } = q;
-  return (N * K) / 2 + N * 4 + q.rank * (K + N) * lowRankBytes + (q.smooth ? K * 4 : 0) + (q.bias ? N * 4 : 0);
+  return (N * K * (q.wBits ?? 4)) / 8 + N * 4 + q.rank * (K + N) * lowRankBytes + (q.smooth ? K * 4 : 0) + (q.bias ? N * 4 : 0);
 }
 
 /**
@@ -114,7 +116,7 @@ export function idealDecodeBytes(c: ModelConfig, f: DecodeFormats, pos: number):
     bytes += 2 * (pos + 1) * c.nKvHeads * c.headDim * f.kvBytes; // K and V up to the position
   }
   bytes += c.dim * 4; // final norm
-  bytes += c.vocabSize * c.dim * (f.classifierBytes ?? f.denseBytes);
+  bytes += f.classifier ? quantizedLinearBytes(f.classifier, 0) : c.vocabSize * c.dim * (f.classifierBytes ?? f.denseBytes);
   bytes += c.dim * f.denseBytes; // the token's embedding row
   return bytes;
 }
@@ -130,8 +132,13 @@ export interface VariantTraffic extends DecodeTraffic {
 }
 
 /** decodeTraffic of an executor beside the ideal for its formats (dense dtype, KV dtype, the quantized linears it runs). */
-export async function variantTraffic(ex: Executor, quantized: ReadonlyMap<string, QuantizedLinear> | undefined, prompt: number[], steps: number): Promise<VariantTraffic> {
+export async function variantTraffic(
+  ex: Executor, quantized: ReadonlyMap<string, QuantizedLinear> | undefined, prompt: number[], steps: number, classifier?: QuantizedLinear | 'f16',
+): Promise<VariantTraffic> {
   const t = await decodeTraffic(ex, prompt, steps);
-  const formats: DecodeFormats = { denseBytes: ex.dtype === 'f16' ? 2 : 4, kvBytes: ex.kvDtype === 'f16' ? 2 : 4, quantized, lowRankBytes: 2 };
+  const formats: DecodeFormats = {
+    denseBytes: ex.dtype === 'f16' ? 2 : 4, kvBytes: ex.kvDtype === 'f16' ? 2 : 4, quantized, lowRankBytes: 2,
+    classifier: classifier === 'f16' ? undefined : classifier, classifierBytes: classifier === 'f16' ? 2 : undefined,
+  };
   return { ...t, idealBytesPerToken: idealDecodeBytesOver(ex.config, formats, t.positions) };
 }

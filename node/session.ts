@@ -12,7 +12,7 @@ import type { ModelSource, TextTokenizer } from '../core/model.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import { UsageError } from '../core/errors.js';
 import { openArtifact, type ArtifactReader } from '../loaders/artifact.js';
-import { describeModelFiles } from '../loaders/artifact-manifest.js';
+import { describeModelFiles, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { PipelineCache } from '../runtime/pipelines.js';
 import { quantizedClassifierFactory, quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
@@ -34,6 +34,12 @@ export interface ExecutorSettings {
   checkNumerics?: boolean;
   /** Fuse q|k|v and gate|up of dense layers (the executor's default: true). */
   fuseProjections?: boolean;
+  /**
+   * The classifier instead of the model's in `dtype`: a quantized one (an artifact's int8/int4
+   * lm_head) or the model's held in 'f16'. Default: the session artifact's, unless `linears` are
+   * given (then the model's).
+   */
+  classifier?: QuantizedLinear | 'f16';
 }
 
 export interface ModelSessionOptions {
@@ -101,15 +107,15 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
           : undefined;
         // The artifact's classifier: quantized (int8/int4) through the integer kernels, or the model's in f16.
         // Callers giving their own `linears` (method tables, tests) keep the dense classifier.
-        const classifierFormat = settings.linears ? undefined : artifact?.manifest.classifier?.format;
-        const quantizedClassifier = classifierFormat && classifierFormat !== 'f16' ? artifact!.classifier() : undefined;
+        const classifier = settings.classifier ?? (settings.linears ? undefined : artifactClassifier(artifact));
+        const quantizedClassifier = classifier === 'f16' ? undefined : classifier;
         const classifierFactory = quantizedClassifier
           ? quantizedClassifierFactory(device, pipelines, quantizedClassifier, { path: settings.simulate ? 'simulate' : 'fused' })
           : undefined;
         const executor = await Executor.create(device, source, {
           dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
           // An f16 classifier on an adapter without shader-f16 runs from the same weights in f32.
-          classifierFactory, classifierDtype: classifierFormat === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
+          classifierFactory, classifierDtype: classifier === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
         });
         executors.push(executor);
         return executor;
@@ -126,6 +132,12 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
     if (ownsModel) source.close();
     throw err;
   }
+}
+
+/** The classifier an artifact asks for: its quantized lm_head, 'f16', or undefined (the model's, as in format 1). */
+export function artifactClassifier(artifact: { manifest: ArtifactManifest; classifier(): QuantizedLinear | undefined } | undefined): QuantizedLinear | 'f16' | undefined {
+  const format = artifact?.manifest.classifier?.format;
+  return format === 'f16' ? 'f16' : format ? artifact!.classifier() : undefined;
 }
 
 /** Opens the model on the GPU with one executor (`session.executor`). */
