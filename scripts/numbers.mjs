@@ -29,7 +29,7 @@ export const SOURCES = [
   { id: 'sameOutputs', file: 'bench/results/same-outputs.json', command: 'npm run bench -- same-outputs --base 9eeee11 --tests' },
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
-  { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup --layers 1' },
+  { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
