@@ -99,11 +99,19 @@ export function unpackW4(words: Uint32Array, outFeatures: number, inFeatures: nu
 export function sliceW4Rows(words: Uint32Array, outFeatures: number, inFeatures: number, o0: number, o1: number): Uint32Array {
   checkShape(outFeatures, inFeatures, 'sliceW4Rows');
   if (!(0 <= o0 && o0 < o1 && o1 <= outFeatures)) throw new W4LayoutError(`sliceW4Rows: rows [${o0}, ${o1}) outside [0, ${outFeatures})`);
+  return sliceBlockRows(words, outFeatures, inFeatures, o0, o1, W4_WORDS_PER_BLOCK);
+}
+
+/**
+ * Rows [o0, o1) of any block-major packed weight (this layout, or core/w8-layout.ts's with its 8 words
+ * per row-block): each k-block's run of those rows, copied block after block. Callers check the range.
+ */
+export function sliceBlockRows(words: Uint32Array, outFeatures: number, inFeatures: number, o0: number, o1: number, wordsPerBlock: number): Uint32Array {
   const blocks = w4Blocks(inFeatures);
   const rows = o1 - o0;
-  const out = new Uint32Array(blocks * rows * W4_WORDS_PER_BLOCK);
+  const out = new Uint32Array(blocks * rows * wordsPerBlock);
   for (let c = 0; c < blocks; c++) {
-    out.set(words.subarray((c * outFeatures + o0) * W4_WORDS_PER_BLOCK, (c * outFeatures + o1) * W4_WORDS_PER_BLOCK), c * rows * W4_WORDS_PER_BLOCK);
+    out.set(words.subarray((c * outFeatures + o0) * wordsPerBlock, (c * outFeatures + o1) * wordsPerBlock), c * rows * wordsPerBlock);
   }
   return out;
 }

@@ -16,7 +16,7 @@
 // pairs with activation word j of the block in dot4I8Packed. Overflow bound:
 // |Σ| ≤ in · 127 · 127 < 2^31 for in ≤ 133,000.
 import { W8LayoutError } from './errors.js';
-import { W4_WORDS_PER_BLOCK } from './w4-layout.js';
+import { sliceBlockRows, W4_WORDS_PER_BLOCK } from './w4-layout.js';
 
 export const W8_BLOCK_K = 32;
 export const W8_WORDS_PER_BLOCK = 8;
@@ -83,13 +83,7 @@ export function unpackW8(words: Uint32Array, outFeatures: number, inFeatures: nu
 export function sliceW8Rows(words: Uint32Array, outFeatures: number, inFeatures: number, o0: number, o1: number): Uint32Array {
   checkShape(outFeatures, inFeatures, 'sliceW8Rows');
   if (!(0 <= o0 && o0 < o1 && o1 <= outFeatures)) throw new W8LayoutError(`sliceW8Rows: rows [${o0}, ${o1}) outside [0, ${outFeatures})`);
-  const blocks = w8Blocks(inFeatures);
-  const rows = o1 - o0;
-  const out = new Uint32Array(blocks * rows * W8_WORDS_PER_BLOCK);
-  for (let c = 0; c < blocks; c++) {
-    out.set(words.subarray((c * outFeatures + o0) * W8_WORDS_PER_BLOCK, (c * outFeatures + o1) * W8_WORDS_PER_BLOCK), c * rows * W8_WORDS_PER_BLOCK);
-  }
-  return out;
+  return sliceBlockRows(words, outFeatures, inFeatures, o0, o1, W8_WORDS_PER_BLOCK);
 }
 
 /** u32 words of one 32-wide row-block of packed weights: 4 for int4 (core/w4-layout.ts), 8 for int8. */
