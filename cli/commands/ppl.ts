@@ -38,7 +38,11 @@ export const pplCommand: CommandModule<object, PplArgs> = {
     if (args.json) {
       console.log(JSON.stringify(summary));
     } else {
-      console.log(`${summary.model} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ` +
+      // The artifact is named: a line from a table of runs must say which quantized model it was.
+      const what = summary.artifact
+        ? `${summary.model} with artifact ${summary.artifact} (${summary.method} W${summary.wBits}A${summary.aBits}, ${summary.path === 'simulate' ? 'simulated in f32' : 'fused kernels'})`
+        : summary.model;
+      console.log(`${what} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ± ${result.pplStdErr.toFixed(4)} ` +
         `over ${result.tokens} tokens in ${result.windows} windows, ${result.seconds.toFixed(2)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)`);
     }
   },
