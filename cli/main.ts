@@ -74,6 +74,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(versionLine());
     return EXIT.ok;
   }
+  if (words.length === 1 && words[0] === 'help') {
+    console.log(await parser.getHelp());
+    return EXIT.ok;
+  }
   if (words.length === 0 && !argv.includes('--help') && !argv.includes('-h')) {
     // Bare `aser`: the command list, and the usage exit code (no command ran).
     console.log(await parser.getHelp());

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.js';
 import { removeTempOnSignal } from '../signal-cleanup.js';
+import { badValue, requireInteger } from '../argv-check.js';
 import type { QuantMethod } from '../../quant/methods.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
 import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
@@ -44,6 +45,16 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels')
       .example('$0 quantize --method aser --rank 8 --smoothing per-linear --out /tmp/s260k-aser-pl', 'each linear its own smoothing vector (to compare)') as never,
   handler: async (args) => {
+    // Checked before the model loads, quoting the values as typed.
+    for (const name of ['rank', 'side-width'] as const) {
+      const value = name === 'rank' ? args.rank : args.sideWidth;
+      if (value !== undefined) requireInteger(name, value, 0);
+    }
+    if (args.alpha !== undefined && !(args.alpha > 0 && args.alpha <= 1)) throw badValue('alpha', args.alpha, 'must lie in (0, 1] (the share of Σσ the rank keeps)');
+    if (args.calibSamples !== undefined) requireInteger('calib-samples', args.calibSamples, 1);
+    if (args.calibLen !== undefined) requireInteger('calib-len', args.calibLen, 2);
+    requireInteger('layers-per-pass', args.layersPerPass, 1);
+    if (args.outliers !== undefined && args.outliers !== 'auto' && !/^\d+$/.test(args.outliers)) throw badValue('outliers', args.outliers, "must be an integer ≥ 0 or 'auto'");
     const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
     const size = sidePathSize(args);
     const smoothing = parseSmoothing(args.smoothing);
