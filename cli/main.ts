@@ -15,7 +15,12 @@ const HELP_HINT = 'run `aser --help` for the commands, `aser <command> --help` f
 function usageMessage(msg: string, commandNames: readonly string[]): UsageError {
   const words = positionalWords();
   let m: RegExpMatchArray | null;
-  if ((m = msg.match(/^Did you mean (.+)\?$/))) return new UsageError(`unknown command ${words[0] ?? ''} (did you mean ${m[1]}?)`, HELP_HINT);
+  if ((m = msg.match(/^Did you mean (.+)\?$/))) {
+    // The misspelt word is the first that names no command (`aser eval pppl`: pppl, under eval).
+    const at = Math.max(0, words.findIndex((w, i) => i > 0 || !commandNames.includes(w)));
+    const parent = words.slice(0, at).map((w) => `${w} `).join('');
+    return new UsageError(`unknown command ${parent}${words[at] ?? ''} (did you mean ${parent}${m[1]}?)`, `run \`aser ${parent}--help\` for the list`);
+  }
   if ((m = msg.match(/^Unknown arguments?: (.+)$/))) {
     const first = words[0];
     if (first !== undefined && !commandNames.includes(first)) {

@@ -43,6 +43,9 @@ describe('bad usage: exit 2, one line, as typed', () => {
     const cmd = run('genrate');
     expect(cmd.status).toBe(2);
     expect(errorLines(cmd.stderr)).toEqual(['aser: error: unknown command genrate (did you mean generate?)']);
+    const nested = run('eval', 'pppl');
+    expect(nested.status).toBe(2);
+    expect(errorLines(nested.stderr)).toEqual(['aser: error: unknown command eval pppl (did you mean eval ppl?)']);
     const far = run('frobnicate');
     expect(far.status).toBe(2);
     expect(errorLines(far.stderr)).toEqual(['aser: error: unknown command frobnicate']);
