@@ -121,8 +121,9 @@ export function manifestLinears(layers: Record<string, { inFeatures: number; out
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
 
 export function formatFlopsMarkdown(a: FlopsAccounting): string {
+  // Results saved before meanSideWidth existed (report results.json) held the width in meanRank.
   const line = (r: FlopsRow) =>
-    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanRank.toFixed(2)} | ${r.meanSideWidth.toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
+    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanSideWidth === undefined ? '–' : r.meanRank.toFixed(2)} | ${(r.meanSideWidth ?? r.meanRank).toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
   return [
     '| layer | linears | base MACs/token | side MACs/token | +FLOPs | mean rank | side width | side params | base bytes | side bytes |',
     '|---|---|---|---|---|---|---|---|---|---|',
