@@ -1,0 +1,160 @@
+// Models, tokenizers and artifacts from bytes a page can get: fetched from the site (or any URL) or
+// picked by the user. Every format check is the loaders' own (loaders/*-format.ts, artifact-reader.ts),
+// so the page refuses exactly what `aser` refuses, with the same messages.
+import type { ModelSource, TextTokenizer } from '../core/model.js';
+import { memoryByteSource } from '../loaders/byte-source.js';
+import { FormatError, LoadError, NotFoundError } from '../loaders/errors.js';
+import { llama2cSource } from '../loaders/llama2c-format.js';
+import { llama2cTokenizerFromBytes } from '../loaders/llama2c-vocab.js';
+import { hfTokenizerFromJson } from '../loaders/hf-tokenizer-json.js';
+import { checkTokenizerFits } from '../loaders/tokenizer-fit.js';
+import { SafetensorsFile } from '../loaders/safetensors-format.js';
+import { MANIFEST_FILE, validateManifest } from '../loaders/artifact-schema.js';
+import {
+  ARTIFACT_TENSOR_DTYPES, artifactReader, checkArtifactFile, checkArtifactModel, type ArtifactReader,
+} from '../loaders/artifact-reader.js';
+
+/** A file's name (as picked or as the last part of its URL) and its bytes. */
+export interface NamedBytes {
+  name: string;
+  bytes: Uint8Array;
+}
+
+export interface WebModel {
+  id: string;
+  format: 'llama2c';
+  source: ModelSource;
+  tokenizer: TextTokenizer;
+  /** sha256 of the weight file: what an artifact made from this model records. */
+  sha256: string;
+  weightBytes: number;
+}
+
+/** Bytes of `url`; a failed request is a NotFoundError naming the URL and the status. */
+export async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (err) {
+    throw new NotFoundError(url, `cannot fetch ${what} (${(err as Error).message})`);
+  }
+  if (!res.ok) throw new NotFoundError(url, `cannot fetch ${what}: HTTP ${res.status} ${res.statusText}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** As fetchBytes, or undefined on 404 (an optional file such as tokenizer_config.json). */
+async function fetchOptional(url: string, what: string): Promise<Uint8Array | undefined> {
+  const res = await fetch(url).catch(() => undefined);
+  if (res?.status === 404) return undefined;
+  return fetchBytes(url, what);
+}
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function parseJson(file: string, bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new FormatError(file, `${what} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * The tokenizer among `files` for a model of `vocabSize` tokens: tokenizer.json (+ tokenizer_config.json)
+ * first, else a llama2.c tokenizer.bin, as `aser` picks one next to a checkpoint.
+ */
+function tokenizerOf(files: NamedBytes[], where: string, config: { vocabSize: number; bosId: number; eosId: number }): TextTokenizer {
+  const byName = (n: string) => files.find((f) => f.name === n);
+  const json = byName('tokenizer.json');
+  if (json) {
+    const file = `${where}tokenizer.json`;
+    const cfg = byName('tokenizer_config.json');
+    const tok = hfTokenizerFromJson(file, parseJson(file, json.bytes, 'tokenizer.json'),
+      cfg ? parseJson(`${where}tokenizer_config.json`, cfg.bytes, 'tokenizer_config.json') : {}, { bosId: config.bosId, eosId: config.eosId });
+    return checkTokenizerFits(file, tok, config.vocabSize);
+  }
+  const bin = byName('tokenizer.bin') ?? files.find((f) => /tok.*\.bin$/.test(f.name));
+  if (bin) return checkTokenizerFits(where + bin.name, llama2cTokenizerFromBytes(where + bin.name, bin.bytes, config.vocabSize), config.vocabSize);
+  throw new NotFoundError(where, 'no tokenizer: pick the model\'s tokenizer.json (+ tokenizer_config.json) or llama2.c tokenizer.bin with it');
+}
+
+/** A llama2.c checkpoint and its tokenizer, from picked files (or fetched ones). */
+export async function modelFromFiles(files: NamedBytes[], where = ''): Promise<WebModel> {
+  const gguf = files.find((f) => f.name.endsWith('.gguf'));
+  if (gguf) throw new FormatError(where + gguf.name, 'GGUF models cannot be opened in the page yet; convert it with `aser convert` or use a llama2.c .bin');
+  if (files.some((f) => f.name === 'config.json' || f.name.endsWith('.safetensors'))) {
+    throw new FormatError(where || 'the picked directory', 'Hugging Face directories cannot be opened in the page yet; use a llama2.c .bin with its tokenizer');
+  }
+  const weights = files.find((f) => f.name.endsWith('.bin') && !/^tok/.test(f.name));
+  if (!weights) throw new NotFoundError(where || 'the picked files', 'no model among them: pick a llama2.c checkpoint (.bin) and its tokenizer');
+  const id = weights.name === 'model.bin' && where ? where.replace(/\/$/, '').split('/').pop()! : weights.name.replace(/\.bin$/, '');
+  const source = llama2cSource(memoryByteSource(where + weights.name, weights.bytes), id);
+  try {
+    const tokenizer = tokenizerOf(files, where, source.config);
+    return { id, format: 'llama2c', source, tokenizer, sha256: await sha256Hex(weights.bytes), weightBytes: weights.bytes.byteLength };
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
+
+/**
+ * A model on the site or at a URL: a directory URL (ending in /) holding model.bin and a tokenizer, or
+ * the URL of a .bin checkpoint with its tokenizer beside it.
+ */
+export async function modelFromUrl(url: string): Promise<WebModel> {
+  const dir = url.endsWith('/') ? url : url.slice(0, url.lastIndexOf('/') + 1);
+  const weightsName = url.endsWith('/') ? 'model.bin' : url.slice(url.lastIndexOf('/') + 1);
+  const files: NamedBytes[] = [{ name: weightsName, bytes: await fetchBytes(dir + weightsName, 'the model weights') }];
+  const json = await fetchOptional(dir + 'tokenizer.json', 'tokenizer.json');
+  if (json) {
+    files.push({ name: 'tokenizer.json', bytes: json });
+    const cfg = await fetchOptional(dir + 'tokenizer_config.json', 'tokenizer_config.json');
+    if (cfg) files.push({ name: 'tokenizer_config.json', bytes: cfg });
+  } else {
+    const bin = await fetchOptional(dir + 'tokenizer.bin', 'tokenizer.bin');
+    if (bin) files.push({ name: 'tokenizer.bin', bytes: bin });
+  }
+  return modelFromFiles(files, dir);
+}
+
+/**
+ * An ASER artifact whose files `get` supplies (manifest.json first): the manifest's checks, the model's
+ * sha256 against the one it was made from, every tensor file's size and sha256, then a reader.
+ */
+async function artifactFrom(where: string, get: (name: string, what: string) => Promise<Uint8Array | undefined>, modelSha256: string): Promise<ArtifactReader> {
+  const manifestFile = where + MANIFEST_FILE;
+  const raw = await get(MANIFEST_FILE, 'the artifact manifest');
+  if (!raw) throw new NotFoundError(manifestFile, `not an ASER artifact: ${MANIFEST_FILE} is missing`);
+  const manifest = validateManifest(manifestFile, parseJson(manifestFile, raw, 'artifact manifest'));
+  checkArtifactModel(manifestFile, manifest, modelSha256);
+  const files = new Map<string, Uint8Array>();
+  for (const [name, entry] of Object.entries(manifest.files)) {
+    const bytes = await get(name, `tensor file ${name}`);
+    if (!bytes) throw new NotFoundError(where + name, `tensor file listed in ${MANIFEST_FILE} is missing (incomplete or damaged artifact)`);
+    await checkArtifactFile(where + name, entry, bytes.byteLength, () => sha256Hex(bytes));
+    files.set(name, bytes);
+  }
+  return artifactReader(manifest, (file) => SafetensorsFile.fromBytes(memoryByteSource(where + file, files.get(file)!), ARTIFACT_TENSOR_DTYPES));
+}
+
+/** An artifact directory at a URL (e.g. /artifact/ from `npm run web -- --artifact DIR`). */
+export function artifactFromUrl(url: string, modelSha256: string): Promise<ArtifactReader> {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  return artifactFrom(base, (name, what) => fetchOptional(base + name, what), modelSha256);
+}
+
+/** An artifact directory the user picked. */
+export function artifactFromFiles(files: NamedBytes[], modelSha256: string): Promise<ArtifactReader> {
+  return artifactFrom('artifact/', async (name) => files.find((f) => f.name === name)?.bytes, modelSha256);
+}
+
+/** A failure as one line for the page (loader errors already name their file). */
+export function describeError(err: unknown): string {
+  if (err instanceof LoadError) return err.message;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
