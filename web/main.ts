@@ -110,7 +110,7 @@ function modelChoice(): { key: string; open: () => Promise<WebModel> } {
   const choice = ($('model') as HTMLSelectElement).value;
   if (choice === 'local') {
     const files = pickedModel;
-    if (!files) throw new Error('pick a model first: a llama2.c .bin and its tokenizer');
+    if (!files) throw new Error('pick a model first: a llama2.c .bin and its tokenizer, or a .gguf');
     return { key: `local:${files.map((f) => `${f.name}:${f.bytes.byteLength}`).join(',')}`, open: () => modelFromFiles(files) };
   }
   const url = BUNDLED_MODELS[choice] ?? choice;

@@ -5,6 +5,8 @@ import type { ModelSource, TextTokenizer } from '../core/model.js';
 import { memoryByteSource } from '../loaders/byte-source.js';
 import { FormatError, LoadError, NotFoundError } from '../loaders/errors.js';
 import { llama2cSource } from '../loaders/llama2c-format.js';
+import { ggufSource } from '../loaders/gguf-model.js';
+import { ggufTokenizer } from '../loaders/gguf-vocab.js';
 import { llama2cTokenizerFromBytes } from '../loaders/llama2c-vocab.js';
 import { hfTokenizerFromJson } from '../loaders/hf-tokenizer-json.js';
 import { checkTokenizerFits } from '../loaders/tokenizer-fit.js';
@@ -22,7 +24,7 @@ export interface NamedBytes {
 
 export interface WebModel {
   id: string;
-  format: 'llama2c';
+  format: 'llama2c' | 'gguf';
   source: ModelSource;
   tokenizer: TextTokenizer;
   /** sha256 of the weight file: what an artifact made from this model records. */
@@ -81,10 +83,24 @@ function tokenizerOf(files: NamedBytes[], where: string, config: { vocabSize: nu
   throw new NotFoundError(where, 'no tokenizer: pick the model\'s tokenizer.json (+ tokenizer_config.json) or llama2.c tokenizer.bin with it');
 }
 
-/** A llama2.c checkpoint and its tokenizer, from picked files (or fetched ones). */
+/** A GGUF model with its embedded vocabulary, or the tokenizer.json / tokenizer.bin given with it (as `aser --tokenizer`). */
+async function ggufModel(file: NamedBytes, files: NamedBytes[], where: string): Promise<WebModel> {
+  const id = file.name.replace(/\.gguf$/, '');
+  const source = ggufSource(memoryByteSource(where + file.name, file.bytes), id);
+  try {
+    const hasTokenizer = files.some((f) => f.name === 'tokenizer.json' || f.name.endsWith('.bin'));
+    const tokenizer = hasTokenizer ? tokenizerOf(files, where, source.config) : ggufTokenizer(source.gguf);
+    return { id, format: 'gguf', source, tokenizer, sha256: await sha256Hex(file.bytes), weightBytes: file.bytes.byteLength };
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
+
+/** A llama2.c checkpoint (or a GGUF) and its tokenizer, from picked files (or fetched ones). */
 export async function modelFromFiles(files: NamedBytes[], where = ''): Promise<WebModel> {
   const gguf = files.find((f) => f.name.endsWith('.gguf'));
-  if (gguf) throw new FormatError(where + gguf.name, 'GGUF models cannot be opened in the page yet; convert it with `aser convert` or use a llama2.c .bin');
+  if (gguf) return ggufModel(gguf, files, where);
   if (files.some((f) => f.name === 'config.json' || f.name.endsWith('.safetensors'))) {
     throw new FormatError(where || 'the picked directory', 'Hugging Face directories cannot be opened in the page yet; use a llama2.c .bin with its tokenizer');
   }
@@ -102,13 +118,14 @@ export async function modelFromFiles(files: NamedBytes[], where = ''): Promise<W
 }
 
 /**
- * A model on the site or at a URL: a directory URL (ending in /) holding model.bin and a tokenizer, or
- * the URL of a .bin checkpoint with its tokenizer beside it.
+ * A model on the site or at a URL: a directory URL (ending in /) holding model.bin and a tokenizer, the
+ * URL of a .bin checkpoint with its tokenizer beside it, or the URL of a .gguf (its embedded vocabulary).
  */
 export async function modelFromUrl(url: string): Promise<WebModel> {
   const dir = url.endsWith('/') ? url : url.slice(0, url.lastIndexOf('/') + 1);
   const weightsName = url.endsWith('/') ? 'model.bin' : url.slice(url.lastIndexOf('/') + 1);
   const files: NamedBytes[] = [{ name: weightsName, bytes: await fetchBytes(dir + weightsName, 'the model weights') }];
+  if (weightsName.endsWith('.gguf')) return modelFromFiles(files, dir);
   const json = await fetchOptional(dir + 'tokenizer.json', 'tokenizer.json');
   if (json) {
     files.push({ name: 'tokenizer.json', bytes: json });

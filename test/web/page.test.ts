@@ -44,6 +44,7 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
   let artifactDir: string;
   let noWebGpu: string | undefined;
   let quantized: Promise<void>;
+  let exported: Promise<void>;
 
   beforeAll(async () => {
     await run(process.execPath, ['scripts/build-web.mjs']);
@@ -52,6 +53,9 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
     quantized = run(process.execPath, [CLI, 'quantize', '--method', 'aser', '--rank', '8', '--calib-samples', '8', '--calib-len', '64', '--out', join(artifactDir, 'w4a8')],
       { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } }).then(() => undefined);
     quantized.catch(() => undefined);
+    exported = run(process.execPath, [CLI, 'export', '--format', 'gguf', '--model', 'stories260k', '--out', join(artifactDir, 'stories260k.gguf')],
+      { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } }).then(() => undefined);
+    exported.catch(() => undefined);
     site = await serveStaticSite({ site: SITE, artifact: artifactDir, port: 0 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_WEBGPU_ARGS });
     const page = await browser.newPage();
@@ -116,6 +120,18 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
     // Measured on stories260K: ~3e-4 relative; the dense path above agrees to ~1e-8.
     expect(Math.abs(result.ppl!.ppl / (cliPpl.ppl as number) - 1)).toBeLessThan(2e-3);
   }, 150_000);
+
+  it('a GGUF export loads in the page (its embedded vocabulary): greedy text equals aser generate --model FILE.gguf', async (ctx) => {
+    if (noWebGpu) ctx.skip(noWebGpu);
+    await exported;
+    const gguf = join(artifactDir, 'stories260k.gguf');
+    const [{ result, errorBox }, cliText] = await Promise.all([
+      runPage({ model: '/artifact/stories260k.gguf', prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0 }),
+      aser('generate', '--model', gguf, '--prompt', PROMPT, '--max-tokens', String(MAX_TOKENS), '--temperature', '0', '--json'),
+    ]);
+    expect(result.error, errorBox).toBeUndefined();
+    expect(result.text).toBe(cliText.text);
+  }, 120_000);
 
   it('a corrupted artifact shows its error in the page and in the result', async (ctx) => {
     if (noWebGpu) ctx.skip(noWebGpu);
