@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ModelConfig, ModelSource, TextTokenizer } from '../core/model.js';
 import { FormatError, NotFoundError } from './errors.js';
-import { checkRequiredTensors } from './model-tensors.js';
+import { hfWeightsSource, tokenIdField } from './hf-model-json.js';
 
 export { checkRequiredTensors, checkTensorCount, requiredTensorCount, requiredTensorShapes } from './model-tensors.js';
 import { parseHfConfig } from './hf-config.js';
@@ -18,28 +18,16 @@ export interface LoadedModel {
   tokenizer: TextTokenizer;
 }
 
-function tokenIdField(json: Record<string, unknown>, field: string): number | undefined {
-  const v = Array.isArray(json[field]) ? (json[field] as unknown[])[0] : json[field];
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
-}
 
 /** Opens the weights of an HF directory as a ModelSource, checked against `config`. */
 export function openHfWeights(dir: string, config: ModelConfig, id = basename(resolve(dir))): ModelSource {
   const weights: SafetensorsSet = openSafetensorsDir(dir);
   try {
-    checkRequiredTensors(dir, config, (n) => weights.has(n), (n) => weights.entry(n).shape, weights.names().length);
+    return hfWeightsSource(dir, config, weights, id);
   } catch (err) {
     weights.close();
     throw err;
   }
-  return {
-    id,
-    config,
-    tensor: (name) => weights.tensor(name),
-    has: (name) => weights.has(name),
-    names: () => weights.names(),
-    close: () => weights.close(),
-  };
 }
 
 export interface HfModelOptions {

@@ -110,7 +110,7 @@ function modelChoice(): { key: string; open: () => Promise<WebModel> } {
   const choice = ($('model') as HTMLSelectElement).value;
   if (choice === 'local') {
     const files = pickedModel;
-    if (!files) throw new Error('pick a model first: a llama2.c .bin and its tokenizer, or a .gguf');
+    if (!files) throw new Error('pick a model first: a llama2.c .bin and its tokenizer, a .gguf, or a Hugging Face directory');
     return { key: `local:${files.map((f) => `${f.name}:${f.bytes.byteLength}`).join(',')}`, open: () => modelFromFiles(files) };
   }
   const url = BUNDLED_MODELS[choice] ?? choice;
@@ -349,6 +349,10 @@ function applyParams(p: URLSearchParams): RunSettings {
 
 function wire(): void {
   ($('model-files') as HTMLInputElement).addEventListener('change', async (e) => {
+    pickedModel = await readPicked((e.target as HTMLInputElement).files);
+    ($('model') as HTMLSelectElement).value = 'local';
+  });
+  ($('model-dir') as HTMLInputElement).addEventListener('change', async (e) => {
     pickedModel = await readPicked((e.target as HTMLInputElement).files);
     ($('model') as HTMLSelectElement).value = 'local';
   });

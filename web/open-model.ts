@@ -6,6 +6,9 @@ import { memoryByteSource } from '../loaders/byte-source.js';
 import { FormatError, LoadError, NotFoundError } from '../loaders/errors.js';
 import { llama2cSource } from '../loaders/llama2c-format.js';
 import { ggufSource } from '../loaders/gguf-model.js';
+import { parseHfConfig } from '../loaders/hf-config-json.js';
+import { hfWeightsSource, tokenIdField } from '../loaders/hf-model-json.js';
+import { isRecord } from '../loaders/json-record.js';
 import { ggufTokenizer } from '../loaders/gguf-vocab.js';
 import { llama2cTokenizerFromBytes } from '../loaders/llama2c-vocab.js';
 import { hfTokenizerFromJson } from '../loaders/hf-tokenizer-json.js';
@@ -24,7 +27,7 @@ export interface NamedBytes {
 
 export interface WebModel {
   id: string;
-  format: 'llama2c' | 'gguf';
+  format: 'llama2c' | 'gguf' | 'hf';
   source: ModelSource;
   tokenizer: TextTokenizer;
   /** sha256 of the weight file: what an artifact made from this model records. */
@@ -97,13 +100,48 @@ async function ggufModel(file: NamedBytes, files: NamedBytes[], where: string): 
   }
 }
 
+/**
+ * A Hugging Face directory: config.json, one model.safetensors (sharded checkpoints are not read in the
+ * page yet) and tokenizer.json (+ tokenizer_config.json); BOS/EOS from config.json, else the tokenizer.
+ */
+async function hfModel(files: NamedBytes[], where: string): Promise<WebModel> {
+  const dir = where || 'the picked directory/';
+  const byName = (n: string) => files.find((f) => f.name === n);
+  const configFile = byName('config.json');
+  if (!configFile) throw new NotFoundError(`${dir}config.json`, 'missing: a Hugging Face model directory needs its config.json');
+  const json = parseJson(`${dir}config.json`, configFile.bytes, 'config.json');
+  if (!isRecord(json)) throw new FormatError(`${dir}config.json`, 'config.json is not a JSON object');
+  const shards = files.filter((f) => f.name.endsWith('.safetensors'));
+  if (shards.length !== 1) {
+    throw new NotFoundError(dir, shards.length === 0 ? 'no .safetensors weights' : `${shards.length} safetensors shards: sharded checkpoints cannot be opened in the page yet (aser reads them)`);
+  }
+  const tokenizerJson = byName('tokenizer.json');
+  if (!tokenizerJson) throw new NotFoundError(`${dir}tokenizer.json`, 'missing: pick the model\'s tokenizer.json (and tokenizer_config.json) with it');
+  const tokenizerConfig = byName('tokenizer_config.json');
+  const tokenizer = hfTokenizerFromJson(`${dir}tokenizer.json`, parseJson(`${dir}tokenizer.json`, tokenizerJson.bytes, 'tokenizer.json'),
+    tokenizerConfig ? parseJson(`${dir}tokenizer_config.json`, tokenizerConfig.bytes, 'tokenizer_config.json') : {},
+    { bosId: tokenIdField(json, 'bos_token_id'), eosId: tokenIdField(json, 'eos_token_id') });
+  const config = parseHfConfig(`${dir}config.json`, json, { bosId: tokenizer.bosId, eosId: tokenizer.eosId });
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new FormatError(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocabSize} (vocab_size): wrong tokenizer?`);
+  }
+  const weights = shards[0]!;
+  const id = where ? where.replace(/\/$/, '').split('/').pop()! || 'hf-model' : 'hf-model';
+  const st = SafetensorsFile.fromBytes(memoryByteSource(dir + weights.name, weights.bytes));
+  try {
+    const source = hfWeightsSource(dir, config, st, id);
+    return { id, format: 'hf', source, tokenizer, sha256: await sha256Hex(weights.bytes), weightBytes: weights.bytes.byteLength };
+  } catch (err) {
+    st.close();
+    throw err;
+  }
+}
+
 /** A llama2.c checkpoint (or a GGUF) and its tokenizer, from picked files (or fetched ones). */
 export async function modelFromFiles(files: NamedBytes[], where = ''): Promise<WebModel> {
   const gguf = files.find((f) => f.name.endsWith('.gguf'));
   if (gguf) return ggufModel(gguf, files, where);
-  if (files.some((f) => f.name === 'config.json' || f.name.endsWith('.safetensors'))) {
-    throw new FormatError(where || 'the picked directory', 'Hugging Face directories cannot be opened in the page yet; use a llama2.c .bin with its tokenizer');
-  }
+  if (files.some((f) => f.name === 'config.json' || f.name.endsWith('.safetensors'))) return hfModel(files, where);
   const weights = files.find((f) => f.name.endsWith('.bin') && !/^tok/.test(f.name));
   if (!weights) throw new NotFoundError(where || 'the picked files', 'no model among them: pick a llama2.c checkpoint (.bin) and its tokenizer');
   const id = weights.name === 'model.bin' && where ? where.replace(/\/$/, '').split('/').pop()! : weights.name.replace(/\.bin$/, '');
@@ -118,12 +156,24 @@ export async function modelFromFiles(files: NamedBytes[], where = ''): Promise<W
 }
 
 /**
- * A model on the site or at a URL: a directory URL (ending in /) holding model.bin and a tokenizer, the
- * URL of a .bin checkpoint with its tokenizer beside it, or the URL of a .gguf (its embedded vocabulary).
+ * A model on the site or at a URL: a directory URL (ending in /) holding a Hugging Face model
+ * (config.json, model.safetensors, tokenizer.json) or model.bin and a tokenizer, the URL of a .bin
+ * checkpoint with its tokenizer beside it, or the URL of a .gguf (its embedded vocabulary).
  */
 export async function modelFromUrl(url: string): Promise<WebModel> {
   const dir = url.endsWith('/') ? url : url.slice(0, url.lastIndexOf('/') + 1);
   const weightsName = url.endsWith('/') ? 'model.bin' : url.slice(url.lastIndexOf('/') + 1);
+  if (url.endsWith('/')) {
+    const config = await fetchOptional(dir + 'config.json', 'config.json');
+    if (config) {
+      const files: NamedBytes[] = [{ name: 'config.json', bytes: config }];
+      for (const [name, optional] of [['model.safetensors', false], ['tokenizer.json', false], ['tokenizer_config.json', true]] as const) {
+        const bytes = optional ? await fetchOptional(dir + name, name) : await fetchBytes(dir + name, name);
+        if (bytes) files.push({ name, bytes });
+      }
+      return modelFromFiles(files, dir);
+    }
+  }
   const files: NamedBytes[] = [{ name: weightsName, bytes: await fetchBytes(dir + weightsName, 'the model weights') }];
   if (weightsName.endsWith('.gguf')) return modelFromFiles(files, dir);
   const json = await fetchOptional(dir + 'tokenizer.json', 'tokenizer.json');

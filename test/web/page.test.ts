@@ -45,6 +45,7 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
   let noWebGpu: string | undefined;
   let quantized: Promise<void>;
   let exported: Promise<void>;
+  let converted: Promise<void>;
 
   beforeAll(async () => {
     await run(process.execPath, ['scripts/build-web.mjs']);
@@ -56,6 +57,9 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
     exported = run(process.execPath, [CLI, 'export', '--format', 'gguf', '--model', 'stories260k', '--out', join(artifactDir, 'stories260k.gguf')],
       { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } }).then(() => undefined);
     exported.catch(() => undefined);
+    converted = run(process.execPath, [CLI, 'convert', '--from', 'llama2c', '--to', 'hf', '--model', 'stories260k', '--out', join(artifactDir, 'hf')],
+      { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } }).then(() => undefined);
+    converted.catch(() => undefined);
     site = await serveStaticSite({ site: SITE, artifact: artifactDir, port: 0 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_WEBGPU_ARGS });
     const page = await browser.newPage();
@@ -121,17 +125,19 @@ describe.skipIf(noChromium)(`web page in headless Chromium${noChromium ? ` (skip
     expect(Math.abs(result.ppl!.ppl / (cliPpl.ppl as number) - 1)).toBeLessThan(2e-3);
   }, 150_000);
 
-  it('a GGUF export loads in the page (its embedded vocabulary): greedy text equals aser generate --model FILE.gguf', async (ctx) => {
+  it.for([
+    ['a GGUF export (its embedded vocabulary)', 'stories260k.gguf', () => exported],
+    ['a Hugging Face directory (safetensors + tokenizer.json)', 'hf/', () => converted],
+  ] as const)('%s loads in the page: greedy text equals aser generate --model', { timeout: 120_000 }, async ([, path, ready], ctx) => {
     if (noWebGpu) ctx.skip(noWebGpu);
-    await exported;
-    const gguf = join(artifactDir, 'stories260k.gguf');
+    await ready();
     const [{ result, errorBox }, cliText] = await Promise.all([
-      runPage({ model: '/artifact/stories260k.gguf', prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0 }),
-      aser('generate', '--model', gguf, '--prompt', PROMPT, '--max-tokens', String(MAX_TOKENS), '--temperature', '0', '--json'),
+      runPage({ model: `/artifact/${path}`, prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0 }),
+      aser('generate', '--model', join(artifactDir, path), '--prompt', PROMPT, '--max-tokens', String(MAX_TOKENS), '--temperature', '0', '--json'),
     ]);
     expect(result.error, errorBox).toBeUndefined();
     expect(result.text).toBe(cliText.text);
-  }, 120_000);
+  });
 
   it('a corrupted artifact shows its error in the page and in the result', async (ctx) => {
     if (noWebGpu) ctx.skip(noWebGpu);
