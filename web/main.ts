@@ -259,7 +259,12 @@ async function runProfile(l: Loaded, prompt: string): Promise<Record<string, num
   const ids = l.model.tokenizer.encode(prompt || 'Once upon a time', { bos: true });
   const t = await opTimes(l.executor, timer, ids, 8);
   const rows = Object.entries(t.decode).sort((a, b) => b[1] - a[1]);
-  const max = rows[0]?.[1] ?? 1;
+  const max = rows[0]?.[1] ?? 0;
+  if (!(max > 0)) {
+    // SwiftShader grants timestamp-query but writes zeros: say so rather than draw empty bars.
+    chart.textContent = `This adapter's timestamp queries read zero for all ${rows.length} ops (SwiftShader writes no timestamps): no per-op GPU times here; a hardware adapter fills this chart.`;
+    return t.decode;
+  }
   const title = document.createElement('p');
   title.textContent = `decode step: ${t.decodeTotal.toFixed(3)} ms GPU (mean of ${t.steps} steps); prefill of ${ids.length} tokens: ${t.prefillTotal.toFixed(3)} ms`;
   chart.replaceChildren(title, ...rows.map(([label, ms]) => {
