@@ -1,8 +1,8 @@
-// A GGUF file (loaders/gguf-file.ts parses it) as a model: architecture "llama" (and qwen2) mapped onto
+// A GGUF file (loaders/gguf-format.ts parses it) as a model: architecture "llama" (and qwen2) mapped onto
 // ModelConfig and our canonical (Hugging Face) tensor names, tensors decoded one at a time. llama.cpp's
 // converters permute HF q/k rows into adjacent-pair order and LLAMA uses rope type NORM (rotate pairs
 // 2i, 2i+1), so a llama GGUF is ropeStyle 'interleaved' and its rows are used as stored; qwen2 uses
-// NEOX rope on unpermuted rows, i.e. 'half'.
+// NEOX rope on unpermuted rows, i.e. 'half'. Portable: bytes come through a ByteSource (loaders/gguf.ts opens files).
 import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../core/model.js';
 import { f16BitsToF32 } from '../core/dtype.js';
 import { checkTensorCount, requiredTensorShapes } from './model-tensors.js';
@@ -147,63 +147,62 @@ export interface GgufModelSource extends ModelSource {
 }
 
 /**
- * Opens a GGUF model (architecture llama or qwen2) as a ModelSource under canonical names. Every
- * tensor the config implies is checked for presence, shape and a readable type up front.
+ * The GGUF model in `bytes` (architecture llama or qwen2) as a ModelSource under canonical names; every
+ * tensor the config implies is checked for presence, shape and a readable type up front. Closing the
+ * source closes `bytes`.
  */
 export function ggufSource(bytes: ByteSource, id: string): GgufModelSource {
   const file = bytes.name;
-  {
-    const gguf = readGgufBytes(bytes);
-    const config = ggufModelConfig(gguf);
-    const byName = new Map<string, GgufTensorInfo>();
-    for (const t of gguf.tensors) {
-      const canonical = canonicalTensorName(t.name);
-      if (canonical) byName.set(canonical, t);
-    }
-    checkTensorCount(file, config, byName.size);
-    const problems: string[] = [];
-    for (const { name, shape } of requiredTensorShapes(config)) {
-      const t = byName.get(name);
-      const gname = ggufTensorName(name)!;
-      if (!t) {
-        problems.push(`missing ${gname}`);
-        continue;
-      }
-      const ne = [...shape].reverse();
-      if (t.ne.length !== ne.length || t.ne.some((d, i) => d !== ne[i])) {
-        problems.push(`${gname} has ne [${t.ne.join(', ')}], the metadata implies [${ne.join(', ')}]`);
-      } else if (!(READABLE_GGML_TYPES as readonly string[]).includes(t.type.name)) {
-        problems.push(`${gname} is ${t.type.name} (aser reads ${READABLE_GGML_TYPES.join(', ')}; re-export the model as F16 or Q8_0)`);
-      }
-    }
-    if (problems.length) {
-      const list = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : '');
-      throw new FormatError(file, `tensors do not match the ${config.arch} metadata: ${list}`);
-    }
-
-    const refs = new Map<string, TensorRef>();
-    for (const [name, t] of byName) {
-      const elements = t.ne.reduce((a, b) => a * b, 1);
-      const direct = DIRECT_DTYPES[t.type.name];
-      const q8 = t.type.name === 'Q8_0';
-      if (!direct && !q8) continue; // an optional tensor of a type we cannot decode: not offered
-      const readRaw = () => bytes.read(t.offset, t.byteLength, t.name);
-      refs.set(name, {
-        name,
-        dtype: direct ?? 'f32',
-        shape: [...t.ne].reverse(),
-        byteLength: direct ? t.byteLength : elements * 4,
-        read: q8 ? () => new Uint8Array(dequantizeQ8_0(readRaw(), elements).buffer) : readRaw,
-      });
-    }
-    return {
-      ...tensorMapSource(file, id, config, refs, () => bytes.close()),
-      gguf,
-      ggufTensor(canonical) {
-        const t = byName.get(canonical);
-        if (!t) throw new FormatError(file, `no tensor named ${canonical}`);
-        return t;
-      },
-    };
+  const gguf = readGgufBytes(bytes);
+  const config = ggufModelConfig(gguf);
+  const byName = new Map<string, GgufTensorInfo>();
+  for (const t of gguf.tensors) {
+    const canonical = canonicalTensorName(t.name);
+    if (canonical) byName.set(canonical, t);
   }
+  checkTensorCount(file, config, byName.size);
+  const problems: string[] = [];
+  for (const { name, shape } of requiredTensorShapes(config)) {
+    const t = byName.get(name);
+    const gname = ggufTensorName(name)!;
+    if (!t) {
+      problems.push(`missing ${gname}`);
+      continue;
+    }
+    const ne = [...shape].reverse();
+    if (t.ne.length !== ne.length || t.ne.some((d, i) => d !== ne[i])) {
+      problems.push(`${gname} has ne [${t.ne.join(', ')}], the metadata implies [${ne.join(', ')}]`);
+    } else if (!(READABLE_GGML_TYPES as readonly string[]).includes(t.type.name)) {
+      problems.push(`${gname} is ${t.type.name} (aser reads ${READABLE_GGML_TYPES.join(', ')}; re-export the model as F16 or Q8_0)`);
+    }
+  }
+  if (problems.length) {
+    const list = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : '');
+    throw new FormatError(file, `tensors do not match the ${config.arch} metadata: ${list}`);
+  }
+
+  const refs = new Map<string, TensorRef>();
+  for (const [name, t] of byName) {
+    const elements = t.ne.reduce((a, b) => a * b, 1);
+    const direct = DIRECT_DTYPES[t.type.name];
+    const q8 = t.type.name === 'Q8_0';
+    if (!direct && !q8) continue; // an optional tensor of a type we cannot decode: not offered
+    const readRaw = () => bytes.read(t.offset, t.byteLength, t.name);
+    refs.set(name, {
+      name,
+      dtype: direct ?? 'f32',
+      shape: [...t.ne].reverse(),
+      byteLength: direct ? t.byteLength : elements * 4,
+      read: q8 ? () => new Uint8Array(dequantizeQ8_0(readRaw(), elements).buffer) : readRaw,
+    });
+  }
+  return {
+    ...tensorMapSource(file, id, config, refs, () => bytes.close()),
+    gguf,
+    ggufTensor(canonical) {
+      const t = byName.get(canonical);
+      if (!t) throw new FormatError(file, `no tensor named ${canonical}`);
+      return t;
+    },
+  };
 }
