@@ -299,8 +299,8 @@ export class Executor {
         prepareChunk(this.device.queue, g, chunk, this.pos);
         if (from) {
           // After prepareChunk: the queue runs writes in order, so these replace any embedding rows it wrote.
-          this.device.queue.writeBuffer(g.buf.x, 0, from.x.subarray(t0 * c.dim, (t0 + T) * c.dim));
-          this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim));
+          this.device.queue.writeBuffer(g.buf.x, 0, from.x.subarray(t0 * c.dim, (t0 + T) * c.dim) as Float32Array<ArrayBuffer>);
+          this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim) as Float32Array<ArrayBuffer>);
         }
         for (let l = firstLayer; l <= lastLayer; l++) {
           const rec = this.recorder(`${label}/layer${l}`, this.pos);

@@ -287,8 +287,8 @@ export function prepareChunk(queue: GPUQueue, g: ForwardGraph, ids: Uint32Array,
   const c = g.config;
   const k = g.kernels;
   const T = ids.length;
-  queue.writeBuffer(g.buf.ids, 0, ids);
-  if (g.embedHost) queue.writeBuffer(g.buf.x, 0, gatherEmbeddings(g.embedHost, ids, c.dim));
+  queue.writeBuffer(g.buf.ids, 0, ids as Uint32Array<ArrayBuffer>);
+  if (g.embedHost) queue.writeBuffer(g.buf.x, 0, gatherEmbeddings(g.embedHost, ids, c.dim) as Float32Array<ArrayBuffer>);
   for (const part of g.embedParts) queue.writeBuffer(part.uniform, 0, k.embedding(T, part).uniforms);
   queue.writeBuffer(g.uniforms.norm, 0, k.norm(T, false).uniforms);
   queue.writeBuffer(g.uniforms.ropeKv, 0, k.ropeKv(T, pos0).uniforms);

@@ -30,6 +30,7 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
+  { id: 'web', file: 'bench/results/web.json', command: 'npm run bench -- web' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -443,7 +444,23 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function web(src, j) {
+  const rows = j.rows ?? [];
+  const ratio = (v) => f(j.pageOverNode?.[v], 3);
+  return [
+    `## Web page against Node, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Warm greedy decode of ${j.maxTokens ?? NR} tokens from ${JSON.stringify(j.prompt ?? '')}: the page in headless Chromium (${(j.chromiumArgs ?? []).filter((a) => a.startsWith('--use-webgpu')).join(' ') || NR}) and \`aser\` in Node on Dawn, on the same machine, ${j.rounds ?? NR} rounds alternating which goes first; every sample is listed. "same text": the page's greedy text equals Node's.`,
+    '',
+    table(['variant', 'where', 'adapter', 'decode tok/s (median)', 'samples', 'same text'],
+      rows.map((r) => [r.variant, r.where, r.adapter, f(r.median, 1), (r.samples ?? []).map((x) => f(x.decodeTokensPerSecond, 1)).join(', '), r.sameTextAsNode ? 'yes' : 'no'])),
+    '',
+    `Page / Node (medians): dense ${ratio('dense')}, W4A8 ${ratio('w4a8')}. The two sides run different WebGPU implementations (SwiftShader in Chromium, Dawn's Vulkan backend on the machine's adapter in Node), so the ratio compares the whole stack, not the page's overhead alone.`,
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
