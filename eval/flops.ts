@@ -18,6 +18,8 @@ export interface LinearAccountingInput {
   outFeatures: number;
   /** Side-path rank (L_A columns); may be fractional when it stands for a mean. */
   rank: number;
+  /** The error-reconstruction part of `rank` (the rest: exactly carried outlier columns), where known. */
+  errorRank?: number;
   smooth?: boolean;
 }
 
@@ -98,11 +100,30 @@ export function configLinears(c: ModelConfig, ranks: number | number[]): LinearA
 }
 
 /** The linears of an artifact manifest's `layers` (module names "model.layers.<i>.<linear>"). */
-export function manifestLinears(layers: Record<string, { inFeatures: number; outFeatures: number; rank: number; smooth: boolean }>): LinearAccountingInput[] {
+export function manifestLinears(layers: Record<string, { inFeatures: number; outFeatures: number; rank: number; errorRank?: number; smooth: boolean }>): LinearAccountingInput[] {
   return Object.entries(layers).map(([module, l]) => {
     const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
-    return { layer: m ? Number(m[1]) : -1, name: m ? m[2]! : module, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: l.rank, smooth: l.smooth };
+    return {
+      layer: m ? Number(m[1]) : -1, name: m ? m[2]! : module, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: l.rank,
+      ...(l.errorRank !== undefined ? { errorRank: l.errorRank } : {}), smooth: l.smooth,
+    };
   });
+}
+
+/**
+ * Each linear's side-path columns, a row per layer and a column per linear: "r + f" (reconstruction
+ * rank + exactly carried outlier columns) where the split is known, else the total.
+ */
+export function formatRankGridMarkdown(linears: LinearAccountingInput[]): string {
+  const names = [...new Set(linears.map((l) => l.name))];
+  const layers = [...new Set(linears.map((l) => l.layer))].sort((a, b) => a - b);
+  const cell = (l: LinearAccountingInput | undefined) =>
+    !l ? '–' : l.errorRank !== undefined && l.errorRank !== l.rank ? `${l.errorRank} + ${l.rank - l.errorRank}` : String(l.rank);
+  return [
+    `| layer | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+    ...layers.map((layer) => `| ${layer} | ${names.map((n) => cell(linears.find((l) => l.layer === layer && l.name === n))).join(' | ')} |`),
+  ].join('\n');
 }
 
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
