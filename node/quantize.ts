@@ -16,8 +16,8 @@ import {
 import { quantizeClassifier } from '../quant/classifier.js';
 import { tensorRows } from '../runtime/weight-rows.js';
 import { quantizeModel } from '../quant/quantize-model.js';
-import { LOW_RANK_METHODS, type QuantDiagnostics, type QuantizeResult, type QuantMethod } from '../quant/methods.js';
-import { BUDGET_UNITS, largestAffordableRank, spendBudget, type BudgetRecord, type RankBudget } from '../quant/budget.js';
+import { LOW_RANK_METHODS, lowRankExactColumns, type QuantDiagnostics, type QuantizeResult, type QuantMethod } from '../quant/methods.js';
+import { BUDGET_UNITS, allocateRanks, largestAffordableRank, spendBudget, type BudgetRecord, type RankBudget } from '../quant/budget.js';
 import { linearShapes } from '../runtime/memory-plan.js';
 import { QuantizeError } from '../quant/errors.js';
 import { BLOCK_LINEARS } from '../core/model.js';
@@ -172,7 +172,24 @@ function budgetComputeRank(args: QuantizeRequest, c: ModelConfig): number {
   if (!(Number.isFinite(b.percent) && b.percent >= 0)) throw new UsageError(`${flag} ${b.percent}: must be a non-negative percentage`);
   if (args.budgetMaxRank !== undefined && !(Number.isInteger(args.budgetMaxRank) && args.budgetMaxRank >= 0)) throw new UsageError(`--budget-max-rank ${args.budgetMaxRank}: must be a non-negative integer`);
   const shapes = linearShapes(c);
-  const linears = Array.from({ length: c.nLayers }, () => BLOCK_LINEARS.map(({ name }) => ({ inFeatures: shapes[name].in, outFeatures: shapes[name].out, smooth: true }))).flat();
+  const linears = Array.from({ length: c.nLayers }, () => BLOCK_LINEARS.map(({ name }) => {
+    const { in: inFeatures, out: outFeatures } = shapes[name];
+    let fixedColumns: number;
+    try {
+      fixedColumns = lowRankExactColumns(args.method, inFeatures, args.outliers);
+    } catch (err) {
+      if (err instanceof QuantizeError) throw new UsageError(`--outliers: ${err.message}`);
+      throw err;
+    }
+    return { inFeatures, outFeatures, smooth: true, fixedColumns, sigma: [] };
+  })).flat();
+  // Before calibrating: a budget the outlier columns alone exceed is refused now, not after the work.
+  try {
+    allocateRanks(linears, b, { wBits: args.wbits });
+  } catch (err) {
+    if (err instanceof QuantizeError) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
   const bound = largestAffordableRank(linears, b, { wBits: args.wbits });
   return Math.min(bound, args.budgetMaxRank ?? Infinity);
 }

@@ -10,8 +10,8 @@
 // not reallocated (their number f is the method's setting).
 //
 // Allocation: every (linear, column i) is an item with gain σ_i² and cost `perColumn` of its linear.
-// Within a linear the gains fall with i, so ordering all items by gain per cost (ties: linear order, then
-// i) never takes column i + 1 before column i. The allocation is the longest prefix of that order that
+// Within a linear the gains fall with i, so ordering all items by gain per cost (ties: lower i first,
+// then linear order, which spreads equal gains across linears) never takes column i + 1 before column i. The allocation is the longest prefix of that order that
 // fits. A prefix (rather than skipping an item that does not fit and taking cheaper ones after it) makes
 // the ranks non-decreasing in the budget, linear by linear; what it leaves unspent is less than one
 // column of the linear whose turn it was.
@@ -135,7 +135,7 @@ export function allocateRanks(linears: readonly BudgetLinear[], budget: RankBudg
     }
   });
   const order = Array.from({ length: total }, (_, k) => k);
-  order.sort((a, b) => ratio[b]! - ratio[a]! || owner[a]! - owner[b]! || column[a]! - column[b]!);
+  order.sort((a, b) => ratio[b]! - ratio[a]! || column[a]! - column[b]! || owner[a]! - owner[b]!);
   const ranks = new Array<number>(linears.length).fill(0);
   for (const k of order) {
     const i = owner[k]!;

@@ -253,6 +253,14 @@ function searchSmoothQuantPlus(
   return { ...best, search };
 }
 
+/**
+ * Exactly carried outlier columns a low-rank method gives a linear of input width inF (ASER's f; the
+ * others none), known before quantizing. (LLM.int4() is not low-rank: its count depends on the data.)
+ */
+export function lowRankExactColumns(method: QuantMethod, inF: number, outliers?: number | 'auto'): number {
+  return method === 'aser' ? resolveOutlierCount(outliers, inF) : 0;
+}
+
 function resolveOutlierCount(option: number | 'auto' | undefined, inF: number): number {
   if (option === undefined || option === 'auto') return Math.min(32, Math.max(1, Math.round(inF / 128)));
   if (!Number.isInteger(option) || option < 0 || option > inF) throw new QuantizeError(`outliers must be an integer in 0..${inF} or 'auto', got ${option}`);
