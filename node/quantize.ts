@@ -16,7 +16,7 @@ import {
 import { quantizeClassifier } from '../quant/classifier.js';
 import { tensorRows } from '../runtime/weight-rows.js';
 import { quantizeModel } from '../quant/quantize-model.js';
-import { LOW_RANK_METHODS, lowRankExactColumns, type QuantDiagnostics, type QuantizeResult, type QuantMethod } from '../quant/methods.js';
+import { LOW_RANK_METHODS, lowRankExactColumns, type OutlierColumns, type QuantDiagnostics, type QuantizeResult, type QuantMethod } from '../quant/methods.js';
 import { BUDGET_UNITS, allocateRanks, largestAffordableRank, spendBudget, type BudgetRecord, type RankBudget } from '../quant/budget.js';
 import { linearShapes } from '../runtime/memory-plan.js';
 import { QuantizeError } from '../quant/errors.js';
@@ -71,6 +71,8 @@ export interface QuantizeRequest extends CalibrationRequest {
   budget?: RankBudget;
   /** With `budget`: the most reconstruction columns any linear may get (bounds the quantizer's work and memory). */
   budgetMaxRank?: number;
+  /** ASER's outlier columns: exact one-hot side-path columns (default) or reconstructed by the rank-r path (QuantizeOptions.outlierColumns). */
+  outlierColumns?: OutlierColumns;
 }
 
 
@@ -176,7 +178,7 @@ function budgetComputeRank(args: QuantizeRequest, c: ModelConfig): number {
     const { in: inFeatures, out: outFeatures } = shapes[name];
     let fixedColumns: number;
     try {
-      fixedColumns = lowRankExactColumns(args.method, inFeatures, args.outliers);
+      fixedColumns = lowRankExactColumns(args.method, inFeatures, args.outliers, args.outlierColumns);
     } catch (err) {
       if (err instanceof QuantizeError) throw new UsageError(`--outliers: ${err.message}`);
       throw err;
@@ -222,12 +224,15 @@ function requestedRank(args: QuantizeRequest, config?: ModelConfig): number | un
 function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
   return {
     wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.budget ? false : args.rankCountsOutliers,
-    smoothing: requestedSmoothing(args),
+    smoothing: requestedSmoothing(args), ...(args.outlierColumns ? { outlierColumns: args.outlierColumns } : {}),
   };
 }
 
 function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
-  return { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}), ...extra };
+  return {
+    outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}),
+    ...(args.outlierColumns && args.outlierColumns !== 'exact' ? { outlierColumns: args.outlierColumns } : {}), ...extra,
+  };
 }
 
 /** Quantizes every block linear from whole-model statistics given by the caller, and writes the artifact atomically. */

@@ -30,6 +30,7 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
+  { id: 'budget', file: 'bench/results/budget.json', command: 'npm run bench -- budget' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -442,7 +443,36 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function budget(src, j) {
+  const ds = j.datasets ?? [];
+  const rows = j.rows ?? [];
+  const first = rows[0];
+  const diff = (a, b) => (isNum(a) && isNum(b) ? `${a <= b ? '' : '+'}${f((100 * (a - b)) / b, 2)}` : '—');
+  const out = [
+    `## Ranks for a budget vs uniform rank, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `ASER with reconstruction rank ${j.rank} on every linear (its outlier columns on top: \`aser quantize --rank ${j.rank}\`) beside ASER with the ranks quant/budget.ts allocates for that artifact's +FLOPs (\`aser quantize --budget-flops P\`, P its \`flopsOverhead\` × 100), at each activation width. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² on the calibration tokens (manifest diagnostics), what the allocator minimizes.`,
+    '',
+    table(['W4A', 'rule', '+FLOPs %', 'mean side rank', ...ds.flatMap((d) => [`${d} ppl`, 'vs uniform %']), 'whitened residual'],
+      rows.flatMap((r) => [r.uniform, r.allocator].map((v) => [r.abits, v.rule === 'uniform' ? `uniform r = ${j.rank}` : 'allocator', f(v.flopsPct, 3), f(v.meanSideRank, 2),
+        ...ds.flatMap((d) => [f(v.ppl?.[d], 4), v.rule === 'uniform' ? '' : diff(v.ppl?.[d], r.uniform.ppl?.[d])]), isNum(v.residualSq) ? v.residualSq.toExponential(3) : '—']))),
+    '',
+    j.caption ?? '',
+  ];
+  if (first) {
+    out.push('', `Where the allocator puts the columns (W4A${first.abits}): reconstruction ranks per layer and the whitened residual each kind of linear leaves.`, '',
+      table(['linear', 'uniform ranks', 'allocator ranks', 'uniform residual', 'allocator residual', 'error before reconstruction'],
+        (first.uniform.kinds ?? []).map((k) => {
+          const a = (first.allocator.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const e = (x) => (isNum(x) ? x.toExponential(3) : '—');
+          return [k.kind, (k.ranks ?? []).join(' '), (a.ranks ?? []).join(' '), e(k.residualSq), e(a.residualSq), e(k.errorSq)];
+        })));
+  }
+  return out.join('\n');
+}
+
+const RENDER = { budget, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

@@ -1,20 +1,20 @@
 // `aser quantize`: parse the options, run the quantize pipeline (node/quantize.ts), print its summary.
 import type { CommandModule } from 'yargs';
-import type { QuantMethod } from '../../quant/methods.js';
+import type { OutlierColumns, QuantMethod } from '../../quant/methods.js';
 import type { RankBudget } from '../../quant/budget.js';
 import { UsageError } from '../../core/errors.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
 import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
 import {
   abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption,
-  parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
+  outlierColumnsOption, parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
 } from '../options.js';
 
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;
   calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; json: boolean;
   layersPerPass: number; calibDtype: string; classifier: string; smoothing: string;
-  budgetFlops?: number; budgetBytes?: number; budgetMaxRank?: number;
+  budgetFlops?: number; budgetBytes?: number; budgetMaxRank?: number; outlierColumns: string;
 }
 
 /** --budget-flops P / --budget-bytes P (at most one) as the quantizer's budget. */
@@ -33,7 +33,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     y
       .options({ ...modelOption, ...methodOption, ...wbitsOption, ...abitsOption })
       .options(rankOptions)
-      .options({ ...alphaOption, ...outliersOption, ...smoothingOption })
+      .options({ ...alphaOption, ...outliersOption, ...outlierColumnsOption, ...smoothingOption })
       .options({
         ...calibrationOptions,
         'calib-samples': { type: 'number', describe: 'Calibration windows N (default 64; 8 for dim ≥ 2048)' },
@@ -60,7 +60,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     const budget = requestedBudget(args);
     const size = sidePathSize(args);
     const smoothing = parseSmoothing(args.smoothing);
-    const report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat, ...(budget ? { budget, budgetMaxRank: args.budgetMaxRank } : {}) });
+    const report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat, outlierColumns: args.outlierColumns as OutlierColumns, ...(budget ? { budget, budgetMaxRank: args.budgetMaxRank } : {}) });
     const { manifest, seconds } = report;
     const method = manifest.method;
     const ranks = Object.values(manifest.layers).map((l) => l.rank);
