@@ -4,7 +4,8 @@
 // activation width, perplexity on each dataset, through the method table (eval/ppl-table.ts: calibrated
 // once, artifacts and perplexities cached). Beside the perplexities, what the allocator optimizes: the
 // whitened output error each artifact leaves, Σ‖X (W − W_eff)ᵀ‖² over the calibration tokens (manifest
-// diagnostics, f16 factors included), summed per kind of linear, with the ranks each kind got.
+// diagnostics, f16 factors included), summed per kind of linear, with the ranks each kind got. A third
+// variant allocates for the 'relative' objective (each linear's error over its own output energy).
 //
 //   npm run bench -- budget [--model stories260k] [--datasets tinystories,wikitext2] [--abits 8,4]
 //                           [--rank 3] [--max-windows 64]
@@ -28,7 +29,7 @@ interface KindSummary {
 }
 
 interface Variant {
-  rule: 'uniform' | 'allocator';
+  rule: 'uniform' | 'allocator' | 'allocator (relative)';
   flopsPct: number;
   meanSideRank: number;
   ppl: Record<string, number>;
@@ -82,7 +83,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
 
   const fpTable = await runPplTable({ ...common, methods: ['fp'], abits: [abitsList[0]!] });
   const fp = Object.fromEntries(datasets.map((d) => [d, pplCell(fpTable, 'fp', abitsList[0]!, d)!.ppl]));
-  const rows: Array<{ abits: number; budgetPct: number; uniform: Variant; allocator: Variant }> = [];
+  const rows: Array<{ abits: number; budgetPct: number; uniform: Variant; allocator: Variant; relative: Variant }> = [];
   let caption = '';
   for (const abits of abitsList) {
     const uniformTable = await runPplTable({ ...common, methods: ['aser'], abits: [abits], rank, rankBudget: 'reconstruction' });
@@ -90,23 +91,26 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
     const budgetPct = uniform.flopsPct;
     const allocTable = await runPplTable({ ...common, methods: ['aser'], abits: [abits], budget: { unit: 'flops', percent: budgetPct } });
     const allocator = variantOf(allocTable, 'allocator', abits, datasets);
-    rows.push({ abits, budgetPct, uniform, allocator });
+    const relTable = await runPplTable({ ...common, methods: ['aser'], abits: [abits], budget: { unit: 'flops', percent: budgetPct, objective: 'relative' } });
+    const relative = variantOf(relTable, 'allocator (relative)', abits, datasets);
+    rows.push({ abits, budgetPct, uniform, allocator, relative });
     caption = uniformTable.caption;
   }
 
   const head = ['W4A', 'rule', '+FLOPs %', 'mean side rank', ...datasets.map((d) => `${d} ppl`), 'whitened residual Σ‖·‖²'];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const r of rows) {
-    for (const v of [r.uniform, r.allocator]) {
-      console.log(`| ${r.abits} | ${v.rule === 'uniform' ? `uniform r = ${rank}` : 'allocator'} | ${v.flopsPct.toFixed(3)} | ${v.meanSideRank.toFixed(2)} | ${datasets.map((d) => v.ppl[d]!.toFixed(4)).join(' | ')} | ${v.residualSq.toExponential(3)} |`);
+    for (const v of [r.uniform, r.allocator, r.relative]) {
+      console.log(`| ${r.abits} | ${v.rule === 'uniform' ? `uniform r = ${rank}` : v.rule} | ${v.flopsPct.toFixed(3)} | ${v.meanSideRank.toFixed(2)} | ${datasets.map((d) => v.ppl[d]!.toFixed(4)).join(' | ')} | ${v.residualSq.toExponential(3)} |`);
     }
   }
   console.log('\nper kind of linear (first width): reconstruction ranks by layer, and the whitened residual each leaves');
-  console.log('| linear | uniform ranks | allocator ranks | uniform residual | allocator residual | error before |\n|---|---|---|---:|---:|---:|');
+  console.log('| linear | uniform ranks | allocator ranks | relative ranks | uniform residual | allocator residual | relative residual | error before |\n|---|---|---|---|---:|---:|---:|---:|');
   const first = rows[0]!;
   for (const k of first.uniform.kinds) {
     const a = first.allocator.kinds.find((x) => x.kind === k.kind)!;
-    console.log(`| ${k.kind} | ${k.ranks.join(' ')} | ${a.ranks.join(' ')} | ${k.residualSq.toExponential(3)} | ${a.residualSq.toExponential(3)} | ${k.errorSq.toExponential(3)} |`);
+    const r = first.relative.kinds.find((x) => x.kind === k.kind)!;
+    console.log(`| ${k.kind} | ${k.ranks.join(' ')} | ${a.ranks.join(' ')} | ${r.ranks.join(' ')} | ${k.residualSq.toExponential(3)} | ${a.residualSq.toExponential(3)} | ${r.residualSq.toExponential(3)} | ${k.errorSq.toExponential(3)} |`);
   }
   console.log(`\n${caption}`);
   writeJsonReport(join(repoRoot(), 'bench', 'results', 'budget.json'), {

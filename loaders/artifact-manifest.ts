@@ -123,6 +123,8 @@ export interface ArtifactManifest {
  */
 export interface ArtifactBudget {
   unit: 'flops' | 'bytes';
+  /** What the allocation minimized (absent: 'output', the summed whitened error; 'relative': each linear's relative to its output). */
+  objective?: 'output' | 'relative';
   percent: number;
   spentPercent: number;
   computedRank: number;
@@ -229,8 +231,9 @@ const isFiniteNonNeg = (x: unknown) => typeof x === 'number' && Number.isFinite(
 const OPTIONAL_FIELDS: Record<string, { ok: (x: unknown) => boolean; expected: string }> = {
   budget: {
     ok: (x) => isRecord(x) && (x.unit === 'flops' || x.unit === 'bytes') && isNonNegInt(x.computedRank) &&
+      (x.objective === undefined || x.objective === 'output' || x.objective === 'relative') &&
       ['percent', 'spentPercent', 'errorSq', 'droppedSq'].every((k) => isFiniteNonNeg(x[k])),
-    expected: '{unit: "flops" | "bytes", percent, spentPercent, computedRank, errorSq, droppedSq}',
+    expected: '{unit: "flops" | "bytes", objective?: "output" | "relative", percent, spentPercent, computedRank, errorSq, droppedSq}',
   },
 };
 

@@ -24,10 +24,19 @@ import { QuantizeError } from './errors.js';
 export const BUDGET_UNITS = ['flops', 'bytes'] as const;
 export type BudgetUnit = (typeof BUDGET_UNITS)[number];
 
+export const BUDGET_OBJECTIVES = ['output', 'relative'] as const;
+/**
+ * What the allocation minimizes. 'output' (default): Σ dropped σ², the summed whitened output error
+ * ‖X (E − Ê)ᵀ‖² of all linears. 'relative': Σ dropped σ² / ‖X Wᵀ‖², each linear's error relative to its
+ * own output, so that linears with large outputs (q_proj, k_proj) do not take the budget by size alone.
+ */
+export type BudgetObjective = (typeof BUDGET_OBJECTIVES)[number];
+
 /** A budget: side-path cost as a percentage of the base cost (what flopsOverhead × 100 reports for 'flops'). */
 export interface RankBudget {
   unit: BudgetUnit;
   percent: number;
+  objective?: BudgetObjective;
 }
 
 export interface BudgetLinear {
@@ -43,6 +52,8 @@ export interface BudgetLinear {
   maxRank?: number;
   /** Stores a smoothing vector (counted in its base bytes). */
   smooth?: boolean;
+  /** Gain of a column = weight · σ_i² (default 1; 1/‖X Wᵀ‖² for the 'relative' objective). */
+  weight?: number;
 }
 
 export interface BudgetCostOptions {
@@ -95,12 +106,14 @@ export function linearCosts(l: Pick<BudgetLinear, 'inFeatures' | 'outFeatures' |
 function checkInputs(linears: readonly BudgetLinear[], budget: RankBudget): void {
   if (!(BUDGET_UNITS as readonly string[]).includes(budget.unit)) throw new QuantizeError(`budget unit must be ${BUDGET_UNITS.join(' or ')}, got ${JSON.stringify(budget.unit)}`);
   if (!(Number.isFinite(budget.percent) && budget.percent >= 0)) throw new QuantizeError(`budget must be a non-negative percentage, got ${budget.percent}`);
+  if (budget.objective !== undefined && !(BUDGET_OBJECTIVES as readonly string[]).includes(budget.objective)) throw new QuantizeError(`budget objective must be ${BUDGET_OBJECTIVES.join(' or ')}, got ${JSON.stringify(budget.objective)}`);
   if (linears.length === 0) throw new QuantizeError('no linears to allocate ranks to');
   for (const l of linears) {
     const where = l.name ?? 'linear';
     if (!(Number.isInteger(l.inFeatures) && Number.isInteger(l.outFeatures) && l.inFeatures > 0 && l.outFeatures > 0)) throw new QuantizeError(`${where}: bad shape [${l.outFeatures}, ${l.inFeatures}]`);
     if (!(Number.isInteger(l.fixedColumns) && l.fixedColumns >= 0)) throw new QuantizeError(`${where}: fixed columns must be a non-negative integer, got ${l.fixedColumns}`);
     if (l.maxRank !== undefined && !(Number.isInteger(l.maxRank) && l.maxRank >= 0)) throw new QuantizeError(`${where}: maxRank must be a non-negative integer, got ${l.maxRank}`);
+    if (l.weight !== undefined && !(Number.isFinite(l.weight) && l.weight >= 0)) throw new QuantizeError(`${where}: gain weight must be a non-negative number, got ${l.weight}`);
     for (let i = 0; i < l.sigma.length; i++) {
       const s = l.sigma[i]!;
       if (!(Number.isFinite(s) && s >= 0)) throw new QuantizeError(`${where}: σ_${i} is ${s}`);
@@ -131,7 +144,7 @@ export function allocateRanks(linears: readonly BudgetLinear[], budget: RankBudg
     for (let j = 0; j < counts[i]!; j++, n++) {
       owner[n] = i;
       column[n] = j;
-      ratio[n] = l.sigma[j]! ** 2 / costs[i]!.perColumn;
+      ratio[n] = ((l.weight ?? 1) * l.sigma[j]! ** 2) / costs[i]!.perColumn;
     }
   });
   const order = Array.from({ length: total }, (_, k) => k);
@@ -214,6 +227,8 @@ export function truncateReconstruction(result: QuantizeResult, rank: number): Qu
 export interface BudgetRecord {
   unit: BudgetUnit;
   percent: number;
+  /** Absent: 'output'. */
+  objective?: BudgetObjective;
   spentPercent: number;
   /** Rank every linear was computed at before the allocation cut it (an upper bound on any rank). */
   computedRank: number;
@@ -229,17 +244,33 @@ export function spendBudget(
   results: ReadonlyMap<string, QuantizeResult>, budget: RankBudget, computedRank: number, opts: BudgetCostOptions = {},
 ): { results: Map<string, QuantizeResult>; allocation: RankAllocation; record: BudgetRecord } {
   const names = [...results.keys()];
-  const linears: BudgetLinear[] = names.map((name) => {
+  const weights = budget.objective === 'relative' ? relativeWeights(names.map((n) => results.get(n)!.diag)) : undefined;
+  const linears: BudgetLinear[] = names.map((name, i) => {
     const { linear, diag } = results.get(name)!;
     return {
       name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, fixedColumns: linear.rank - diag.rank,
-      sigma: diag.sigma, maxRank: diag.rank, smooth: !!linear.smooth,
+      sigma: diag.sigma, maxRank: diag.rank, smooth: !!linear.smooth, ...(weights ? { weight: weights[i]! } : {}),
     };
   });
   const allocation = allocateRanks(linears, budget, opts);
   const cut = new Map(names.map((name, i) => [name, truncateReconstruction(results.get(name)!, allocation.ranks[i]!)]));
   return {
     results: cut, allocation,
-    record: { unit: budget.unit, percent: budget.percent, spentPercent: allocation.spentPercent, computedRank, errorSq: allocation.errorSq, droppedSq: allocation.droppedSq },
+    record: { unit: budget.unit, percent: budget.percent, ...(budget.objective && budget.objective !== 'output' ? { objective: budget.objective } : {}), spentPercent: allocation.spentPercent, computedRank, errorSq: allocation.errorSq, droppedSq: allocation.droppedSq },
   };
+}
+
+/**
+ * 1/‖X Wᵀ‖² per linear for the 'relative' objective: from diag.outputNorm (via H) when every linear has
+ * it, else from the sampled output norm (the same sample size for every linear input, so the ratios
+ * between linears hold; a common factor does not change the allocation).
+ */
+function relativeWeights(diags: readonly QuantizeResult['diag'][]): number[] {
+  const norms = diags.every((d) => d.outputNorm !== undefined)
+    ? diags.map((d) => d.outputNorm!)
+    : diags.every((d) => d.sampled !== undefined)
+      ? diags.map((d) => d.sampled!.norm / Math.sqrt(d.sampled!.tokens))
+      : undefined;
+  if (!norms) throw new QuantizeError("the 'relative' budget objective needs each linear's output norm (diag.outputNorm or a calibration sample)");
+  return norms.map((n) => (n > 0 ? 1 / (n * n) : 0));
 }

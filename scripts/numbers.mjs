@@ -452,21 +452,22 @@ function budget(src, j) {
     `## Ranks for a budget vs uniform rank, ${j.model} — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `ASER with reconstruction rank ${j.rank} on every linear (its outlier columns on top: \`aser quantize --rank ${j.rank}\`) beside ASER with the ranks quant/budget.ts allocates for that artifact's +FLOPs (\`aser quantize --budget-flops P\`, P its \`flopsOverhead\` × 100), at each activation width. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² on the calibration tokens (manifest diagnostics), what the allocator minimizes.`,
+    `ASER with reconstruction rank ${j.rank} on every linear (its outlier columns on top: \`aser quantize --rank ${j.rank}\`) beside ASER with the ranks quant/budget.ts allocates for that artifact's +FLOPs (\`aser quantize --budget-flops P\`, P its \`flopsOverhead\` × 100; "allocator (relative)": \`--budget-objective relative\`, each linear's dropped σ² over its own output energy), at each activation width. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² on the calibration tokens (manifest diagnostics), what the allocator minimizes.`,
     '',
     table(['W4A', 'rule', '+FLOPs %', 'mean side rank', ...ds.flatMap((d) => [`${d} ppl`, 'vs uniform %']), 'whitened residual'],
-      rows.flatMap((r) => [r.uniform, r.allocator].map((v) => [r.abits, v.rule === 'uniform' ? `uniform r = ${j.rank}` : 'allocator', f(v.flopsPct, 3), f(v.meanSideRank, 2),
+      rows.flatMap((r) => [r.uniform, r.allocator, r.relative].filter(Boolean).map((v) => [r.abits, v.rule === 'uniform' ? `uniform r = ${j.rank}` : v.rule, f(v.flopsPct, 3), f(v.meanSideRank, 2),
         ...ds.flatMap((d) => [f(v.ppl?.[d], 4), v.rule === 'uniform' ? '' : diff(v.ppl?.[d], r.uniform.ppl?.[d])]), isNum(v.residualSq) ? v.residualSq.toExponential(3) : '—']))),
     '',
     j.caption ?? '',
   ];
   if (first) {
     out.push('', `Where the allocator puts the columns (W4A${first.abits}): reconstruction ranks per layer and the whitened residual each kind of linear leaves.`, '',
-      table(['linear', 'uniform ranks', 'allocator ranks', 'uniform residual', 'allocator residual', 'error before reconstruction'],
+      table(['linear', 'uniform ranks', 'allocator ranks', 'relative ranks', 'uniform residual', 'allocator residual', 'relative residual', 'error before reconstruction'],
         (first.uniform.kinds ?? []).map((k) => {
           const a = (first.allocator.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const r = (first.relative?.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
           const e = (x) => (isNum(x) ? x.toExponential(3) : '—');
-          return [k.kind, (k.ranks ?? []).join(' '), (a.ranks ?? []).join(' '), e(k.residualSq), e(a.residualSq), e(k.errorSq)];
+          return [k.kind, (k.ranks ?? []).join(' '), (a.ranks ?? []).join(' '), (r.ranks ?? []).join(' '), e(k.residualSq), e(a.residualSq), e(r.residualSq), e(k.errorSq)];
         })));
   }
   return out.join('\n');

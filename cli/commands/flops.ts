@@ -30,7 +30,7 @@ export const flopsCommand: CommandModule<object, FlopsArgs> = {
     else {
       console.log(`side-path accounting per token: ${origin}`);
       console.log(formatFlopsMarkdown(accounting));
-      if (budget) console.log(`\nbudget +${budget.percent} % ${budget.unit}: spent +${budget.spentPercent.toFixed(3)} %; whitened error Σσ² ${budget.errorSq.toExponential(3)}, left after reconstruction ${budget.droppedSq.toExponential(3)} (each linear computed at rank ${budget.computedRank}, then cut)`);
+      if (budget) console.log(`\nbudget +${budget.percent} % ${budget.unit} (objective ${budget.objective ?? 'output'}): spent +${budget.spentPercent.toFixed(3)} %; whitened error Σσ² ${budget.errorSq.toExponential(3)}, left after reconstruction ${budget.droppedSq.toExponential(3)} (each linear computed at rank ${budget.computedRank}, then cut)`);
       if (varied && args.artifact) console.log(`\nside-path columns per linear (reconstruction rank + outlier columns):\n${formatRankGridMarkdown(linears)}`);
     }
   },

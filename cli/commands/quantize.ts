@@ -1,7 +1,7 @@
 // `aser quantize`: parse the options, run the quantize pipeline (node/quantize.ts), print its summary.
 import type { CommandModule } from 'yargs';
 import type { OutlierColumns, QuantMethod } from '../../quant/methods.js';
-import type { RankBudget } from '../../quant/budget.js';
+import type { BudgetObjective, RankBudget } from '../../quant/budget.js';
 import { UsageError } from '../../core/errors.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
 import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
@@ -14,14 +14,16 @@ interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;
   calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; json: boolean;
   layersPerPass: number; calibDtype: string; classifier: string; smoothing: string;
-  budgetFlops?: number; budgetBytes?: number; budgetMaxRank?: number; outlierColumns: string;
+  budgetFlops?: number; budgetBytes?: number; budgetMaxRank?: number; budgetObjective: string; outlierColumns: string;
 }
 
 /** --budget-flops P / --budget-bytes P (at most one) as the quantizer's budget. */
 function requestedBudget(args: QuantizeArgs): RankBudget | undefined {
   if (args.budgetFlops !== undefined && args.budgetBytes !== undefined) throw new UsageError('give --budget-flops or --budget-bytes, not both');
-  if (args.budgetFlops !== undefined) return { unit: 'flops', percent: args.budgetFlops };
-  if (args.budgetBytes !== undefined) return { unit: 'bytes', percent: args.budgetBytes };
+  const objective = args.budgetObjective as BudgetObjective;
+  const extra = objective === 'output' ? {} : { objective };
+  if (args.budgetFlops !== undefined) return { unit: 'flops', percent: args.budgetFlops, ...extra };
+  if (args.budgetBytes !== undefined) return { unit: 'bytes', percent: args.budgetBytes, ...extra };
   if (args.budgetMaxRank !== undefined) throw new UsageError('--budget-max-rank needs --budget-flops or --budget-bytes');
   return undefined;
 }
@@ -48,6 +50,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       })
       .option('budget-flops', { type: 'number', describe: 'Instead of --rank/--alpha: allocate ranks across all linears so the side path (outlier columns included) adds at most P % FLOPs (flopsOverhead × 100)' })
       .option('budget-bytes', { type: 'number', describe: 'Instead of --rank/--alpha: allocate ranks so the side path (f16 L_A/L_B, outlier columns included) adds at most P % of the base weight bytes' })
+      .option('budget-objective', { type: 'string', choices: ['output', 'relative'], default: 'output', describe: "With a budget: minimize the summed whitened output error (output), or each linear's relative to its own output (relative)" })
       .option('budget-max-rank', { type: 'number', describe: 'With a budget: the most reconstruction columns any one linear may get (default: what the budget affords)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically)' })
       .options(jsonOption('Print the manifest summary as JSON'))

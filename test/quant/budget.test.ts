@@ -110,6 +110,15 @@ describe('allocateRanks', () => {
     expect(none.droppedSq).toBeCloseTo(100 + 81 + 1 + 144 + 4, 9);
   });
 
+  it('weights gains for the relative objective: a linear with a large output no longer takes the budget by size', () => {
+    const big = { inFeatures: 64, outFeatures: 64, fixedColumns: 0, sigma: [100, 90, 80] }; // output energy 1e6
+    const small = { inFeatures: 64, outFeatures: 64, fixedColumns: 0, sigma: [10, 9, 8] }; // output energy 1e3
+    const percent = (100 * 3 * 128) / (2 * 64 * 64);
+    expect(allocateRanks([big, small], { unit: 'flops', percent }).ranks).toEqual([3, 0]);
+    expect(allocateRanks([{ ...big, weight: 1e-6 }, { ...small, weight: 1e-3 }], { unit: 'flops', percent, objective: 'relative' }).ranks).toEqual([0, 3]);
+    expect(() => allocateRanks([big], { unit: 'flops', percent, objective: 'loss' as never })).toThrow(/objective/);
+  });
+
   it('never takes noise-floor directions, honours maxRank, and refuses a budget below the fixed columns', () => {
     const l = { inFeatures: 64, outFeatures: 64, fixedColumns: 1, sigma: [1, 1e-9, 0] };
     expect(allocateRanks([l], { unit: 'flops', percent: 100 }).ranks).toEqual([1]);
