@@ -31,6 +31,7 @@ export const SOURCES = [
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   { id: 'budget', file: 'bench/results/budget.json', command: 'npm run bench -- budget' },
+  { id: 'outliers', file: 'bench/results/outliers.json', command: 'npm run bench -- outliers' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -473,7 +474,32 @@ function budget(src, j) {
   return out.join('\n');
 }
 
-const RENDER = { budget, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function outliers(src, j) {
+  const ds = j.datasets ?? [];
+  const cols = [];
+  for (const a of j.abits ?? []) for (const d of ds) cols.push([a, d]);
+  const methods = [];
+  for (const c of j.cells ?? []) if (!methods.some((m) => m.method === c.method)) methods.push(c);
+  const cell = (m, a, d) => (j.cells ?? []).find((c) => c.method === m.method && c.abits === a && c.dataset === d);
+  const rows = [...(j.outlierRows ?? [])].sort((a, b) => b.abits - a.abits || a.f - b.f || (a.outlierColumns < b.outlierColumns ? -1 : 1));
+  return [
+    `## Outlier columns and f, with a W4A4 column, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `The method table (eval/ppl-table.ts) at every activation width, W4A4 included, every low-rank method at side-path width ${j.sideWidth ?? '—'} (ASER: ${j.sideWidth ?? '—'} − f reconstruction + f outlier columns).`,
+    '',
+    table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], methods.map((m) => [m.label, f(m.meanSideRank, 2), f(m.flopsPct, 2), ...cols.map(([a, d]) => f(cell(m, a, d)?.ppl, 3))])),
+    '',
+    j.caption ?? '',
+    '',
+    `ASER's outlier count f at the same side-path width ${j.sideWidth ?? '—'}, each with its outlier columns carried exactly (one-hot side-path columns, the default; reconstruction rank width − f) or kept in E and reconstructed by the rank-r path (reconstruction rank = width). Mean activation outlier ratio (max / median channel mean |x|, over the linears): ${f(rows[0]?.activationOutlierRatio, 2)}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² (weight error only).`,
+    '',
+    table(['W4A', 'f', 'outlier columns', 'side rank', 'reconstruction rank', '+FLOPs %', ...ds.map((d) => `${d} ppl`), 'whitened residual'],
+      rows.map((r) => [r.abits, r.f, r.outlierColumns, f(r.meanSideRank, 2), f(r.meanRank, 2), f(r.flopsPct, 2), ...ds.map((d) => f(r.ppl?.[d], 4)), isNum(r.residualSq) ? r.residualSq.toExponential(3) : '—'])),
+  ].join('\n');
+}
+
+const RENDER = { budget, outliers, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
