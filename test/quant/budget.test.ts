@@ -7,6 +7,8 @@ import { allocateRanks, largestAffordableRank, linearCosts, truncateReconstructi
 import { quantizeLinear } from '../../quant/methods.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { QuantizeError } from '../../quant/errors.js';
+import { validateManifest } from '../../loaders/artifact-manifest.js';
+import { FormatError } from '../../loaders/errors.js';
 
 const SHAPES = [[64, 64], [64, 32], [64, 172], [172, 64], [48, 48]] as const;
 
@@ -163,5 +165,22 @@ describe('truncateReconstruction', () => {
     expect(cut.diag.sampled).toBeUndefined();
     expect(truncateReconstruction(wide, 6)).toBe(wide);
     expect(() => truncateReconstruction(wide, 7)).toThrow(QuantizeError);
+  });
+});
+
+describe('the manifest\'s optional budget field', () => {
+  const manifest = (extra: object) => ({
+    format: 'aser-artifact', formatVersion: 2, createdBy: 'test', createdAt: '', method: 'aser', wBits: 4, aBits: 8, rank: null, alpha: null,
+    options: {}, calibration: null, source: { id: 'm', sha256: 'x', files: [] }, files: {}, layers: {}, smoothing: 'shared-input', ...extra,
+  });
+  const budget = { unit: 'flops', percent: 10, spentPercent: 9.9, computedRank: 64, errorSq: 5, droppedSq: 2 };
+
+  it('may be absent (every artifact before it) or well formed; a malformed one is refused', () => {
+    expect(validateManifest('m.json', manifest({})).budget).toBeUndefined();
+    expect(validateManifest('m.json', manifest({ budget })).budget).toEqual(budget);
+    expect(validateManifest('m.json', manifest({ formatVersion: 1, budget: { ...budget, objective: 'relative' } })).budget?.objective).toBe('relative');
+    for (const bad of [{ ...budget, unit: 'watts' }, { ...budget, percent: -1 }, { ...budget, computedRank: 1.5 }, { ...budget, objective: 'loss' }, 7]) {
+      expect(() => validateManifest('m.json', manifest({ budget: bad }))).toThrow(FormatError);
+    }
   });
 });
