@@ -32,6 +32,10 @@ export const SOURCES = [
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   { id: 'budget', file: 'bench/results/budget.json', command: 'npm run bench -- budget' },
   { id: 'outliers', file: 'bench/results/outliers.json', command: 'npm run bench -- outliers' },
+  ...[8, 4].map((a) => ({
+    id: `budgetCurveA${a}`, file: `bench/results/budget-curve-a${a}/alpha.json`,
+    command: `aser eval alpha --budget-curve --alphas 0.1,0.05,0.015 --uniform-ranks 1,3,6 --abits ${a} --max-windows 32 --out bench/results/budget-curve-a${a}`,
+  })),
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -499,7 +503,23 @@ function outliers(src, j) {
   ].join('\n');
 }
 
-const RENDER = { budget, outliers, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function budgetCurve(src, j) {
+  const ds = j.datasets ?? [];
+  const rules = ['α rule', 'uniform rank', 'allocator'];
+  const points = rules.flatMap((rule) => (j.curve ?? []).filter((p) => p.rule === rule).sort((a, b) => a.flopsPct - b.flopsPct));
+  return [
+    `## Budget curve, ${j.method} W${j.wbits}A${j.abits}, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Three rank rules on one +FLOPs axis: the α rule (Eq. 9), one reconstruction rank for every linear (ASER's outlier columns on top), and the budget allocator (\`aser quantize --budget-flops\`) at the +FLOPs of every other point. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Plot: \`${dirname(src.file)}/budget.svg\`.`,
+    '',
+    table(['rule', 'setting', '+FLOPs %', 'mean side rank', ...ds.map((d) => `${d} ppl`)], points.map((p) => [p.rule, p.setting, f(p.flopsPct, 2), f(p.meanSideRank, 2), ...ds.map((d) => f(p.ppl?.[d], 4))])),
+    '',
+    j.caption ?? '',
+  ].join('\n');
+}
+
+const RENDER = { budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
