@@ -165,7 +165,8 @@ function checkOptions(o: PplTableOptions): TableMethod[] {
   if (o.datasets.length === 0) throw new PplTableError('no datasets given');
   if (o.abits.length === 0) throw new PplTableError('no activation widths given');
   for (const b of o.abits) if (!isActivationBits(b)) throw new PplTableError(`activation bits must be ${ACTIVATION_BITS_TEXT}, got ${b}`);
-  if ([o.rank, o.alpha, o.budget].filter((x) => x !== undefined).length > 1) throw new PplTableError('give one of rank, alpha or budget');
+  if (o.rank !== undefined && o.alpha !== undefined) throw new PplTableError('give rank or alpha, not both');
+  if (o.budget !== undefined && (o.rank !== undefined || o.alpha !== undefined)) throw new PplTableError('a budget chooses the ranks: give it without rank or alpha');
   if (o.budget !== undefined && !(Number.isFinite(o.budget.percent) && o.budget.percent >= 0)) throw new PplTableError(`budget must be a non-negative percentage, got ${o.budget.percent}`);
   if (o.rank !== undefined && !(Number.isInteger(o.rank) && o.rank >= 0)) throw new PplTableError(`rank must be a non-negative integer, got ${o.rank}`);
   if (o.alpha !== undefined && !(o.alpha > 0 && o.alpha <= 1)) throw new PplTableError(`alpha must lie in (0, 1], got ${o.alpha}`);
