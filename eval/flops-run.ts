@@ -5,7 +5,8 @@ import { meanRankForAlpha } from '../runtime/memory-plan.js';
 import { MemoryPlanError } from '../runtime/errors.js';
 import { UsageError } from '../core/errors.js';
 import { resolvePlanConfig } from '../node/plan.js';
-import { configLinears, flopsAccounting, manifestLinears, type FlopsAccounting } from './flops.js';
+import { configLinears, flopsAccounting, manifestLinears, type FlopsAccounting, type LinearAccountingInput } from './flops.js';
+import type { ArtifactBudget } from '../loaders/artifact-manifest.js';
 
 export interface FlopsRequest {
   /** Artifact directory: its shapes and per-linear ranks. */
@@ -19,13 +20,16 @@ export interface FlopsRequest {
 }
 
 /** The accounting a request asks for, and a line saying what it is over; bad combinations are UsageErrors. */
-export function runFlops(req: FlopsRequest): { accounting: FlopsAccounting; origin: string } {
+export function runFlops(req: FlopsRequest): { accounting: FlopsAccounting; origin: string; linears: LinearAccountingInput[]; budget?: ArtifactBudget } {
   if (req.artifact) {
     if (req.config || req.model || req.ranks || req.alpha !== undefined) throw new UsageError('--artifact carries its own shapes and ranks; drop --config/--model/--ranks/--alpha');
     const manifest = readArtifactManifest(req.artifact);
+    const linears = manifestLinears(manifest.layers);
+    const b = manifest.budget;
     return {
-      accounting: flopsAccounting(manifestLinears(manifest.layers), { wBits: manifest.wBits }),
-      origin: `${req.artifact} (${manifest.method} W${manifest.wBits}A${manifest.aBits})`,
+      accounting: flopsAccounting(linears, { wBits: manifest.wBits }), linears,
+      origin: `${req.artifact} (${manifest.method} W${manifest.wBits}A${manifest.aBits}${b ? `, ranks allocated for +${b.percent} % ${b.unit}` : ''})`,
+      ...(b ? { budget: b } : {}),
     };
   }
   if (!req.config && !req.model) throw new UsageError('give --artifact DIR, or --config config.json / --model NAME with --ranks or --alpha');
@@ -45,11 +49,13 @@ export function runFlops(req: FlopsRequest): { accounting: FlopsAccounting; orig
     ranks = list.length === 1 ? list[0]! : list;
   }
   let accounting: FlopsAccounting;
+  let linears: LinearAccountingInput[];
   try {
-    accounting = flopsAccounting(configLinears(config, ranks));
+    linears = configLinears(config, ranks);
+    accounting = flopsAccounting(linears);
   } catch (err) {
     if (err instanceof RangeError) throw new UsageError(`--ranks: ${err.message}`);
     throw err;
   }
-  return { accounting, origin: `${where}${req.alpha !== undefined ? `, α = ${req.alpha} → mean rank ${(ranks as number).toFixed(2)}` : ''}` };
+  return { accounting, linears, origin: `${where}${req.alpha !== undefined ? `, α = ${req.alpha} → mean rank ${(ranks as number).toFixed(2)}` : ''}` };
 }

@@ -118,6 +118,22 @@ export function manifestLinears(layers: Record<string, { inFeatures: number; out
   });
 }
 
+/**
+ * Each linear's side-path columns, a row per layer and a column per linear: "r + f" (reconstruction
+ * rank + exactly carried outlier columns) where the split is known, else the total.
+ */
+export function formatRankGridMarkdown(linears: LinearAccountingInput[]): string {
+  const names = [...new Set(linears.map((l) => l.name))];
+  const layers = [...new Set(linears.map((l) => l.layer))].sort((a, b) => a - b);
+  const cell = (l: LinearAccountingInput | undefined) =>
+    !l ? '–' : l.outlierColumns ? `${l.rank} + ${l.outlierColumns}` : String(l.rank);
+  return [
+    `| layer | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+    ...layers.map((layer) => `| ${layer} | ${names.map((n) => cell(linears.find((l) => l.layer === layer && l.name === n))).join(' | ')} |`),
+  ].join('\n');
+}
+
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
 
 export function formatFlopsMarkdown(a: FlopsAccounting): string {

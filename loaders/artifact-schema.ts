@@ -109,6 +109,25 @@ export interface ArtifactManifest {
   smoothing: SmoothingScope;
   /** Version 2, optional; absent (always in version 1): the classifier runs from the model's weights in the executor's dtype. */
   classifier?: ArtifactClassifier;
+  /** Optional in any version: the side-path budget the per-linear ranks (layers' errorRank) were allocated for. */
+  budget?: ArtifactBudget;
+}
+
+/**
+ * How `aser quantize --budget-flops/--budget-bytes` chose the ranks (quant/budget.ts): the budget as a
+ * percentage of the base cost, what the side path spends (fixed outlier columns included), the rank
+ * every linear was computed at before being cut, and the summed whitened error before reconstruction
+ * and after it (Σσ² and the dropped Σσ², over all linears).
+ */
+export interface ArtifactBudget {
+  unit: 'flops' | 'bytes';
+  /** What the allocation minimized (absent: 'output', the summed whitened error; 'relative': each linear's relative to its output). */
+  objective?: 'output' | 'relative';
+  percent: number;
+  spentPercent: number;
+  computedRank: number;
+  errorSq: number;
+  droppedSq: number;
 }
 
 /** What the caller supplies; the writer fills in format, version, layers, files, createdAt/By. */
@@ -159,6 +178,21 @@ const TOP_LEVEL_V2: Record<string, { ok: (x: unknown) => boolean; expected: stri
   smoothing: { ok: isSmoothingScope, expected: SMOOTHING_SCOPES.map((s) => JSON.stringify(s)).join(' or ') },
 };
 
+const isFiniteNonNeg = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+
+/**
+ * Top-level fields any version may carry or leave out, each with its check. Old readers ignore them, so
+ * adding one needs no version bump; a present one must be well formed.
+ */
+const OPTIONAL_FIELDS: Record<string, { ok: (x: unknown) => boolean; expected: string }> = {
+  budget: {
+    ok: (x) => isRecord(x) && (x.unit === 'flops' || x.unit === 'bytes') && isNonNegInt(x.computedRank) &&
+      (x.objective === undefined || x.objective === 'output' || x.objective === 'relative') &&
+      ['percent', 'spentPercent', 'errorSq', 'droppedSq'].every((k) => isFiniteNonNeg(x[k])),
+    expected: '{unit: "flops" | "bytes", objective?: "output" | "relative", percent, spentPercent, computedRank, errorSq, droppedSq}',
+  },
+};
+
 /**
  * A version-1 manifest in the current shape (in place): version 1 decided smoothing per linear. The
  * recorded formatVersion stays 1 (it says what was written).
@@ -183,6 +217,9 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
   upgradeManifest(m);
   for (const [name, { ok, expected }] of Object.entries(TOP_LEVEL_V2)) {
     if (!ok(m[name])) bad(`"${name}" must be ${expected}, got ${JSON.stringify(m[name])}`);
+  }
+  for (const [name, { ok, expected }] of Object.entries(OPTIONAL_FIELDS)) {
+    if (m[name] !== undefined && !ok(m[name])) bad(`"${name}" must be ${expected}, got ${JSON.stringify(m[name])}`);
   }
   if (typeof m.method !== 'string') bad('"method" must be a string');
   if (!isNonNegInt(m.wBits) || !isNonNegInt(m.aBits)) bad('"wBits" and "aBits" must be integers');

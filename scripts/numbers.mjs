@@ -31,6 +31,13 @@ export const SOURCES = [
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   { id: 'web', file: 'bench/results/web.json', command: 'npm run bench -- web' },
+
+  { id: 'budget', file: 'bench/results/budget.json', command: 'npm run bench -- budget' },
+  { id: 'outliers', file: 'bench/results/outliers.json', command: 'npm run bench -- outliers' },
+  ...[8, 4].map((a) => ({
+    id: `budgetCurveA${a}`, file: `bench/results/budget-curve-a${a}/alpha.json`,
+    command: `aser eval alpha --budget-curve --alphas 0.1,0.05,0.015 --uniform-ranks 1,3,6 --abits ${a} --max-windows 32 --out bench/results/budget-curve-a${a}`,
+  })),
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -460,7 +467,78 @@ function web(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web };
+function budget(src, j) {
+  const ds = j.datasets ?? [];
+  const rows = j.rows ?? [];
+  const first = rows[0];
+  const diff = (a, b) => (isNum(a) && isNum(b) ? `${a <= b ? '' : '+'}${f((100 * (a - b)) / b, 2)}` : '—');
+  const out = [
+    `## Ranks for a budget vs uniform rank, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `ASER with reconstruction rank ${j.rank} on every linear (its outlier columns on top: \`aser quantize --rank ${j.rank}\`) beside ASER with the ranks quant/budget.ts allocates for that artifact's +FLOPs (\`aser quantize --budget-flops P\`, P its \`flopsOverhead\` × 100; "allocator (relative)": \`--budget-objective relative\`, each linear's dropped σ² over its own output energy), at each activation width. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² on the calibration tokens (manifest diagnostics), what the allocator minimizes.`,
+    '',
+    table(['W4A', 'rule', '+FLOPs %', 'mean side rank', ...ds.flatMap((d) => [`${d} ppl`, 'vs uniform %']), 'whitened residual'],
+      rows.flatMap((r) => [r.uniform, r.allocator, r.relative].filter(Boolean).map((v) => [r.abits, v.rule === 'uniform' ? `uniform r = ${j.rank}` : v.rule, f(v.flopsPct, 3), f(v.meanSideRank, 2),
+        ...ds.flatMap((d) => [f(v.ppl?.[d], 4), v.rule === 'uniform' ? '' : diff(v.ppl?.[d], r.uniform.ppl?.[d])]), isNum(v.residualSq) ? v.residualSq.toExponential(3) : '—']))),
+    '',
+    j.caption ?? '',
+  ];
+  if (first) {
+    out.push('', `Where the allocator puts the columns (W4A${first.abits}): reconstruction ranks per layer and the whitened residual each kind of linear leaves.`, '',
+      table(['linear', 'uniform ranks', 'allocator ranks', 'relative ranks', 'uniform residual', 'allocator residual', 'relative residual', 'error before reconstruction'],
+        (first.uniform.kinds ?? []).map((k) => {
+          const a = (first.allocator.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const r = (first.relative?.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const e = (x) => (isNum(x) ? x.toExponential(3) : '—');
+          return [k.kind, (k.ranks ?? []).join(' '), (a.ranks ?? []).join(' '), (r.ranks ?? []).join(' '), e(k.residualSq), e(a.residualSq), e(r.residualSq), e(k.errorSq)];
+        })));
+  }
+  return out.join('\n');
+}
+
+function outliers(src, j) {
+  const ds = j.datasets ?? [];
+  const cols = [];
+  for (const a of j.abits ?? []) for (const d of ds) cols.push([a, d]);
+  const methods = [];
+  for (const c of j.cells ?? []) if (!methods.some((m) => m.method === c.method)) methods.push(c);
+  const cell = (m, a, d) => (j.cells ?? []).find((c) => c.method === m.method && c.abits === a && c.dataset === d);
+  const rows = [...(j.outlierRows ?? [])].sort((a, b) => b.abits - a.abits || a.f - b.f || (a.outlierColumns < b.outlierColumns ? -1 : 1));
+  return [
+    `## Outlier columns and f, with a W4A4 column, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `The method table (eval/ppl-table.ts) at every activation width, W4A4 included, every low-rank method at side-path width ${j.sideWidth ?? '—'} (ASER: ${j.sideWidth ?? '—'} − f reconstruction + f outlier columns).`,
+    '',
+    table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], methods.map((m) => [m.label, f(m.meanSideRank, 2), f(m.flopsPct, 2), ...cols.map(([a, d]) => f(cell(m, a, d)?.ppl, 3))])),
+    '',
+    j.caption ?? '',
+    '',
+    `ASER's outlier count f at the same side-path width ${j.sideWidth ?? '—'}, each with its outlier columns carried exactly (one-hot side-path columns, the default; reconstruction rank width − f) or kept in E and reconstructed by the rank-r path (reconstruction rank = width). Mean activation outlier ratio (max / median channel mean |x|, over the linears): ${f(rows[0]?.activationOutlierRatio, 2)}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² (weight error only).`,
+    '',
+    table(['W4A', 'f', 'outlier columns', 'side rank', 'reconstruction rank', '+FLOPs %', ...ds.map((d) => `${d} ppl`), 'whitened residual'],
+      rows.map((r) => [r.abits, r.f, r.outlierColumns, f(r.meanSideRank, 2), f(r.meanRank, 2), f(r.flopsPct, 2), ...ds.map((d) => f(r.ppl?.[d], 4)), isNum(r.residualSq) ? r.residualSq.toExponential(3) : '—'])),
+  ].join('\n');
+}
+
+function budgetCurve(src, j) {
+  const ds = j.datasets ?? [];
+  const rules = ['α rule', 'uniform rank', 'allocator'];
+  const points = rules.flatMap((rule) => (j.curve ?? []).filter((p) => p.rule === rule).sort((a, b) => a.flopsPct - b.flopsPct));
+  return [
+    `## Budget curve, ${j.method} W${j.wbits}A${j.abits}, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Three rank rules on one +FLOPs axis: the α rule (Eq. 9), one reconstruction rank for every linear (ASER's outlier columns on top), and the budget allocator (\`aser quantize --budget-flops\`) at the +FLOPs of every other point. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Plot: \`${dirname(src.file)}/budget.svg\`.`,
+    '',
+    table(['rule', 'setting', '+FLOPs %', 'mean side rank', ...ds.map((d) => `${d} ppl`)], points.map((p) => [p.rule, p.setting, f(p.flopsPct, 2), f(p.meanSideRank, 2), ...ds.map((d) => f(p.ppl?.[d], 4))])),
+    '',
+    j.caption ?? '',
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

@@ -1,7 +1,7 @@
 // `aser flops`: side-path FLOPs, parameter and byte overhead per layer and for the whole model, from an
 // artifact's ranks or from a config with given (mean) ranks (eval/flops-run.ts; arithmetic: eval/flops.ts).
 import type { CommandModule } from 'yargs';
-import { formatFlopsMarkdown } from '../../eval/flops.js';
+import { formatFlopsMarkdown, formatRankGridMarkdown } from '../../eval/flops.js';
 import { runFlops } from '../../eval/flops-run.js';
 import { jsonOption } from '../options.js';
 
@@ -23,11 +23,15 @@ export const flopsCommand: CommandModule<object, FlopsArgs> = {
       .example('$0 flops --model llama3-8b --alpha 0.05', 'LLaMA-3-8B shapes at the paper’s α = 0.05 mean rank')
       .example('$0 flops --config config.json --ranks 30.58', 'any config, mean rank 30.58') as never,
   handler: async (args) => {
-    const { accounting, origin } = runFlops({ artifact: args.artifact, config: args.config, model: args.model, ranks: args.ranks, alpha: args.alpha });
-    if (args.json) console.log(JSON.stringify({ origin, ...accounting }));
+    const { accounting, origin, linears, budget } = runFlops({ artifact: args.artifact, config: args.config, model: args.model, ranks: args.ranks, alpha: args.alpha });
+    // Per-linear ranks where they differ within a layer (an α rule or a budget chose them).
+    const varied = new Set(linears.map((l) => l.rank)).size > 1;
+    if (args.json) console.log(JSON.stringify({ origin, ...accounting, ...(budget ? { budget } : {}), ...(args.artifact ? { linears: linears.map(({ layer, name, rank, outlierColumns }) => ({ layer, name, rank, outlierColumns: outlierColumns ?? 0 })) } : {}) }));
     else {
       console.log(`side-path accounting per token: ${origin}`);
       console.log(formatFlopsMarkdown(accounting));
+      if (budget) console.log(`\nbudget +${budget.percent} % ${budget.unit} (objective ${budget.objective ?? 'output'}): spent +${budget.spentPercent.toFixed(3)} %; whitened error Σσ² ${budget.errorSq.toExponential(3)}, left after reconstruction ${budget.droppedSq.toExponential(3)} (each linear computed at rank ${budget.computedRank}, then cut)`);
+      if (varied && args.artifact) console.log(`\nside-path columns per linear (reconstruction rank + outlier columns):\n${formatRankGridMarkdown(linears)}`);
     }
   },
 };
