@@ -4,7 +4,8 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { w4Blocks } from '../core/w4-layout.js';
 import { f16ToF32Array } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import type { LowRankDtype, LowRankInt8, QuantizedLinear } from '../core/quantized.js';
+import { dequantizeLowRankInt8 } from '../core/lowrank-int8.js';
 import { weightWordsPerBlock } from '../core/w8-layout.js';
 import { FormatError, LoadError, NotFoundError } from './errors.js';
 import { openSafetensors } from './safetensors.js';
@@ -90,21 +91,21 @@ export function openArtifact(dir: string, options: ReadArtifactOptions = {}): Ar
         file: c.file, inFeatures: c.inFeatures!, outFeatures: c.outFeatures!, wBits: c.wBits!, aBits: c.aBits!,
         rank: 0, errorRank: 0, outliers: [], smooth: false, bias: false,
       };
-      return readLinears(dir, c.file, [[CLASSIFIER_MODULE, entry]]).get(CLASSIFIER_MODULE);
+      return readLinears(dir, c.file, [[CLASSIFIER_MODULE, entry]], manifest.lowRankDtype).get(CLASSIFIER_MODULE);
     },
   };
 }
 
 /** The linears of one tensor file, cross-checked with the manifest's shapes (checksums: openArtifact). */
 function readArtifactFile(dir: string, manifest: ArtifactManifest, file: string): Map<string, QuantizedLinear> {
-  return readLinears(dir, file, Object.entries(manifest.layers).filter(([, e]) => e.file === file));
+  return readLinears(dir, file, Object.entries(manifest.layers).filter(([, e]) => e.file === file), manifest.lowRankDtype);
 }
 
 /** The linears `entries` describe, read from `file`. */
-function readLinears(dir: string, file: string, entries: Array<[string, ArtifactLayerEntry]>): Map<string, QuantizedLinear> {
+function readLinears(dir: string, file: string, entries: Array<[string, ArtifactLayerEntry]>, lowRankDtype: LowRankDtype): Map<string, QuantizedLinear> {
   const layers = new Map<string, QuantizedLinear>();
   const path = join(dir, file);
-  const st = openSafetensors(path, { dtypes: ['U32', 'F32', 'F16'] });
+  const st = openSafetensors(path, { dtypes: ['U32', 'F32', 'F16', 'I8'] });
   try {
     const expectTensor = (tensor: string, dtype: string, shape: number[]): Uint8Array => {
       if (!st.has(tensor)) throw new FormatError(path, `tensor ${tensor} is missing`);
@@ -126,7 +127,15 @@ function readLinears(dir: string, file: string, entries: Array<[string, Artifact
         rank,
       };
       if (e.smooth) q.smooth = typed(expectTensor(`${name}.smooth`, 'F32', [inF]), Float32Array);
-      if (rank > 0) {
+      if (rank > 0 && lowRankDtype === 'int8') {
+        const f: LowRankInt8 = {
+          la: typed(expectTensor(`${name}.la`, 'I8', [inF, rank]), Int8Array),
+          laScale: typed(expectTensor(`${name}.la_scale`, 'F32', [rank]), Float32Array),
+          lb: typed(expectTensor(`${name}.lb`, 'I8', [rank, out]), Int8Array),
+          lbScale: typed(expectTensor(`${name}.lb_scale`, 'F32', [rank]), Float32Array),
+        };
+        Object.assign(q, dequantizeLowRankInt8(f, inF, out, rank), { lowRankInt8: f });
+      } else if (rank > 0) {
         q.la = f16ToF32Array(typed(expectTensor(`${name}.la`, 'F16', [inF, rank]), Uint16Array));
         q.lb = f16ToF32Array(typed(expectTensor(`${name}.lb`, 'F16', [rank, out]), Uint16Array));
       }

@@ -22,7 +22,10 @@ import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
 import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
-import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, type SmoothingScope } from '../core/quantized.js';
+import {
+  DEFAULT_LOW_RANK_DTYPE, DEFAULT_SMOOTHING_SCOPE, LOW_RANK_DTYPES, isLowRankDtype, isSmoothingScope, type LowRankDtype, type QuantizedLinear, type SmoothingScope,
+} from '../core/quantized.js';
+import { withInt8LowRank } from '../core/lowrank-int8.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -59,6 +62,21 @@ export interface QuantizeRequest extends CalibrationRequest {
   classifier?: ClassifierFormat;
   /** One smoothing vector per shared input (q|k|v, gate|up; default) or per linear; recorded in the manifest. */
   smoothing?: SmoothingScope;
+  /** How L_A / L_B are stored (default DEFAULT_LOW_RANK_DTYPE); recorded in the manifest. */
+  lowRankDtype?: LowRankDtype;
+}
+
+/** The request's low-rank storage, default filled in; anything else is a usage error. */
+export function requestedLowRankDtype(args: { lowRankDtype?: string }): LowRankDtype {
+  const d = args.lowRankDtype ?? DEFAULT_LOW_RANK_DTYPE;
+  if (!isLowRankDtype(d)) throw new UsageError(`--lowrank-dtype ${JSON.stringify(d)} is not one of ${LOW_RANK_DTYPES.join(', ')}`);
+  return d;
+}
+
+/** The linears with their side path stored as the request asks (int8: core/lowrank-int8.ts). */
+function inLowRankDtype(linears: Map<string, QuantizedLinear>, dtype: LowRankDtype): Map<string, QuantizedLinear> {
+  if (dtype === 'f16') return linears;
+  return new Map([...linears].map(([name, q]) => [name, withInt8LowRank(q)]));
 }
 
 
@@ -182,11 +200,12 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
     const result = quantizeModel(source, stats, method, { ...quantizeOptions(args, rank), onLinear: () => qbar.update(++done) });
     qbar.finish();
     const w0 = performance.now();
+    const lowRankDtype = requestedLowRankDtype(args);
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args),
+      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args), lowRankDtype,
       calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
-    }, result.layers, result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
+    }, inLowRankDtype(result.layers, lowRankDtype), result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
     const end = performance.now();
     return {
       manifest, seconds: (end - started) / 1000, loadSeconds: 0, calibrateSeconds, quantizeSeconds: (w0 - q0) / 1000, writeSeconds: (end - w0) / 1000,
@@ -223,6 +242,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
       // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
       const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, DEFAULT_MAX_BATCH_TOKENS), pipelines: session.pipelines });
+      const lowRankDtype = requestedLowRankDtype(args);
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {
@@ -231,7 +251,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
         let pass = 0, done = 0;
         const { groups } = await quantizeLayerwise(capture, source, windows, method, (layer, linears, diagnostics) => {
-          writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
+          writer.addFile(artifactFileFor(`model.layers.${layer}.`), inLowRankDtype(linears, lowRankDtype), diagnostics as unknown as Map<string, Record<string, unknown>>);
         }, {
           ...quantizeOptions(args, rank), layersPerPass, seed: args.seed,
           onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
@@ -251,7 +271,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         quantizeSeconds += (performance.now() - c0) / 1000;
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args),
+          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args), lowRankDtype,
           calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
         });
         return {
