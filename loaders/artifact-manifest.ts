@@ -226,12 +226,9 @@ const TOP_LEVEL_V2: Record<string, { ok: (x: unknown) => boolean; expected: stri
  * An older manifest in the current shape (in place): version 1 decided smoothing per linear; versions
  * 1 and 2 stored L_A / L_B in f16. The recorded formatVersion stays (it says what was written).
  */
-function upgradeManifest(m: Record<string, unknown>, bad: (reason: string) => never): void {
+function upgradeManifest(m: Record<string, unknown>): void {
   if (m.formatVersion === 1) m.smoothing = 'per-linear';
-  if (m.formatVersion === 1 || m.formatVersion === 2) {
-    if (m.lowRankDtype !== undefined) bad(`"lowRankDtype" needs format version 3, this manifest is version ${m.formatVersion as number}`);
-    m.lowRankDtype = 'f16';
-  }
+  if ((m.formatVersion === 1 || m.formatVersion === 2) && m.lowRankDtype === undefined) m.lowRankDtype = 'f16';
 }
 
 /** Checks the manifest's structure; a version this build cannot read gets its own message. */
@@ -247,7 +244,8 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
     bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${READABLE_FORMAT_VERSIONS.join(', ')}` +
       ` (written by ${JSON.stringify(m.createdBy)}); ${newer ? 'use the aser-webgpu that wrote it, or ' : ''}re-quantize the model with this build`);
   }
-  upgradeManifest(m, bad);
+  const lowRankDtypeTooEarly = (m.formatVersion as number) < 3 && m.lowRankDtype !== undefined;
+  upgradeManifest(m);
   for (const [name, { ok, expected }] of Object.entries(TOP_LEVEL_V2)) {
     if (!ok(m[name])) bad(`"${name}" must be ${expected}, got ${JSON.stringify(m[name])}`);
   }
@@ -292,6 +290,7 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
       if (!isActivationBits(cl.aBits)) bad(`classifier.aBits ${JSON.stringify(cl.aBits)}: must be ${ACTIVATION_BITS_TEXT}`);
     } else if (cl.file !== undefined) bad(`classifier.file is given for format ${cl.format as string}, which stores no tensors`);
   }
+  if (lowRankDtypeTooEarly) bad(`"lowRankDtype" needs format version 3, this manifest is version ${m.formatVersion as number}`);
   return raw as ArtifactManifest;
 }
 
