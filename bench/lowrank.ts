@@ -2,7 +2,7 @@
 // quality and buy in bytes and time, against f16 factors, in one run.
 //
 //   npm run bench -- lowrank [--part quality|kernels|all] [--model stories260k] [--rank 8]
-//                            [--max-windows 150] [--ctx 256] [--rounds N] [--out FILE]
+//                            [--max-windows 150] [--ctx 256] [--rounds N] [--only SHAPE-REGEX] [--out FILE]
 // (default FILE: bench/results/lowrank.json; bench/results/lowrank-kernels.json for --part kernels)
 //
 // quality: one calibration of the model, then ASER artifacts at A8 and A6 with f16 and with int8
@@ -12,8 +12,9 @@
 // kernels: one decode token through kernels A + B at LLaMA-3-8B shapes (4096², 4096→14336,
 //   14336→4096), rank 0 and r = 14, 31, 60 with f16 (or f32 without shader-f16) and int8 factors, fused,
 //   and the unfused f16 baseline; every op timed once per round, round-robin, so load from other
-//   processes hits all alike. Latency overhead = the op's time over rank 0's in the same round, minus 1;
-//   its median over rounds and the spread (min, max) are reported, with every sample in the JSON.
+//   processes hits all alike; a sample is --reps encodes in one pass. Latency overhead = the op's time
+//   over rank 0's in the same round, minus 1; its median over rounds and the spread (min, max) are
+//   reported, and the same from the minimum times (the least-disturbed samples), every sample in the JSON.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,19 +121,24 @@ function seeded(n: number, seed: number, scale: number): Float32Array {
   return out;
 }
 
-function syntheticLayer(s: Shape, rank: number, int8: boolean): QuantizedLinear {
+/** The shape's layer at each variant's rank and factor storage; one packed weight shared by all of them. */
+function syntheticLayers(s: Shape, vs: KernelVariant[]): QuantizedLinear[] {
   const q = new Int8Array(s.inF * s.outF);
   let r = 12345;
   for (let i = 0; i < q.length; i++) {
     r = (Math.imul(r, 1664525) + 1013904223) >>> 0;
     q[i] = ((r >>> 16) % 15) - 7;
   }
-  const layer: QuantizedLinear = {
-    inFeatures: s.inF, outFeatures: s.outF, wBits: 4, aBits: 8, qweight: packW4(q, s.outF, s.inF),
-    wScale: seeded(s.outF, 2, 0.01).map((v) => Math.abs(v) + 1e-3), rank,
-    la: rank ? seeded(s.inF * rank, 3, 0.05) : undefined, lb: rank ? seeded(rank * s.outF, 4, 0.05) : undefined,
-  };
-  return int8 ? withInt8LowRank(layer) : layer;
+  const base = { inFeatures: s.inF, outFeatures: s.outF, wBits: 4, aBits: 8, qweight: packW4(q, s.outF, s.inF), wScale: seeded(s.outF, 2, 0.01).map((v) => Math.abs(v) + 1e-3) };
+  const byRank = new Map<number, QuantizedLinear>();
+  return vs.map((v) => {
+    let layer = byRank.get(v.rank);
+    if (!layer) {
+      layer = { ...base, rank: v.rank, la: v.rank ? seeded(s.inF * v.rank, 3, 0.05) : undefined, lb: v.rank ? seeded(v.rank * s.outF, 4, 0.05) : undefined };
+      byRank.set(v.rank, layer);
+    }
+    return v.factors === 'int8' ? withInt8LowRank(layer) : layer;
+  });
 }
 
 interface KernelRow {
@@ -155,6 +161,9 @@ interface KernelRow {
   latencyOverheadPct?: { median: number; min: number; max: number; perRound: number[] };
   /** median latency overhead / FLOPs overhead. */
   overheadPerFlopsShare?: number;
+  /** From the least-disturbed samples: min time / rank 0's min time − 1, %, and that over the FLOPs overhead. */
+  minOverheadPct?: number;
+  minOverheadPerFlopsShare?: number;
 }
 
 const med = (xs: number[]) => {
@@ -162,25 +171,27 @@ const med = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function kernels(rounds: number): Promise<{ rows: KernelRow[]; adapter: string; timer: string; loadavgBefore: number[] }> {
+async function kernels(rounds: number, reps: number, only?: RegExp): Promise<{ rows: KernelRow[]; adapter: string; timer: string; loadavgBefore: number[] }> {
   const loadavgBefore = loadavg().map((x) => +x.toFixed(2));
   const gpu = await openNodeDevice();
   const cache = new PipelineCache(gpu.device);
   const timer = new BenchTimer(gpu);
   const rows: KernelRow[] = [];
   try {
-    for (const s of SHAPES) {
+    for (const s of SHAPES.filter((x) => !only || only.test(x.name))) {
       const vs = variants();
-      const ops: QuantizedLinearOp[] = vs.map((v) => createQuantizedLinear(gpu, cache, syntheticLayer(s, v.rank, v.factors === 'int8'), { label: `${s.name} ${v.name}`, maxTokens: 1, fused: v.fused }));
+      const layers = syntheticLayers(s, vs);
+      const ops: QuantizedLinearOp[] = vs.map((v, i) => createQuantizedLinear(gpu, cache, layers[i]!, { label: `${s.name} ${v.name}`, maxTokens: 1, fused: v.fused }));
       const x = createBuffer(gpu.device, s.inF * 4, 'bench/x');
       gpu.device.queue.writeBuffer(x, 0, seeded(s.inF, 7, 1));
       const y = createBuffer(gpu.device, s.outF * 4, 'bench/y');
       try {
         const enc = ops.map((op) => (p: GPUComputePassEncoder) => op.encode(p, x, y, 1));
         for (const e of enc) await timer.sample(e, 1); // compile and warm up
+        // A sample is `reps` encodes in one pass (ms per encode): fewer samples that one descheduling spoils.
         const samples = vs.map(() => [] as number[]);
         for (let r = 0; r < rounds; r++) {
-          for (const [i, e] of enc.entries()) samples[i]!.push(await timer.sample(e, 1));
+          for (const [i, e] of enc.entries()) samples[i]!.push(await timer.sample(e, reps));
           process.stderr.write(`\r${s.name}: round ${r + 1}/${rounds}`);
         }
         process.stderr.write('\n');
@@ -196,6 +207,8 @@ async function kernels(rounds: number): Promise<{ rows: KernelRow[]; adapter: st
             const perRound = xs.map((t, r) => 100 * (t / base[r]! - 1));
             row.latencyOverheadPct = { median: med(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
             row.overheadPerFlopsShare = row.latencyOverheadPct.median / flopsPct;
+            row.minOverheadPct = 100 * (row.minMs / Math.min(...base) - 1);
+            row.minOverheadPerFlopsShare = row.minOverheadPct / flopsPct;
           }
           rows.push(row);
         });
@@ -246,16 +259,19 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     if (part !== 'quality') {
-      const rounds = Number(get('rounds', '9'));
-      const k = await kernels(rounds);
-      report.kernels = { tokens: 1, rounds, ranks: RANKS, timer: k.timer, adapter: k.adapter, loadavgBefore: k.loadavgBefore, rows: k.rows };
+      const rounds = Number(get('rounds', '15'));
+      const only = argv.includes('--only') ? new RegExp(get('only', '')) : undefined;
+      const reps = Number(get('reps', '3'));
+      const k = await kernels(rounds, reps, only);
+      report.kernels = { tokens: 1, rounds, repsPerSample: reps, ranks: RANKS, timer: k.timer, adapter: k.adapter, loadavgBefore: k.loadavgBefore, rows: k.rows };
       console.log(`\ndecode (1 token), kernels A + B, ${k.adapter}, ${k.timer}, ${rounds} rounds round-robin\n`);
-      console.log('| shape | variant | factors | median ms | min–max ms | +FLOPs % | latency overhead % (median, min–max) | overhead / FLOPs share |');
-      console.log('|---|---|---|---|---|---|---|---|');
+      console.log('| shape | variant | factors | median ms | min–max ms | +FLOPs % | latency overhead % (median, min–max) | overhead / FLOPs share | from min times: overhead %, / FLOPs share |');
+      console.log('|---|---|---|---|---|---|---|---|---|');
       for (const r of k.rows) {
         const o = r.latencyOverheadPct;
         console.log(`| ${r.shape} | ${r.variant} | ${r.lowRank} | ${r.medianMs.toFixed(3)} | ${r.minMs.toFixed(3)}–${r.maxMs.toFixed(3)} | ${r.flopsPct.toFixed(2)} | ` +
-          `${o ? `${o.median.toFixed(1)} (${o.min.toFixed(1)}–${o.max.toFixed(1)})` : '—'} | ${r.overheadPerFlopsShare !== undefined ? r.overheadPerFlopsShare.toFixed(2) : '—'} |`);
+          `${o ? `${o.median.toFixed(1)} (${o.min.toFixed(1)}–${o.max.toFixed(1)})` : '—'} | ${r.overheadPerFlopsShare !== undefined ? r.overheadPerFlopsShare.toFixed(2) : '—'} | ` +
+          `${r.minOverheadPct !== undefined ? `${r.minOverheadPct.toFixed(1)}, ${r.minOverheadPerFlopsShare!.toFixed(2)}` : '—'} |`);
       }
     }
     writeJsonReport(out, report, adapter);

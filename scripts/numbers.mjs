@@ -465,11 +465,12 @@ function lowrankKernels(src, j) {
     `## Side path at decode: latency overhead over FLOPs share, f16 vs int8 factors — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `One token through kernels A + B (\`unfused\`: kernel A, kernel B, x·L_A, ·L_B and an add) on ${k.adapter ?? NR}, timer ${k.timer ?? NR}, ${k.rounds ?? NR} rounds in which every variant of a shape ran once (round-robin). Overhead: the variant's time over rank 0's in the same round, minus 1; median over rounds, with min–max. \`float\` factors are f16 where the adapter has shader-f16, else f32 (column "factors"). ${j.note ?? ''}`,
+    `One token through kernels A + B (\`unfused\`: kernel A, kernel B, x·L_A, ·L_B and an add) on ${k.adapter ?? NR}, timer ${k.timer ?? NR}, ${k.rounds ?? NR} rounds in which every variant of a shape ran once (round-robin). Overhead: the variant's time over rank 0's in the same round, minus 1; median over rounds, with min–max; and from the minimum times (the least-disturbed samples). A sample is ${k.repsPerSample ?? 1} encodes in one pass. \`float\` factors are f16 where the adapter has shader-f16, else f32 (column "factors"). ${j.note ?? ''}`,
     '',
-    table(['shape', 'variant', 'factors', 'median ms', 'min–max ms', '+FLOPs %', 'latency overhead % (min–max)', 'overhead / FLOPs share'],
+    table(['shape', 'variant', 'factors', 'median ms', 'min–max ms', '+FLOPs %', 'latency overhead % (min–max)', 'overhead / FLOPs share', 'min-time overhead %', 'min-time overhead / FLOPs share'],
       (k.rows ?? []).map((r) => [r.shape, r.variant, r.lowRank, f(r.medianMs, 3), `${f(r.minMs, 3)}–${f(r.maxMs, 3)}`, f(r.flopsPct, 2),
-        r.latencyOverheadPct ? `${f(r.latencyOverheadPct.median, 1)} (${f(r.latencyOverheadPct.min, 1)}–${f(r.latencyOverheadPct.max, 1)})` : '—', f(r.overheadPerFlopsShare, 2)])),
+        r.latencyOverheadPct ? `${f(r.latencyOverheadPct.median, 1)} (${f(r.latencyOverheadPct.min, 1)}–${f(r.latencyOverheadPct.max, 1)})` : '—', f(r.overheadPerFlopsShare, 2),
+        f(r.minOverheadPct, 1), f(r.minOverheadPerFlopsShare, 2)])),
   ].join('\n');
 }
 
