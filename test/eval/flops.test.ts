@@ -78,7 +78,7 @@ describe('aser flops / aser eval (built CLI)', () => {
     expect(b.total.bytesPerFlopsShare).toBeLessThanOrEqual(2.1);
   });
   it('bad usage is one line and exit code 2', () => {
-    for (const args of [['flops', '--model', 'stories260k'], ['flops', '--model', 'stories260k', '--ranks', '1,2'], ['eval', 'zeroshot', '--tasks', 'nope'], ['eval', 'kld', '--ctx', '2'], ['eval', 'report', '--abits', '8', '--max-windows', '0'], ['flops', '--model', 'llama3-8b', '--ranks', '8', '--lowrank-dtype', 'int4']]) {
+    for (const args of [['flops', '--model', 'stories260k'], ['flops', '--model', 'stories260k', '--ranks', '1,2'], ['eval', 'zeroshot', '--tasks', 'nope'], ['eval', 'kld', '--ctx', '2'], ['eval', 'report', '--abits', '8', '--max-windows', '0'], ['flops', '--model', 'llama3-8b', '--ranks', '8', '--lowrank-dtype', 'int4'], ['quantize', '--lowrank-dtype', 'int4', '--out', '/tmp/aser-never-written']]) {
       const r = run(...args);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(/^aser: error: /m);
