@@ -2,7 +2,7 @@
 // quality and buy in bytes and time, against f16 factors, in one run.
 //
 //   npm run bench -- lowrank [--part quality|kernels|all] [--model stories260k] [--rank 8]
-//                            [--max-windows 150] [--ctx 256] [--rounds N] [--only SHAPE-REGEX] [--out FILE]
+//                            [--max-windows 48] [--ctx 256] [--rounds N] [--only SHAPE-REGEX] [--out FILE]
 // (default FILE: bench/results/lowrank.json; bench/results/lowrank-kernels.json for --part kernels)
 //
 // quality: one calibration of the model, then ASER artifacts at A8 and A6 with f16 and with int8
@@ -236,7 +236,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const model = get('model', 'stories260k');
   const rank = Number(get('rank', '8'));
-  const maxWindows = Number(get('max-windows', '150'));
+  const maxWindows = Number(get('max-windows', '48'));
   const ctx = Number(get('ctx', '256'));
   // Each part alone writes its own file, so running one never drops the other's samples.
   const out = get('out', part === 'kernels' ? 'bench/results/lowrank-kernels.json' : 'bench/results/lowrank.json');

@@ -30,7 +30,7 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
-  { id: 'lowrank', file: 'bench/results/lowrank.json', command: 'npm run bench -- lowrank --part quality' },
+  { id: 'lowrank', file: 'bench/results/lowrank.json', command: 'npm run bench -- lowrank --part quality --max-windows 48' },
   { id: 'lowrankKernels', file: 'bench/results/lowrank-kernels.json', command: 'npm run bench -- lowrank --part kernels' },
   {
     id: 'report',
