@@ -4,14 +4,15 @@
 // fetched bytes (a web page), through `openFile`.
 import { w4Blocks } from '../core/w4-layout.js';
 import { f16ToF32Array } from '../core/dtype.js';
-import type { QuantizedLinear } from '../core/quantized.js';
+import type { LowRankDtype, LowRankInt8, QuantizedLinear } from '../core/quantized.js';
+import { dequantizeLowRankInt8 } from '../core/lowrank-int8.js';
 import { weightWordsPerBlock } from '../core/w8-layout.js';
 import { FormatError, LoadError } from './errors.js';
 import { SafetensorsFile, type SafetensorsOpenOptions } from './safetensors-format.js';
 import { CLASSIFIER_MODULE, MANIFEST_FILE, checkQuantizedLinear, type ArtifactLayerEntry, type ArtifactManifest } from './artifact-schema.js';
 
 /** The dtypes an artifact's tensor files hold. */
-export const ARTIFACT_TENSOR_DTYPES: SafetensorsOpenOptions = { dtypes: ['U32', 'F32', 'F16'] };
+export const ARTIFACT_TENSOR_DTYPES: SafetensorsOpenOptions = { dtypes: ['U32', 'F32', 'F16', 'I8'] };
 
 /** An artifact whose checksums were verified, read one tensor file (one layer) at a time. */
 export interface ArtifactReader {
@@ -63,7 +64,7 @@ export function artifactReader(manifest: ArtifactManifest, openFile: (file: stri
     linear(name) {
       const e = manifest.layers[name];
       if (!e) return undefined;
-      if (cached?.file !== e.file) cached = { file: e.file, layers: readLinears(openFile(e.file), Object.entries(manifest.layers).filter(([, l]) => l.file === e.file)) };
+      if (cached?.file !== e.file) cached = { file: e.file, layers: readLinears(openFile(e.file), Object.entries(manifest.layers).filter(([, l]) => l.file === e.file), manifest.lowRankDtype) };
       return cached.layers.get(name);
     },
     classifier() {
@@ -73,7 +74,7 @@ export function artifactReader(manifest: ArtifactManifest, openFile: (file: stri
         file: c.file, inFeatures: c.inFeatures!, outFeatures: c.outFeatures!, wBits: c.wBits!, aBits: c.aBits!,
         rank: 0, errorRank: 0, outliers: [], smooth: false, bias: false,
       };
-      return readLinears(openFile(c.file), [[CLASSIFIER_MODULE, entry]]).get(CLASSIFIER_MODULE);
+      return readLinears(openFile(c.file), [[CLASSIFIER_MODULE, entry]], manifest.lowRankDtype).get(CLASSIFIER_MODULE);
     },
   };
 }
@@ -85,7 +86,7 @@ export function artifactClassifier(artifact: { manifest: ArtifactManifest; class
 }
 
 /** The linears `entries` describe, read from the tensor file `st` (closed afterwards), cross-checked with the manifest's shapes. */
-export function readLinears(st: SafetensorsFile, entries: Array<[string, ArtifactLayerEntry]>): Map<string, QuantizedLinear> {
+export function readLinears(st: SafetensorsFile, entries: Array<[string, ArtifactLayerEntry]>, lowRankDtype: LowRankDtype): Map<string, QuantizedLinear> {
   const layers = new Map<string, QuantizedLinear>();
   const path = st.file;
   try {
@@ -109,7 +110,15 @@ export function readLinears(st: SafetensorsFile, entries: Array<[string, Artifac
         rank,
       };
       if (e.smooth) q.smooth = typed(expectTensor(`${name}.smooth`, 'F32', [inF]), Float32Array);
-      if (rank > 0) {
+      if (rank > 0 && lowRankDtype === 'int8') {
+        const f: LowRankInt8 = {
+          la: typed(expectTensor(`${name}.la`, 'I8', [inF, rank]), Int8Array),
+          laScale: typed(expectTensor(`${name}.la_scale`, 'F32', [rank]), Float32Array),
+          lb: typed(expectTensor(`${name}.lb`, 'I8', [rank, out]), Int8Array),
+          lbScale: typed(expectTensor(`${name}.lb_scale`, 'F32', [rank]), Float32Array),
+        };
+        Object.assign(q, dequantizeLowRankInt8(f, inF, out, rank), { lowRankInt8: f });
+      } else if (rank > 0) {
         q.la = f16ToF32Array(typed(expectTensor(`${name}.la`, 'F16', [inF, rank]), Uint16Array));
         q.lb = f16ToF32Array(typed(expectTensor(`${name}.lb`, 'F16', [rank, out]), Uint16Array));
       }

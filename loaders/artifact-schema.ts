@@ -6,8 +6,8 @@
 // share. Portable; hashing files and reading manifest.json from disk: loaders/artifact-manifest.ts.
 import { w4WordCount } from '../core/w4-layout.js';
 import {
-  ACTIVATION_BITS_TEXT, CLASSIFIER_FORMATS, SMOOTHING_SCOPES, classifierWeightBits, isActivationBits, isClassifierFormat, isSmoothingScope,
-  type ClassifierFormat, type QuantizedLinear, type SmoothingScope,
+  ACTIVATION_BITS_TEXT, CLASSIFIER_FORMATS, LOW_RANK_DTYPES, SMOOTHING_SCOPES, classifierWeightBits, isActivationBits, isClassifierFormat, isLowRankDtype,
+  isSmoothingScope, type ClassifierFormat, type LowRankDtype, type QuantizedLinear, type SmoothingScope,
 } from '../core/quantized.js';
 import { w8WordCount } from '../core/w8-layout.js';
 import { FormatError } from './errors.js';
@@ -16,11 +16,12 @@ import { isRecord } from './json-record.js';
 export const ARTIFACT_FORMAT = 'aser-artifact';
 /**
  * The version this build writes. Version 2 added `smoothing` (where smoothing vectors were decided)
- * and the optional `classifier` entry (a quantized or f16 classifier).
+ * and the optional `classifier` entry (a quantized or f16 classifier); version 3 `lowRankDtype` (L_A
+ * and L_B in f16, or int8 with a scale per rank index).
  */
-export const ARTIFACT_FORMAT_VERSION = 2;
+export const ARTIFACT_FORMAT_VERSION = 3;
 /** The versions this build reads; older ones are brought up to the current shape by upgradeManifest. */
-export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2, 3];
 export const MANIFEST_FILE = 'manifest.json';
 
 /** The model an artifact was made from. */
@@ -109,6 +110,13 @@ export interface ArtifactManifest {
   smoothing: SmoothingScope;
   /** Version 2, optional; absent (always in version 1): the classifier runs from the model's weights in the executor's dtype. */
   classifier?: ArtifactClassifier;
+  // Version-3 fields (upgradeManifest gives older manifests their value).
+  /**
+   * How every linear's L_A / L_B tensors are stored: 'f16' (`.la`, `.lb` F16; all of versions 1 and
+   * 2), or 'int8' (`.la`, `.lb` I8 with `.la_scale` [rank] per column of L_A and `.lb_scale` [rank]
+   * per row of L_B, F32).
+   */
+  lowRankDtype: LowRankDtype;
   /** Optional in any version: the side-path budget the per-linear ranks (layers' errorRank) were allocated for. */
   budget?: ArtifactBudget;
 }
@@ -131,8 +139,10 @@ export interface ArtifactBudget {
 }
 
 /** What the caller supplies; the writer fills in format, version, layers, files, createdAt/By. */
-export type ArtifactHeader = Omit<ArtifactManifest, 'format' | 'formatVersion' | 'layers' | 'files' | 'createdAt' | 'createdBy'> & {
+export type ArtifactHeader = Omit<ArtifactManifest, 'format' | 'formatVersion' | 'layers' | 'files' | 'createdAt' | 'createdBy' | 'lowRankDtype'> & {
   createdBy?: string;
+  /** Default: what the linears written hold (int8 factors → 'int8'; f16 otherwise). */
+  lowRankDtype?: LowRankDtype;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -157,6 +167,14 @@ export function checkQuantizedLinear(where: string, q: QuantizedLinear): void {
     if (!q.la || q.la.length !== inF * rank) fail(`la has ${q.la?.length ?? 0} values, needs ${inF} x ${rank}`);
     if (!q.lb || q.lb.length !== rank * out) fail(`lb has ${q.lb?.length ?? 0} values, needs ${rank} x ${out}`);
   } else if (q.la?.length || q.lb?.length) fail('la/lb present with rank 0');
+  const i8 = q.lowRankInt8;
+  if (i8) {
+    if (rank === 0) fail('int8 side-path factors with rank 0');
+    if (i8.la.length !== inF * rank || i8.lb.length !== rank * out) fail(`int8 la/lb have ${i8.la.length}/${i8.lb.length} values, need ${inF} x ${rank} and ${rank} x ${out}`);
+    if (i8.laScale.length !== rank || i8.lbScale.length !== rank) fail(`int8 la/lb scales have ${i8.laScale.length}/${i8.lbScale.length} values, need ${rank} each`);
+    if (![...i8.laScale, ...i8.lbScale].every((v) => Number.isFinite(v) && v >= 0)) fail('int8 la/lb scales must be finite and ≥ 0');
+    if (i8.la.includes(-128) || i8.lb.includes(-128)) fail('int8 la/lb hold -128 (symmetric int8 is -127..127)');
+  }
   if (q.outlierChannels) {
     if (q.outlierChannels.length > rank) fail(`${q.outlierChannels.length} outlier channels but side-path rank ${rank}`);
     for (const c of q.outlierChannels) if (c >= inF) fail(`outlier channel ${c} outside 0..${inF - 1}`);
@@ -173,9 +191,10 @@ function isNonNegInt(x: unknown): x is number {
   return Number.isSafeInteger(x) && (x as number) >= 0;
 }
 
-/** Top-level fields of version 2 that version 1 lacks: each one's check and what it should be. */
+/** Top-level fields of versions 2 and 3 that older versions lack: each one's check and what it should be. */
 const TOP_LEVEL_V2: Record<string, { ok: (x: unknown) => boolean; expected: string }> = {
   smoothing: { ok: isSmoothingScope, expected: SMOOTHING_SCOPES.map((s) => JSON.stringify(s)).join(' or ') },
+  lowRankDtype: { ok: isLowRankDtype, expected: LOW_RANK_DTYPES.map((s) => JSON.stringify(s)).join(' or ') },
 };
 
 const isFiniteNonNeg = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
@@ -194,11 +213,12 @@ const OPTIONAL_FIELDS: Record<string, { ok: (x: unknown) => boolean; expected: s
 };
 
 /**
- * A version-1 manifest in the current shape (in place): version 1 decided smoothing per linear. The
- * recorded formatVersion stays 1 (it says what was written).
+ * An older manifest in the current shape (in place): version 1 decided smoothing per linear; versions
+ * 1 and 2 stored L_A / L_B in f16. The recorded formatVersion stays (it says what was written).
  */
 function upgradeManifest(m: Record<string, unknown>): void {
   if (m.formatVersion === 1) m.smoothing = 'per-linear';
+  if ((m.formatVersion === 1 || m.formatVersion === 2) && m.lowRankDtype === undefined) m.lowRankDtype = 'f16';
 }
 
 /** Checks the manifest's structure; a version this build cannot read gets its own message. */
@@ -211,9 +231,10 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
   if (m.format !== ARTIFACT_FORMAT) bad(`not an ASER artifact manifest: format is ${JSON.stringify(m.format)}, expected "${ARTIFACT_FORMAT}"`);
   if (!READABLE_FORMAT_VERSIONS.includes(m.formatVersion as number)) {
     const newer = typeof m.formatVersion === 'number' && m.formatVersion > ARTIFACT_FORMAT_VERSION;
-    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}` +
+    bad(`artifact format version ${JSON.stringify(m.formatVersion)} is not supported: this build reads versions ${READABLE_FORMAT_VERSIONS.join(', ')}` +
       ` (written by ${JSON.stringify(m.createdBy)}); ${newer ? 'use the aser-webgpu that wrote it, or ' : ''}re-quantize the model with this build`);
   }
+  const lowRankDtypeTooEarly = (m.formatVersion as number) < 3 && m.lowRankDtype !== undefined;
   upgradeManifest(m);
   for (const [name, { ok, expected }] of Object.entries(TOP_LEVEL_V2)) {
     if (!ok(m[name])) bad(`"${name}" must be ${expected}, got ${JSON.stringify(m[name])}`);
@@ -262,6 +283,7 @@ export function validateManifest(file: string, raw: unknown): ArtifactManifest {
       if (!isActivationBits(cl.aBits)) bad(`classifier.aBits ${JSON.stringify(cl.aBits)}: must be ${ACTIVATION_BITS_TEXT}`);
     } else if (cl.file !== undefined) bad(`classifier.file is given for format ${cl.format as string}, which stores no tensors`);
   }
+  if (lowRankDtypeTooEarly) bad(`"lowRankDtype" needs format version 3, this manifest is version ${m.formatVersion as number}`);
   return raw as ArtifactManifest;
 }
 

@@ -21,13 +21,15 @@ import { BUDGET_UNITS, allocateRanks, largestAffordableRank, spendBudget, type B
 import { linearShapes } from '../runtime/memory-plan.js';
 import { QuantizeError } from '../quant/errors.js';
 import { BLOCK_LINEARS } from '../core/model.js';
-import type { QuantizedLinear } from '../core/quantized.js';
 import { dataDir, loadDatasetText } from '../loaders/datasets.js';
 import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
 import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
-import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, type SmoothingScope } from '../core/quantized.js';
+import {
+  DEFAULT_LOW_RANK_DTYPE, DEFAULT_SMOOTHING_SCOPE, LOW_RANK_DTYPES, isLowRankDtype, isSmoothingScope, type LowRankDtype, type QuantizedLinear, type SmoothingScope,
+} from '../core/quantized.js';
+import { withInt8LowRank } from '../core/lowrank-int8.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -73,6 +75,21 @@ export interface QuantizeRequest extends CalibrationRequest {
   budgetMaxRank?: number;
   /** ASER's outlier columns: exact one-hot side-path columns (default) or reconstructed by the rank-r path (QuantizeOptions.outlierColumns). */
   outlierColumns?: OutlierColumns;
+  /** How L_A / L_B are stored (default DEFAULT_LOW_RANK_DTYPE); recorded in the manifest. */
+  lowRankDtype?: LowRankDtype;
+}
+
+/** The request's low-rank storage, default filled in; anything else is a usage error. */
+export function requestedLowRankDtype(args: { lowRankDtype?: string }): LowRankDtype {
+  const d = args.lowRankDtype ?? DEFAULT_LOW_RANK_DTYPE;
+  if (!isLowRankDtype(d)) throw new UsageError(`--lowrank-dtype ${JSON.stringify(d)} is not one of ${LOW_RANK_DTYPES.join(', ')}`);
+  return d;
+}
+
+/** The linears with their side path stored as the request asks (int8: core/lowrank-int8.ts). */
+function inLowRankDtype(linears: Map<string, QuantizedLinear>, dtype: LowRankDtype): Map<string, QuantizedLinear> {
+  if (dtype === 'f16') return linears;
+  return new Map([...linears].map(([name, q]) => [name, withInt8LowRank(q)]));
 }
 
 
@@ -172,6 +189,8 @@ function budgetComputeRank(args: QuantizeRequest, c: ModelConfig): number {
   if (!(LOW_RANK_METHODS as readonly string[]).includes(args.method)) throw new UsageError(`${flag} allocates reconstruction ranks: it needs a low-rank method (${LOW_RANK_METHODS.join(', ')}), not ${args.method}`);
   if (args.rank !== undefined || args.alpha !== undefined) throw new UsageError(`${flag} chooses the ranks itself: drop --rank/--side-width/--alpha`);
   if (!(Number.isFinite(b.percent) && b.percent >= 0)) throw new UsageError(`${flag} ${b.percent}: must be a non-negative percentage`);
+  // The bytes cost counts f16 factors (quant/budget.ts); int8 factors would leave a bytes budget half spent.
+  if (b.unit === 'bytes' && requestedLowRankDtype(args) !== 'f16') throw new UsageError('--budget-bytes counts f16 L_A/L_B: use it with --lowrank-dtype f16, or give --budget-flops');
   if (args.budgetMaxRank !== undefined && !(Number.isInteger(args.budgetMaxRank) && args.budgetMaxRank >= 0)) throw new UsageError(`--budget-max-rank ${args.budgetMaxRank}: must be a non-negative integer`);
   const shapes = linearShapes(c);
   const linears = Array.from({ length: c.nLayers }, () => BLOCK_LINEARS.map(({ name }) => {
@@ -253,11 +272,12 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
     qbar.finish();
     const budget = args.budget ? applyBudget(args, rank!, result.layers, result.diagnostics) : undefined;
     const w0 = performance.now();
+    const lowRankDtype = requestedLowRankDtype(args);
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args),
+      rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args), lowRankDtype,
       calibration: { dataset: args.calib, samples, seqLen, seed: args.seed }, ...(budget ? { budget } : {}),
-    }, result.layers, result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
+    }, inLowRankDtype(result.layers, lowRankDtype), result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
     const end = performance.now();
     return {
       manifest, seconds: (end - started) / 1000, loadSeconds: 0, calibrateSeconds, quantizeSeconds: (w0 - q0) / 1000, writeSeconds: (end - w0) / 1000,
@@ -294,6 +314,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
       // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
       const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, DEFAULT_MAX_BATCH_TOKENS), pipelines: session.pipelines });
+      const lowRankDtype = requestedLowRankDtype(args);
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {
@@ -307,7 +328,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
           if (args.budget) {
             for (const [name, l] of linears) held.layers.set(name, l);
             for (const [name, d] of diagnostics) held.diagnostics.set(name, d);
-          } else writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
+          } else writer.addFile(artifactFileFor(`model.layers.${layer}.`), inLowRankDtype(linears, lowRankDtype), diagnostics as unknown as Map<string, Record<string, unknown>>);
         }, {
           ...quantizeOptions(args, rank), layersPerPass, seed: args.seed,
           onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
@@ -329,7 +350,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
           for (let layer = 0; layer < c.nLayers; layer++) {
             const prefix = `model.layers.${layer}.`;
             const pick = <T>(m: Map<string, T>) => new Map([...m].filter(([name]) => name.startsWith(prefix)));
-            writer.addFile(artifactFileFor(prefix), pick(held.layers), pick(held.diagnostics) as unknown as Map<string, Record<string, unknown>>);
+            writer.addFile(artifactFileFor(prefix), inLowRankDtype(pick(held.layers), lowRankDtype), pick(held.diagnostics) as unknown as Map<string, Record<string, unknown>>);
           }
           writeSeconds += (performance.now() - w0) / 1000;
         }
@@ -338,7 +359,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         quantizeSeconds += (performance.now() - c0) / 1000;
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args),
+          rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args), lowRankDtype,
           calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens }, ...(budget ? { budget } : {}),
         });
         return {

@@ -38,6 +38,9 @@ export const SOURCES = [
     id: `budgetCurveA${a}`, file: `bench/results/budget-curve-a${a}/alpha.json`,
     command: `aser eval alpha --budget-curve --alphas 0.1,0.05,0.015 --uniform-ranks 1,3,6 --abits ${a} --max-windows 32 --out bench/results/budget-curve-a${a}`,
   })),
+
+  { id: 'lowrank', file: 'bench/results/lowrank.json', command: 'npm run bench -- lowrank --part quality --max-windows 48' },
+  { id: 'lowrankKernels', file: 'bench/results/lowrank-kernels.json', command: 'npm run bench -- lowrank --part kernels' },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -538,7 +541,37 @@ function budgetCurve(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers };
+function lowrank(src, j) {
+  const q = j.quality ?? {};
+  const ds = q.datasets ?? [];
+  return [
+    `## Side path in 8 bits (L_A / L_B f16 vs int8), ${q.model ?? NR} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `ASER W4 at rank ${q.rank ?? NR}, calibrated once; at each activation width one artifact with f16 factors and one with int8 factors (\`aser quantize --lowrank-dtype\`: a scale per rank column of L_A and per rank row of L_B). Perplexity: GPTQ protocol, ctx ${q.ctx ?? NR}, at most ${q.maxWindows ?? NR} windows; Δ against the f16-factor artifact of the same width; KLD and top-token agreement against it on the first windows. FLOPs and bytes: \`aser flops --artifact\` (side path over the int4 weights and scales, per token). Default \`--lowrank-dtype\` when the run was made: ${j.defaultLowRankDtype ?? NR}.`,
+    '',
+    table(['A', 'L_A/L_B', ...ds.flatMap((d) => [`${d} ppl`, 'Δ %', 'KLD mean', 'same top %']), '+FLOPs %', 'side bytes %', 'bytes share / FLOPs share'],
+      (q.rows ?? []).map((r) => [r.aBits, r.lowRankDtype, ...ds.flatMap((d) => [f(r.ppl?.[d], 4), f(100 * r.pplChange?.[d], 3), isNum(r.kld?.[d]?.mean) ? r.kld[d].mean.toExponential(2) : '—', pct(r.kld?.[d]?.sameTop, 2)]),
+        f(r.flopsPct, 2), f(r.bytePct, 2), f(r.bytesPerFlopsShare, 2)])),
+  ].join('\n');
+}
+
+function lowrankKernels(src, j) {
+  const k = j.kernels ?? {};
+  return [
+    `## Side path at decode: latency overhead over FLOPs share, f16 vs int8 factors — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `One token through kernels A + B (\`unfused\`: kernel A, kernel B, x·L_A, ·L_B and an add) on ${k.adapter ?? NR}, timer ${k.timer ?? NR}, ${k.rounds ?? NR} rounds in which every variant of a shape ran once (round-robin). Overhead: the variant's time over rank 0's in the same round, minus 1; median over rounds, with min–max; and from the minimum times (the least-disturbed samples). A sample is ${k.repsPerSample ?? 1} encodes in one pass. \`float\` factors are f16 where the adapter has shader-f16, else f32 (column "factors"). ${j.note ?? ''}`,
+    '',
+    table(['shape', 'variant', 'factors', 'median ms', 'min–max ms', '+FLOPs %', 'latency overhead % (min–max)', 'overhead / FLOPs share', 'min-time overhead %', 'min-time overhead / FLOPs share'],
+      (k.rows ?? []).map((r) => [r.shape, r.variant, r.lowRank, f(r.medianMs, 3), `${f(r.minMs, 3)}–${f(r.maxMs, 3)}`, f(r.flopsPct, 2),
+        r.latencyOverheadPct ? `${f(r.latencyOverheadPct.median, 1)} (${f(r.latencyOverheadPct.min, 1)}–${f(r.latencyOverheadPct.max, 1)})` : '—', f(r.overheadPerFlopsShare, 2),
+        f(r.minOverheadPct, 1), f(r.minOverheadPerFlopsShare, 2)])),
+  ].join('\n');
+}
+
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

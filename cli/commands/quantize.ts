@@ -7,7 +7,7 @@ import { badValue, requireInteger } from '../argv-check.js';
 import type { OutlierColumns, QuantMethod } from '../../quant/methods.js';
 import type { BudgetObjective, RankBudget } from '../../quant/budget.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
-import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
+import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, DEFAULT_LOW_RANK_DTYPE, LOW_RANK_DTYPES, type ClassifierFormat, type LowRankDtype } from '../../core/quantized.js';
 import {
   abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption,
   outlierColumnsOption, overwriteOption, parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
@@ -16,7 +16,7 @@ import {
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;
   calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; overwrite: boolean; json: boolean;
-  layersPerPass: number; calibDtype: string; classifier: string; smoothing: string;
+  layersPerPass: number; calibDtype: string; classifier: string; smoothing: string; lowrankDtype: string;
   budgetFlops?: number; budgetBytes?: number; budgetMaxRank?: number; budgetObjective: string; outlierColumns: string;
 }
 
@@ -55,12 +55,17 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('budget-bytes', { type: 'number', describe: 'Instead of --rank/--alpha: allocate ranks so the side path (f16 L_A/L_B, outlier columns included) adds at most P % of the base weight bytes' })
       .option('budget-objective', { type: 'string', choices: ['output', 'relative'], default: 'output', describe: "With a budget: minimize the summed whitened output error (output), or each linear's relative to its own output (relative)" })
       .option('budget-max-rank', { type: 'number', describe: 'With a budget: the most reconstruction columns any one linear may get (default: what the budget affords)' })
+      .option('lowrank-dtype', {
+        type: 'string', choices: [...LOW_RANK_DTYPES], default: DEFAULT_LOW_RANK_DTYPE,
+        describe: 'How L_A/L_B are stored: f16, or int8 with a scale per rank index (a quarter of the f32 bytes, half of f16\'s)',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically; an existing one only with --overwrite)' })
       .options(overwriteOption('directory'))
       .options(jsonOption('Print the manifest summary as JSON'))
       .example('$0 quantize --method aser --rank 8 --out /tmp/s260k-aser', 'ASER W4A8 at rank 8 on the default model')
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels')
       .example('$0 quantize --method aser --budget-flops 10 --out /tmp/s260k-b10', 'the ranks that lose least whitened error within +10 % FLOPs (aser flops --artifact shows them)')
+      .example('$0 quantize --method aser --rank 8 --lowrank-dtype int8 --out /tmp/s260k-aser-i8', 'side-path factors in 8 bits')
       .example('$0 quantize --method aser --rank 8 --smoothing per-linear --out /tmp/s260k-aser-pl', 'each linear its own smoothing vector (to compare)') as never,
   handler: async (args) => {
     // Checked before the model loads, quoting the values as typed.
@@ -83,7 +88,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     const stopCleanup = removeTempOnSignal(args.out);
     let report;
     try {
-      report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat, outlierColumns: args.outlierColumns as OutlierColumns, ...(budget ? { budget, budgetMaxRank: args.budgetMaxRank } : {}) });
+      report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat, outlierColumns: args.outlierColumns as OutlierColumns, ...(budget ? { budget, budgetMaxRank: args.budgetMaxRank } : {}), lowRankDtype: args.lowrankDtype as LowRankDtype });
     } finally {
       stopCleanup();
     }
@@ -95,14 +100,14 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     const meanRank = mean((l) => l.errorRank);
     const meanSideWidth = mean((l) => l.rank);
     const summary = {
-      out: args.out, method, wBits: args.wbits, aBits: args.abits, smoothing: manifest.smoothing, classifier: manifest.classifier?.format, linears: layers.length, meanRank, meanOutlierColumns: meanSideWidth - meanRank, meanSideWidth, flopsOverhead: sidePathFlopsOverhead(manifest), ...(manifest.budget ? { budget: manifest.budget } : {}), seconds,
+      out: args.out, method, wBits: args.wbits, aBits: args.abits, smoothing: manifest.smoothing, classifier: manifest.classifier?.format, lowRankDtype: manifest.lowRankDtype, linears: layers.length, meanRank, meanOutlierColumns: meanSideWidth - meanRank, meanSideWidth, flopsOverhead: sidePathFlopsOverhead(manifest), ...(manifest.budget ? { budget: manifest.budget } : {}), seconds,
       loadSeconds: report.loadSeconds, calibrateSeconds: report.calibrateSeconds, quantizeSeconds: report.quantizeSeconds, writeSeconds: report.writeSeconds,
       calibration: report.calibration, peakRssBytes: report.peakRssBytes, gpuBytes: report.gpuBytes,
     };
     const GiB = 2 ** 30;
     if (args.json) console.log(JSON.stringify(summary));
     else {
-      console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, smoothing ${manifest.smoothing}, ${manifest.classifier?.format ?? 'fp'} classifier, ${layers.length} linears, mean rank ${meanRank.toFixed(2)}${meanSideWidth > meanRank ? ` + ${(meanSideWidth - meanRank).toFixed(2)} outlier columns (side path ${meanSideWidth.toFixed(2)} wide)` : ''}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
+      console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, smoothing ${manifest.smoothing}, ${manifest.classifier?.format ?? 'fp'} classifier, ${manifest.lowRankDtype} L_A/L_B, ${layers.length} linears, mean rank ${meanRank.toFixed(2)}${meanSideWidth > meanRank ? ` + ${(meanSideWidth - meanRank).toFixed(2)} outlier columns (side path ${meanSideWidth.toFixed(2)} wide)` : ''}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
       if (manifest.budget) {
         const b = manifest.budget;
         const widths = layers.map((l) => l.rank);
