@@ -40,6 +40,8 @@ export interface ExecutorSettings {
    * given (then the model's).
    */
   classifier?: QuantizedLinear | 'f16';
+  /** KV-cache slots of maxSeqLen positions each, for continuous batching (default 1). */
+  slots?: number;
 }
 
 export interface ModelSessionOptions {
@@ -113,7 +115,7 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
           ? quantizedClassifierFactory(device, pipelines, quantizedClassifier, { path: settings.simulate ? 'simulate' : 'fused' })
           : undefined;
         const executor = await Executor.create(device, source, {
-          dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
+          dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections, slots: settings.slots,
           // An f16 classifier on an adapter without shader-f16 runs from the same weights in f32.
           classifierFactory, classifierDtype: classifier === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
         });
