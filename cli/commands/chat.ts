@@ -35,7 +35,7 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
     if (!(args['max-tokens'] >= 1)) throw new UsageError(`--max-tokens must be at least 1, got ${args['max-tokens']}`);
     if (!(args.temperature >= 0)) throw new UsageError(`--temperature must be >= 0, got ${args.temperature}`);
     if (!(args['top-p'] > 0 && args['top-p'] <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${args['top-p']}`);
-    const serving = await openServing(args);
+    const serving = await openServing({ ...args, parallel: 1 }); // one conversation: no batching
     const { engine, chatTemplate } = serving;
     const out = process.stdout;
     const tty = Boolean(process.stdin.isTTY);
