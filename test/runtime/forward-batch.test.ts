@@ -7,6 +7,17 @@ import { loadLlama2cTokenizer } from '../../loaders/llama2c-tokenizer.js';
 import { Executor } from '../../runtime/executor.js';
 import type { ModelSource } from '../../core/model.js';
 import { CpuLlama } from '../reference/cpu-llama.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSynthModel } from '../../loaders/synth.js';
+import { loadHfModel } from '../../loaders/hf-model.js';
+import type { ModelConfig } from '../../core/model.js';
+import { PipelineCache } from '../../runtime/pipelines.js';
+import { quantizedLinearFactory } from '../../runtime/artifact-linears.js';
+import { collectCalibrationStats } from '../../quant/calibrate.js';
+import { executorCapture } from '../../quant/capture.js';
+import { quantizeModel } from '../../quant/quantize-model.js';
 
 const MODEL = '../shared/models/stories260K/model.bin';
 const TOKENIZER = '../shared/tokenizers/tok512/tokenizer.bin';
@@ -83,4 +94,57 @@ describe('Executor.forwardBatch', () => {
       single.destroy();
     }
   });
+
+  it('runs quantized layers with fused edges (an artifact\'s W4A8 path) like the one-sequence forward', async () => {
+    const TINY: ModelConfig = {
+      arch: 'llama', dim: 64, hiddenDim: 160, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: 512, maxSeqLen: 128,
+      normEps: 1e-5, ropeTheta: 500000, ropeStyle: 'half', tiedEmbeddings: false, attentionBias: false, bosId: 1, eosId: 2,
+    };
+    const root = mkdtempSync(join(tmpdir(), 'aser-forward-batch-'));
+    writeSynthModel(join(root, 'llama'), { shape: TINY, seed: 5, tokenizerDir: '../shared/tokenizers/tok512' });
+    const source = loadHfModel(join(root, 'llama')).source;
+    const gpu = await testGpu();
+    try {
+      const calib = await Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: 64 });
+      const windows = [Array.from({ length: 32 }, (_, i) => (i * 31 + 3) % 512)];
+      const stats = await collectCalibrationStats(executorCapture(calib), windows, { seed: 1 });
+      calib.destroy();
+      const layers = quantizeModel(source, stats, 'aser', { rank: 4, outliers: 2 }).layers;
+      const make = (slots: number) => {
+        const cache = new PipelineCache(gpu.device);
+        return Executor.create(gpu, source, { dtype: 'f32', maxSeqLen: 32, maxBatchTokens: 16, slots, pipelines: cache, linearFactory: quantizedLinearFactory(gpu, cache, (m) => layers.get(m), { maxTokens: 16 }) });
+      };
+      const one = await make(1);
+      const batched = await make(3);
+      try {
+        const a = [1, 17, 300, 42, 9, 511, 77];
+        const b = [1, 128, 3, 64];
+        // Alone: each sequence's last-token logits through the one-sequence forward.
+        const alone = [];
+        for (const s of [a, b]) {
+          one.reset();
+          await one.forward(s);
+          alone.push(await one.logits());
+        }
+        // Together: a's first 5 rows, b's first 3 rows, then a's last 2 rows and b's last row in one step.
+        await batched.forwardBatch([...a.slice(0, 5), ...b.slice(0, 3)], [2, 2, 2, 2, 2, 0, 0, 0], [0, 1, 2, 3, 4, 0, 1, 2], 1);
+        const rows = await batched.forwardBatch([a[5]!, a[6]!, b[3]!], [2, 2, 0], [5, 6, 3], 2);
+        const vocab = TINY.vocabSize;
+        const span = (x: Float32Array) => Math.max(...x) - Math.min(...x);
+        [rows.subarray(0, vocab), rows.subarray(vocab)].forEach((got, i) => {
+          let worst = 0;
+          for (let v = 0; v < vocab; v++) worst = Math.max(worst, Math.abs(got[v]! - alone[i]![v]!));
+          // Per-token activation quantization keeps rows independent; the float side path and scales
+          // sum in the GEMM's order instead of the GEMV's, and an activation may round the other way.
+          expect(worst).toBeLessThan(1e-3 * span(alone[i]!));
+        });
+      } finally {
+        one.destroy();
+        batched.destroy();
+      }
+    } finally {
+      source.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
