@@ -55,8 +55,8 @@ export class BatchingEngine implements GenerationEngine {
   readonly contextLength: number;
   readonly parallel: number;
   private readonly prefillChunk: number;
-  /** Tokens in each slot's cache region that are still valid (for prefix reuse). */
-  private readonly cachedBySlot: number[][];
+  /** Per slot, the tokens whose K/V its cache region holds: tokens[0, length) (for prefix reuse). */
+  private readonly cachedBySlot: Array<{ tokens: readonly number[]; length: number }>;
   private readonly freeSlots: number[];
   /** Active sequences in admission order (prefill is served oldest first). */
   private readonly active: Sequence[] = [];
@@ -75,7 +75,7 @@ export class BatchingEngine implements GenerationEngine {
     this.parallel = executor.slots;
     this.prefillChunk = Math.max(1, options.prefillChunk ?? Math.min(64, executor.maxBatchTokens - executor.slots));
     if (executor.maxBatchTokens <= executor.slots) throw new RangeError(`BatchingEngine: maxBatchTokens ${executor.maxBatchTokens} must exceed the ${executor.slots} slots (a step holds a decode row per slot and prompt rows)`);
-    this.cachedBySlot = Array.from({ length: executor.slots }, () => []);
+    this.cachedBySlot = Array.from({ length: executor.slots }, () => ({ tokens: [], length: 0 }));
     this.freeSlots = Array.from({ length: executor.slots }, (_, i) => i);
   }
 
@@ -144,14 +144,13 @@ export class BatchingEngine implements GenerationEngine {
         const cached = this.cachedBySlot[slot]!;
         const limit = Math.min(cached.length, w.prompt.length - 1); // at least one prompt row must run for fresh logits
         let common = 0;
-        while (common < limit && cached[common] === w.prompt[common]) common++;
+        while (common < limit && cached.tokens[common] === w.prompt[common]) common++;
         if (common > bestCommon) {
           bestCommon = common;
           best = i;
         }
       });
       const slot = this.freeSlots.splice(best, 1)[0]!;
-      this.cachedBySlot[slot]!.length = bestCommon;
       let sampler: Sampler;
       try {
         sampler = samplerFor(w.params);
@@ -167,6 +166,8 @@ export class BatchingEngine implements GenerationEngine {
         params: w.params, onToken: w.onToken, finished: false,
         done: (r) => (r instanceof Error ? w.reject(r) : w.resolve(r)),
       };
+      // The new sequence's tokens share the region's first bestCommon positions; the rest is overwritten.
+      this.cachedBySlot[slot] = { tokens: seq.tokens, length: bestCommon };
       this.active.push(seq);
       // Cancellation answers at once; the slot comes back at the next step boundary (dropCancelled).
       w.params.signal?.addEventListener('abort', () => this.finish(seq, 'aborted'), { once: true });
@@ -214,10 +215,8 @@ export class BatchingEngine implements GenerationEngine {
       positions.push(r.pos);
     }
     const logits = await this.executor.forwardBatch(ids, slots, positions, tail.length);
-    for (const [s, n] of taken) {
-      s.fed += n;
-      this.cachedBySlot[s.slot] = s.tokens.slice(0, s.fed);
-    }
+    // s.tokens only grows at its end, so the region's record stays a view of it.
+    for (const [s, n] of taken) this.cachedBySlot[s.slot]!.length = s.fed += n;
     this.observer?.({ rows: ids.length, decodeRows, prefillRows, busySlots: this.active.length, slots: this.parallel });
     const vocab = logits.length / Math.max(1, tail.length);
     tail.forEach((r, j) => {

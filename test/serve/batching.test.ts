@@ -104,6 +104,19 @@ describe('continuous batching over HTTP (8 slots)', () => {
     expect(health).toMatchObject({ running: 0, slots: 8, queue_depth: 0 });
   }, 120_000);
 
+  it('a prompt that extends what a slot holds prefills only its new tokens', async () => {
+    const tok = running.tokenizer;
+    const params = { maxTokens: 4, temperature: 0, topP: 1, logprobs: false, topLogprobs: 0, stopTokens: [tok.eosId] };
+    const first = tok.encode('Once upon a time, there was a girl named Lily', { bos: true });
+    const ids: number[] = [];
+    const a = await running.engine.generate(first, params, (t) => void ids.push(t.id));
+    const next = [...first, ...ids, ...tok.encode(' She liked', { bos: false })];
+    const b = await running.engine.generate(next, params, () => true);
+    expect(a.sampledTokens).toBe(4);
+    // The slot holds the first prompt and three of its four answer tokens (the last one never ran).
+    expect(b.reusedPromptTokens).toBe(first.length + 3);
+  });
+
   it('tokenizes and detokenizes (llama-server shapes)', async () => {
     const t = (await (await post('/tokenize', { content: 'Once upon a time', add_special: true, with_pieces: true })).json()) as { tokens: Array<{ id: number; piece: string }> };
     const ids = t.tokens.map((x) => x.id);
