@@ -329,7 +329,7 @@ export class Executor {
    * to its slot's positions 0..positions[i] only, so rows of one sequence may prefill a chunk while
    * other rows decode. The caller keeps each slot's positions (nothing here tracks them) and puts
    * rows whose logits it wants last: the logits of the last `logitRows` rows come back,
-   * [logitRows, vocab] row-major. Leaves position()/logits() of the single-sequence calls alone,
+   * [logitRows, vocab] row-major (none for 0: a step of prompt rows only). Leaves position()/logits() of the single-sequence calls alone,
    * but shares slot 0's cache region with them. Throws on NaN/Inf logits.
    */
   forwardBatch(ids: ArrayLike<number>, slots: ArrayLike<number>, positions: ArrayLike<number>, logitRows: number): Promise<Float32Array> {
@@ -339,8 +339,8 @@ export class Executor {
       if (this.slots < 2) throw new ExecutorError('forwardBatch: this executor was built with one KV slot (ExecutorOptions.slots)');
       if (T === 0 || T > this.maxBatchTokens) throw new ExecutorError(`forwardBatch: ${T} rows; a step takes 1..${this.maxBatchTokens} (maxBatchTokens)`);
       if (slots.length !== T || positions.length !== T) throw new ExecutorError(`forwardBatch: ${T} ids but ${slots.length} slots and ${positions.length} positions`);
-      if (!Number.isInteger(logitRows) || logitRows < 1 || logitRows > Math.min(T, this.slots)) {
-        throw new ExecutorError(`forwardBatch: logitRows ${logitRows} must be an integer in 1..${Math.min(T, this.slots)}`);
+      if (!Number.isInteger(logitRows) || logitRows < 0 || logitRows > Math.min(T, this.slots)) {
+        throw new ExecutorError(`forwardBatch: logitRows ${logitRows} must be an integer in 0..${Math.min(T, this.slots)}`);
       }
       const idArray = this.checkTokens(ids, 'forwardBatch', 0);
       const rowPos = new Uint32Array(2 * T);
@@ -373,6 +373,8 @@ export class Executor {
       queue.submit([rec.finish()]);
       // The single-sequence logits() row is no longer what the last forward() left there.
       this.lastLogitsRow = -1;
+      // Only prompt rows (a chunk of a long prefill): nothing to read; the queue keeps the order.
+      if (logitRows === 0) return new Float32Array(0);
       return this.checked(await readLogitRows(this.batchRead, bytes, c.vocabSize, 0, this.run()));
     });
   }

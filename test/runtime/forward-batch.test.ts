@@ -88,6 +88,7 @@ describe('Executor.forwardBatch', () => {
       await expect(ex.forwardBatch([1], [2], [0], 1)).rejects.toThrow(/slot 2/);
       await expect(ex.forwardBatch([1], [0], [32], 1)).rejects.toThrow(/position 32/);
       await expect(ex.forwardBatch([1, 2], [0, 1], [0, 0], 3)).rejects.toThrow(/logitRows 3/);
+      expect((await ex.forwardBatch([1, 2], [0, 0], [0, 1], 0)).length).toBe(0); // prompt rows only
       await expect(single.forwardBatch([1], [0], [0], 1)).rejects.toThrow(/one KV slot/);
     } finally {
       ex.destroy();

@@ -115,6 +115,11 @@ describe('continuous batching over HTTP (8 slots)', () => {
     expect(a.sampledTokens).toBe(4);
     // The slot holds the first prompt and three of its four answer tokens (the last one never ran).
     expect(b.reusedPromptTokens).toBe(first.length + 3);
+    // A prompt longer than one step's prompt rows (64) prefills over several steps, some with no logits.
+    const long = tok.encode('Once upon a time, there was a little girl named Lily. '.repeat(6), { bos: true });
+    expect(long.length).toBeGreaterThan(64);
+    const c = await running.engine.generate(long, params, () => true);
+    expect(c).toMatchObject({ finish: 'length', sampledTokens: 4, promptTokens: long.length });
   });
 
   it('tokenizes and detokenizes (llama-server shapes)', async () => {
