@@ -9,7 +9,7 @@
 //
 //   npm run bench -- serve [--clients 1,4,16] [--parallel 1,16] [--max-tokens 48] [--requests N]
 //                          [--time-limit 90] [--ctx 256] [--no-8b] [--8b-model DIR --8b-artifact DIR]
-//                          [--8b-max-tokens 8] [--out bench/results/serve.json]
+//                          [--8b-max-tokens 4] [--out bench/results/serve.json]
 import { cpus, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -71,7 +71,7 @@ export interface ServeBenchRow {
 const PROMPTS = ['Once upon a time', 'The little dog', 'Lily and Tom went to the park', 'One day, a big bird', 'The sun was hot and', 'Sam had a red ball', 'There was a cat who', 'Mom said'];
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { clients: [1, 4, 16], parallel: [1, 16], maxTokens: 48, timeLimitS: 90, ctx: 256, with8b: true, maxTokens8b: 8, out: join(repoRoot(), 'bench', 'results', 'serve.json') };
+  const args: Args = { clients: [1, 4, 16], parallel: [1, 16], maxTokens: 48, timeLimitS: 90, ctx: 256, with8b: true, maxTokens8b: 4, out: join(repoRoot(), 'bench', 'results', 'serve.json') };
   const list = (v: string) => v.split(',').map(Number);
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i]!;
@@ -275,20 +275,30 @@ export async function main(argv: string[]): Promise<number> {
   if (args.with8b) {
     const m = model8b(args, progress);
     // Short answers and one request per client: an 8B-shaped step takes ~0.2 s on llvmpipe.
-    specs.push({ label: 'llama3-8b-l1 (W4A8 artifact)', model: m.model, artifact: m.artifact, dtype: 'f32', maxTokens: args.maxTokens8b, requests: (c) => Math.max(2, c), ctx: 64 });
+    specs.push({ label: 'llama3-8b-l1 (W4A8 artifact)', model: m.model, artifact: m.artifact, dtype: 'f32', maxTokens: args.maxTokens8b, requests: (c) => Math.max(2, c), ctx: 32 });
   }
   const loadBefore = loadavg()[0]!;
-  const models = [];
-  let adapter = '';
-  let adapterInfo: unknown;
+  const models: Array<Awaited<ReturnType<typeof benchModel>>> = [];
+  const probe = await openServing({ model: 'stories260k', dtype: 'f32', ctx: 16, parallel: 1 });
+  const adapter = probe.session.gpu.describe();
+  const adapterInfo = probe.session.gpu.adapterInfo;
+  probe.close();
+  const report = (complete: boolean) => ({
+    bench: 'serve',
+    date: new Date().toISOString(),
+    adapter,
+    adapterInfo,
+    commit: gitCommit(),
+    timer: 'wall',
+    complete,
+    loadAverage: { before: loadBefore, after: loadavg()[0]!, cpus: cpus().length },
+    settings: { clients: args.clients, parallel: args.parallel, requests: args.requests ?? 'stories260k max(8, 2*clients); 8B max(2, clients)', sampling: 'temperature 0.8, top_p 0.95, seeded', timeLimitS: args.timeLimitS },
+    models,
+  });
   for (const spec of specs) {
     models.push(await benchModel(spec, args, progress));
-    if (!adapter) {
-      const probe = await openServing({ model: 'stories260k', dtype: 'f32', ctx: 16, parallel: 1 });
-      adapter = probe.session.gpu.describe();
-      adapterInfo = probe.session.gpu.adapterInfo;
-      probe.close();
-    }
+    // Written after each model, so a long 8B part cut short keeps what finished.
+    if (models.length < specs.length) writeJsonReport(args.out, report(false), adapter);
   }
   const loadAfter = loadavg()[0]!;
 
@@ -307,18 +317,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   console.log(`  load average ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)} on ${cpus().length} CPUs (llvmpipe shares them)`);
   console.log(`  device ${adapter} | timer wall clock | commit ${gitCommit()}`);
-  const report = {
-    bench: 'serve',
-    date: new Date().toISOString(),
-    adapter,
-    adapterInfo,
-    commit: gitCommit(),
-    timer: 'wall',
-    loadAverage: { before: loadBefore, after: loadAfter, cpus: cpus().length },
-    settings: { clients: args.clients, parallel: args.parallel, requests: args.requests ?? 'stories260k max(8, 2*clients); 8B max(2, clients)', sampling: 'temperature 0.8, top_p 0.95, seeded', timeLimitS: args.timeLimitS },
-    models,
-  };
-  writeJsonReport(args.out, report, adapter);
+  writeJsonReport(args.out, report(true), adapter);
   console.log(`  wrote ${args.out}`);
   return models.every((m) => m.variants.every((v) => v.levels.every((r) => r.errors === 0))) ? 0 : 1;
 }
