@@ -201,6 +201,7 @@ function serve(src, j) {
     '',
     `Streaming completions, ${s.sampling ?? 'sampled'}; requests per level: ${s.requests}. Every level runs on each server back to back (order alternating by level). Time to first token includes the queue wait; inter-token latency is the gap between text chunks of one stream.`,
   ];
+  if (j.complete === false) parts.push('', 'This run was cut short: the models below are those that finished.');
   for (const m of models) {
     const rows = [];
     for (const v of m.variants ?? []) {
