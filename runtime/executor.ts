@@ -361,12 +361,22 @@ export class Executor {
       this.steps++;
       prepareChunk(queue, g, idArray, 0);
       queue.writeBuffer(g.buf.rowPos!, 0, rowPos);
-      const rec = this.recorder(`forwardBatch/${c.nLayers}L/T${T}`, 0);
+      let rec = this.recorder(`forwardBatch/${c.nLayers}L/T${T}`, 0);
       encodeInput(rec, g, T, true);
       for (let l = 0; l < c.nLayers; l++) encodeLayer(rec, g, l, T, undefined, true, true);
+      // On CPU adapters the tiled GEMM pads the rows to its tile, which for a large vocabulary costs far
+      // more than GEMV passes of ≤ 2 rows (a 4-row decode step of the 8B-shaped artifact took ~40× a
+      // 1-row one on llvmpipe in `bench serve`): the logit rows go through the classifier in such groups there.
+      const group = this.kernels.cpu ? Math.min(2, this.headRows) : this.headRows;
       let slot = 0;
-      for (let r0 = T - logitRows; r0 < T; r0 += this.headRows, slot++) {
-        const rows = Math.min(this.headRows, T - r0);
+      for (let r0 = T - logitRows; r0 < T; r0 += group, slot++) {
+        if (slot === g.slots.length) {
+          // Head slots reused: their uniforms are rewritten after this submit, which the queue orders.
+          queue.submit([rec.finish()]);
+          rec = this.recorder(`forwardBatch/head/T${T}`, 0);
+          slot = 0;
+        }
+        const rows = Math.min(group, T - r0);
         encodeHead(rec, g, queue, slot, r0, rows, undefined);
         rec.copy(g.buf.logits, this.batchRead, rows * c.vocabSize * 4, (r0 - (T - logitRows)) * c.vocabSize * 4);
       }
