@@ -4,7 +4,7 @@
 // All variants of a model are open at once and each client level runs on every variant back to back
 // (the order alternating by level), so machine load drifts into both. Generated tok/s, time to first
 // token and inter-token latency p50/p95 (client side: gaps between text chunks of one stream), every
-// request's sample kept. Models: stories260K, and a 1-layer LLaMA-3-8B-shaped artifact (the one
+// request's sample kept; prompts are unique per request (no prefix reuse). Models: stories260K, and a 1-layer LLaMA-3-8B-shaped artifact (the one
 // `npm run bench -- decode-speedup` caches, else synthesized and quantized here) with short answers.
 //
 //   npm run bench -- serve [--clients 1,4,16] [--parallel 1,16] [--max-tokens 48] [--requests N]
@@ -165,7 +165,9 @@ async function runLevel(url: string, model: string, clients: number, requests: n
     Array.from({ length: clients }, async () => {
       while (issued < requests && performance.now() < deadline) {
         const n = issued++;
-        results.push(await streamCompletion(url, model, PROMPTS[n % PROMPTS.length]!, maxTokens, 1000 + n));
+        // A request number first makes every prompt unique past BOS: no engine reuses a cached prefix
+        // (the batching engine keeps one per slot), so the variants differ by batching alone.
+        results.push(await streamCompletion(url, model, `${n + 1}. ${PROMPTS[n % PROMPTS.length]!}`, maxTokens, 1000 + n));
       }
     }),
   );
