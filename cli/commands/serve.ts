@@ -30,7 +30,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .options(servingOptions)
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind (loopback by default; set --api-key before exposing it)' })
       .option('parallel', { type: 'number', describe: 'Sequences decoded together by continuous batching, each with its own KV-cache slot (default: as many as 1 GiB of KV cache holds, at most 16; 1 = one at a time)' })
-      .option('api-key', { type: 'string', describe: `Require "Authorization: Bearer KEY" on /v1/*, /tokenize and /detokenize (default: $${'{'}${API_KEY_ENV}${'}'} if set; /health stays open)` })
+      .option('api-key', { type: 'string', describe: `Require "Authorization: Bearer KEY" on /v1/*, /tokenize and /detokenize (default: $${API_KEY_ENV} if set; /health stays open)` })
       .option('shutdown-grace', { type: 'number', default: 10, describe: 'Seconds running requests may take to finish after SIGTERM/SIGINT; then they end with finish_reason "length"' })
       .option('port', { type: 'number', default: 8080, describe: 'TCP port (0 picks a free one)' })
       .option('max-queue', { type: 'number', default: 64, describe: 'Requests that may wait for the GPU; more get HTTP 429' })
