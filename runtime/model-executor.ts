@@ -22,6 +22,8 @@ export interface ModelExecutorSettings {
   checkNumerics?: boolean;
   /** Fuse q|k|v and gate|up of dense layers (the executor's default: true). */
   fuseProjections?: boolean;
+  /** KV-cache slots of maxSeqLen positions each, for continuous batching (default 1). */
+  slots?: number;
   /** A quantized classifier (int8/int4 lm_head), or the model's held in 'f16'; default: the model's in `dtype`. */
   classifier?: QuantizedLinear | 'f16';
 }
@@ -41,7 +43,7 @@ export async function createModelExecutor(device: GpuContext, source: ModelSourc
   const quantizedClassifier = classifier === 'f16' ? undefined : classifier;
   const classifierFactory = quantizedClassifier ? quantizedClassifierFactory(device, pipelines, quantizedClassifier, { path }) : undefined;
   return Executor.create(device, source, {
-    dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
+    dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections, slots: settings.slots,
     // An f16 classifier on an adapter without shader-f16 (SwiftShader in a browser) runs from the same weights in f32.
     classifierFactory, classifierDtype: classifier === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
   });

@@ -204,18 +204,33 @@ function peer(src, j) {
 
 function serve(src, j) {
   const s = j.settings ?? {};
-  const rows = (j.results ?? []).map((r) => [r.clients, r.requests, r.errors, f(r.tokensPerSec, 0), `${f(r.ttftMs?.p50, 0)} / ${f(r.ttftMs?.p95, 0)}`, `${f(r.interChunkMs?.p50, 1)} / ${f(r.interChunkMs?.p95, 1)}`, `${f(r.latencyMs?.p50, 0)} / ${f(r.latencyMs?.p95, 0)}`]);
-  const b = j.baseline;
-  return [
-    `## Serving, ${j.model?.id ?? ''} ${j.model?.dtype ?? ''} on loopback — \`${src.command}\``,
+  // Files written before continuous batching hold one model and no variants.
+  const models = j.models ?? [{ label: j.model?.id, model: j.model, maxTokens: s.maxTokens, variants: [{ parallel: 1, engine: s.scheduler, levels: j.results ?? [] }] }];
+  const parts = [
+    `## Serving: continuous batching vs one request at a time, on loopback — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `${s.maxTokens} tokens per request, ${s.sampling}; scheduler: ${s.scheduler}; requests per level: ${s.requests}.`,
-    '',
-    table(['clients', 'requests', 'errors', 'generated tok/s', 'time to first token p50 / p95 ms', 'inter-chunk p50 / p95 ms', 'latency p50 / p95 ms'], rows),
-    '',
-    b ? `In-process baseline (no HTTP), ${b.requests} requests: ${f(b.tokensPerSec, 0)} tok/s (${f(b.tokensPerSecBefore, 0)} before and ${f(b.tokensPerSecAfter, 0)} after the HTTP runs).` : '',
-  ].join('\n');
+    `Streaming completions, ${s.sampling ?? 'sampled'}; requests per level: ${s.requests}. Every level runs on each server back to back (order alternating by level). Time to first token includes the queue wait; inter-token latency is the gap between text chunks of one stream.`,
+  ];
+  if (j.complete === false) parts.push('', 'This run was cut short: the models below are those that finished.');
+  for (const m of models) {
+    const rows = [];
+    for (const v of m.variants ?? []) {
+      for (const r of v.levels ?? []) {
+        const itl = r.itlMs ?? r.interChunkMs;
+        rows.push([v.parallel, r.clients, r.requests, r.errors, f(r.tokensPerSec, 1), `${f(r.ttftMs?.p50, 0)} / ${f(r.ttftMs?.p95, 0)}`, `${f(itl?.p50, 1)} / ${f(itl?.p95, 1)}`, `${f(r.latencyMs?.p50, 0)} / ${f(r.latencyMs?.p95, 0)}`]);
+      }
+    }
+    const sum = m.summary ?? {};
+    parts.push(
+      '',
+      `### ${m.label ?? m.model?.id} (${m.model?.artifact ? 'artifact' : m.model?.dtype ?? ''}), ${m.maxTokens} tokens per request, context ${m.model?.contextLength ?? '—'}`,
+      '',
+      table(['--parallel', 'clients', 'requests', 'errors', 'generated tok/s', 'time to first token p50 / p95 ms', 'inter-token p50 / p95 ms', 'latency p50 / p95 ms'], rows),
+    );
+    if (isNum(sum.batchingScaling)) parts.push('', `Batching: ${sum.mostClients} clients get ${f(sum.batchingScaling, 2)}× the aggregate tok/s of ${sum.fewestClients}; at ${sum.mostClients} clients, ${f(sum.batchingVsParallel1, 2)}× the tok/s of \`--parallel 1\`.`);
+  }
+  return parts.join('\n');
 }
 
 function load(src, j) {
