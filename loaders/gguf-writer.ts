@@ -193,17 +193,30 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
 /** llama.cpp token types (llama_token_type / gguf-py TokenType). */
 export const GGUF_TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
-/** A SentencePiece-style vocabulary as llama.cpp's "llama" tokenizer model stores it. */
+/**
+ * A vocabulary as llama.cpp stores it: tokenizer model "llama" (SentencePiece: ▁-pieces scored, byte
+ * pieces `<0xXX>`) or "gpt2" (byte-level BPE: pieces in GPT-2's byte-to-unicode alphabet, ranked merges
+ * and a named pre-tokenizer).
+ */
 export interface GgufVocab {
-  /** Pieces with SentencePiece's ▁ (U+2581) for spaces; byte pieces as `<0xXX>`. */
+  model: 'llama' | 'gpt2';
+  /** Pieces, by id: ▁ (U+2581) for spaces in "llama" vocabularies, Ġ-style byte characters in "gpt2" ones. */
   tokens: string[];
-  scores: Float32Array;
+  /** Per-token scores ("llama" only; llama.cpp's BPE ranks by merges instead). */
+  scores?: Float32Array;
   /** GGUF_TOKEN_TYPE per token. */
   tokenTypes: Int32Array;
+  /** "gpt2": merges by rank, each "left right". */
+  merges?: string[];
+  /** "gpt2": llama.cpp's pre-tokenizer name (tokenizer.ggml.pre): llama-bpe, qwen2, default. */
+  pre?: string;
   bosId: number;
   eosId: number;
-  unkId: number;
+  /** "llama" only (byte-level BPE has no unknown token). */
+  unkId?: number;
   addBos: boolean;
+  /** The Jinja chat template (tokenizer.chat_template), when the model has one. */
+  chatTemplate?: string;
 }
 
 export type GgufExportDType = 'f32' | 'f16';
@@ -279,16 +292,23 @@ export function llamaGgufMetadata(config: ModelConfig, vocab: GgufVocab, opts: {
     md.push(['llama.attention.key_length', u32(config.headDim)], ['llama.attention.value_length', u32(config.headDim)]);
   }
   md.push(
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.model', { type: 'string', value: vocab.model }],
     ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: vocab.tokens }],
-    ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: vocab.scores }],
-    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.tokenTypes }],
+  );
+  if (vocab.model === 'gpt2') md.push(['tokenizer.ggml.pre', { type: 'string', value: vocab.pre ?? 'default' }]);
+  if (vocab.scores) md.push(['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: vocab.scores }]);
+  md.push(['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.tokenTypes }]);
+  if (vocab.merges) md.push(['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: vocab.merges }]);
+  md.push(
     ['tokenizer.ggml.bos_token_id', u32(vocab.bosId)],
     ['tokenizer.ggml.eos_token_id', u32(vocab.eosId)],
-    ['tokenizer.ggml.unknown_token_id', u32(vocab.unkId)],
+  );
+  if (vocab.unkId !== undefined) md.push(['tokenizer.ggml.unknown_token_id', u32(vocab.unkId)]);
+  md.push(
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: vocab.addBos }],
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
   );
+  if (vocab.chatTemplate) md.push(['tokenizer.chat_template', { type: 'string', value: vocab.chatTemplate }]);
   return md;
 }
 
@@ -302,15 +322,17 @@ export function exportGguf(source: ModelSource, vocab: GgufVocab, path: string, 
   if (dtype !== 'f32' && dtype !== 'f16') throw new GgufWriteError(path, `dtype ${String(dtype)} is not f32 or f16`);
   if (c.arch !== 'llama') throw new GgufWriteError(path, `${source.id} is a ${c.arch} model; GGUF export supports llama only`);
   if (c.ropeScaling) throw new GgufWriteError(path, `${source.id} uses ${c.ropeScaling.type} RoPE scaling, which the GGUF export does not write (rope_freqs.weight)`);
-  if (vocab.tokens.length > c.vocabSize || vocab.scores.length !== vocab.tokens.length || vocab.tokenTypes.length !== vocab.tokens.length) {
-    throw new GgufWriteError(path, `vocabulary of ${vocab.tokens.length} tokens (${vocab.scores.length} scores, ${vocab.tokenTypes.length} types) does not fit the model's ${c.vocabSize}`);
+  const n = vocab.tokens.length;
+  if (n > c.vocabSize || (vocab.scores && vocab.scores.length !== n) || vocab.tokenTypes.length !== n) {
+    throw new GgufWriteError(path, `vocabulary of ${n} tokens (${vocab.scores?.length ?? 'no'} scores, ${vocab.tokenTypes.length} types) does not fit the model's ${c.vocabSize}`);
   }
+  if (vocab.model === 'gpt2' && !vocab.merges) throw new GgufWriteError(path, 'a byte-level BPE (gpt2) vocabulary needs its merges');
   // llama.cpp needs one token per embedding row: pad as its converter does ([PADi], unused, score -1000).
-  const pad = c.vocabSize - vocab.tokens.length;
+  const pad = c.vocabSize - n;
   const fullVocab: GgufVocab = pad === 0 ? vocab : {
     ...vocab,
     tokens: [...vocab.tokens, ...Array.from({ length: pad }, (_, i) => `[PAD${i + 1}]`)],
-    scores: Float32Array.from([...vocab.scores, ...new Array<number>(pad).fill(-1000)]),
+    scores: vocab.scores && Float32Array.from([...vocab.scores, ...new Array<number>(pad).fill(-1000)]),
     tokenTypes: Int32Array.from([...vocab.tokenTypes, ...new Array<number>(pad).fill(GGUF_TOKEN_TYPE.unused)]),
   };
   const tensors: GgufWriteTensor[] = requiredTensorShapes(c).map(({ name, shape }) => {

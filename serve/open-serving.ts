@@ -2,7 +2,9 @@
 import { dirname, join } from 'node:path';
 import { openSession, type Session, type SessionOptions } from '../node/session.js';
 import { ExecutorEngine } from './executor-engine.js';
-import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { chatTemplateFromConfig, loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { ggufChatTemplateConfig } from '../loaders/gguf-tokenizer.js';
+import type { GgufModelSource } from '../loaders/gguf.js';
 
 export interface ServingArgs {
   model: string;
@@ -33,7 +35,9 @@ export async function openServing(args: ServingArgs): Promise<Serving> {
   const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'] };
   const session: Session = await openSession({ ...options, artifact: args.artifact });
   try {
-    const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
+    // A GGUF carries its chat template (tokenizer.chat_template) unless another tokenizer was given.
+    const gguf = !args.tokenizer && 'gguf' in session.source ? ggufChatTemplateConfig((session.source as GgufModelSource).gguf) : undefined;
+    const chatTemplate = gguf ? chatTemplateFromConfig(gguf) : loadChatTemplate(tokenizerConfigPath(session));
     const engine = new ExecutorEngine(session.executor, session.tokenizer, { modelId: args['served-name'] ?? session.source.id, contextLength: args.ctx });
     return { session, engine, chatTemplate, close: () => session.close() };
   } catch (err) {
