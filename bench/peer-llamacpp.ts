@@ -42,6 +42,7 @@ import { GpuTimer } from '../runtime/profiler.js';
 import { createQuantizedLinear } from '../runtime/quantized-linear.js';
 import { argmax } from '../runtime/sampler.js';
 import { runIfMain, writeJsonReport, gitCommit } from './lib/report.js';
+import { importNodeLlamaCpp } from './lib/node-llama-cpp.js';
 
 type OurWeights = 'f32' | 'f16' | 'w4a8';
 type Peer = 'cpu' | 'vulkan';
@@ -272,12 +273,9 @@ interface NlcModule {
 }
 
 async function loadNodeLlamaCpp(): Promise<NlcModule> {
-  const name = 'node-llama-cpp';
-  try {
-    return (await import(name)) as NlcModule;
-  } catch (err) {
-    throw new Error(`peer-llamacpp: cannot load node-llama-cpp (${(err as Error).message}); install it first (700 MB of prebuilt binaries, kept out of the default install): npm i --no-save node-llama-cpp`);
-  }
+  const loaded = await importNodeLlamaCpp<NlcModule>();
+  if ('error' in loaded) throw new Error(`peer-llamacpp: ${loaded.error}`);
+  return loaded.module;
 }
 
 /**
