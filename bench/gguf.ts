@@ -10,7 +10,9 @@
 //        [--dataset wikitext2] [--runtime-dtype f16] [--work DIR] [--keep] [--out file]
 //
 // Without --model, the synthetic model is written to --work (default: a directory in the OS temp dir)
-// first; its exports go there too and are deleted at the end unless --keep.
+// first; its exports go there too (model-<dtype>.gguf) and are deleted at the end unless --keep. With
+// --keep, an export already in --work that is newer than the model's config.json is reused (its
+// export command and time are those of the run that wrote it, not repeated).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +81,7 @@ interface Row {
   format: 'hf' | 'gguf';
   exportDtype?: GgufExportDType;
   fileBytes?: number;
+  /** Absent when the file was reused from an earlier run. */
   exportSeconds?: number;
   exportCommand?: string;
   pplCommand: string;
@@ -116,7 +119,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for (const dtype of args.dtypes) {
       const file = join(work, `model-${dtype}.gguf`);
-      const ex = aser(['export', '--model', model, '--dtype', dtype, '--out', file, '--overwrite']);
+      const reuse = args.keep && existsSync(file) && statSync(file).mtimeMs > statSync(join(model, 'config.json')).mtimeMs;
+      const exportArgs = ['export', '--model', model, '--dtype', dtype, '--out', file, '--overwrite'];
+      const ex = reuse ? { seconds: undefined, command: `aser ${exportArgs.join(' ')} (reused from an earlier run)` } : aser(exportArgs);
       written.push(file);
       const r = ppl(file);
       const relDiff = Math.abs(r.json.ppl as number - rows[0]!.ppl) / rows[0]!.ppl;

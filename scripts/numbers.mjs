@@ -30,6 +30,12 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
+  { id: 'gguf', file: 'bench/results/gguf.json', command: 'npm run bench -- gguf --work /tmp/aser-gguf-work --keep' },
+  {
+    id: 'peer8b',
+    file: 'bench/results/peer-llamacpp-8b.json',
+    command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 64 --decode 16 --repeats 2 --ctx 64 --windows 2 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
+  },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -172,6 +178,8 @@ function kernels(src, j) {
 
 function peer(src, j) {
   const d = j.data ?? {};
+  const m = j.model ?? {};
+  const shape = isNum(m.hidden) ? ` (dim ${m.dim}, hidden ${m.hidden}, ${m.layers} layer${m.layers > 1 ? 's' : ''}, vocab ${m.vocab})` : '';
   const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, f(r.prefillTokPerSec, 0), f(r.decodeTokPerSec, 0), f(r.pplTokPerSec, 0), f(r.ppl, 6)]);
   const ratios = (j.ratios ?? []).map((r) => [r.what, r.ours, r.baseline, `${f(r.ratio)}×`, r.target !== undefined ? `${r.target}×` : '']);
   const agree = (j.agreement ?? []).map((a) => [a.weights, a.peer, f(a.oursPpl, 6), f(a.theirsPpl, 6), isNum(a.relDiff) ? a.relDiff.toExponential(1) : '—']);
@@ -179,7 +187,9 @@ function peer(src, j) {
     `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `Model ${j.model?.id}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
+    `Model ${m.id}${shape}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
+    ...(m.weights && isNum(m.hidden) ? ['', `Weights: ${m.weights}.`] : []),
+    ...(j.note ? ['', j.note] : []),
     '',
     table(['engine', 'backend', 'weights', 'prefill tok/s', 'decode tok/s', 'ppl-eval tok/s', 'ppl'], res),
     '',
@@ -188,6 +198,27 @@ function peer(src, j) {
     'Perplexity agreement on the same windows:',
     '',
     table(['weights', 'peer', 'ours', 'theirs', 'relative difference'], agree),
+    ...((j.greedy ?? []).length ? ['', 'Greedy decode from BOS on the same float weights:', '', table(['weights', 'first tokens', 'aser vs llama.cpp cpu'], j.greedy.map((g) => [g.weights, g.aser.length, g.same ? 'identical' : 'differ']))] : []),
+  ].join('\n');
+}
+
+function gguf(src, j) {
+  const rows = (j.rows ?? []).map((r) => [
+    r.format === 'hf' ? 'HF directory (bf16 safetensors)' : `GGUF ${r.exportDtype}`,
+    isNum(r.fileBytes) ? f(r.fileBytes / 1e6, 0) : '—',
+    f(r.ppl, 4),
+    isNum(r.relDiff) ? r.relDiff.toExponential(2) : '—',
+    isNum(r.bar) ? `≤ ${r.bar}: ${r.withinBar ? 'met' : 'NOT met'}` : '—',
+    isNum(r.exportSeconds) ? f(r.exportSeconds, 0) : '—',
+    f(r.processSeconds, 0),
+  ]);
+  return [
+    `## GGUF round trip at the LLaMA-3-8B shape — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Model \`${j.model}\`${j.synthCommand ? ` (\`${j.synthCommand}\`)` : ''}; \`aser ppl --dtype ${j.runtimeDtype}\` on ${j.dataset}, ctx ${j.ctx}, ${j.windows} windows, the same for every row. ${j.note ?? ''}`,
+    '',
+    table(['weights', 'file MB', 'ppl', 'relative difference to HF', 'bar', 'export s', 'ppl process s'], rows),
   ].join('\n');
 }
 
@@ -442,7 +473,7 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+const RENDER = { forward, kernels, peer, peer8b: peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, gguf };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
