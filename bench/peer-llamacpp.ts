@@ -129,6 +129,14 @@ function parseArgs(argv: string[]): Args {
 
 /** The installed version of a package (its package.json, found above its resolved entry point). */
 function packageVersion(name: string): string {
+  const elsewhere = name === 'node-llama-cpp' ? process.env.ASER_NODE_LLAMA_CPP : undefined;
+  if (elsewhere) {
+    try {
+      return (JSON.parse(readFileSync(join(elsewhere, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  }
   try {
     let dir = dirname(createRequire(join(repoRoot(), 'package.json')).resolve(name));
     while (!existsSync(join(dir, 'package.json')) || (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name !== name) {
