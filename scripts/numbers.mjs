@@ -30,11 +30,11 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
-  { id: 'gguf', file: 'bench/results/gguf.json', command: 'npm run bench -- gguf --work /tmp/aser-gguf-work --keep' },
+  { id: 'gguf', file: 'bench/results/gguf.json', command: 'npm run bench -- gguf --work /tmp/aser-gguf-work --keep --ctx 64 --windows 1 --dtypes f16,q8_0' },
   {
     id: 'peer8b',
     file: 'bench/results/peer-llamacpp-8b.json',
-    command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 64 --decode 16 --repeats 2 --ctx 64 --windows 2 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
+    command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 32 --decode 8 --repeats 1 --ctx 64 --windows 1 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
   },
   {
     id: 'report',
