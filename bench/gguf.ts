@@ -6,7 +6,7 @@
 // The issue's bar: the f16 export's perplexity within 1e-4 relative of the HF directory's, Q8_0 within
 // 1 %; Q4_0 is reported beside them. Prints a table and writes bench/results/gguf.json.
 //
-//   npm run bench -- gguf [--model DIR] [--layers 1] [--dtypes f16,q8_0,q4_0] [--ctx 128] [--windows 2]
+//   npm run bench -- gguf [--model DIR|PRESET] [--layers 1] [--dtypes f16,q8_0,q4_0] [--ctx 128] [--windows 2]
 //        [--dataset wikitext2] [--runtime-dtype f16] [--work DIR] [--keep] [--out file]
 //
 // Without --model, the synthetic model is written to --work (default: a directory in the OS temp dir)
@@ -47,7 +47,7 @@ function parseArgs(argv: string[]): Args {
     }
     const v = argv[++i];
     if (v === undefined) throw new Error(`gguf bench: ${k} needs a value`);
-    if (k === '--model') a.model = resolve(v);
+    if (k === '--model') a.model = existsSync(v) ? resolve(v) : v; // a path, or a preset name (e.g. stories260k)
     else if (k === '--layers') a.layers = Number(v);
     else if (k === '--dtypes') a.dtypes = v.split(',').filter(Boolean) as GgufExportDType[];
     else if (k === '--ctx') a.ctx = Number(v);
@@ -78,6 +78,7 @@ function aser(args: string[]): { json: Record<string, unknown>; seconds: number;
 
 interface Row {
   source: string;
+  /** hf: the source model as given (an HF directory, or a preset); gguf: one of its exports. */
   format: 'hf' | 'gguf';
   exportDtype?: GgufExportDType;
   fileBytes?: number;
@@ -119,7 +120,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for (const dtype of args.dtypes) {
       const file = join(work, `model-${dtype}.gguf`);
-      const reuse = args.keep && existsSync(file) && statSync(file).mtimeMs > statSync(join(model, 'config.json')).mtimeMs;
+      const config = join(model, 'config.json');
+      const reuse = args.keep && existsSync(file) && existsSync(config) && statSync(file).mtimeMs > statSync(config).mtimeMs;
       const exportArgs = ['export', '--model', model, '--dtype', dtype, '--out', file, '--overwrite'];
       const ex = reuse ? { seconds: undefined, command: `aser ${exportArgs.join(' ')} (reused from an earlier run)` } : aser(exportArgs);
       written.push(file);
@@ -140,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
   console.log('| weights | file MB | export s | ppl | rel. diff to HF | bar | eval s | process s |');
   console.log('|---|---:|---:|---:|---:|---|---:|---:|');
   for (const r of rows) {
-    const name = r.format === 'hf' ? 'HF directory (bf16)' : `GGUF ${r.exportDtype}`;
+    const name = r.format === 'hf' ? 'source model' : `GGUF ${r.exportDtype}`;
     const bar = r.bar === undefined ? '—' : `${r.bar} ${r.withinBar ? 'ok' : 'FAILED'}`;
     console.log(`| ${name} | ${r.fileBytes ? (r.fileBytes / 1e6).toFixed(0) : '—'} | ${r.exportSeconds?.toFixed(1) ?? '—'} | ${r.ppl.toFixed(4)} | ${r.relDiff === undefined ? '—' : r.relDiff.toExponential(2)} | ${bar} | ${r.evalSeconds.toFixed(1)} | ${r.processSeconds.toFixed(1)} |`);
   }

@@ -32,6 +32,11 @@ export const SOURCES = [
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   { id: 'gguf', file: 'bench/results/gguf.json', command: 'npm run bench -- gguf --work /tmp/aser-gguf-work --keep --ctx 64 --windows 1 --dtypes f16,q8_0' },
   {
+    id: 'ggufStories',
+    file: 'bench/results/gguf-stories260k.json',
+    command: 'npm run bench -- gguf --model stories260k --dtypes f32,f16,q8_0,q4_0 --ctx 256 --windows 8 --dataset tinystories --runtime-dtype f32 --out bench/results/gguf-stories260k.json',
+  },
+  {
     id: 'peer8b',
     file: 'bench/results/peer-llamacpp-8b.json',
     command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 32 --decode 8 --repeats 1 --ctx 64 --windows 1 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
@@ -207,18 +212,23 @@ function gguf(src, j) {
     r.format === 'hf' ? 'HF directory (bf16 safetensors)' : `GGUF ${r.exportDtype}`,
     isNum(r.fileBytes) ? f(r.fileBytes / 1e6, 0) : '—',
     f(r.ppl, 4),
+    f(r.nll, 4),
     isNum(r.relDiff) ? r.relDiff.toExponential(2) : '—',
     isNum(r.bar) ? `≤ ${r.bar}: ${r.withinBar ? 'met' : 'NOT met'}` : '—',
     isNum(r.exportSeconds) ? f(r.exportSeconds, 0) : '—',
     f(r.processSeconds, 0),
   ]);
   return [
-    `## GGUF round trip at the LLaMA-3-8B shape — \`${src.command}\``,
+    `## GGUF round trip: ${String(j.model).includes('llama3-8b') ? 'the LLaMA-3-8B shape (synthetic weights)' : j.model} — \`${src.command}\``,
     sourceLine(src, j),
     '',
     `Model \`${j.model}\`${j.synthCommand ? ` (\`${j.synthCommand}\`)` : ''}; \`aser ppl --dtype ${j.runtimeDtype}\` on ${j.dataset}, ctx ${j.ctx}, ${j.windows} windows, the same for every row. ${j.note ?? ''}`,
     '',
-    table(['weights', 'file MB', 'ppl', 'relative difference to HF', 'bar', 'export s', 'ppl process s'], rows),
+    table(['weights', 'file MB', 'ppl', 'NLL / token', 'relative ppl difference to the source', 'bar', 'export s', 'ppl process s'], rows),
+    '',
+    'Commands, one process each:',
+    '',
+    ...(j.rows ?? []).flatMap((r) => [...(r.exportCommand ? [`- \`${r.exportCommand}\``] : []), `- \`${r.pplCommand}\``]),
   ].join('\n');
 }
 
@@ -473,7 +483,7 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, peer8b: peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, gguf };
+const RENDER = { forward, kernels, peer, peer8b: peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, gguf, ggufStories: gguf };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
