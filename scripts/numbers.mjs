@@ -209,7 +209,7 @@ function peer(src, j) {
 
 function gguf(src, j) {
   const rows = (j.rows ?? []).map((r) => [
-    r.format === 'hf' ? 'HF directory (bf16 safetensors)' : `GGUF ${r.exportDtype}`,
+    r.format === 'hf' ? (String(j.model).startsWith('/') ? 'HF directory (bf16 safetensors)' : `${j.model} (its own file)`) : `GGUF ${r.exportDtype}`,
     isNum(r.fileBytes) ? f(r.fileBytes / 1e6, 0) : '—',
     f(r.ppl, 4),
     f(r.nll, 4),
