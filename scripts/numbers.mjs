@@ -189,7 +189,7 @@ function peer(src, j) {
   const ratios = (j.ratios ?? []).map((r) => [r.what, r.ours, r.baseline, `${f(r.ratio)}×`, r.target !== undefined ? `${r.target}×` : '']);
   const agree = (j.agreement ?? []).map((a) => [a.weights, a.peer, f(a.oursPpl, 6), f(a.theirsPpl, 6), isNum(a.relDiff) ? a.relDiff.toExponential(1) : '—']);
   return [
-    `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows — \`${src.command}\``,
+    `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows, ${m.id} — \`${src.command}\``,
     sourceLine(src, j),
     '',
     `Model ${m.id}${shape}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
