@@ -185,7 +185,8 @@ function peer(src, j) {
   const d = j.data ?? {};
   const m = j.model ?? {};
   const shape = isNum(m.hidden) ? ` (dim ${m.dim}, hidden ${m.hidden}, ${m.layers} layer${m.layers > 1 ? 's' : ''}, vocab ${m.vocab})` : '';
-  const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, f(r.prefillTokPerSec, 0), f(r.decodeTokPerSec, 0), f(r.pplTokPerSec, 0), f(r.ppl, 6)]);
+  const rate = (x) => (isNum(x) && x < 10 ? f(x, 2) : f(x, 0)); // 8B-shaped runs measure fractions of a token per second
+  const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, rate(r.prefillTokPerSec), rate(r.decodeTokPerSec), rate(r.pplTokPerSec), f(r.ppl, 6)]);
   const ratios = (j.ratios ?? []).map((r) => [r.what, r.ours, r.baseline, `${f(r.ratio)}×`, r.target !== undefined ? `${r.target}×` : '']);
   const agree = (j.agreement ?? []).map((a) => [a.weights, a.peer, f(a.oursPpl, 6), f(a.theirsPpl, 6), isNum(a.relDiff) ? a.relDiff.toExponential(1) : '—']);
   return [
