@@ -641,7 +641,7 @@ export async function main(argv: string[]): Promise<number> {
     date: started,
     commit: gitCommit(),
     model: { id: spec.id, source: spec.path, synthCommand: spec.synthCommand, dim: c.dim, hidden: c.hiddenDim, layers: c.nLayers, vocab: c.vocabSize, weights: `our GGUF exports of ${spec.path} (${spec.exports.join(', ')}; q4_0 = Q4_0 blocks with a Q8_0 classifier); aser runs the ${oursFrom} export (w4a8 = RTN W4A8 built from it)` },
-    note: 'The machine is shared with other engineers\' jobs (load averages below): absolute speeds are depressed and noisy; ratios within one run compare engines under the same load.',
+    note: 'The machine is shared with other engineers\' jobs: absolute speeds are depressed and noisy, and ratios within one run compare the engines under the same load only while that load holds (machine.loadAverageStart / loadAverageEnd record it).',
     data: { dataset: 'tinystories', file: data.file, textTokens: ids.length, protocol: 'gptq', ctx: args.ctx, windows: windows.length },
     settings: {
       prefill: args.prefill, decode: args.decode, repeats: args.repeats, threads: args.threads,
