@@ -1,14 +1,19 @@
 // Peer benchmark: aser (WebGPU on Dawn) against llama.cpp (through the npm package node-llama-cpp, its
 // prebuilt CPU and Vulkan binaries) on the same model, the same weights and the same token stream.
-// stories260K is exported to GGUF by our own exporter (f32 and f16), so both engines run identical
-// numbers. Measured per engine/backend/weights: prefill tok/s (one prompt, last-token logits read),
+// The model is exported to GGUF by our own exporter, so both engines run identical numbers:
+// stories260K (default) as f32 and f16; a LLaMA-3-8B-shaped model (--model llama3-8b-l1 | llama3-8b-l2,
+// synthesized on first use, or any LLaMA HF directory) as f16 and as llama.cpp's usual quantized form,
+// Q4_0 blocks with a Q8_0 classifier. Ours runs the f16 GGUF and RTN W4A8 built from it. Measured per engine/backend/weights: prefill tok/s (one prompt, last-token logits read),
 // greedy decode tok/s (one token per step, sampled on the host side of each engine), perplexity over
 // the same non-overlapping windows of TinyStories (GPTQ protocol: every token after the first of each
 // window is scored; llama.cpp's NLL comes from its own logits: −(l_t − l_max − ln Σ exp(l − l_max))),
 // and ppl-evaluation tok/s. Prints a table with ratios and writes bench/results/peer-llamacpp.json.
 //
-//   node dist/bench/peer-llamacpp.js [--prefill 256] [--decode 128] [--repeats 5] [--ctx 256] [--windows 32]
-//        [--threads 1,2] [--ours f32,f16,w4a8] [--peers cpu,vulkan] [--out file]
+//   npm run bench -- peer-llamacpp [--model stories260k|llama3-8b-l1|llama3-8b-l2|DIR] [--prefill 256] [--decode 128]
+//        [--repeats 5] [--ctx 256] [--windows 32] [--threads 1,2] [--ours f32,f16,w4a8] [--peers cpu,vulkan] [--out file]
+//
+// At the 8B shape use small sizes (a run loads the 2.5 GB f16 file several times), e.g.
+//   --model llama3-8b-l1 --prefill 64 --decode 16 --repeats 2 --ctx 64 --windows 2 --ours f16,w4a8
 //
 // llama.cpp CPU runs once per --threads entry: on this 2-core machine 2 threads make its single-token
 // decode ~30× slower than 1 (its spinning thread pool contends with the JS thread), so the best row
@@ -27,7 +32,9 @@ import { loadDatasetText, repoRoot } from '../loaders/datasets.js';
 import { perplexityOfTokens } from '../eval/ppl.js';
 import { exportGguf } from '../loaders/gguf-writer.js';
 import { loadGguf } from '../loaders/gguf.js';
-import { ggufVocabFromLlama2c } from '../loaders/gguf-tokenizer.js';
+import { ggufVocabForExport, ggufVocabFromLlama2c } from '../loaders/gguf-tokenizer.js';
+import type { GgufExportDType } from '../loaders/gguf-writer.js';
+import { writeSynthModel, defaultSynthTokenizerDir } from '../loaders/synth.js';
 import { openNodeDevice } from '../node/gpu.js';
 import { resolveModel } from '../loaders/registry.js';
 import { packW4 } from '../core/w4-layout.js';
@@ -42,11 +49,14 @@ import { GpuTimer } from '../runtime/profiler.js';
 import { createQuantizedLinear } from '../runtime/quantized-linear.js';
 import { argmax } from '../runtime/sampler.js';
 import { runIfMain, writeJsonReport, gitCommit } from './lib/report.js';
+import { importNodeLlamaCpp } from './lib/node-llama-cpp.js';
 
 type OurWeights = 'f32' | 'f16' | 'w4a8';
 type Peer = 'cpu' | 'vulkan';
 
 interface Args {
+  /** stories260k, llama3-8b-l1 / llama3-8b-l2 (synthesized on first use), or a LLaMA HF directory. */
+  model: string;
   prefill: number;
   decode: number;
   repeats: number;
@@ -88,7 +98,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function parseArgs(argv: string[]): Args {
   const root = repoRoot();
   const args: Args = {
-    prefill: 256, decode: 128, repeats: 5, ctx: 256, windows: 32, threads: [1, 2],
+    model: 'stories260k', prefill: 256, decode: 128, repeats: 5, ctx: 256, windows: 32, threads: [1, 2],
     ours: ['f32', 'f16', 'w4a8'], peers: ['cpu', 'vulkan'],
     out: join(root, 'bench', 'results', 'peer-llamacpp.json'),
   };
@@ -96,7 +106,8 @@ function parseArgs(argv: string[]): Args {
     const key = argv[i]!;
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`peer-llamacpp: ${key} needs a value`);
-    if (key === '--prefill') args.prefill = Number(value);
+    if (key === '--model') args.model = value;
+    else if (key === '--prefill') args.prefill = Number(value);
     else if (key === '--decode') args.decode = Number(value);
     else if (key === '--repeats') args.repeats = Number(value);
     else if (key === '--ctx') args.ctx = Number(value);
@@ -105,7 +116,7 @@ function parseArgs(argv: string[]): Args {
     else if (key === '--ours') args.ours = value.split(',').filter(Boolean) as OurWeights[];
     else if (key === '--peers') args.peers = value.split(',').filter(Boolean) as Peer[];
     else if (key === '--out') args.out = resolve(value);
-    else throw new Error(`peer-llamacpp: unknown option ${key} (--prefill --decode --repeats --ctx --windows --threads --ours --peers --out)`);
+    else throw new Error(`peer-llamacpp: unknown option ${key} (--model --prefill --decode --repeats --ctx --windows --threads --ours --peers --out)`);
   }
   for (const k of ['prefill', 'decode', 'repeats', 'ctx', 'windows'] as const) {
     if (!Number.isInteger(args[k]) || args[k] < 1) throw new Error(`peer-llamacpp: --${k} must be a positive integer`);
@@ -118,6 +129,14 @@ function parseArgs(argv: string[]): Args {
 
 /** The installed version of a package (its package.json, found above its resolved entry point). */
 function packageVersion(name: string): string {
+  const elsewhere = name === 'node-llama-cpp' ? process.env.ASER_NODE_LLAMA_CPP : undefined;
+  if (elsewhere) {
+    try {
+      return (JSON.parse(readFileSync(join(elsewhere, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  }
   try {
     let dir = dirname(createRequire(join(repoRoot(), 'package.json')).resolve(name));
     while (!existsSync(join(dir, 'package.json')) || (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name !== name) {
@@ -272,12 +291,9 @@ interface NlcModule {
 }
 
 async function loadNodeLlamaCpp(): Promise<NlcModule> {
-  const name = 'node-llama-cpp';
-  try {
-    return (await import(name)) as NlcModule;
-  } catch (err) {
-    throw new Error(`peer-llamacpp: cannot load node-llama-cpp (${(err as Error).message}); install it first (700 MB of prebuilt binaries, kept out of the default install): npm i --no-save node-llama-cpp`);
-  }
+  const loaded = await importNodeLlamaCpp<NlcModule>();
+  if ('error' in loaded) throw new Error(`peer-llamacpp: ${loaded.error}`);
+  return loaded.module;
 }
 
 /**
@@ -311,7 +327,7 @@ interface PeerResult {
 }
 
 async function benchLlamaCpp(
-  nlc: NlcModule, peer: Peer, threads: number, ggufs: Record<'f32' | 'f16', string>, prompt: number[], bosId: number,
+  nlc: NlcModule, peer: Peer, threads: number, ggufs: Record<string, string>, prompt: number[], bosId: number,
   windows: Array<{ inputs: number[]; targets: number[] }>, sampleText: string, sampleIds: number[], args: Args,
 ): Promise<PeerResult> {
   if (peer === 'vulkan') process.env.GGML_VK_VISIBLE_DEVICES ??= '0';
@@ -327,7 +343,8 @@ async function benchLlamaCpp(
   let lastLogits: Float64Array | undefined;
   let tokenizerAgrees = false;
   try {
-    for (const weights of ['f32', 'f16'] as const) {
+    const first = Object.keys(ggufs)[0];
+    for (const weights of Object.keys(ggufs)) {
       progress(`llama.cpp ${peer} ${weights}: loading`);
       const model = await llama.loadModel({ modelPath: ggufs[weights], gpuLayers: peer === 'cpu' ? 0 : 'max' });
       // KV cache in the weights' type, as our executor keeps it (llama.cpp defaults to F16); no flash attention.
@@ -339,7 +356,7 @@ async function benchLlamaCpp(
       progress(`llama.cpp ${peer} ${weights}: loaded; prefill/decode`);
       const seq = context.getSequence();
       try {
-        if (weights === 'f32') tokenizerAgrees = JSON.stringify([bosId, ...model.tokenize(sampleText)]) === JSON.stringify(sampleIds);
+        if (weights === first) tokenizerAgrees = JSON.stringify([bosId, ...model.tokenize(sampleText)]) === JSON.stringify(sampleIds);
         const last = prompt[prompt.length - 1]!;
         const prefillInput = [...prompt.slice(0, -1), [last, { generateNext: { logits: true } }] as [number, { generateNext: NlcGenerateNext }]];
         const prefillTimes: number[] = [];
@@ -351,7 +368,7 @@ async function benchLlamaCpp(
           let t0 = performance.now();
           const out = await seq.controlledEvaluate(prefillInput);
           const pw = (performance.now() - t0) / 1000;
-          if (weights === 'f32' && r === 0) {
+          if (weights === first && r === 0) {
             const row = out[prompt.length - 1]!.next.logits!;
             lastLogits = new Float64Array(row.size);
             for (const [id, v] of row) lastLogits[id] = v;
@@ -444,23 +461,65 @@ async function benchLlamaCpp(
 
 // ------------------------------------------------------------------ main
 
+interface PeerModel {
+  id: string;
+  /** What resolveModel opens: a preset name or a path. */
+  path: string;
+  /** GGUF exports both engines run, the first is the one aser runs. */
+  exports: GgufExportDType[];
+  /** Where exports are kept between runs (synthesized models); undefined: a temporary directory. */
+  cacheDir?: string;
+  synthCommand?: string;
+}
+
+/** --model: stories260k (f32, f16), llama3-8b-lN (synthesized into the temp dir on first use), or a LLaMA HF directory. */
+async function resolvePeerModel(model: string): Promise<PeerModel> {
+  if (model === 'stories260k') return { id: model, path: model, exports: ['f32', 'f16'] };
+  const synth = /^llama3-8b-l(\d+)$/.exec(model);
+  if (synth) {
+    const layers = Number(synth[1]);
+    const dir = join(tmpdir(), 'aser-peer-models', model);
+    const hf = join(dir, 'hf');
+    const synthCommand = `aser synth --shape llama3-8b --layers ${layers} --seed 0 --out ${hf}`;
+    if (!existsSync(join(hf, 'config.json'))) {
+      progress(`synthesizing ${model}: ${synthCommand}`);
+      const tokenizerDir = defaultSynthTokenizerDir();
+      if (!tokenizerDir) throw new Error('peer-llamacpp: the shared llama3 tokenizer is missing (../shared/tokenizers/llama3)');
+      writeSynthModel(hf, { shape: 'llama3-8b', layers, seed: 0, tokenizerDir });
+    }
+    return { id: model, path: hf, exports: ['f16', 'q4_0'], cacheDir: dir, synthCommand };
+  }
+  return { id: model.replace(/\/+$/, '').split('/').pop() ?? model, path: resolve(model), exports: ['f16', 'q4_0'] };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const load0 = loadavg();
   const started = new Date().toISOString();
-  const resolved = resolveModel('stories260k');
+  const spec = await resolvePeerModel(args.model);
+  const resolved = resolveModel(spec.path);
   const source = resolved.source;
   const tokenizer = resolved.tokenizer;
   const c = source.config;
   if (args.prefill > c.maxSeqLen || args.decode + 2 > c.maxSeqLen || args.ctx > c.maxSeqLen) throw new Error(`peer-llamacpp: sizes exceed the model context ${c.maxSeqLen}`);
 
-  // The same weights for both engines: our GGUF export of the llama2.c checkpoint.
-  const dir = mkdtempSync(join(tmpdir(), 'aser-peer-'));
-  const vocab = ggufVocabFromLlama2c(join(dirname(resolved.path), 'tokenizer.bin'), c.vocabSize);
-  const ggufs = { f32: join(dir, 'stories260k-f32.gguf'), f16: join(dir, 'stories260k-f16.gguf') };
-  for (const dtype of ['f32', 'f16'] as const) exportGguf(source, vocab, ggufs[dtype], { dtype });
+  // The same weights for both engines: our GGUF exports (stories260K: f32 and f16; LLaMA-3-shaped: f16
+  // and Q4_0 with a Q8_0 classifier), kept beside a synthesized model for the next run.
+  const dir = spec.cacheDir ?? mkdtempSync(join(tmpdir(), 'aser-peer-'));
+  const vocab = resolved.format === 'llama2c'
+    ? ggufVocabFromLlama2c(join(dirname(resolved.path), 'tokenizer.bin'), c.vocabSize)
+    : ggufVocabForExport(resolved.path, c).vocab;
+  const ggufs: Record<string, string> = {};
+  for (const dtype of spec.exports) {
+    const file = join(dir, `${spec.id}-${dtype}.gguf`);
+    ggufs[dtype] = file;
+    if (spec.cacheDir && existsSync(file)) continue;
+    progress(`exporting ${spec.id} as GGUF ${dtype}`);
+    exportGguf(source, vocab, file, { dtype });
+  }
+  const oursFrom = spec.exports[0]!; // f32 for stories260K, f16 at the 8B shape
 
-  // The same token stream: TinyStories eval text tokenized once (SentencePiece, BOS first).
+  // The same token stream: TinyStories eval text tokenized once (the model's tokenizer, BOS first).
   const data = loadDatasetText('tinystories', { protocol: 'gptq' });
   const ids = tokenizer.encode(data.text, { bos: true });
   const prompt = ids.slice(0, args.prefill);
@@ -472,7 +531,7 @@ export async function main(argv: string[]): Promise<number> {
   const rows: PeerRow[] = [];
   let rtt = NaN;
   let ourLastLogits: Float32Array | undefined;
-  const gg = loadGguf(ggufs.f32, 'stories260k');
+  const gg = loadGguf(ggufs[oursFrom]!, spec.id);
   try {
     rtt = await roundTripMs(gpu);
     for (const w of args.ours) {
@@ -483,8 +542,8 @@ export async function main(argv: string[]): Promise<number> {
       progress(`aser ${w}`);
       rows.push(await benchOurs(gpu, gg, w, prompt, c.bosId, ids, args));
     }
-    // Our last-token logits of the prefill prompt, to compare with llama.cpp's directly.
-    const ex = await Executor.create(gpu, gg, { dtype: 'f32', maxSeqLen: c.maxSeqLen, maxBatchTokens: args.prefill });
+    // Our last-token logits of the prefill prompt, to compare with llama.cpp's directly (same weights).
+    const ex = await Executor.create(gpu, gg, { dtype: oursFrom === 'f32' ? 'f32' : 'f16', maxSeqLen: Math.min(c.maxSeqLen, 4096), maxBatchTokens: args.prefill });
     await ex.forward(prompt);
     ourLastLogits = await ex.logits();
     ex.destroy();
@@ -504,7 +563,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   source.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (!spec.cacheDir) rmSync(dir, { recursive: true, force: true });
   const load1 = loadavg();
 
   // ---- report
@@ -542,7 +601,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const fmt = (v: number | undefined, d = 0) => (v === undefined || Number.isNaN(v) ? '—' : v.toFixed(d));
-  console.log(`peer-llamacpp  stories260k (dim ${c.dim}, ${c.nLayers} layers, vocab ${c.vocabSize}), same GGUF weights, same token stream`);
+  console.log(`peer-llamacpp  ${spec.id} (dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layer${c.nLayers > 1 ? 's' : ''}, vocab ${c.vocabSize}), same GGUF weights (${spec.exports.join(', ')}), same token stream`);
   console.log(`  prefill ${args.prefill} tok | decode ${args.decode} tok greedy | ppl: ${windows.length} windows × ${args.ctx} (gptq protocol, ${rows[0]?.scoredTokens ?? 0} scored) | median of ${args.repeats}`);
   console.log('engine     backend              weights        prefill tok/s  decode tok/s  ms/tok  ppl-eval tok/s      ppl');
   for (const r of rows) {
@@ -566,12 +625,13 @@ export async function main(argv: string[]): Promise<number> {
     const gpuDecodeMs = oursF32.decodeGpuTokPerSec ? 1000 / oursF32.decodeGpuTokPerSec : NaN;
     console.log(`bounds (aser f32): decode ${oursF32.decodeMsPerToken.toFixed(3)} ms/token wall, ${gpuDecodeMs.toFixed(3)} ms of it GPU time (llvmpipe runs the kernels on the same cores); an empty submit + 4-byte map round trip costs ${rtt.toFixed(3)} ms`);
     console.log(`                   prefill ${fmt(oursF32.prefillTokPerSec)} tok/s wall, ${fmt(oursF32.prefillGpuTokPerSec)} tok/s counting GPU time only`);
-    const cpuF32 = peerRows.find((r) => kindOf(r) === 'cpu' && r.weights === 'f32');
-    if (cpuF32) {
-      const same = JSON.stringify(cpuF32.decodeHead) === JSON.stringify(oursF32.decodeHead);
-      console.log(`  greedy decode from BOS: first 16 tokens ${same ? 'identical' : 'DIFFER'} (aser f32 vs llama.cpp cpu f32)`);
-    }
   }
+  // Greedy decode from BOS on the same float weights (f32 for stories260K, f16 at the 8B shape).
+  const greedy = ourRows.filter((r) => r.weights === 'f32' || r.weights === 'f16').flatMap((ours) =>
+    peerRows.filter((r) => kindOf(r) === 'cpu' && r.weights === ours.weights).slice(0, 1).map((theirs) => ({
+      weights: ours.weights, same: JSON.stringify(ours.decodeHead) === JSON.stringify(theirs.decodeHead), aser: ours.decodeHead, llamacpp: theirs.decodeHead,
+    })));
+  for (const g of greedy) console.log(`  greedy decode from BOS: first ${g.aser.length} tokens ${g.same ? 'identical' : 'DIFFER'} (aser ${g.weights} vs llama.cpp cpu ${g.weights})`);
   console.log(`  load average ${load0.map((x) => x.toFixed(2)).join(' ')} (start) → ${load1.map((x) => x.toFixed(2)).join(' ')} (end), ${cpus().length} cores`);
   console.log(`  aser: ${gpu.describe()} | webgpu (Dawn) ${packageVersion('webgpu')} | commit ${gitCommit()}`);
   console.log(`  llama.cpp: node-llama-cpp ${packageVersion('node-llama-cpp')} | ${peers.map((p) => `${p.backend}/${p.threads}t ${p.release}`).join(' | ')}`);
@@ -580,7 +640,8 @@ export async function main(argv: string[]): Promise<number> {
     bench: 'peer-llamacpp',
     date: started,
     commit: gitCommit(),
-    model: { id: 'stories260k', dim: c.dim, layers: c.nLayers, vocab: c.vocabSize, weights: 'our GGUF export of models/stories260k/model.bin (f32 and f16)' },
+    model: { id: spec.id, source: spec.path, synthCommand: spec.synthCommand, dim: c.dim, hidden: c.hiddenDim, layers: c.nLayers, vocab: c.vocabSize, weights: `our GGUF exports of ${spec.path} (${spec.exports.join(', ')}; q4_0 = Q4_0 blocks with a Q8_0 classifier); aser runs the ${oursFrom} export (w4a8 = RTN W4A8 built from it)` },
+    note: 'The machine is shared with other engineers\' jobs: absolute speeds are depressed and noisy, and ratios within one run compare the engines under the same load only while that load holds (machine.loadAverageStart / loadAverageEnd record it).',
     data: { dataset: 'tinystories', file: data.file, textTokens: ids.length, protocol: 'gptq', ctx: args.ctx, windows: windows.length },
     settings: {
       prefill: args.prefill, decode: args.decode, repeats: args.repeats, threads: args.threads,
@@ -600,6 +661,7 @@ export async function main(argv: string[]): Promise<number> {
     ratios,
     agreement,
     logitAgreement,
+    greedy,
   };
   writeJsonReport(args.out, report, gpu.describe());
   console.log(`  wrote ${args.out}`);

@@ -1,6 +1,8 @@
 // The in-memory model contract between loaders/ (which read files) and the executor (which runs them).
 // Portable: plain data and byte arrays, no Node APIs.
 
+import type { GgmlBlockFormat } from './ggml-blocks.js';
+
 /** How RoPE pairs the dimensions of a head. */
 export type RopeStyle =
   /** llama2.c / Meta checkpoints: rotate adjacent pairs (2i, 2i+1). */
@@ -55,6 +57,21 @@ export interface TensorRef {
    * loader can stream a large tensor row block by row block; absent = only whole reads.
    */
   readRange?(byteOffset: number, byteLength: number): Uint8Array;
+  /**
+   * Set when the tensor is stored block-quantized (GGUF Q8_0/Q4_0/Q4_K/Q6_K): `dtype` is then 'f32',
+   * what read()/readRange() give after dequantizing on the host, and this reads the raw blocks of whole
+   * rows instead, so a GPU loader can upload them as stored and dequantize there.
+   */
+  blocks?: GgmlBlockRows;
+}
+
+/** Raw block-quantized rows of a 2-D tensor (a 1-D one is one row). */
+export interface GgmlBlockRows {
+  format: GgmlBlockFormat;
+  /** Bytes of one row: cols / blockSize blocks. */
+  rowBytes: number;
+  /** The raw blocks of rows [rowStart, rowStart + rowCount). */
+  readRows(rowStart: number, rowCount: number): Uint8Array;
 }
 
 /**

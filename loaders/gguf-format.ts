@@ -67,9 +67,9 @@ const GGML_TYPE_LIST: Array<[number, string, number, number]> = [
 export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map(
   GGML_TYPE_LIST.map(([id, name, blockSize, typeSize]) => [id, { id, name, blockSize, typeSize }]),
 );
-export const GGML_TYPE_ID = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
-/** The tensor types aser decodes (Q8_0 is dequantized to f32 on read). */
-export const READABLE_GGML_TYPES = ['F32', 'F16', 'BF16', 'Q8_0'] as const;
+export const GGML_TYPE_ID = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
+/** The tensor types aser decodes (the block formats are dequantized: on the GPU at load, or to f32 on read). */
+export const READABLE_GGML_TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const;
 
 const GGML_MAX_DIMS = 4;
 

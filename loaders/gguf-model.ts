@@ -4,7 +4,7 @@
 // 2i, 2i+1), so a llama GGUF is ropeStyle 'interleaved' and its rows are used as stored; qwen2 uses
 // NEOX rope on unpermuted rows, i.e. 'half'. Portable: bytes come through a ByteSource (loaders/gguf.ts opens files).
 import type { ModelConfig, ModelSource, TensorDType, TensorRef } from '../core/model.js';
-import { f16BitsToF32 } from '../core/dtype.js';
+import { dequantizeGgmlBlocks, isGgmlBlockFormat } from '../core/ggml-blocks.js';
 import { checkTensorCount, requiredTensorShapes } from './model-tensors.js';
 import type { ByteSource } from './byte-source.js';
 import { FormatError } from './errors.js';
@@ -120,21 +120,9 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
 
 // ------------------------------------------------------------------ tensor decoding
 
-/** Bytes of one Q8_0 block: f16 scale + 32 int8. */
-const Q8_0_BLOCK_BYTES = 34;
-
 /** Q8_0 blocks (f16 scale d, 32 × int8 q; x = d·q) -> f32 values. */
 export function dequantizeQ8_0(bytes: Uint8Array, elements: number): Float32Array {
-  if (elements % 32 !== 0 || bytes.byteLength !== (elements / 32) * Q8_0_BLOCK_BYTES) {
-    throw new RangeError(`Q8_0: ${bytes.byteLength} bytes do not hold ${elements} values`);
-  }
-  const out = new Float32Array(elements);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let b = 0, at = 0; b < elements / 32; b++, at += Q8_0_BLOCK_BYTES) {
-    const d = f16BitsToF32(view.getUint16(at, true));
-    for (let i = 0; i < 32; i++) out[b * 32 + i] = d * view.getInt8(at + 2 + i);
-  }
-  return out;
+  return dequantizeGgmlBlocks('Q8_0', bytes, elements);
 }
 
 const DIRECT_DTYPES: Record<string, TensorDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
@@ -173,7 +161,7 @@ export function ggufSource(bytes: ByteSource, id: string): GgufModelSource {
     if (t.ne.length !== ne.length || t.ne.some((d, i) => d !== ne[i])) {
       problems.push(`${gname} has ne [${t.ne.join(', ')}], the metadata implies [${ne.join(', ')}]`);
     } else if (!(READABLE_GGML_TYPES as readonly string[]).includes(t.type.name)) {
-      problems.push(`${gname} is ${t.type.name} (aser reads ${READABLE_GGML_TYPES.join(', ')}; re-export the model as F16 or Q8_0)`);
+      problems.push(`${gname} is ${t.type.name} (aser reads ${READABLE_GGML_TYPES.join(', ')}; re-quantize the model to one of those with llama.cpp's llama-quantize)`);
     }
   }
   if (problems.length) {
@@ -185,15 +173,34 @@ export function ggufSource(bytes: ByteSource, id: string): GgufModelSource {
   for (const [name, t] of byName) {
     const elements = t.ne.reduce((a, b) => a * b, 1);
     const direct = DIRECT_DTYPES[t.type.name];
-    const q8 = t.type.name === 'Q8_0';
-    if (!direct && !q8) continue; // an optional tensor of a type we cannot decode: not offered
+    const blockFormat = isGgmlBlockFormat(t.type.name) ? t.type.name : undefined;
+    if (!direct && !blockFormat) continue; // an optional tensor of a type we cannot decode: not offered
     const readRaw = () => bytes.read(t.offset, t.byteLength, t.name);
+    const shape = [...t.ne].reverse();
+    if (direct) {
+      refs.set(name, {
+        name, dtype: direct, shape, byteLength: t.byteLength, read: readRaw,
+        readRange: (byteOffset, byteLength) => {
+          if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > t.byteLength) throw new RangeError(`${t.name}: bytes [${byteOffset}, ${byteOffset + byteLength}) outside 0..${t.byteLength}`);
+          return bytes.read(t.offset + byteOffset, byteLength, t.name);
+        },
+      });
+      continue;
+    }
+    // Block-quantized: f32 on the host when read whole, raw rows for the GPU loader (dequant_ggml).
+    const fmt = blockFormat!;
+    const rowBytes = t.byteLength / (elements / t.ne[0]!);
     refs.set(name, {
       name,
-      dtype: direct ?? 'f32',
-      shape: [...t.ne].reverse(),
-      byteLength: direct ? t.byteLength : elements * 4,
-      read: q8 ? () => new Uint8Array(dequantizeQ8_0(readRaw(), elements).buffer) : readRaw,
+      dtype: 'f32',
+      shape,
+      byteLength: elements * 4,
+      read: () => new Uint8Array(dequantizeGgmlBlocks(fmt, readRaw(), elements).buffer),
+      blocks: {
+        format: fmt,
+        rowBytes,
+        readRows: (rowStart, rowCount) => bytes.read(t.offset + rowStart * rowBytes, rowCount * rowBytes, t.name),
+      },
     });
   }
   return {

@@ -1,17 +1,93 @@
-// Vocabularies in and out of GGUF. In: a GGUF's embedded SentencePiece vocabulary (tokenizer.ggml.model
-// "llama": pieces + scores) becomes a TextTokenizer through the llama2.c greedy-merge tokenizer, which
-// merges exactly as llama.cpp's SPM tokenizer does (best-scoring adjacent pair, leftmost on ties, byte
-// fallback to <0xXX>). BPE vocabularies ("gpt2") need their tokenizer.json. Out: a llama2.c
-// tokenizer.bin or a SentencePiece-style Hugging Face tokenizer.json becomes the GgufVocab the writer embeds.
+// Vocabularies into GGUF: a llama2.c tokenizer.bin, a SentencePiece-style or a byte-level BPE
+// tokenizer.json (with tokenizer_config.json's chat_template) becomes the GgufVocab the writer embeds.
+// Reading a GGUF's embedded vocabulary is loaders/gguf-vocab.ts (portable).
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FormatError, NotFoundError } from './errors.js';
 import type { GgufFile } from './gguf-format.js';
-import { BOS_ID, BYTE_PIECE, EOS_ID, GGUF_TOKEN_TYPE, SPACE_MARK, ggufVocab, type GgufVocab } from './gguf-vocab.js';
+import {
+  BOS_ID, BYTE_PIECE, EOS_ID, GGUF_TOKEN_TYPE, IGNORE_MERGES_PRE, PRE_TOKENIZER_REGEX, SPACE_MARK, ggufVocab, type GgufVocab,
+} from './gguf-vocab.js';
 import { isRecord, readJsonFile } from './json-file.js';
 import { parseLlama2cTokenizer } from './llama2c-tokenizer.js';
 
-export { ggufTokenizer, ggufVocab } from './gguf-vocab.js';
+export { ggufBpeTokenizer, ggufChatTemplateConfig, ggufTokenizer, ggufVocab } from './gguf-vocab.js';
+
+/** The tokenizer.ggml.pre name of a byte-level tokenizer.json's pre_tokenizer, or undefined when it is none we know. */
+function ggufPreName(preTokenizer: unknown): string | undefined {
+  if (!isRecord(preTokenizer)) return undefined;
+  if (preTokenizer.type === 'ByteLevel') return preTokenizer.use_regex === false ? undefined : 'default';
+  if (preTokenizer.type !== 'Sequence' || !Array.isArray(preTokenizer.pretokenizers)) return undefined;
+  const [split, byteLevel, ...rest] = preTokenizer.pretokenizers as unknown[];
+  if (rest.length || !isRecord(split) || split.type !== 'Split' || !isRecord(split.pattern) || !isRecord(byteLevel) || byteLevel.type !== 'ByteLevel') return undefined;
+  const pattern = split.pattern.Regex;
+  return Object.entries(PRE_TOKENIZER_REGEX).find(([, regex]) => regex === pattern)?.[0];
+}
+
+function hasByteLevelPreTokenizer(preTokenizer: unknown): boolean {
+  if (!isRecord(preTokenizer)) return false;
+  if (preTokenizer.type === 'ByteLevel') return true;
+  return Array.isArray(preTokenizer.pretokenizers) && preTokenizer.pretokenizers.some(hasByteLevelPreTokenizer);
+}
+
+/**
+ * A byte-level BPE tokenizer.json (GPT-2 / Llama 3 / Qwen2 style) -> a "gpt2" GgufVocab: pieces by id,
+ * merges as "left right", added tokens typed control (special) or user-defined, the pre-tokenizer by
+ * llama.cpp's name, and tokenizer_config.json's chat_template when there is one beside it.
+ */
+function ggufVocabFromByteLevelBpe(file: string, json: Record<string, unknown>, model: Record<string, unknown>, ids: { bosId: number; eosId: number }): GgufVocab {
+  const pre = ggufPreName(json.pre_tokenizer);
+  if (!pre) {
+    throw new FormatError(file, `the pre-tokenizer is none llama.cpp names (default, ${Object.keys(PRE_TOKENIZER_REGEX).join(', ')}): the GGUF's tokenizer.ggml.pre cannot be set`);
+  }
+  if ((model.ignore_merges === true) !== IGNORE_MERGES_PRE.has(pre)) {
+    throw new FormatError(file, `ignore_merges ${String(model.ignore_merges === true)} does not match the ${pre} pre-tokenizer llama.cpp would run`);
+  }
+  const byId: string[] = [];
+  for (const [piece, id] of Object.entries(model.vocab as Record<string, unknown>)) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 1 << 24) throw new FormatError(file, `vocab entry ${JSON.stringify(piece)} has id ${String(id)}`);
+    byId[id] = piece;
+  }
+  const types = new Map<number, number>();
+  for (const t of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
+    if (isRecord(t) && typeof t.id === 'number' && typeof t.content === 'string') {
+      byId[t.id] = t.content;
+      types.set(t.id, t.special === true ? GGUF_TOKEN_TYPE.control : GGUF_TOKEN_TYPE.userDefined);
+    }
+  }
+  for (let i = 0; i < byId.length; i++) if (byId[i] === undefined) throw new FormatError(file, `no token with id ${i}`);
+  const merges = (model.merges as unknown[]).map((m, i) => {
+    if (typeof m === 'string') return m;
+    if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return `${m[0]} ${m[1]}`;
+    throw new FormatError(file, `merges[${i}] is neither "left right" nor [left, right]`);
+  });
+  return {
+    model: 'gpt2',
+    tokens: byId,
+    tokenTypes: Int32Array.from(byId, (_, id) => types.get(id) ?? GGUF_TOKEN_TYPE.normal),
+    merges,
+    pre,
+    bosId: ids.bosId,
+    eosId: ids.eosId,
+    addBos: true,
+    chatTemplate: chatTemplateBeside(file),
+  };
+}
+
+/** tokenizer_config.json's chat_template beside a tokenizer.json (a string; HF's named list keeps "default"). */
+function chatTemplateBeside(file: string): string | undefined {
+  const configFile = join(dirname(file), 'tokenizer_config.json');
+  if (!existsSync(configFile)) return undefined;
+  const config = readJsonFile(configFile, 'tokenizer_config.json');
+  if (!isRecord(config)) return undefined;
+  const t = config.chat_template;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x) => isRecord(x) && x.name === 'default');
+    if (isRecord(named) && typeof named.template === 'string') return named.template;
+  }
+  return undefined;
+}
 
 /** A llama2.c tokenizer.bin -> GgufVocab (spaces back to ▁, control and byte pieces typed). */
 export function ggufVocabFromLlama2c(file: string, expectedVocabSize?: number): GgufVocab {
@@ -34,12 +110,12 @@ export function ggufVocabFromLlama2c(file: string, expectedVocabSize?: number): 
     else [text, types[id]] = [text.replaceAll(' ', SPACE_MARK), GGUF_TOKEN_TYPE.normal];
     tokens.push(text);
   });
-  return { tokens, scores: v.scores, tokenTypes: types, bosId: BOS_ID, eosId: EOS_ID, unkId: 0, addBos: true };
+  return { model: 'llama', tokens, scores: v.scores, tokenTypes: types, bosId: BOS_ID, eosId: EOS_ID, unkId: 0, addBos: true };
 }
 
 /**
- * A SentencePiece-style Hugging Face tokenizer.json (BPE over ▁-pieces with byte_fallback, as converted
- * from a SentencePiece .model) -> GgufVocab. SentencePiece numbers its pieces in score order and a BPE
+ * A Hugging Face tokenizer.json -> GgufVocab: byte-level BPE through ggufVocabFromByteLevelBpe, or
+ * SentencePiece-style (BPE over ▁-pieces with byte_fallback, as converted from a SentencePiece .model). SentencePiece numbers its pieces in score order and a BPE
  * model scores the i-th normal piece −i, so the scores follow from the ids (the merges list cannot give
  * them: it also holds alternative splits of the same piece).
  */
@@ -47,8 +123,11 @@ export function ggufVocabFromHfTokenizer(file: string, ids: { bosId: number; eos
   const json = readJsonFile(file, 'tokenizer.json');
   if (!isRecord(json) || !isRecord(json.model)) throw new FormatError(file, 'not a Hugging Face tokenizer.json (no "model" object)');
   const model = json.model;
+  if (model.type === 'BPE' && model.byte_fallback !== true && isRecord(model.vocab) && Array.isArray(model.merges) && hasByteLevelPreTokenizer(json.pre_tokenizer)) {
+    return ggufVocabFromByteLevelBpe(file, json, model, ids);
+  }
   if (model.type !== 'BPE' || model.byte_fallback !== true || !isRecord(model.vocab) || !Array.isArray(model.merges)) {
-    throw new FormatError(file, 'GGUF export embeds SentencePiece-style vocabularies only (BPE with byte_fallback over ▁ pieces); byte-level BPE (GPT-2/Llama 3 style) is not supported');
+    throw new FormatError(file, 'GGUF export embeds SentencePiece-style BPE (byte_fallback over ▁ pieces) or byte-level BPE (GPT-2/Llama 3/Qwen2 style) vocabularies; this tokenizer.json is neither');
   }
   const byId: string[] = [];
   for (const [piece, id] of Object.entries(model.vocab)) {
@@ -78,7 +157,7 @@ export function ggufVocabFromHfTokenizer(file: string, ids: { bosId: number; eos
       scores[id] = -normal++;
     }
   }
-  return { tokens: byId, scores, tokenTypes: types, bosId: ids.bosId, eosId: ids.eosId, unkId: Math.max(0, unkId), addBos: true };
+  return { model: 'llama', tokens: byId, scores, tokenTypes: types, bosId: ids.bosId, eosId: ids.eosId, unkId: Math.max(0, unkId), addBos: true, chatTemplate: chatTemplateBeside(file) };
 }
 
 /**
@@ -107,5 +186,5 @@ export function ggufVocabForExport(
     const file = join(dir, name);
     if (existsSync(file)) return fromFile(file);
   }
-  throw new NotFoundError(dir, 'no vocabulary to embed: put a llama2.c tokenizer.bin or a SentencePiece-style tokenizer.json next to the model, or pass --tokenizer');
+  throw new NotFoundError(dir, 'no vocabulary to embed: put a llama2.c tokenizer.bin or a tokenizer.json (SentencePiece-style or byte-level BPE) next to the model, or pass --tokenizer');
 }

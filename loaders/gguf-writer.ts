@@ -189,12 +189,45 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
   return out;
 }
 
+/**
+ * f32 -> Q4_0 blocks as ggml's reference quantizer does: per 32 values, m = the value of largest
+ * magnitude (the first on ties), d = m / −8 (stored as f16), q = min(15, trunc(x / d + 8.5)) in f32
+ * arithmetic with 1/d from the f32 d; values j and j+16 share byte j (low, high nibble).
+ */
+export function quantizeQ4_0(values: Float32Array): Uint8Array {
+  if (values.length % 32 !== 0) throw new RangeError(`Q4_0 needs a multiple of 32 values, got ${values.length}`);
+  const blocks = values.length / 32;
+  const out = new Uint8Array(blocks * 18);
+  const view = new DataView(out.buffer);
+  const f32 = Math.fround;
+  for (let b = 0; b < blocks; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    let amax = 0, max = 0;
+    for (let i = 0; i < 32; i++) {
+      if (amax < Math.abs(x[i]!)) [amax, max] = [Math.abs(x[i]!), x[i]!];
+    }
+    const d = f32(max / -8);
+    const id = d ? f32(1 / d) : 0;
+    view.setUint16(b * 18, f32ToF16Bits(d), true);
+    const q = (v: number) => Math.min(15, Math.trunc(f32(f32(v * id) + 8.5)));
+    for (let j = 0; j < 16; j++) out[b * 18 + 2 + j] = q(x[j]!) | (q(x[j + 16]!) << 4);
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ model export
 
-/** llama.cpp token types (llama_token_type / gguf-py TokenType). */
 export { GGUF_TOKEN_TYPE, type GgufVocab } from './gguf-vocab.js';
 
-export type GgufExportDType = 'f32' | 'f16';
+/**
+ * Storage of the matrices and the embedding: f32, f16, or ggml blocks — q8_0 (every matrix Q8_0) or
+ * q4_0 (Q4_0, with the classifier in Q8_0, as the issue's llama.cpp comparison runs). Matrices whose
+ * rows are not whole 32-value blocks stay f16; norms are always f32.
+ */
+export type GgufExportDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+export const GGUF_EXPORT_DTYPES: readonly GgufExportDType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+/** general.file_type (llama_ftype) of each export dtype. */
+const FILE_TYPE: Record<GgufExportDType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
 
 export interface GgufExportOptions {
   dtype?: GgufExportDType;
@@ -234,13 +267,30 @@ export function halfToInterleavedRows(data: Uint8Array, rows: number, cols: numb
   return out;
 }
 
-/** The tensor bytes in `type` (F32 or F16), widening/narrowing as needed. */
-function tensorBytesAs(t: TensorRef, type: 'F32' | 'F16'): Uint8Array {
-  const want = type === 'F32' ? 'f32' : 'f16';
+type GgufStoredType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0';
+
+/** The bytes of a [rows, cols] tensor in `type`, after `permute` (q/k row order) is applied to its values. */
+function tensorBytesAs(t: TensorRef, type: GgufStoredType, permute?: (bytes: Uint8Array, elemBytes: number) => Uint8Array): Uint8Array {
   const raw = t.read();
-  if (t.dtype === want) return raw;
-  const f32 = bytesToF32(raw, t.dtype);
-  return type === 'F32' ? new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength) : new Uint8Array(f32ToF16Array(f32).buffer);
+  if ((type === 'F32' && t.dtype === 'f32') || (type === 'F16' && t.dtype === 'f16')) return permute ? permute(raw, type === 'F32' ? 4 : 2) : raw;
+  let f32 = bytesToF32(raw, t.dtype);
+  if (permute) {
+    const p = permute(new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength), 4);
+    f32 = new Float32Array(p.buffer, p.byteOffset, p.byteLength / 4);
+  }
+  switch (type) {
+    case 'F32': return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+    case 'F16': return new Uint8Array(f32ToF16Array(f32).buffer);
+    case 'Q8_0': return quantizeQ8_0(f32);
+    case 'Q4_0': return quantizeQ4_0(f32);
+  }
+}
+
+/** The stored type of one tensor under an export dtype (see GgufExportDType). */
+function storedType(dtype: GgufExportDType, shape: number[], isClassifier: boolean): GgufStoredType {
+  if (shape.length === 1 || dtype === 'f32') return 'F32';
+  if (dtype === 'f16' || shape[1]! % 32 !== 0) return 'F16';
+  return dtype === 'q4_0' && !isClassifier ? 'Q4_0' : 'Q8_0';
 }
 
 /** The llama.* / general.* / tokenizer.ggml.* metadata of a llama GGUF. */
@@ -250,8 +300,7 @@ export function llamaGgufMetadata(config: ModelConfig, vocab: GgufVocab, opts: {
   const md: Array<[string, GgufValue]> = [
     ['general.architecture', { type: 'string', value: 'llama' }],
     ['general.name', { type: 'string', value: opts.name }],
-    // llama_ftype: ALL_F32 = 0, MOSTLY_F16 = 1
-    ['general.file_type', u32(opts.dtype === 'f32' ? 0 : 1)],
+    ['general.file_type', u32(FILE_TYPE[opts.dtype])],
     ['llama.context_length', u32(config.maxSeqLen)],
     ['llama.embedding_length', u32(config.dim)],
     ['llama.block_count', u32(config.nLayers)],
@@ -267,16 +316,23 @@ export function llamaGgufMetadata(config: ModelConfig, vocab: GgufVocab, opts: {
     md.push(['llama.attention.key_length', u32(config.headDim)], ['llama.attention.value_length', u32(config.headDim)]);
   }
   md.push(
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.model', { type: 'string', value: vocab.model }],
     ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: vocab.tokens }],
-    ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: vocab.scores }],
-    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.tokenTypes }],
+  );
+  if (vocab.model === 'gpt2') md.push(['tokenizer.ggml.pre', { type: 'string', value: vocab.pre ?? 'default' }]);
+  if (vocab.scores) md.push(['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: vocab.scores }]);
+  md.push(['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.tokenTypes }]);
+  if (vocab.merges) md.push(['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: vocab.merges }]);
+  md.push(
     ['tokenizer.ggml.bos_token_id', u32(vocab.bosId)],
     ['tokenizer.ggml.eos_token_id', u32(vocab.eosId)],
-    ['tokenizer.ggml.unknown_token_id', u32(vocab.unkId)],
+  );
+  if (vocab.unkId !== undefined) md.push(['tokenizer.ggml.unknown_token_id', u32(vocab.unkId)]);
+  md.push(
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: vocab.addBos }],
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
   );
+  if (vocab.chatTemplate) md.push(['tokenizer.chat_template', { type: 'string', value: vocab.chatTemplate }]);
   return md;
 }
 
@@ -287,36 +343,33 @@ export function llamaGgufMetadata(config: ModelConfig, vocab: GgufVocab, opts: {
 export function exportGguf(source: ModelSource, vocab: GgufVocab, path: string, options: GgufExportOptions = {}): GgufExportResult {
   const c = source.config;
   const dtype = options.dtype ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'f16') throw new GgufWriteError(path, `dtype ${String(dtype)} is not f32 or f16`);
+  if (!GGUF_EXPORT_DTYPES.includes(dtype)) throw new GgufWriteError(path, `dtype ${String(dtype)} is not one of ${GGUF_EXPORT_DTYPES.join(', ')}`);
   if (c.arch !== 'llama') throw new GgufWriteError(path, `${source.id} is a ${c.arch} model; GGUF export supports llama only`);
   if (c.ropeScaling) throw new GgufWriteError(path, `${source.id} uses ${c.ropeScaling.type} RoPE scaling, which the GGUF export does not write (rope_freqs.weight)`);
-  if (vocab.tokens.length > c.vocabSize || vocab.scores.length !== vocab.tokens.length || vocab.tokenTypes.length !== vocab.tokens.length) {
-    throw new GgufWriteError(path, `vocabulary of ${vocab.tokens.length} tokens (${vocab.scores.length} scores, ${vocab.tokenTypes.length} types) does not fit the model's ${c.vocabSize}`);
+  const n = vocab.tokens.length;
+  if (n > c.vocabSize || (vocab.scores && vocab.scores.length !== n) || vocab.tokenTypes.length !== n) {
+    throw new GgufWriteError(path, `vocabulary of ${n} tokens (${vocab.scores?.length ?? 'no'} scores, ${vocab.tokenTypes.length} types) does not fit the model's ${c.vocabSize}`);
   }
+  if (vocab.model === 'gpt2' && !vocab.merges) throw new GgufWriteError(path, 'a byte-level BPE (gpt2) vocabulary needs its merges');
   // llama.cpp needs one token per embedding row: pad as its converter does ([PADi], unused, score -1000).
-  const pad = c.vocabSize - vocab.tokens.length;
+  const pad = c.vocabSize - n;
   const fullVocab: GgufVocab = pad === 0 ? vocab : {
     ...vocab,
     tokens: [...vocab.tokens, ...Array.from({ length: pad }, (_, i) => `[PAD${i + 1}]`)],
-    scores: Float32Array.from([...vocab.scores, ...new Array<number>(pad).fill(-1000)]),
+    scores: vocab.scores && Float32Array.from([...vocab.scores, ...new Array<number>(pad).fill(-1000)]),
     tokenTypes: Int32Array.from([...vocab.tokenTypes, ...new Array<number>(pad).fill(GGUF_TOKEN_TYPE.unused)]),
   };
   const tensors: GgufWriteTensor[] = requiredTensorShapes(c).map(({ name, shape }) => {
     const t = source.tensor(name);
     const gname = ggufTensorName(name);
     if (!gname) throw new GgufWriteError(path, `tensor ${name} has no GGUF name`);
-    const type = shape.length === 1 ? 'F32' : dtype === 'f32' ? 'F32' : 'F16';
+    const isClassifier = name === 'lm_head.weight' || (c.tiedEmbeddings && name === 'model.embed_tokens.weight');
+    const type = storedType(dtype, shape, isClassifier);
     const heads = name.endsWith('q_proj.weight') ? c.nHeads : name.endsWith('k_proj.weight') ? c.nKvHeads : 0;
-    const permute = c.ropeStyle === 'half' && heads > 0;
-    return {
-      name: gname,
-      type,
-      ne: [...shape].reverse(),
-      data: () => {
-        const bytes = tensorBytesAs(t, type);
-        return permute ? halfToInterleavedRows(bytes, shape[0]!, shape[1]!, heads, type === 'F32' ? 4 : 2) : bytes;
-      },
-    };
+    const permute = c.ropeStyle === 'half' && heads > 0
+      ? (bytes: Uint8Array, elemBytes: number) => halfToInterleavedRows(bytes, shape[0]!, shape[1]!, heads, elemBytes)
+      : undefined;
+    return { name: gname, type, ne: [...shape].reverse(), data: () => tensorBytesAs(t, type, permute) };
   });
   const metadata = llamaGgufMetadata(c, fullVocab, { name: options.name ?? source.id, dtype });
   const bytes = writeGguf(path, metadata, tensors);

@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 // Streamed weight upload: rows of a WeightRows source go to a GPU buffer in chunks of at most
 // `chunkBytes` source bytes. bf16 chunks are uploaded raw into a reused staging buffer and widened on
-// the GPU (kernels/convert_bf16.wgsl: exact to f32, round-to-nearest-even to f16); f32/f16 sources are
+// the GPU (kernels/convert_bf16.wgsl: exact to f32, round-to-nearest-even to f16), block-quantized GGUF
+// rows (Q8_0, Q4_0, Q4_K, Q6_K) likewise and dequantized there (kernels/dequant_ggml.wgsl); f32/f16 sources are
 // converted on the CPU one chunk at a time. After every chunk the uploader waits for the queue, so the
 // host never holds more than one chunk (plus Dawn's copy of it) whatever the tensor's size.
 import type { GpuContext } from '../core/gpu.js';
@@ -10,6 +11,8 @@ import type { WeightRows } from './weight-rows.js';
 import { STORAGE, align4, createBuffer, writeBuffer, UNIFORM } from './buffers.js';
 import { DTYPE_BYTES, bytesToF32, f32ToF16Array } from '../core/dtype.js';
 import { planConvertBf16 } from '../kernels/convert_bf16.js';
+import { planDequantGgml } from '../kernels/dequant_ggml.js';
+import type { KernelPlan } from '../kernels/kernel_plan.js';
 import { planBindGroup } from './plan-binding.js';
 
 /** Default source bytes per chunk: large enough to keep the GPU busy, small next to any model. */
@@ -18,7 +21,7 @@ export const DEFAULT_UPLOAD_CHUNK_BYTES = 16 << 20;
 export interface UploadStats {
   /** Source bytes read from the model. */
   bytesRead: number;
-  /** Of those, bf16 bytes widened on the GPU. */
+  /** Of those, bf16 bytes widened and block-quantized bytes dequantized on the GPU. */
   gpuConverted: number;
   chunks: number;
   /** Largest chunk (source bytes) held on the host at once. */
@@ -37,7 +40,7 @@ export class WeightUploader {
     private readonly chunkBytes = DEFAULT_UPLOAD_CHUNK_BYTES,
   ) {
     this.device = gpu.device;
-    this.params = this.device.createBuffer({ size: 16, usage: UNIFORM, label: 'weight-upload/params' });
+    this.params = this.device.createBuffer({ size: 32, usage: UNIFORM, label: 'weight-upload/params' });
   }
 
   /**
@@ -45,7 +48,7 @@ export class WeightUploader {
    * zeros to `rowStride` elements of `to`.
    */
   async write(dst: GPUBuffer, src: WeightRows, rowStart: number, rowCount: number, rowStride: number, to: 'f32' | 'f16'): Promise<void> {
-    const srcRowBytes = src.cols * DTYPE_BYTES[src.dtype];
+    const srcRowBytes = src.blocks ? src.blocks.rowBytes : src.cols * DTYPE_BYTES[src.dtype];
     const outBytes = to === 'f32' ? 4 : 2;
     let perChunk = Math.max(1, Math.floor(this.chunkBytes / srcRowBytes));
     // f16 output is written in words of two elements: chunks must start on an even element.
@@ -53,13 +56,14 @@ export class WeightUploader {
     else if (to === 'f16' && rowStride % 2 === 1) perChunk = 2;
     for (let r = 0; r < rowCount; r += perChunk) {
       const n = Math.min(perChunk, rowCount - r);
-      const raw = src.read(rowStart + r, n);
+      const dstOffset = r * rowStride * outBytes;
+      const raw = src.blocks ? src.blocks.readRows(rowStart + r, n) : src.read(rowStart + r, n);
       this.stats.bytesRead += raw.byteLength;
       this.stats.chunks++;
       this.stats.largestChunk = Math.max(this.stats.largestChunk, raw.byteLength);
-      const dstOffset = r * rowStride * outBytes;
-      if (src.dtype === 'bf16') {
-        this.convertOnGpu(dst, raw, n, src.cols, rowStride, dstOffset, to);
+      const chunk = { rows: n, cols: src.cols, dstStride: rowStride, dstOffsetWords: dstOffset / 4, to };
+      if (src.blocks || src.dtype === 'bf16') {
+        this.runOnGpu(dst, raw, src.blocks ? planDequantGgml({ ...chunk, format: src.blocks.format }) : planConvertBf16(chunk));
         this.stats.gpuConverted += raw.byteLength;
       } else {
         writeBuffer(this.device, dst, padRows(hostConvert(raw, src.dtype, to), n, src.cols, rowStride), dstOffset);
@@ -81,20 +85,20 @@ export class WeightUploader {
     this.params.destroy();
   }
 
-  private convertOnGpu(dst: GPUBuffer, raw: Uint8Array, rows: number, cols: number, rowStride: number, dstOffset: number, to: 'f32' | 'f16'): void {
+  /** Uploads one raw chunk into the staging buffer and runs `plan` (convert_bf16 or dequant_ggml) from it into dst. */
+  private runOnGpu(dst: GPUBuffer, raw: Uint8Array, plan: KernelPlan<'params' | 'src' | 'dst'>): void {
     const need = align4(raw.byteLength);
     if (!this.staging || this.staging.size < need) {
       this.staging?.destroy();
       this.staging = createBuffer(this.device, Math.max(need, Math.min(this.chunkBytes, 1 << 30)), 'weight-upload/staging');
     }
     writeBuffer(this.device, this.staging, raw);
-    const plan = planConvertBf16({ rows, cols, dstStride: rowStride, dstOffsetWords: dstOffset / 4, to });
     this.device.queue.writeBuffer(this.params, 0, plan.uniforms);
     const pipeline = this.cache.get(plan.spec);
     const src = { buffer: this.staging, offset: 0, size: need };
-    const bindGroup = planBindGroup(this.device, pipeline, plan, { params: this.params, src, dst }, 'convert_bf16');
+    const bindGroup = planBindGroup(this.device, pipeline, plan, { params: this.params, src, dst }, plan.spec.label ?? 'weight-upload');
     const enc = this.device.createCommandEncoder({ label: 'weight-upload' });
-    const pass = enc.beginComputePass({ label: 'convert_bf16' });
+    const pass = enc.beginComputePass({ label: plan.spec.label });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(...plan.workgroups);

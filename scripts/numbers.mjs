@@ -41,6 +41,18 @@ export const SOURCES = [
 
   { id: 'lowrank', file: 'bench/results/lowrank.json', command: 'npm run bench -- lowrank --part quality --max-windows 48' },
   { id: 'lowrankKernels', file: 'bench/results/lowrank-kernels.json', command: 'npm run bench -- lowrank --part kernels' },
+
+  { id: 'gguf', file: 'bench/results/gguf.json', command: 'npm run bench -- gguf --work /tmp/aser-gguf-work --keep --ctx 64 --windows 1 --dtypes f16,q8_0' },
+  {
+    id: 'ggufStories',
+    file: 'bench/results/gguf-stories260k.json',
+    command: 'npm run bench -- gguf --model stories260k --dtypes f32,f16,q8_0,q4_0 --ctx 256 --windows 8 --dataset tinystories --runtime-dtype f32 --out bench/results/gguf-stories260k.json',
+  },
+  {
+    id: 'peer8b',
+    file: 'bench/results/peer-llamacpp-8b.json',
+    command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 32 --decode 8 --repeats 1 --ctx 64 --windows 1 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
+  },
   {
     id: 'report',
     file: 'test/fixtures/report-results.json',
@@ -183,14 +195,19 @@ function kernels(src, j) {
 
 function peer(src, j) {
   const d = j.data ?? {};
-  const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, f(r.prefillTokPerSec, 0), f(r.decodeTokPerSec, 0), f(r.pplTokPerSec, 0), f(r.ppl, 6)]);
+  const m = j.model ?? {};
+  const shape = isNum(m.hidden) ? ` (dim ${m.dim}, hidden ${m.hidden}, ${m.layers} layer${m.layers > 1 ? 's' : ''}, vocab ${m.vocab})` : '';
+  const rate = (x) => (isNum(x) && x < 10 ? f(x, 2) : f(x, 0)); // 8B-shaped runs measure fractions of a token per second
+  const res = (j.results ?? []).map((r) => [r.engine, r.backend, r.weights, rate(r.prefillTokPerSec), rate(r.decodeTokPerSec), rate(r.pplTokPerSec), f(r.ppl, 6)]);
   const ratios = (j.ratios ?? []).map((r) => [r.what, r.ours, r.baseline, `${f(r.ratio)}×`, r.target !== undefined ? `${r.target}×` : '']);
   const agree = (j.agreement ?? []).map((a) => [a.weights, a.peer, f(a.oursPpl, 6), f(a.theirsPpl, 6), isNum(a.relDiff) ? a.relDiff.toExponential(1) : '—']);
   return [
-    `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows — \`${src.command}\``,
+    `## Peer: llama.cpp (node-llama-cpp ${j.llamacpp?.nodeLlamaCpp ?? NR}) on the same GGUF and windows, ${m.id} — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `Model ${j.model?.id}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
+    `Model ${m.id}${shape}; ${d.dataset} ${d.protocol} protocol, ctx ${d.ctx}, ${d.windows} windows; prefill ${j.settings?.prefill}, decode ${j.settings?.decode} tokens, ${j.settings?.repeats} repeats; ${j.timer ?? ''}.`,
+    ...(m.weights && isNum(m.hidden) ? ['', `Weights: ${m.weights}.`] : []),
+    ...(j.note ? ['', j.note] : []),
     '',
     table(['engine', 'backend', 'weights', 'prefill tok/s', 'decode tok/s', 'ppl-eval tok/s', 'ppl'], res),
     '',
@@ -199,6 +216,32 @@ function peer(src, j) {
     'Perplexity agreement on the same windows:',
     '',
     table(['weights', 'peer', 'ours', 'theirs', 'relative difference'], agree),
+    ...((j.greedy ?? []).length ? ['', 'Greedy decode from BOS on the same float weights:', '', table(['weights', 'first tokens', 'aser vs llama.cpp cpu'], j.greedy.map((g) => [g.weights, g.aser.length, g.same ? 'identical' : 'differ']))] : []),
+  ].join('\n');
+}
+
+function gguf(src, j) {
+  const rows = (j.rows ?? []).map((r) => [
+    r.format === 'hf' ? (String(j.model).startsWith('/') ? 'HF directory (bf16 safetensors)' : `${j.model} (its own file)`) : `GGUF ${r.exportDtype}`,
+    isNum(r.fileBytes) ? f(r.fileBytes / 1e6, 0) : '—',
+    f(r.ppl, 4),
+    f(r.nll, 4),
+    isNum(r.relDiff) ? r.relDiff.toExponential(2) : '—',
+    isNum(r.bar) ? `≤ ${r.bar}: ${r.withinBar ? 'met' : 'NOT met'}` : '—',
+    isNum(r.exportSeconds) ? f(r.exportSeconds, 0) : '—',
+    f(r.processSeconds, 0),
+  ]);
+  return [
+    `## GGUF round trip: ${String(j.model).includes('llama3-8b') ? 'the LLaMA-3-8B shape (synthetic weights)' : j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Model \`${j.model}\`${j.synthCommand ? ` (\`${j.synthCommand}\`)` : ''}; \`aser ppl --dtype ${j.runtimeDtype}\` on ${j.dataset}, ctx ${j.ctx}, ${j.windows} windows, the same for every row. ${j.note ?? ''}`,
+    '',
+    table(['weights', 'file MB', 'ppl', 'NLL / token', 'relative ppl difference to the source', 'bar', 'export s', 'ppl process s'], rows),
+    '',
+    'Commands, one process each:',
+    '',
+    ...(j.rows ?? []).flatMap((r) => [...(r.exportCommand ? [`- \`${r.exportCommand}\``] : []), `- \`${r.pplCommand}\``]),
   ].join('\n');
 }
 
@@ -586,7 +629,7 @@ function lowrankKernels(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels };
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels, peer8b: peer, gguf, ggufStories: gguf };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

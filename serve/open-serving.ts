@@ -9,7 +9,9 @@ import type { GenerationEngine } from './engine.js';
 import { resolveModel } from '../loaders/registry.js';
 import type { ModelConfig } from '../core/model.js';
 import { DEFAULT_MAX_SEQ_LEN } from '../runtime/executor-options.js';
-import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { chatTemplateFromConfig, loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { ggufChatTemplateConfig } from '../loaders/gguf-vocab.js';
+import type { GgufModelSource } from '../loaders/gguf-model.js';
 
 export interface ServingArgs {
   model: string;
@@ -45,7 +47,9 @@ export async function openServing(args: ServingArgs): Promise<Serving> {
   const options: SessionOptions = { model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, maxSeqLen: args.ctx, checkNumerics: args['check-numerics'], slots: parallel > 1 ? parallel : undefined };
   const session: Session = await openSession({ ...options, artifact: args.artifact });
   try {
-    const chatTemplate = loadChatTemplate(tokenizerConfigPath(session));
+    // A GGUF carries its chat template (tokenizer.chat_template) unless another tokenizer was given.
+    const gguf = !args.tokenizer && 'gguf' in session.source ? ggufChatTemplateConfig((session.source as GgufModelSource).gguf) : undefined;
+    const chatTemplate = gguf ? chatTemplateFromConfig(gguf) : loadChatTemplate(tokenizerConfigPath(session));
     const modelId = args['served-name'] ?? session.source.id;
     const engine = parallel > 1
       ? new BatchingEngine(session.executor, session.tokenizer, { modelId, contextLength: args.ctx })

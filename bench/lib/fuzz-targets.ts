@@ -397,7 +397,7 @@ export function tinyGguf(dir: string): Uint8Array {
   const path = join(dir, 'tiny.gguf');
   try {
     exportGguf(src, {
-      tokens, scores: new Float32Array(n).map((_, i) => -i), tokenTypes: Int32Array.from(tokens, (_, i) => (i < 3 ? GGUF_TOKEN_TYPE.control : GGUF_TOKEN_TYPE.normal)),
+      model: 'llama', tokens, scores: new Float32Array(n).map((_, i) => -i), tokenTypes: Int32Array.from(tokens, (_, i) => (i < 3 ? GGUF_TOKEN_TYPE.control : GGUF_TOKEN_TYPE.normal)),
       bosId: 1, eosId: 2, unkId: 0, addBos: true,
     }, path, { dtype: 'f32' });
   } finally {

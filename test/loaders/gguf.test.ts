@@ -245,7 +245,6 @@ describe('GGUF vocabulary', () => {
     expect(fromJson.tokens).toEqual(fromBin.tokens);
     expect(fromJson.tokenTypes).toEqual(fromBin.tokenTypes);
     expect(fromJson.scores).toEqual(fromBin.scores);
-    expect(() => ggufVocabFromHfTokenizer('../shared/tokenizers/llama3/tokenizer.json', { bosId: 1, eosId: 2 })).toThrow(/byte-level BPE/);
   });
 
   it('tokenizes with the embedded vocabulary exactly as llama2.c run.c does (374 reference strings)', () => {
@@ -279,11 +278,13 @@ describe('GGUF vocabulary', () => {
     src.close();
   });
 
-  it('refuses a BPE (gpt2) vocabulary with a message naming the file to add', () => {
+  it('refuses a gpt2 vocabulary without merges, and tokenizer models it cannot run, naming what to pass', () => {
     const file = exportStories('f32');
     const g = loadGguf(file);
     g.gguf.metadata.set('tokenizer.ggml.model', { type: 'string', value: 'gpt2' });
-    expect(() => ggufTokenizer(g.gguf)).toThrow(/byte-level BPE.*tokenizer\.json with --tokenizer/);
+    expect(() => ggufTokenizer(g.gguf)).toThrow(/tokenizer\.ggml\.merges/);
+    g.gguf.metadata.set('tokenizer.ggml.model', { type: 'string', value: 'bert' });
+    expect(() => ggufTokenizer(g.gguf)).toThrow(/"bert".*--tokenizer/);
     g.close();
   });
 });
