@@ -31,6 +31,12 @@ export const SOURCES = [
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
   {
+    id: 'gpuKit',
+    file: 'bench/results/gpu-check-llvmpipe.json',
+    command: '`npm run gpu-kit -- --out out/gpu-kit`, then `bash out/gpu-kit/run.sh --quick --out bench/results/gpu-check-llvmpipe.json` with no Node on PATH',
+    short: 'bash out/gpu-kit/run.sh --quick',
+  },
+  {
     id: 'report',
     file: 'test/fixtures/report-results.json',
     command: '`aser eval report --model stories260k` (its `report/results.json`, committed as the fixture of test/eval/report-html.test.ts)',
@@ -442,7 +448,29 @@ function classifier(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function gpuKit(src, j) {
+  const s = j.summary ?? {};
+  const k = j.kernels ?? {};
+  const d = j.decode8b ?? {};
+  const kit = j.kit ?? {};
+  const variants = Object.entries(d.variants ?? {}).flatMap(([name, v]) => (v.sideOn ? [[`${name}, side path on`, v.sideOn], [`${name}, side path off`, v.sideOff]] : v.error ? [] : [[name, v]]));
+  return [
+    `## GPU kit — \`${src.short}\``,
+    sourceLine(src, j),
+    '',
+    `Adapter: ${s.adapter ?? NR}${s.software ? ' (a software adapter: these are not GPU figures)' : ''}. Kit: ${kit.bytes ? `${mib(kit.bytes)} MiB` : NR} (node ${kit.node ?? NR}, webgpu ${kit.webgpu ?? NR}, built from ${kit.commit ?? NR}). ${j.quick ? '`--quick`' : 'full run'}, ${f(s.seconds, 0)} s in all.`,
+    '',
+    table(['tests passed', 'failed', 'skipped', 'copy peak GB/s', 'dot4 peak GOP/s', 'best kernel GB/s', 'best kernel GOP/s'],
+      [[int(j.tests?.passed), int(j.tests?.failed), int(j.tests?.skipped), f(k.peaks?.copyGBs, 2), f(k.peaks?.dot4GOPs, 1), f(k.bestGBs, 2), f(k.bestGOPs, 1)]]),
+    '',
+    `8B-shaped decode: ${d.layers ?? NR} LLaMA-3-8B-shaped layers (synthesized), \`aser profile\`; copy peak in that run ${f(d.copyPeakGBs, 2)} GB/s.`,
+    '',
+    table(['variant', 'prefill tok/s', 'decode tok/s', 'dispatches/token', 'MB/token (ideal)', 'achieved GB/s', 'of copy peak'],
+      variants.map(([name, v]) => [name, f(v.prefillTokPerSec, 2), f(v.decodeTokPerSec, 2), int(v.dispatchesPerToken), `${f(v.mbPerToken, 1)} (${f(v.idealMbPerToken, 1)})`, f(v.achievedGBs, 2), `${pct(v.copyPeakFraction)} %`])),
+  ].join('\n');
+}
+
+const RENDER = { gpuKit, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {
