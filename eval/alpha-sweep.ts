@@ -67,7 +67,7 @@ export async function runAlphaSweep(opts: AlphaSweepOptions): Promise<AlphaSweep
 
 export function formatAlphaSweepMarkdown(s: AlphaSweep): string {
   const label = METHOD_LABELS[s.method as TableMethod];
-  const head = ['α', 'mean rank r', 'mean side rank', '+FLOPs %', ...s.datasets.map((d) => `${d} ppl`)];
+  const head = ['α', 'mean rank r', 'mean side width', '+FLOPs %', ...s.datasets.map((d) => `${d} ppl`)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---:').join('|')}|`];
   lines.push(`| fp32 | – | – | – | ${s.datasets.map((d) => s.fp[d]!.toFixed(3)).join(' | ')} |`);
   for (const r of s.rows) {

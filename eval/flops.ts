@@ -2,8 +2,10 @@
 //
 // Counted per token and per block linear (what the side path touches), in multiply-accumulates:
 //   base  = in · out                    (the W4A8 integer product)
-//   side  = r · (in + out)              (x̃·L_A then t·L_B, r = columns of L_A incl. outlier columns)
-//   +FLOPs = Σ side / Σ base            (2r/d for a square d × d linear: the paper's Table 4 column)
+//   side  = w · (in + out)              (x̃·L_A then t·L_B, w = r + f columns of L_A: rank r plus f outlier columns)
+//   +FLOPs = Σ side / Σ base            (2w/d for a square d × d linear: the paper's Table 4 column)
+// "Rank" means what `--rank` sets everywhere in aser: the reconstruction rank r, outlier columns not
+// counted; the side-path width w = r + f is what the arithmetic and the bytes follow (docs/quantization.md).
 // Parameters: base in·out weights; side r·(in + out). Bytes as the runtime stores them: int4 weights
 // (in padded to 32) plus an f32 scale per output channel (and f32 smoothing per input channel when
 // smoothed); L_A/L_B in f16 (2 bytes per value, `sideBytesPerValue`).
@@ -16,8 +18,10 @@ export interface LinearAccountingInput {
   name: string;
   inFeatures: number;
   outFeatures: number;
-  /** Side-path rank (L_A columns); may be fractional when it stands for a mean. */
+  /** Reconstruction rank r (what --rank sets); may be fractional when it stands for a mean. */
   rank: number;
+  /** Outlier columns f carried exactly beside the rank (side-path width r + f); default 0. */
+  outlierColumns?: number;
   smooth?: boolean;
 }
 
@@ -29,8 +33,10 @@ export interface FlopsRow {
   sideMacs: number;
   /** 100 · side / base. */
   flopsPct: number;
-  /** Mean rank over the linears (unweighted, as the paper's r̄). */
+  /** Mean reconstruction rank over the linears (unweighted, as the paper's r̄); outlier columns not counted. */
   meanRank: number;
+  /** Mean side-path width (rank + outlier columns), which the FLOPs and bytes follow. */
+  meanSideWidth: number;
   baseParams: number;
   sideParams: number;
   paramPct: number;
@@ -51,11 +57,13 @@ export interface FlopsOptions {
 }
 
 function row(layer: number, ls: LinearAccountingInput[], o: Required<FlopsOptions>): FlopsRow {
-  let baseMacs = 0, sideMacs = 0, rankSum = 0, baseBytes = 0;
+  let baseMacs = 0, sideMacs = 0, rankSum = 0, widthSum = 0, baseBytes = 0;
   for (const l of ls) {
+    const width = l.rank + (l.outlierColumns ?? 0);
     baseMacs += l.inFeatures * l.outFeatures;
-    sideMacs += l.rank * (l.inFeatures + l.outFeatures);
+    sideMacs += width * (l.inFeatures + l.outFeatures);
     rankSum += l.rank;
+    widthSum += width;
     const paddedIn = w4PaddedIn(l.inFeatures);
     baseBytes += (paddedIn * l.outFeatures * o.wBits) / 8 + 4 * l.outFeatures + (l.smooth ? 4 * l.inFeatures : 0);
   }
@@ -63,6 +71,7 @@ function row(layer: number, ls: LinearAccountingInput[], o: Required<FlopsOption
   const pct = (a: number, b: number) => (b > 0 ? (100 * a) / b : 0);
   return {
     layer, linears: ls.length, baseMacs, sideMacs, flopsPct: pct(sideMacs, baseMacs), meanRank: ls.length ? rankSum / ls.length : 0,
+    meanSideWidth: ls.length ? widthSum / ls.length : 0,
     baseParams: baseMacs, sideParams: sideMacs, paramPct: pct(sideMacs, baseMacs), baseBytes, sideBytes, bytePct: pct(sideBytes, baseBytes),
   };
 }
@@ -97,22 +106,27 @@ export function configLinears(c: ModelConfig, ranks: number | number[]): LinearA
   return out;
 }
 
-/** The linears of an artifact manifest's `layers` (module names "model.layers.<i>.<linear>"). */
-export function manifestLinears(layers: Record<string, { inFeatures: number; outFeatures: number; rank: number; smooth: boolean }>): LinearAccountingInput[] {
+/**
+ * The linears of an artifact manifest's `layers` (module names "model.layers.<i>.<linear>"). The
+ * manifest's `rank` is the side-path width; its `errorRank` is the rank --rank set.
+ */
+export function manifestLinears(layers: Record<string, { inFeatures: number; outFeatures: number; rank: number; errorRank?: number; smooth: boolean }>): LinearAccountingInput[] {
   return Object.entries(layers).map(([module, l]) => {
     const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
-    return { layer: m ? Number(m[1]) : -1, name: m ? m[2]! : module, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: l.rank, smooth: l.smooth };
+    const rank = l.errorRank ?? l.rank;
+    return { layer: m ? Number(m[1]) : -1, name: m ? m[2]! : module, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank, outlierColumns: l.rank - rank, smooth: l.smooth };
   });
 }
 
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
 
 export function formatFlopsMarkdown(a: FlopsAccounting): string {
+  // Results saved before meanSideWidth existed (report results.json) held the width in meanRank.
   const line = (r: FlopsRow) =>
-    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanRank.toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
+    `| ${r.layer < 0 ? '**model**' : r.layer} | ${r.linears} | ${human(r.baseMacs)} | ${human(r.sideMacs)} | ${r.flopsPct.toFixed(2)} % | ${r.meanSideWidth === undefined ? '–' : r.meanRank.toFixed(2)} | ${(r.meanSideWidth ?? r.meanRank).toFixed(2)} | ${human(r.sideParams)} (${r.paramPct.toFixed(2)} %) | ${human(r.baseBytes)}B | ${human(r.sideBytes)}B (${r.bytePct.toFixed(2)} %) |`;
   return [
-    '| layer | linears | base MACs/token | side MACs/token | +FLOPs | mean rank | side params | base bytes | side bytes |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| layer | linears | base MACs/token | side MACs/token | +FLOPs | mean rank | side width | side params | base bytes | side bytes |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...a.layers.map(line),
     line(a.total),
   ].join('\n');

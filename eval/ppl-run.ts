@@ -23,8 +23,14 @@ export interface PplRunOptions {
 
 export interface PplRunSummary {
   model: string; dataset: string; protocol: PplProtocol; ctx: number;
-  tokens: number; nll: number; ppl: number; seconds: number;
-  artifact?: string; path?: 'simulate' | 'fused';
+  tokens: number; nll: number; nllStdErr: number; ppl: number; pplStdErr: number; seconds: number;
+  artifact?: string; path?: 'simulate' | 'fused'; wBits?: number; aBits?: number; method?: string;
+}
+
+/** What the artifact is, for the summary line: method and bit widths from its manifest. */
+function artifactLabel(session: { artifact?: { manifest: { method: string; wBits: number; aBits: number } } }): { method?: string; wBits?: number; aBits?: number } {
+  const m = session.artifact?.manifest;
+  return m ? { method: m.method, wBits: m.wBits, aBits: m.aBits } : {};
 }
 
 export async function runPpl(o: PplRunOptions): Promise<{ summary: PplRunSummary; result: PerplexityResult }> {
@@ -42,8 +48,8 @@ export async function runPpl(o: PplRunOptions): Promise<{ summary: PplRunSummary
     });
     const summary: PplRunSummary = {
       model: session.source.id, dataset: data.name, protocol: result.protocol, ctx: result.ctx,
-      tokens: result.tokens, nll: result.nll, ppl: result.ppl, seconds: result.seconds,
-      ...(o.artifact ? { artifact: o.artifact, path: o.simulate ? 'simulate' : 'fused' } : {}),
+      tokens: result.tokens, nll: result.nll, nllStdErr: result.nllStdErr, ppl: result.ppl, pplStdErr: result.pplStdErr, seconds: result.seconds,
+      ...(o.artifact ? { artifact: o.artifact, path: o.simulate ? 'simulate' : 'fused', ...artifactLabel(session) } : {}),
     };
     return { summary, result };
   } finally {

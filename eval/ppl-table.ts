@@ -13,7 +13,7 @@
 // side-path width R: LoRC, L2QER and ASER w/o AS reconstruct at rank R, ASER reconstructs at R − f and
 // carries its f outlier columns in the remaining f (docs/quantization.md). 'reconstruction' gives every
 // method reconstruction rank R, ASER's outlier columns on top. With α, each method's rule picks its own
-// ranks. Either way each cell reports the mean side rank and +FLOPs actually used.
+// ranks. Either way each cell reports the mean side-path width and +FLOPs actually used.
 //
 // Smoothing scope (`smoothing`, default ['shared-input']): the first scope is every method's; each
 // further one adds rows for the methods it changes (SCOPE_SENSITIVE_METHODS: SmoothQuant, SmoothQuant+,
@@ -325,13 +325,13 @@ export function pplTableRows(t: PplTable): Array<{ method: TableMethod; scope?: 
 }
 
 /**
- * One markdown table: a row per method (and smoothing scope), its side rank and +FLOPs (taken at the
+ * One markdown table: a row per method (and smoothing scope), its side-path width (rank + outlier columns) and +FLOPs (taken at the
  * first activation width; they do not depend on it), then a perplexity column per (activation width,
  * dataset); the caption below.
  */
 export function formatPplTableMarkdown(t: PplTable): string {
   const cols = t.abits.flatMap((b) => t.datasets.map((d) => ({ b, d })));
-  const head = ['Method', 'side rank', '+FLOPs %', ...cols.map(({ b, d }) => `W${t.settings.wbits}A${b} ${d}`)];
+  const head = ['Method', 'side width', '+FLOPs %', ...cols.map(({ b, d }) => `W${t.settings.wbits}A${b} ${d}`)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const { method: m, scope, label } of pplTableRows(t)) {
     const any = t.cells.find((c) => c.method === m && (scope === undefined || c.smoothing === undefined || c.smoothing === scope));

@@ -41,7 +41,11 @@ export interface PerplexityResult {
   tokens: number;
   /** Mean NLL per scored token (nats). */
   nll: number;
+  /** Standard error of that mean, from the per-token NLL variance: sqrt(var / (tokens − 1)). */
+  nllStdErr: number;
   ppl: number;
+  /** Standard error of ppl, to first order: ppl · nllStdErr (as llama-perplexity reports its ±). */
+  pplStdErr: number;
   seconds: number;
 }
 
@@ -64,6 +68,7 @@ export async function perplexityOfTokens(executor: Executor, ids: readonly numbe
 
   const t0 = performance.now();
   let sum = 0;
+  let sumSquares = 0;
   let count = 0;
   for (let w = 0; w < windows; w++) {
     const window = ids.slice(w * ctx, (w + 1) * ctx);
@@ -72,18 +77,28 @@ export async function perplexityOfTokens(executor: Executor, ids: readonly numbe
     const targets = window.slice(1).map((t, j) => (j < first ? -1 : t));
     executor.reset();
     const nll = await executor.nll(inputs, targets);
-    for (let j = first; j < ctx - 1; j++) sum += nll[j]!;
+    for (let j = first; j < ctx - 1; j++) {
+      sum += nll[j]!;
+      sumSquares += nll[j]! * nll[j]!;
+    }
     count += ctx - 1 - first;
     opts.onProgress?.({ window: w + 1, windows, tokens: count, ppl: Math.exp(sum / count) });
   }
+  const mean = sum / count;
+  // Tokens are treated as independent draws (they are not quite: neighbours share context), so the
+  // ± is a lower bound on run-to-run spread over other texts, the same convention as llama-perplexity.
+  const variance = Math.max(0, sumSquares / count - mean * mean);
+  const nllStdErr = count > 1 ? Math.sqrt(variance / (count - 1)) : 0;
   return {
     protocol,
     ctx,
     textTokens: ids.length,
     windows,
     tokens: count,
-    nll: sum / count,
-    ppl: Math.exp(sum / count),
+    nll: mean,
+    nllStdErr,
+    ppl: Math.exp(mean),
+    pplStdErr: Math.exp(mean) * nllStdErr,
     seconds: (performance.now() - t0) / 1000,
   };
 }

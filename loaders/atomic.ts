@@ -1,12 +1,22 @@
 // Atomic writes: build the result under a temporary name in the same directory, fsync it, then rename,
 // so a crash or an error never leaves a half-written file or model directory where a reader would look.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LoadError } from './errors.js';
 
 /** A hidden, unique temporary name beside `path` (same directory, so a rename is atomic). */
 export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/** This process's temporary siblings of `path` (what tempSibling made and a finished write renamed away). */
+export function ownTempSiblings(path: string): string[] {
+  const prefix = `.${basename(path)}.tmp-${process.pid}-`;
+  try {
+    return readdirSync(dirname(path)).filter((name) => name.startsWith(prefix)).map((name) => join(dirname(path), name));
+  } catch {
+    return [];
+  }
 }
 
 /** fsync a directory so a rename inside it is durable (best effort: some file systems refuse). */

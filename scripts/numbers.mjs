@@ -274,7 +274,7 @@ function llama8b(src, j) {
   if (r.fp) rows.push(['load + generate, bf16 → f16 dense', f(r.fp.wallSeconds, 0), gib(r.fp.peakRssBytes), gib(r.fp.memory?.total), `load ${f(r.fp.loadSeconds, 1)} s (${int(r.fp.load?.bytesRead)} B in ${r.fp.load?.chunks} chunks ≤ ${mib(r.fp.load?.largestChunk)} MiB); prefill ${f(r.fp.prefillSeconds, 1)} s; decode ${f(r.fp.decodeTokensPerSecond, 2)} tok/s; embedding on the ${r.fp.embedding}`]);
   if (r.quantize) {
     const q = r.quantize;
-    rows.push(['quantize', f(q.wallSeconds, 0), gib(q.peakRssBytes), gib(q.gpuBytes), `load ${f(q.loadSeconds, 0)} s, calibrate ${f(q.calibrateSeconds, 0)} s, quantize ${f(q.quantizeSeconds, 0)} s, write ${f(q.writeSeconds, 1)} s; calibration ${q.calibration?.samples} × ${q.calibration?.seqLen} tokens in ${q.calibration?.dtype}, ${q.calibration?.layersPerPass} layer per pass; mean side rank ${f(q.meanRank, 1)}`]);
+    rows.push(['quantize', f(q.wallSeconds, 0), gib(q.peakRssBytes), gib(q.gpuBytes), `load ${f(q.loadSeconds, 0)} s, calibrate ${f(q.calibrateSeconds, 0)} s, quantize ${f(q.quantizeSeconds, 0)} s, write ${f(q.writeSeconds, 1)} s; calibration ${q.calibration?.samples} × ${q.calibration?.seqLen} tokens in ${q.calibration?.dtype}, ${q.calibration?.layersPerPass} layer per pass; mean side width ${f(q.meanRank, 1)}`]);
   }
   if (r.w4a8) rows.push(['load + generate, W4A8 artifact', f(r.w4a8.wallSeconds, 0), gib(r.w4a8.peakRssBytes), gib(r.w4a8.memory?.total), `load ${f(r.w4a8.loadSeconds, 1)} s; prefill ${f(r.w4a8.prefillSeconds, 1)} s; decode ${f(r.w4a8.decodeTokensPerSecond, 2)} tok/s; \`aser plan\` ${int(r.w4a8.plan?.total)} B, equal to the executor's count: ${r.w4a8.plan?.matchesExecutor}`]);
   const out = [
@@ -292,7 +292,7 @@ function llama8b(src, j) {
   }
   const p = r.w4a8?.plan32;
   if (p) {
-    out.push('', `\`aser plan\` for ${p.layers} layers, ctx ${p.ctx}, at the measured mean side rank ${p.meanRank}: ${int(p.total)} B = ${gib(p.total)} GiB.`, '');
+    out.push('', `\`aser plan\` for ${p.layers} layers, ctx ${p.ctx}, at the measured mean side width ${p.meanRank}: ${int(p.total)} B = ${gib(p.total)} GiB.`, '');
     out.push(table(['item', 'MiB'], Object.entries(p.items).map(([k, v]) => [k, mib(v)])));
   }
   return out.join('\n');
@@ -310,12 +310,12 @@ function report(src, j) {
       const any = ppl.cells.find((c) => c.method === m);
       return [any?.label ?? m, f(any?.meanSideRank, 2), f(any?.flopsPct, 2), ...cols.map(([a, d]) => f(ppl.cells.find((c) => c.method === m && c.abits === a && c.dataset === d)?.ppl, 3))];
     });
-    out.push('', '### Perplexity', '', table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows), '', ppl.caption ?? '');
+    out.push('', '### Perplexity', '', table(['method', 'side width', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows), '', ppl.caption ?? '');
   }
   const al = j.alpha;
   if (al) {
     out.push('', `### α sweep, ${al.method} W${al.wbits}A${al.abits}`, '');
-    out.push(table(['α', 'mean rank', 'mean side rank', '+FLOPs %', ...al.datasets.map((d) => `${d} ppl`)], [
+    out.push(table(['α', 'mean rank', 'mean side width', '+FLOPs %', ...al.datasets.map((d) => `${d} ppl`)], [
       ['fp32', '–', '–', '–', ...al.datasets.map((d) => f(al.fp?.[d], 3))],
       ...al.rows.map((r) => [r.alpha, f(r.meanRank, 2), f(r.meanSideRank, 2), f(r.flopsPct, 2), ...al.datasets.map((d) => f(r.ppl?.[d], 3))]),
     ]));
@@ -340,7 +340,8 @@ function report(src, j) {
   if (fl) {
     const t = fl.accounting.total;
     out.push('', `### FLOPs and bytes of the ${fl.method} artifact (\`aser flops\`)`, '');
-    out.push(`${t.linears} block linears, mean side rank ${f(t.meanRank, 2)}: +${f(t.flopsPct, 2)} % FLOPs, +${f(t.paramPct, 2)} % parameters, +${f(t.bytePct, 2)} % bytes (${int(t.sideBytes)} B side path over ${int(t.baseBytes)} B).`);
+    // Results written before meanSideWidth existed counted outlier columns in meanRank.
+    out.push(`${t.linears} block linears, mean ${t.meanSideWidth === undefined ? 'side width' : 'rank'} ${f(t.meanRank, 2)}${t.meanSideWidth === undefined ? '' : ` (side path ${f(t.meanSideWidth, 2)} columns wide)`}: +${f(t.flopsPct, 2)} % FLOPs, +${f(t.paramPct, 2)} % parameters, +${f(t.bytePct, 2)} % bytes (${int(t.sideBytes)} B side path over ${int(t.baseBytes)} B).`);
   }
   const pr = j.profile;
   if (pr) {
@@ -427,7 +428,7 @@ function smoothing(src, j) {
     '',
     `The method table (eval/ppl-table.ts) with smoothing scopes ${(s.smoothing ?? []).join(' and ')}: \`shared-input\` decides one smoothing vector (and ASER's outlier set) for q|k|v and one for gate|up from their stacked weights, what lets the runtime quantize each input once; \`per-linear\` decides one per linear (format 1). Methods that do not smooth, or whose smoothing depends on the activations alone, appear once (their artifacts are the same under either scope).`,
     '',
-    table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows.map((r) => [r.label, f(r.meanSideRank, 2), f(r.flopsPct, 2), ...cols.map(([a, d]) => f(cell(r, a, d)?.ppl, 4))])),
+    table(['method', 'side width', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], rows.map((r) => [r.label, f(r.meanSideRank, 2), f(r.flopsPct, 2), ...cols.map(([a, d]) => f(cell(r, a, d)?.ppl, 4))])),
     '',
     j.caption ?? '',
     '',

@@ -15,7 +15,7 @@ export const flopsCommand: CommandModule<object, FlopsArgs> = {
       .option('artifact', { type: 'string', describe: 'Artifact directory: its per-linear ranks' })
       .option('config', { type: 'string', describe: 'HF config.json (with --ranks or --alpha)' })
       .option('model', { type: 'string', describe: 'Preset or path whose config to use (with --ranks or --alpha); llama3-8b and qwen1.5-7b work without weights' })
-      .option('ranks', { type: 'string', describe: 'One rank for every linear (a mean, may be fractional), or nLayers×7 comma-separated ranks' })
+      .option('ranks', { type: 'string', describe: 'Rank r for every linear (a mean, may be fractional), or nLayers×7 comma-separated ranks; no outlier columns are added (side path r wide)' })
       .option('alpha', { type: 'number', describe: 'Mean rank estimated from ASER Table 4 for threshold α (scaled by dim/4096)' })
       .options(jsonOption('Print the accounting as JSON'))
       .conflicts('ranks', 'alpha')

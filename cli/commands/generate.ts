@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { generateText } from '../../node/generate.js';
 import { SAMPLING_SITES, type SamplingSite } from '../../runtime/generate.js';
 import { modelOptions, numericsOption, jsonOption } from '../options.js';
+import { badValue, requireInteger } from '../argv-check.js';
 
 interface GenerateArgs {
   model: string;
@@ -37,6 +38,12 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .example('$0 generate --prompt "Once upon a time" --max-tokens 100', 'greedy story from the default model')
       .example('$0 generate --prompt "Lily" --temperature 0.8 --top-p 0.9 --top-k 40 --seed 7', 'sampled, reproducible') as never,
   handler: async (args) => {
+    // Checked before the model loads and the prompt is echoed.
+    requireInteger('max-tokens', args.maxTokens, 0);
+    if (!(Number.isFinite(args.temperature) && args.temperature >= 0)) throw badValue('temperature', args.temperature, 'must be ≥ 0 (0 = greedy)');
+    requireInteger('top-k', args.topK, 0);
+    if (!(args.topP > 0 && args.topP <= 1)) throw badValue('top-p', args.topP, 'must lie in (0, 1]', '1 keeps every token; 0.9 keeps the most likely tokens that hold 90 % of the probability');
+    if (args.seed !== undefined && !(Number.isInteger(args.seed) && args.seed >= 0)) throw badValue('seed', args.seed, 'must be an integer ≥ 0');
     const { model, text, tail, result, loadSeconds, gpuMemory } = await generateText({
       model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, checkNumerics: args['check-numerics'],
       prompt: args.prompt, maxTokens: args.maxTokens, temperature: args.temperature, topK: args.topK, topP: args.topP, seed: args.seed, sampling: args.sampling,

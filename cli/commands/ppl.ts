@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { runPpl, type PplRunOptions } from '../../eval/ppl-run.js';
 import { progressBar } from '../../node/progress.js';
 import { modelOptions, numericsOption, ctxOption, jsonOption } from '../options.js';
+import { requireInteger } from '../argv-check.js';
 
 /** What yargs hands the handler: the library's options (check-numerics spelled as typed) plus --json. */
 interface PplArgs extends Omit<PplRunOptions, 'checkNumerics' | 'onProgress'> {
@@ -25,6 +26,8 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .example('$0 ppl --model stories260k --dataset tinystories --ctx 256 --json', 'TinyStories perplexity of the default model')
       .example('$0 ppl --model llama3-8b --dataset wikitext2 --ctx 2048', 'paper-protocol WikiText-2 perplexity') as never,
   handler: async (args) => {
+    requireInteger('ctx', args.ctx, 2);
+    if (args.maxWindows !== undefined) requireInteger('max-windows', args.maxWindows, 1);
     let bar: ReturnType<typeof progressBar> | undefined;
     const { summary, result } = await runPpl({
       model: args.model, dtype: args.dtype, tokenizer: args.tokenizer, artifact: args.artifact, simulate: args.simulate,
@@ -38,7 +41,11 @@ export const pplCommand: CommandModule<object, PplArgs> = {
     if (args.json) {
       console.log(JSON.stringify(summary));
     } else {
-      console.log(`${summary.model} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ` +
+      // The artifact is named: a line from a table of runs must say which quantized model it was.
+      const what = summary.artifact
+        ? `${summary.model} with artifact ${summary.artifact} (${summary.method} W${summary.wBits}A${summary.aBits}, ${summary.path === 'simulate' ? 'simulated in f32' : 'fused kernels'})`
+        : summary.model;
+      console.log(`${what} on ${summary.dataset} (${summary.protocol}, ctx ${summary.ctx}): ppl ${result.ppl.toFixed(4)} ± ${result.pplStdErr.toFixed(4)} ` +
         `over ${result.tokens} tokens in ${result.windows} windows, ${result.seconds.toFixed(2)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)`);
     }
   },

@@ -1,16 +1,20 @@
 // `aser quantize`: parse the options, run the quantize pipeline (node/quantize.ts), print its summary.
 import type { CommandModule } from 'yargs';
+import { existsSync } from 'node:fs';
+import { UsageError } from '../../core/errors.js';
+import { removeTempOnSignal } from '../signal-cleanup.js';
+import { badValue, requireInteger } from '../argv-check.js';
 import type { QuantMethod } from '../../quant/methods.js';
 import { quantizeToArtifact, sidePathFlopsOverhead } from '../../node/quantize.js';
 import { CLASSIFIER_FORMATS, DEFAULT_CLASSIFIER_FORMAT, type ClassifierFormat } from '../../core/quantized.js';
 import {
   abitsOption, alphaOption, calibrationOptions, jsonOption, methodOption, modelOption, outliersOption,
-  parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
+  overwriteOption, parseSmoothing, rankOptions, sidePathSize, smoothingOption, wbitsOption,
 } from '../options.js';
 
 interface QuantizeArgs {
   model: string; method: string; wbits: number; abits: number; rank?: number; sideWidth?: number; alpha?: number; outliers?: string;
-  calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; json: boolean;
+  calib: string; calibSamples?: number; calibLen?: number; seed: number; out: string; overwrite: boolean; json: boolean;
   layersPerPass: number; calibDtype: string; classifier: string; smoothing: string;
 }
 
@@ -34,29 +38,52 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         type: 'string', choices: [...CLASSIFIER_FORMATS], default: DEFAULT_CLASSIFIER_FORMAT,
         describe: 'Classifier (lm_head) in the artifact: int8/int4 per-channel weights through the integer kernels, or the model\'s in f16',
       })
-      .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Artifact directory (written atomically; an existing one only with --overwrite)' })
+      .options(overwriteOption('directory'))
       .options(jsonOption('Print the manifest summary as JSON'))
       .example('$0 quantize --method aser --rank 8 --out /tmp/s260k-aser', 'ASER W4A8 at rank 8 on the default model')
       .example('$0 ppl --artifact /tmp/s260k-aser', 'then evaluate it through the fused kernels')
       .example('$0 quantize --method aser --rank 8 --smoothing per-linear --out /tmp/s260k-aser-pl', 'each linear its own smoothing vector (to compare)') as never,
   handler: async (args) => {
+    // Checked before the model loads, quoting the values as typed.
+    for (const name of ['rank', 'side-width'] as const) {
+      const value = name === 'rank' ? args.rank : args.sideWidth;
+      if (value !== undefined) requireInteger(name, value, 0);
+    }
+    if (args.alpha !== undefined && !(args.alpha > 0 && args.alpha <= 1)) throw badValue('alpha', args.alpha, 'must lie in (0, 1] (the share of Σσ the rank keeps)');
+    if (args.calibSamples !== undefined) requireInteger('calib-samples', args.calibSamples, 1);
+    if (args.calibLen !== undefined) requireInteger('calib-len', args.calibLen, 2);
+    requireInteger('layers-per-pass', args.layersPerPass, 1);
+    if (args.outliers !== undefined && args.outliers !== 'auto' && !/^\d+$/.test(args.outliers)) throw badValue('outliers', args.outliers, "must be an integer ≥ 0 or 'auto'");
     const outliers: number | 'auto' | undefined = args.outliers === undefined ? undefined : args.outliers === 'auto' ? 'auto' : Number(args.outliers);
     const size = sidePathSize(args);
     const smoothing = parseSmoothing(args.smoothing);
-    const report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat });
+    if (existsSync(args.out) && !args.overwrite) {
+      throw new UsageError(`--out ${args.out}: already exists`, 'add --overwrite to replace it (atomically: the old one stays until the new one is complete), or choose another directory');
+    }
+    const stopCleanup = removeTempOnSignal(args.out);
+    let report;
+    try {
+      report = await quantizeToArtifact({ ...args, rank: size.rank, ...(size.countsOutliers ? { rankCountsOutliers: true } : {}), method: args.method as QuantMethod, outliers, calibDtype: args.calibDtype as 'auto' | 'f32' | 'f16', smoothing, classifier: args.classifier as ClassifierFormat });
+    } finally {
+      stopCleanup();
+    }
     const { manifest, seconds } = report;
     const method = manifest.method;
-    const ranks = Object.values(manifest.layers).map((l) => l.rank);
-    const meanRank = ranks.reduce((a, b) => a + b, 0) / Math.max(1, ranks.length);
+    // --rank is the reconstruction rank (the manifest's errorRank); outlier columns come on top.
+    const layers = Object.values(manifest.layers);
+    const mean = (f: (l: (typeof layers)[number]) => number) => layers.reduce((a, l) => a + f(l), 0) / Math.max(1, layers.length);
+    const meanRank = mean((l) => l.errorRank);
+    const meanSideWidth = mean((l) => l.rank);
     const summary = {
-      out: args.out, method, wBits: args.wbits, aBits: args.abits, smoothing: manifest.smoothing, classifier: manifest.classifier?.format, linears: ranks.length, meanSideRank: meanRank, flopsOverhead: sidePathFlopsOverhead(manifest), seconds,
+      out: args.out, method, wBits: args.wbits, aBits: args.abits, smoothing: manifest.smoothing, classifier: manifest.classifier?.format, linears: layers.length, meanRank, meanOutlierColumns: meanSideWidth - meanRank, meanSideWidth, flopsOverhead: sidePathFlopsOverhead(manifest), seconds,
       loadSeconds: report.loadSeconds, calibrateSeconds: report.calibrateSeconds, quantizeSeconds: report.quantizeSeconds, writeSeconds: report.writeSeconds,
       calibration: report.calibration, peakRssBytes: report.peakRssBytes, gpuBytes: report.gpuBytes,
     };
     const GiB = 2 ** 30;
     if (args.json) console.log(JSON.stringify(summary));
     else {
-      console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, smoothing ${manifest.smoothing}, ${manifest.classifier?.format ?? 'fp'} classifier, ${ranks.length} linears, mean side-path rank ${meanRank.toFixed(2)}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
+      console.log(`wrote ${args.out}: ${method} W${args.wbits}A${args.abits}, smoothing ${manifest.smoothing}, ${manifest.classifier?.format ?? 'fp'} classifier, ${layers.length} linears, mean rank ${meanRank.toFixed(2)}${meanSideWidth > meanRank ? ` + ${(meanSideWidth - meanRank).toFixed(2)} outlier columns (side path ${meanSideWidth.toFixed(2)} wide)` : ''}, +${(summary.flopsOverhead * 100).toFixed(2)} % FLOPs, ${summary.seconds.toFixed(1)} s`);
       console.log(`  load ${report.loadSeconds.toFixed(1)} s, calibrate ${report.calibrateSeconds.toFixed(1)} s (${report.calibration.samples} × ${report.calibration.seqLen} tokens, ${report.calibration.dtype}), quantize ${report.quantizeSeconds.toFixed(1)} s, write ${report.writeSeconds.toFixed(1)} s; peak RSS ${(report.peakRssBytes / GiB).toFixed(2)} GiB, GPU ${(report.gpuBytes / GiB).toFixed(2)} GiB (executor)`);
     }
   },

@@ -12,7 +12,7 @@ import { readArtifact } from '../../loaders/artifact.js';
 import { readArtifactManifest } from '../../loaders/artifact-manifest.js';
 
 const CLI = 'dist/cli/aser.js';
-const QUANTIZE = ['quantize', '--calib-samples', '2', '--calib-len', '32', '--rank', '4'];
+const QUANTIZE = ['quantize', '--calib-samples', '2', '--calib-len', '32', '--rank', '4', '--overwrite'];
 const env = { ...process.env, XDG_RUNTIME_DIR: '/tmp', ASER_TEST_ARTIFACT_PAUSE_MS: '50' };
 
 /** Runs quantize --out `out` and SIGKILLs it when stderr shows `marker`, or after `afterMs`. */

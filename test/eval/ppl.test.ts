@@ -28,18 +28,25 @@ afterAll(() => {
 });
 
 /** The protocols re-derived from their definitions, on the float64 reference. */
-function referencePpl(protocol: 'gptq' | 'llamacpp'): { ppl: number; tokens: number; windows: number } {
+function referencePpl(protocol: 'gptq' | 'llamacpp'): { ppl: number; tokens: number; windows: number; nllStdErr: number } {
   const ids = tok.encode(text, { bos: true });
   const windows = Math.floor(ids.length / CTX);
   let sum = 0, count = 0;
+  const all: number[] = [];
   for (let w = 0; w < windows; w++) {
     const win = ids.slice(w * CTX, (w + 1) * CTX);
     if (protocol === 'llamacpp') win[0] = 1;
     const nll = ref.nll(win.slice(0, -1), win.slice(1));
     const from = protocol === 'llamacpp' ? CTX / 2 : 0;
-    for (let j = from; j < CTX - 1; j++, count++) sum += nll[j]!;
+    for (let j = from; j < CTX - 1; j++, count++) {
+      sum += nll[j]!;
+      all.push(nll[j]!);
+    }
   }
-  return { ppl: Math.exp(sum / count), tokens: count, windows };
+  // Standard error of the mean, two-pass: sample variance / N.
+  const mean = sum / count;
+  const sampleVariance = all.reduce((a, x) => a + (x - mean) ** 2, 0) / (count - 1);
+  return { ppl: Math.exp(mean), tokens: count, windows, nllStdErr: Math.sqrt(sampleVariance / count) };
 }
 
 describe('perplexity', () => {
@@ -53,6 +60,9 @@ describe('perplexity', () => {
       expect(got.tokens).toBe(want.tokens);
       expect(got.tokens).toBe(want.windows * (protocol === 'gptq' ? CTX - 1 : CTX / 2 - 1));
       expect(Math.abs(got.ppl / want.ppl - 1)).toBeLessThan(1e-4);
+      // The ± of `aser ppl`: the per-token NLLs' spread (f32 on the GPU vs float64 here).
+      expect(Math.abs(got.nllStdErr / want.nllStdErr - 1)).toBeLessThan(1e-3);
+      expect(got.pplStdErr).toBeCloseTo(got.ppl * got.nllStdErr, 12);
       expect(progress).toEqual(Array.from({ length: got.windows }, (_, i) => i + 1));
       expect(got.ppl).toBeGreaterThan(1);
       expect(got.ppl).toBeLessThan(30);
