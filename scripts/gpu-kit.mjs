@@ -222,6 +222,9 @@ function copyApp(appDir) {
     if (!existsSync(src)) throw new KitError(`${built} is missing: run npm run build first`);
     cpSync(src, join(appDir, built), { recursive: true });
   }
+  // Optional addon: without it Dawn's limit notices show on stderr, nothing else changes.
+  const stderrAddon = 'node/native/build/Release/aser_stderr_capture.node';
+  if (existsSync(join(root, stderrAddon))) cpSync(join(root, stderrAddon), join(appDir, stderrAddon));
   return n;
 }
 
