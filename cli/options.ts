@@ -87,6 +87,14 @@ export const outliersOption = {
   outliers: { type: 'string', describe: "ASER's outlier channels f per linear, or 'auto' (default)" },
 } as const;
 
+/** `--outlier-columns exact | reconstructed` (ASER): how the unquantized outlier columns are carried. */
+export const outlierColumnsOption = {
+  'outlier-columns': {
+    type: 'string', choices: ['exact', 'reconstructed'], default: 'exact',
+    describe: "ASER's outlier columns: exact (zeroed in E, f one-hot side-path columns) or reconstructed (kept in E, carried by the rank-r path)",
+  },
+} as const;
+
 /** `--json`; each command says what it prints. */
 export function jsonOption(describe = 'Print one JSON object') {
   return { json: { type: 'boolean', default: false, describe } } as const;

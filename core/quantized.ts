@@ -24,6 +24,13 @@ export interface QuantizedLinear {
   rank: number;
   la?: Float32Array;
   lb?: Float32Array;
+  /**
+   * The side path stored in 8 bits (artifact lowRankDtype 'int8'): L_A and L_B as int8 with one scale
+   * per rank index j (column j of L_A, row j of L_B). `la` / `lb` then hold exactly q·scale in f32, so
+   * every consumer of the f32 factors (simulation, references, accounting) sees the stored values;
+   * the fused kernels read the int8 form.
+   */
+  lowRankInt8?: LowRankInt8;
   bias?: Float32Array;
   /**
    * Input channels whose (smoothed) weight columns were kept in floating point instead of int4
@@ -90,4 +97,29 @@ export const DEFAULT_SMOOTHING_SCOPE: SmoothingScope = 'shared-input';
 
 export function isSmoothingScope(x: unknown): x is SmoothingScope {
   return (SMOOTHING_SCOPES as readonly unknown[]).includes(x);
+}
+
+/** L_A [in, rank] and L_B [rank, out] as symmetric int8 (−127..127), one f32 scale per rank index. */
+export interface LowRankInt8 {
+  la: Int8Array;
+  /** Per column j of L_A: L_A[k, j] = la[k·rank + j] · laScale[j]. */
+  laScale: Float32Array;
+  lb: Int8Array;
+  /** Per row j of L_B: L_B[j, o] = lb[j·out + o] · lbScale[j]. */
+  lbScale: Float32Array;
+}
+
+/** How an artifact stores L_A and L_B: f16, or int8 with a scale per rank index (LowRankInt8). */
+export const LOW_RANK_DTYPES = ['f16', 'int8'] as const;
+export type LowRankDtype = (typeof LOW_RANK_DTYPES)[number];
+
+/**
+ * The low-rank storage `aser quantize` writes unless told otherwise. int8 becomes the default only
+ * where it moves perplexity by less than 0.1 % relative at every measured width; on stories260K it
+ * does at A8 but not at A6 on TinyStories (docs/numbers.md, "Side path in 8 bits"), so f16 stays.
+ */
+export const DEFAULT_LOW_RANK_DTYPE: LowRankDtype = 'f16';
+
+export function isLowRankDtype(x: unknown): x is LowRankDtype {
+  return (LOW_RANK_DTYPES as readonly unknown[]).includes(x);
 }

@@ -26,11 +26,12 @@ import type { ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { openModelSession, type ModelSession } from '../node/session.js';
 import { resolveModel } from '../loaders/registry.js';
 import type { CalibrationStats } from '../quant/calibrate.js';
-import { LOW_RANK_METHODS, QUANT_METHODS, SCOPE_SENSITIVE_METHODS, type QuantMethod } from '../quant/methods.js';
+import { LOW_RANK_METHODS, QUANT_METHODS, SCOPE_SENSITIVE_METHODS, type OutlierColumns, type QuantMethod } from '../quant/methods.js';
 import { canonicalJson, manifestDigest, openResultCache } from '../node/cache.js';
 import { loadDatasetText } from '../loaders/datasets.js';
 import { perplexityOfTokens, type PplProtocol } from './ppl.js';
 import { PplTableError } from './errors.js';
+import type { RankBudget } from '../quant/budget.js';
 import {
   ACTIVATION_BITS_TEXT, DEFAULT_SMOOTHING_SCOPE, SMOOTHING_SCOPES, isActivationBits, isSmoothingScope, type SmoothingScope,
 } from '../core/quantized.js';
@@ -53,10 +54,17 @@ export interface PplTableOptions {
   /** Side-path rank budget (default 8 when no alpha is given). */
   rank?: number;
   alpha?: number;
+  /**
+   * Instead of rank/alpha: each low-rank method's ranks allocated across the linears within this
+   * side-path budget (quant/budget.ts; outlier columns included).
+   */
+  budget?: RankBudget;
   /** How a fixed rank is shared with ASER's outlier columns (see the header). Default 'side'. */
   rankBudget?: 'side' | 'reconstruction';
   /** ASER's outlier channel count f (default 'auto': docs/quantization.md "f versus width"). */
   outliers?: number | 'auto';
+  /** ASER's outlier columns: 'exact' one-hot side-path columns (default) or 'reconstructed' by the rank-r path. */
+  outlierColumns?: OutlierColumns;
   /** Smoothing scopes: the first for every method, each further one adds rows for SCOPE_SENSITIVE_METHODS (see the header). */
   smoothing?: SmoothingScope[];
   protocol?: PplProtocol;
@@ -114,7 +122,7 @@ export interface PplTable {
   datasets: string[];
   abits: number[];
   settings: {
-    wbits: number; rank: number | null; alpha: number | null; rankBudget: 'side' | 'reconstruction'; outliers: number | 'auto';
+    wbits: number; rank: number | null; alpha: number | null; budget?: RankBudget; rankBudget: 'side' | 'reconstruction'; outliers: number | 'auto'; outlierColumns?: OutlierColumns;
     smoothing: SmoothingScope[];
     protocol: PplProtocol; ctx: number; maxWindows: number;
     calibration: { dataset: string; samples: number; seqLen: number; seed: number };
@@ -158,6 +166,8 @@ function checkOptions(o: PplTableOptions): TableMethod[] {
   if (o.abits.length === 0) throw new PplTableError('no activation widths given');
   for (const b of o.abits) if (!isActivationBits(b)) throw new PplTableError(`activation bits must be ${ACTIVATION_BITS_TEXT}, got ${b}`);
   if (o.rank !== undefined && o.alpha !== undefined) throw new PplTableError('give rank or alpha, not both');
+  if (o.budget !== undefined && (o.rank !== undefined || o.alpha !== undefined)) throw new PplTableError('a budget chooses the ranks: give it without rank or alpha');
+  if (o.budget !== undefined && !(Number.isFinite(o.budget.percent) && o.budget.percent >= 0)) throw new PplTableError(`budget must be a non-negative percentage, got ${o.budget.percent}`);
   if (o.rank !== undefined && !(Number.isInteger(o.rank) && o.rank >= 0)) throw new PplTableError(`rank must be a non-negative integer, got ${o.rank}`);
   if (o.alpha !== undefined && !(o.alpha > 0 && o.alpha <= 1)) throw new PplTableError(`alpha must lie in (0, 1], got ${o.alpha}`);
   if (o.maxWindows !== undefined && !(Number.isInteger(o.maxWindows) && o.maxWindows >= 1)) throw new PplTableError(`maxWindows must be a positive integer, got ${o.maxWindows}`);
@@ -185,7 +195,8 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const say = opts.onProgress ?? (() => {});
   const wbits = opts.wbits ?? 4;
   const alpha = opts.alpha;
-  const rank = alpha === undefined ? (opts.rank ?? 8) : undefined;
+  const budget = opts.budget;
+  const rank = alpha === undefined && budget === undefined ? (opts.rank ?? 8) : undefined;
   const rankBudget = opts.rankBudget ?? 'side';
   const protocol = opts.protocol ?? 'gptq';
   const ctx = opts.ctx ?? 256;
@@ -205,9 +216,10 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
         const lowRank = LOW_RANK_METHODS.includes(method);
         const req: ArtifactRequest = {
           model: opts.model, method, wbits, abits, ...calibration,
-          ...(lowRank ? (alpha !== undefined ? { alpha } : { rank }) : {}),
+          ...(lowRank ? (budget !== undefined ? { budget } : alpha !== undefined ? { alpha } : { rank }) : {}),
           ...(lowRank && rank !== undefined && rankBudget === 'side' ? { rankCountsOutliers: true } : {}),
           ...(method === 'aser' && opts.outliers !== undefined ? { outliers: opts.outliers } : {}),
+          ...(method === 'aser' && opts.outlierColumns !== undefined && opts.outlierColumns !== 'exact' ? { outlierColumns: opts.outlierColumns } : {}),
           smoothing: scope,
         };
         const a = await ensureArtifact(req, { cacheDir: opts.artifactCacheDir, modelHash: hash, stats });
@@ -289,7 +301,9 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   }
 
   const first = cells[0]!;
-  const budget = rank === undefined
+  const sizing = budget !== undefined
+    ? `ranks allocated across the linears for +${budget.percent} % ${budget.unit === 'flops' ? 'FLOPs' : 'bytes'} (outlier columns included)`
+    : rank === undefined
     ? `rank rule α = ${alpha} per layer`
     : rankBudget === 'side'
       ? `side-path rank budget ${rank} per linear for every low-rank method (ASER: ${rank} − f reconstruction + f outlier columns)`
@@ -297,14 +311,15 @@ export async function runPplTable(opts: PplTableOptions): Promise<PplTable> {
   const caption =
     `${source.id}, W${wbits} per-channel weights and per-token activations; perplexity (${protocol} protocol) over the first ` +
     `${first.windows} windows of ${ctx} tokens (${first.tokens} scored tokens) of each dataset; calibration ${calibration.calib} ` +
-    `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${budget}` +
+    `${calibration.calibSamples} × ${calibration.calibLen} tokens, seed ${calibration.seed}; ${sizing}` +
     `${opts.outliers !== undefined && opts.outliers !== 'auto' ? `; ASER f = ${opts.outliers} outlier channels` : ''}` +
+    `${opts.outlierColumns === 'reconstructed' ? '; ASER outlier columns kept in E and reconstructed by the rank-r path (no one-hot columns)' : ''}` +
     `; smoothing ${scopes.length > 1 ? `${scopes.join(' vs ')} (rows marked)` : scopes[0]}` +
     `${scopes.includes('shared-input') ? ' (shared-input: one smoothing vector for q|k|v and one for gate|up, from their stacked weights)' : ''}.`;
   return {
     model: opts.model, modelHash: hash, methods, datasets: [...opts.datasets], abits: [...opts.abits],
     settings: {
-      wbits, rank: rank ?? null, alpha: alpha ?? null, rankBudget, outliers: opts.outliers ?? 'auto', smoothing: scopes, protocol, ctx, maxWindows,
+      wbits, rank: rank ?? null, alpha: alpha ?? null, ...(budget ? { budget } : {}), rankBudget, outliers: opts.outliers ?? 'auto', outlierColumns: opts.outlierColumns ?? 'exact', smoothing: scopes, protocol, ctx, maxWindows,
       calibration: { dataset: calibration.calib, samples: calibration.calibSamples, seqLen: calibration.calibLen, seed: calibration.seed },
     },
     cells, caption, createdAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000,

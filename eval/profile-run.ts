@@ -24,6 +24,12 @@ export interface SideShareRow {
   kind: string;
   /** Side-path MACs over base MACs, %. */
   flopsPct: number;
+  /**
+   * Side-path bytes (L_A, L_B in the artifact's dtype, with int8 scales) over the base bytes (int4
+   * weights, scales, smoothing), %: what a bandwidth-bound decode's overhead tends to. Absent in
+   * profiles written before it existed.
+   */
+  bytePct?: number;
   prefillOnMs: number;
   prefillOffMs: number;
   /** (on − off) / off, %: the side path's latency overhead, comparable to flopsPct. */
@@ -70,7 +76,7 @@ const OP_KINDS = ['qkv_proj', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_up_p
 
 /** The artifact's linears with the side path removed: the W4A8 product alone. */
 function withoutSidePath(layers: ReadonlyMap<string, QuantizedLinear>): Map<string, QuantizedLinear> {
-  return new Map([...layers].map(([k, q]) => [k, { ...q, rank: 0, la: undefined, lb: undefined }]));
+  return new Map([...layers].map(([k, q]) => [k, { ...q, rank: 0, la: undefined, lb: undefined, lowRankInt8: undefined }]));
 }
 
 export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult> {
@@ -123,9 +129,9 @@ export async function runProfile(o: ProfileRunOptions): Promise<ProfileRunResult
         const row = (kind: string, kinds: string[]): SideShareRow => {
           const sum = (rec: Record<string, number>) => kinds.reduce((s, k) => s + (rec[k] ?? 0), 0);
           const linears = kinds.flatMap((k) => GROUPS[k] ?? [k]);
-          const flops = flopsAccounting(lin.filter((l) => linears.includes(l.name.split('.').pop()!))).total;
+          const flops = flopsAccounting(lin.filter((l) => linears.includes(l.name.split('.').pop()!)), { wBits: artifact.manifest.wBits, lowRankDtype: artifact.manifest.lowRankDtype }).total;
           const [pOn, pOff, dOn, dOff] = [sum(on.ops!.prefill), sum(off.ops!.prefill), sum(on.ops!.decode), sum(off.ops!.decode)];
-          return { kind, flopsPct: flops.flopsPct, prefillOnMs: pOn, prefillOffMs: pOff, prefillOverheadPct: pct(pOn, pOff), decodeOnMs: dOn, decodeOffMs: dOff, decodeOverheadPct: pct(dOn, dOff) };
+          return { kind, flopsPct: flops.flopsPct, bytePct: flops.bytePct, prefillOnMs: pOn, prefillOffMs: pOff, prefillOverheadPct: pct(pOn, pOff), decodeOnMs: dOn, decodeOffMs: dOff, decodeOverheadPct: pct(dOn, dOff) };
         };
         // Grouped linears (q|k|v, gate|up as one op) are timed as their group, the others by kind.
         const timedOp = (k: string) => k in on.ops!.prefill || k in off.ops!.prefill;
@@ -169,9 +175,9 @@ export function formatProfileMarkdown(r: ProfileRunResult): string {
     out.push('', 'No timestamp-query on this adapter: wall times only.');
   }
   if (r.sideShare) {
-    out.push('', 'Side path: latency overhead (on vs off, same run) beside FLOPs overhead, per linear kind', '', '| linear | +FLOPs % | prefill on / off ms | +latency % prefill | decode on / off ms | +latency % decode |', '|---|---|---|---|---|---|');
+    out.push('', 'Side path: latency overhead (on vs off, same run) beside its FLOPs and bytes overhead, per linear kind', '', '| linear | +FLOPs % | +bytes % | prefill on / off ms | +latency % prefill | decode on / off ms | +latency % decode |', '|---|---|---|---|---|---|---|');
     for (const s of r.sideShare) {
-      out.push(`| ${s.kind} | ${s.flopsPct.toFixed(2)} | ${s.prefillOnMs.toFixed(3)} / ${s.prefillOffMs.toFixed(3)} | ${s.prefillOverheadPct.toFixed(1)} | ${s.decodeOnMs.toFixed(3)} / ${s.decodeOffMs.toFixed(3)} | ${s.decodeOverheadPct.toFixed(1)} |`);
+      out.push(`| ${s.kind} | ${s.flopsPct.toFixed(2)} | ${s.bytePct !== undefined ? s.bytePct.toFixed(2) : '—'} | ${s.prefillOnMs.toFixed(3)} / ${s.prefillOffMs.toFixed(3)} | ${s.prefillOverheadPct.toFixed(1)} | ${s.decodeOnMs.toFixed(3)} / ${s.decodeOffMs.toFixed(3)} | ${s.decodeOverheadPct.toFixed(1)} |`);
     }
   }
   out.push('', `device: ${r.device}; timer: ${r.timer}; ${r.settings.repeats} wall repeats (median), variants measured in interleaved rounds; per-op times: median of as many timed passes.`);

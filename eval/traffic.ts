@@ -2,6 +2,7 @@
 // issue, counted at the source while the executor runs (runtime/traffic.ts: every dispatch of every
 // recorded op, with the bytes its kernel plan says it reads), beside the least any kernels could read
 // for the same formats (idealDecodeBytes). Portable (no Node APIs); eval/profile-run.ts reports both.
+import { lowRankInt8Bytes } from '../core/lowrank-int8.js';
 import type { ModelConfig } from '../core/model.js';
 import type { QuantizedLinear } from '../core/quantized.js';
 import type { Executor } from '../runtime/executor.js';
@@ -70,7 +71,7 @@ export interface DecodeFormats {
   kvBytes: number;
   /** The quantized block linears by module name (model.layers.L.self_attn.q_proj …); the others are dense. */
   quantized?: ReadonlyMap<string, QuantizedLinear>;
-  /** Bytes per value of L_A and L_B as stored (the artifact keeps them in f16). */
+  /** Bytes per value of f16/f32 L_A and L_B as stored (int8 factors are counted from the linear). */
   lowRankBytes?: number;
 }
 
@@ -91,10 +92,14 @@ function linearShape(c: ModelConfig, kind: string): [number, number] {
   }
 }
 
-/** Bytes of one quantized linear in its formats: int4 weights (0.5 B/value), f32 scales, side path, smoothing, bias. */
-export function quantizedLinearBytes(q: Pick<QuantizedLinear, 'inFeatures' | 'outFeatures' | 'rank' | 'smooth' | 'bias'> & { wBits?: number }, lowRankBytes: number): number {
+/**
+ * Bytes of one quantized linear in its formats: int4 weights (0.5 B/value), f32 scales, side path
+ * (`lowRankBytes` per value, or int8 factors with their scales when the linear has them), smoothing, bias.
+ */
+export function quantizedLinearBytes(q: Pick<QuantizedLinear, 'inFeatures' | 'outFeatures' | 'rank' | 'smooth' | 'bias' | 'lowRankInt8'> & { wBits?: number }, lowRankBytes: number): number {
   const { inFeatures: K, outFeatures: N } = q;
-  return (N * K * (q.wBits ?? 4)) / 8 + N * 4 + q.rank * (K + N) * lowRankBytes + (q.smooth ? K * 4 : 0) + (q.bias ? N * 4 : 0);
+  const side = q.lowRankInt8 ? lowRankInt8Bytes(K, N, q.rank) : q.rank * (K + N) * lowRankBytes;
+  return (N * K * (q.wBits ?? 4)) / 8 + N * 4 + side + (q.smooth ? K * 4 : 0) + (q.bias ? N * 4 : 0);
 }
 
 /**

@@ -28,6 +28,8 @@ export interface AttentionShape {
   variant?: AttentionVariant;
   /** Elements between query rows of q (default nHeads·headDim; more when q lives in a fused q|k|v buffer). */
   qStride?: number;
+  /** Per-row (kvBase, pos) from the row_pos binding instead of pos0 + t (continuous batching). */
+  rowPositions?: boolean;
 }
 
 export function attentionVariant(rows: number, cpuAdapter: boolean): AttentionVariant {
@@ -35,7 +37,7 @@ export function attentionVariant(rows: number, cpuAdapter: boolean): AttentionVa
 }
 
 /** attention.wgsl's bindings by name (both entry points). */
-export type AttentionBinding = 'params' | 'q' | 'k_cache' | 'v_cache' | 'out';
+export type AttentionBinding = 'params' | 'q' | 'k_cache' | 'v_cache' | 'out' | 'row_pos';
 
 export function planAttention(s: AttentionShape): KernelPlan<AttentionBinding> {
   if (s.nHeads % s.nKvHeads !== 0) throw new RangeError(`attention: ${s.nHeads} heads is not a multiple of ${s.nKvHeads} kv heads`);
@@ -49,13 +51,14 @@ export function planAttention(s: AttentionShape): KernelPlan<AttentionBinding> {
     spec: {
       shader: 'attention.wgsl',
       entryPoint: variant === 'keys' ? 'main' : 'main_rows',
-      defines: { WG: ATTENTION_WG, HEAD_DIM: s.headDim, ACC: acc, KV_F16: s.kvF16 },
-      label: `attention_${variant}_hd${s.headDim}_${s.kvF16 ? 'f16' : 'f32'}kv`,
+      defines: { WG: ATTENTION_WG, HEAD_DIM: s.headDim, ACC: acc, KV_F16: s.kvF16, ROW_POSITIONS: !!s.rowPositions },
+      label: `attention_${variant}_hd${s.headDim}_${s.kvF16 ? 'f16' : 'f32'}kv${s.rowPositions ? '_rowpos' : ''}`,
     },
     workgroups: variant === 'keys' ? [s.nHeads, Math.max(1, s.rows), 1] : grid1d(Math.ceil((s.rows * s.nHeads) / ATTENTION_WG)),
     uniforms: packUniforms([s.rows, s.pos0, s.nHeads, s.nKvHeads, 1 / Math.sqrt(s.headDim), s.qStride ?? s.nHeads * s.headDim], 'uuuufu'),
-    bindings: ['params', 'q', 'k_cache', 'v_cache', 'out'],
+    bindings: ['params', 'q', 'k_cache', 'v_cache', 'out', ...(s.rowPositions ? ['row_pos' as const] : [])],
     // q may sit in a wider fused q|k|v buffer (bound whole): its rows' q part; K and V up to the last position.
-    reads: { q: s.rows * s.nHeads * s.headDim * 4, k_cache: kvRead, v_cache: kvRead, out: 0 },
+    // With row positions the keys read depend on each row's pos; pos0 + rows stands in for them.
+    reads: { q: s.rows * s.nHeads * s.headDim * 4, k_cache: kvRead, v_cache: kvRead, out: 0, row_pos: s.rowPositions ? s.rows * 8 : 0 },
   };
 }

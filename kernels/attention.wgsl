@@ -2,6 +2,8 @@
 //   for query row t (absolute position pos0 + t) and head h, kv head g = h / (n_heads / n_kv_heads):
 //     out[t, h, :] = Σ_{j ≤ pos0+t} softmax_j(scale · q[t,h,:]·k_cache[j,g,:]) · v_cache[j,g,:]
 // The softmax is computed online (running max, rescaled sums), so memory does not grow with the context.
+// ROW_POSITIONS: row t carries its own (kv_base, pos) in row_pos (rows of several sequences in one
+// chunk, continuous batching): it attends to cache rows kv_base .. kv_base + pos, its sequence's region.
 // Two entry points over the same bindings:
 //   main       one workgroup per (head, row); keys in tiles of WG, one key per invocation, workgroup
 //              reductions; invocation lid accumulates output dims lid, lid+WG, … (ACC of them).
@@ -31,6 +33,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> k_cache: array<kv_t>;    // [max_seq, n_kv_heads, HEAD_DIM]
 @group(0) @binding(3) var<storage, read> v_cache: array<kv_t>;    // [max_seq, n_kv_heads, HEAD_DIM]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;   // [rows, n_heads, HEAD_DIM]
+#ifdef ROW_POSITIONS
+@group(0) @binding(5) var<storage, read> row_pos: array<vec2u>;   // [rows] (kv_base, pos)
+#endif
 
 // Below every real score; a finite stand-in for -inf keeps exp() and max() free of inf arithmetic.
 const NEG_BIG = -3.0e38;
@@ -50,9 +55,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var d = lid; d < HEAD_DIM; d += WG) { q_s[d] = q[q_base + d] * p.scale; }
   workgroupBarrier();
 
+#ifdef ROW_POSITIONS
+  let n_keys = row_pos[t].y + 1u;
+  let kv_stride = p.n_kv_heads * HEAD_DIM;
+  let kv_off = row_pos[t].x * kv_stride + kvh * HEAD_DIM;
+#else
   let n_keys = p.pos0 + t + 1u;
   let kv_stride = p.n_kv_heads * HEAD_DIM;
   let kv_off = kvh * HEAD_DIM;
+#endif
   var m = NEG_BIG;      // running max over visited keys (same in every invocation)
   var l_part = 0.0;     // this invocation's share of Σ exp(s - m)
   var acc: array<f32, ACC>;
@@ -121,11 +132,16 @@ fn main_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   var qv: array<f32, HEAD_DIM>;
   for (var d = 0u; d < HEAD_DIM; d++) { qv[d] = q[q_base + d] * p.scale; }
   var o: array<f32, HEAD_DIM>;
-  let n_keys = p.pos0 + t + 1u;
   let kv_stride = p.n_kv_heads * HEAD_DIM;
+#ifdef ROW_POSITIONS
+  let n_keys = row_pos[t].y + 1u;
+  var kb = row_pos[t].x * kv_stride + kvh * HEAD_DIM;
+#else
+  let n_keys = p.pos0 + t + 1u;
+  var kb = kvh * HEAD_DIM;
+#endif
   var m = NEG_BIG;
   var l = 0.0;
-  var kb = kvh * HEAD_DIM;
   for (var j = 0u; j < n_keys; j++) {
     var s = 0.0;
     for (var d = 0u; d < HEAD_DIM; d++) { s += qv[d] * f32(k_cache[kb + d]); }

@@ -39,9 +39,11 @@ export function denseTiling(gpu: GpuContext): DenseTiling {
   const cpu = isCpuAdapter(gpu);
   const maxInv = Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX);
   // CPU: one SIMD vector per workgroup (measured on llvmpipe, 4096×4096: 8×8 ≈ 3× faster than 64×8).
-  let gemvWg = cpu ? Math.min(16, Math.max(4, gpu.limits.subgroupMaxSize)) : 256;
-  while (gemvWg > maxInv) gemvWg /= 2;
   const gemvRows = cpu ? 8 : 4;
+  // Thread r writes row r after the reduction, so a workgroup needs at least gemvRows threads
+  // (SwiftShader reports 4-wide subgroups: 4 threads would leave half the rows unwritten).
+  let gemvWg = cpu ? Math.min(16, Math.max(gemvRows, gpu.limits.subgroupMaxSize)) : 256;
+  while (gemvWg > maxInv) gemvWg /= 2;
   // CPU: 8×8 outputs per thread (64 threads) halves the workgroup-memory traffic per FMA, which is
   // what llvmpipe pays for (each lane's shared load is a gather): ~2× over 4×4 measured at 1024².
   let tm = 64, tn = 64;

@@ -16,10 +16,12 @@ export interface RopeKvShape {
   kvF16: boolean;
   /** q, k, v in one fused [rows, nHeads + 2·nKvHeads, headDim] buffer; q rotated in place there. */
   qkvFused?: boolean;
+  /** Per-row (kvBase, pos) from the row_pos binding instead of pos0 + t (continuous batching). */
+  rowPositions?: boolean;
 }
 
 /** rope_kv.wgsl's bindings by name (qkv with qkvFused, else q, k, v). */
-export type RopeKvBinding = 'params' | 'q' | 'k' | 'v' | 'qkv' | 'table' | 'k_cache' | 'v_cache';
+export type RopeKvBinding = 'params' | 'q' | 'k' | 'v' | 'qkv' | 'table' | 'k_cache' | 'v_cache' | 'row_pos';
 
 export function planRopeKv(s: RopeKvShape): KernelPlan<RopeKvBinding> {
   const half = s.headDim / 2;
@@ -27,17 +29,20 @@ export function planRopeKv(s: RopeKvShape): KernelPlan<RopeKvBinding> {
   return {
     spec: {
       shader: 'rope_kv.wgsl',
-      defines: { WG: ROPE_KV_WG, ROPE_INTERLEAVED: s.style === 'interleaved', KV_F16: s.kvF16, QKV_FUSED: !!s.qkvFused },
-      label: `rope_kv_${s.style}_${s.kvF16 ? 'f16' : 'f32'}kv${s.qkvFused ? '_qkv' : ''}`,
+      defines: { WG: ROPE_KV_WG, ROPE_INTERLEAVED: s.style === 'interleaved', KV_F16: s.kvF16, QKV_FUSED: !!s.qkvFused, ROW_POSITIONS: !!s.rowPositions },
+      label: `rope_kv_${s.style}_${s.kvF16 ? 'f16' : 'f32'}kv${s.qkvFused ? '_qkv' : ''}${s.rowPositions ? '_rowpos' : ''}`,
     },
     workgroups: grid1d(Math.ceil((s.rows * (s.nHeads + s.nKvHeads) * half) / ROPE_KV_WG)),
     uniforms: packUniforms([s.rows, s.pos0, s.nHeads, s.nKvHeads, s.headDim], 'uuuuu'),
     // With qkvFused bindings 1 and 3 are unused (q, k, v all live in binding 2).
-    bindings: s.qkvFused ? ['params', '', 'qkv', '', 'table', 'k_cache', 'v_cache'] : ['params', 'q', 'k', 'v', 'table', 'k_cache', 'v_cache'],
+    bindings: [
+      ...(s.qkvFused ? ['params', '', 'qkv', ''] as const : ['params', 'q', 'k', 'v'] as const),
+      'table', 'k_cache', 'v_cache', ...(s.rowPositions ? ['row_pos'] as const : []),
+    ],
     // The rows' q, k, v (rotated in place, v copied), their positions' table rows; the cache is only written.
     reads: {
       q: s.rows * s.nHeads * s.headDim * 4, k: kv, v: kv, qkv: s.rows * (s.nHeads + 2 * s.nKvHeads) * s.headDim * 4,
-      table: s.rows * half * 8, k_cache: 0, v_cache: 0,
+      table: s.rows * half * 8, k_cache: 0, v_cache: 0, row_pos: s.rows * 8,
     },
   };
 }

@@ -7,6 +7,9 @@
 // long positions keep full precision. One invocation per (token, q-or-kv head, pair); q heads first.
 // QKV_FUSED: q, k and v arrive as one [rows, n_heads + 2·n_kv_heads, head_dim] buffer (the output of
 // one fused q|k|v projection); q is rotated in place there (attention reads it with that row stride).
+// ROW_POSITIONS: each row carries its own (kv_base, pos) in row_pos (continuous batching: rows of
+// several sequences in one chunk); the angle uses pos and the cache row is kv_base + pos, so each
+// sequence keeps its own region of the cache. pos0 is then unused.
 #ifdef KV_F16
 enable f16;
 alias kv_t = f16;
@@ -33,6 +36,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> table: array<vec2f>;      // [max_seq, half] (cos, sin)
 @group(0) @binding(5) var<storage, read_write> k_cache: array<kv_t>; // [max_seq, n_kv_heads, head_dim]
 @group(0) @binding(6) var<storage, read_write> v_cache: array<kv_t>; // [max_seq, n_kv_heads, head_dim]
+#ifdef ROW_POSITIONS
+@group(0) @binding(7) var<storage, read> row_pos: array<vec2u>;      // [rows] (kv_base, pos)
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -51,7 +57,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let a = j;
   let b = j + half;
 #endif
+#ifdef ROW_POSITIONS
+  let pos = row_pos[t].y;
+  let cache_row = row_pos[t].x + pos;
+#else
   let pos = p.pos0 + t;
+  let cache_row = pos;
+#endif
   let cs = table[pos * half + j];
 #ifdef QKV_FUSED
   let row = t * (p.n_heads + 2u * p.n_kv_heads) * p.head_dim;
@@ -72,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 #endif
   } else {
     let kvh = head - p.n_heads;
-    let dst = (pos * p.n_kv_heads + kvh) * p.head_dim;
+    let dst = (cache_row * p.n_kv_heads + kvh) * p.head_dim;
 #ifdef QKV_FUSED
     let k_src = row + head * p.head_dim;
     let v_src = k_src + p.n_kv_heads * p.head_dim;

@@ -8,12 +8,21 @@ import { isCpuAdapter } from './matmul_dense.js';
 import { W4_BLOCK_K } from '../core/w4-layout.js';
 import { ACTIVATION_BITS_TEXT, isActivationBits, symmetricQmax } from '../core/quantized.js';
 
-/** Storage of L_A/L_B on the GPU: f16 where shader-f16 was granted, f32 otherwise; 'none' = rank 0. */
-export type LowRankFormat = 'none' | 'f16' | 'f32';
+/**
+ * Storage of L_A/L_B on the GPU: 'int8' (4 lanes a u32 word, a scale per rank index) for factors the
+ * artifact keeps in int8, else f16 where shader-f16 was granted, f32 otherwise; 'none' = rank 0.
+ */
+export type LowRankFormat = 'none' | 'f16' | 'f32' | 'int8';
 
-export function lowRankFormat(gpu: GpuContext, rank: number): LowRankFormat {
+export function lowRankFormat(gpu: GpuContext, rank: number, int8Factors = false): LowRankFormat {
   if (rank === 0) return 'none';
+  if (int8Factors) return 'int8';
   return gpu.features.shaderF16 ? 'f16' : 'f32';
+}
+
+/** Bytes one L_A / L_B value takes on the GPU in a format (0 for 'none'). */
+export function lowRankValueBytes(format: LowRankFormat): number {
+  return { none: 0, int8: 1, f16: 2, f32: 4 }[format];
 }
 
 /** Symmetric activation qmax for A8/A6/A4: 2^(bits-1) - 1. */
@@ -52,7 +61,7 @@ export function actQuantTiling(gpu: GpuContext): ActQuantTiling {
  * The shader's resources by name, in `@binding` order: index i is `@binding(i)` in w4a8_act_quant.wgsl.
  * The one place the TypeScript side writes these numbers.
  */
-export const ACT_QUANT_BINDINGS = ['params', 'x', 'xq', 'sx', 'inv_m', 'la', 'tpart', 'norm_w', 'rstd'] as const;
+export const ACT_QUANT_BINDINGS = ['params', 'x', 'xq', 'sx', 'inv_m', 'la', 'tpart', 'norm_w', 'rstd', 'la_scale'] as const;
 export type ActQuantBinding = (typeof ACT_QUANT_BINDINGS)[number];
 
 export interface ActQuantShape {
@@ -91,7 +100,7 @@ export function planActQuant(s: ActQuantShape, o: ActQuantOptions): ActQuantPlan
   if (o.norm && o.swiglu) throw new RangeError('planActQuant: an input is either normed or a SwiGLU, not both');
   if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planActQuant: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
   const splits = actQuantSplits(s.tokens, s.inFeatures, o.tiling);
-  const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank, norm_w: !!o.norm, rstd: !!o.norm };
+  const optional: Partial<Record<ActQuantBinding, boolean>> = { inv_m: o.smooth, la: lowRank, tpart: lowRank, norm_w: !!o.norm, rstd: !!o.norm, la_scale: o.lowRank === 'int8' };
   return {
     spec: actQuantSpec(o),
     workgroups: actQuantDispatch(splits, s.tokens, o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM),
@@ -118,7 +127,8 @@ export function actQuantBuffers(s: ActQuantShape, o: Pick<ActQuantOptions, 'smoo
     xq: s.tokens * activationWordsPerRow(s.inFeatures) * 4,
     sx: s.tokens * 4,
     inv_m: o.smooth ? s.inFeatures * 4 : 0,
-    la: lowRank ? rankPad * s.inFeatures * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    la: lowRank ? rankPad * s.inFeatures * lowRankValueBytes(o.lowRank) : 0,
+    la_scale: lowRank && o.lowRank === 'int8' ? rankPad * 4 : 0,
     tpart: lowRank ? s.tokens * actQuantSplits(s.tokens, s.inFeatures, o.tiling) * rankPad * 4 : 0,
     norm_w: o.norm ? s.inFeatures * 4 : 0,
     rstd: o.norm ? s.tokens * 4 : 0,
@@ -148,6 +158,7 @@ function actQuantSpec(o: ActQuantOptions): KernelSpec {
     SWIGLU: !!o.swiglu,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
+    LR_I8: o.lowRank === 'int8',
     SUBGROUPS: o.subgroups,
   };
   const flags = [`a${o.aBits}`, o.norm ? 'norm' : '', o.swiglu ? 'swiglu' : '', o.smooth ? 'smooth' : '', o.lowRank === 'none' ? '' : `lr${o.lowRank}`, o.subgroups ? 'sg' : '', `wg${o.tiling.wg}`];
@@ -188,16 +199,23 @@ export function inverseSmoothing(smooth: Float32Array): Float32Array {
   return out;
 }
 
-/** L_A [in, rank] row-major -> [chunk][in][rankChunk], zero-padded (the kernel's read order). */
-export function regroupLowRankA(la: Float32Array, inFeatures: number, rank: number, t: ActQuantTiling): Float32Array {
+/** L_A [in, rank] row-major -> [chunk][in][rankChunk], zero-padded (the kernel's read order; int8 stays int8). */
+export function regroupLowRankA<T extends Float32Array | Int8Array>(la: T, inFeatures: number, rank: number, t: ActQuantTiling): T {
   const rc = t.rankChunk;
   const chunks = rankChunks(rank, t);
-  const out = new Float32Array(chunks * inFeatures * rc);
+  const out = new (la.constructor as new (n: number) => T)(chunks * inFeatures * rc);
   for (let k = 0; k < inFeatures; k++) {
     for (let j = 0; j < rank; j++) {
       const c = Math.floor(j / rc);
       out[(c * inFeatures + k) * rc + (j % rc)] = la[k * rank + j]!;
     }
   }
+  return out;
+}
+
+/** L_A's int8 scales per rank column, zero-padded to paddedRank (kernel A's la_scale). */
+export function paddedLowRankScales(scale: Float32Array, rank: number, t: ActQuantTiling): Float32Array {
+  const out = new Float32Array(paddedRank(rank, t));
+  out.set(scale.subarray(0, rank));
   return out;
 }

@@ -10,8 +10,10 @@
 //          quantizes act without it being written.
 //   xq     u32 [tokens, 8·ceil(K/32)]          int8 lanes, 4 per word in k order, zero past K (QMAX ≤ 127)
 //   sx     f32 [tokens]                        s_x = RN(absmax / QMAX); 0 for an all-zero row
-//   la     [chunks][K][RC] (f16 with LR_F16, else f32), HAS_LR only: L_A regrouped in RC-column chunks,
-//          zero-padded, so that one k reads RC contiguous values and neighbouring k are neighbours
+//   la     [chunks][K][RC] (f16 with LR_F16, int8 lanes 4 to a u32 with LR_I8, else f32), HAS_LR only:
+//          L_A regrouped in RC-column chunks, zero-padded, so that one k reads RC contiguous values and
+//          neighbouring k are neighbours
+//   la_scale f32 [chunks·RC], LR_I8 only: L_A's scale per rank column (zero past the rank)
 //   tpart  f32 [tokens][splits][chunks·RC], HAS_LR only: partial t = x̃·L_A over this split's k range
 // Grid: (splits, tokens [, z]). Workgroup (s, t) computes the whole row's absmax (every split reads
 // the row; it is small), then quantizes and multiplies by L_A only its own k range of
@@ -45,7 +47,12 @@ struct Params {
 #ifdef LR_F16
 @group(0) @binding(5) var<storage, read> la: array<vec4<f16>>;
 #else
+#ifdef LR_I8
+@group(0) @binding(5) var<storage, read> la: array<u32>;
+@group(0) @binding(9) var<storage, read> la_scale: array<f32>;
+#else
 @group(0) @binding(5) var<storage, read> la: array<vec4<f32>>;
+#endif
 #endif
 @group(0) @binding(6) var<storage, read_write> tpart: array<f32>;
 #endif
@@ -63,6 +70,18 @@ const TINY: f32 = 7.8886091e-31;  // 2^-100: smaller row maxima count as zero ro
 var<workgroup> row_max_bits: atomic<u32>;
 #ifdef HAS_LR
 var<workgroup> red: array<vec4<f32>, WG * (RC / 4)>;
+#endif
+
+#ifdef HAS_LR
+// RC/4-th part of L_A's row k in chunk c: 4 neighbouring rank columns, widened to f32 (LR_I8: one
+// word of 4 int8 lanes, the column scales applied to the reduced sum instead).
+fn la_vec(i: u32) -> vec4<f32> {
+#ifdef LR_I8
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(la[i]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+#else
+  return vec4<f32>(la[i]);
+#endif
+}
 #endif
 
 #include "silu_mul.wgsl"
@@ -145,7 +164,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var k = k0 + lid; k < k1; k += WG_) {
       let xv = xs(base, k);
       let row = (c * K + k) * (RC / 4u);
-      for (var i = 0u; i < RC / 4u; i++) { acc[i] += xv * vec4<f32>(la[row + i]); }
+      for (var i = 0u; i < RC / 4u; i++) { acc[i] += xv * la_vec(row + i); }
     }
     for (var i = 0u; i < RC / 4u; i++) { red[i * WG_ + lid] = acc[i]; }
     workgroupBarrier();
@@ -156,7 +175,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       workgroupBarrier();
     }
     if (lid < RC / 4u) {
+#ifdef LR_I8
+      // The sum is over int8 values: column j's scale once here, not per element.
+      let v = red[lid * WG_] * vec4<f32>(la_scale[c * RC + lid * 4u], la_scale[c * RC + lid * 4u + 1u], la_scale[c * RC + lid * 4u + 2u], la_scale[c * RC + lid * 4u + 3u]);
+#else
       let v = red[lid * WG_];
+#endif
       let j = out_base + c * RC + lid * 4u;
       tpart[j] = v.x;
       tpart[j + 1u] = v.y;

@@ -5,7 +5,7 @@ import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
 import { bindingsInOrder, MAX_WORKGROUPS_PER_DIM, packUniforms, type BindingBytes, type SizedKernelPlan } from './kernel_plan.js';
 import { isCpuAdapter, spreadGroups } from './matmul_dense.js';
-import { activationWordsPerRow, type LowRankFormat } from './w4a8_act_quant.js';
+import { activationWordsPerRow, lowRankValueBytes, type LowRankFormat } from './w4a8_act_quant.js';
 import { w4Blocks, W4_BLOCK_K } from '../core/w4-layout.js';
 import { weightWordsPerBlock } from '../core/w8-layout.js';
 
@@ -86,7 +86,7 @@ export function w4MatmulTiling(gpu: GpuContext, weightBits: WeightBits = 4): W4M
  * (qw = packed weight slice, sw = per-channel weight scales). The one place the TypeScript side writes
  * these numbers.
  */
-export const W4_MATMUL_BINDINGS = ['params', 'xq', 'sx', 'qw', 'sw', 'y', 'bias', 'tpart', 'lb', 'acc_dbg'] as const;
+export const W4_MATMUL_BINDINGS = ['params', 'xq', 'sx', 'qw', 'sw', 'y', 'bias', 'tpart', 'lb', 'acc_dbg', 'lb_scale'] as const;
 export type W4MatmulBinding = (typeof W4_MATMUL_BINDINGS)[number];
 
 /** Side-path segments a kernel B handles at most (q|k|v needs 3). */
@@ -157,7 +157,7 @@ export function planW4Matmul(s: W4MatmulShape, o: W4MatmulOptions): W4MatmulPlan
   if (lowRank !== (o.lowRank !== 'none')) throw new RangeError(`planW4Matmul: rank ${s.rank} with low-rank storage '${o.lowRank}'`);
   const gemv = s.tokens <= o.tiling.gemvMaxTokens;
   const maxPerDim = o.maxWorkgroupsPerDim ?? MAX_WORKGROUPS_PER_DIM;
-  const optional: Partial<Record<W4MatmulBinding, boolean>> = { bias: o.hasBias, tpart: lowRank, lb: lowRank, acc_dbg: o.debugAcc };
+  const optional: Partial<Record<W4MatmulBinding, boolean>> = { bias: o.hasBias, tpart: lowRank, lb: lowRank, acc_dbg: o.debugAcc, lb_scale: o.lowRank === 'int8' };
   return {
     spec: w4MatmulSpec(gemv ? 'gemv' : 'gemm', o),
     workgroups: gemv ? w4GemvDispatch(s.rows, s.tokens, o.tiling, maxPerDim) : w4GemmDispatch(s.rows, s.tokens, o.tiling),
@@ -174,7 +174,7 @@ export function w4MatmulReads(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasBia
   const lowRank = s.rank > 0 && o.lowRank !== 'none';
   return {
     ...b, y: 0, acc_dbg: 0, sw: s.rows * 4, bias: o.hasBias ? s.rows * 4 : 0,
-    lb: lowRank ? s.rank * s.rows * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    lb: lowRank ? s.rank * s.rows * lowRankValueBytes(o.lowRank) : 0,
   };
 }
 
@@ -189,8 +189,10 @@ export function w4MatmulBuffers(s: W4MatmulShape, o: Pick<W4MatmulOptions, 'hasB
     y: s.tokens * s.outFeatures * 4,
     bias: o.hasBias ? s.outFeatures * 4 : 0,
     tpart: lowRank ? s.tokens * s.splits * s.rankPad * 4 : 0,
-    lb: lowRank ? w4SegmentsLbElements(s.segments ?? singleSegment(s.outFeatures, s.rank)) * (o.lowRank === 'f16' ? 2 : 4) : 0,
+    // int8: 4 lanes a u32 word, the whole stacked L_B rounded up to a word.
+    lb: lowRank ? Math.ceil(w4SegmentsLbElements(s.segments ?? singleSegment(s.outFeatures, s.rank)) * lowRankValueBytes(o.lowRank) / 4) * 4 : 0,
     acc_dbg: o.debugAcc ? s.tokens * s.outFeatures * 4 : 0,
+    lb_scale: lowRank && o.lowRank === 'int8' ? s.rank * 4 : 0,
   };
 }
 
@@ -217,6 +219,7 @@ export function w4MatmulSpec(entry: 'gemv' | 'gemm', o: W4MatmulOptions): Kernel
     RESIDUAL: !!o.residual,
     HAS_LR: o.lowRank !== 'none',
     LR_F16: o.lowRank === 'f16',
+    LR_I8: o.lowRank === 'int8',
     DEBUG_ACC: o.debugAcc,
     T_MAX: o.tMax,
     MAX_SEGS: W4_MAX_SEGMENTS,

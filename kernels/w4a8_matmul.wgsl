@@ -8,7 +8,9 @@
 //   sw     f32 [out_total]; bias f32 [out_total]; y f32 [tokens, out_total]
 //          (RESIDUAL: y += the result, the residual add of o_proj / down_proj into the stream x)
 //   tpart  f32 [tokens][splits][rank_pad]       kernel A's partial t (summed here over splits)
-//   lb     per side-path segment s, [rank_s][rows_s] at lb_off_s (f16 with LR_F16, else f32)
+//   lb     per side-path segment s, [rank_s][rows_s] at lb_off_s (f16 with LR_F16, int8 lanes 4 to a
+//          u32 with LR_I8 (element e in byte e % 4 of word e / 4), else f32)
+//   lb_scale f32 [rank], LR_I8 only: L_B's scale per rank row (t's column index)
 // Side-path segments: a layer may stack the rows of several linears that share one input (q|k|v,
 // gate|up: one kernel A, one kernel B), each keeping its own side path. Segment s covers output rows
 // [row_start, row_end), uses t's columns [rank_off, rank_off + rank) and its own L_B of rank × rows
@@ -59,7 +61,12 @@ struct Params {
 #ifdef LR_F16
 @group(0) @binding(8) var<storage, read> lb: array<f16>;
 #else
+#ifdef LR_I8
+@group(0) @binding(8) var<storage, read> lb: array<u32>;
+@group(0) @binding(10) var<storage, read> lb_scale: array<f32>;
+#else
 @group(0) @binding(8) var<storage, read> lb: array<f32>;
+#endif
 #endif
 #endif
 #ifdef DEBUG_ACC
@@ -212,13 +219,24 @@ fn block_dot8(w0: vec4<u32>, w1: vec4<u32>, a: vec4<u32>, b: vec4<u32>) -> i32 {
 
 const MAX_SEGS_: u32 = MAX_SEGS;
 
+#ifdef HAS_LR
+// L_B's element e as f32 (LR_I8: the int8 value alone; its row scale is applied to t instead, see t_scaled).
+fn lb_value(e: u32) -> f32 {
+#ifdef LR_I8
+  return f32(bitcast<i32>(lb[e >> 2u] << (24u - 8u * (e & 3u))) >> 24u);
+#else
+  return f32(lb[e]);
+#endif
+}
+#endif
+
 // L_B of segment `sg` (segs[2s]) at rank column j for output row `col`, 0 for rows outside the
 // segment (branch-free: the index is clamped into the segment, the value selected away).
 fn lb_seg(sg: vec4<u32>, lb_off: u32, j: u32, col: u32) -> f32 {
 #ifdef HAS_LR
   let inside = col >= sg.x && col < sg.y;
   let lc = min(max(col, sg.x), sg.y - 1u) - sg.x;
-  return select(0.0, f32(lb[lb_off + j * (sg.y - sg.x) + lc]), inside);
+  return select(0.0, lb_value(lb_off + j * (sg.y - sg.x) + lc), inside);
 #else
   return 0.0;
 #endif
@@ -237,6 +255,16 @@ fn t_at(tok: u32, j: u32, splits: u32) -> f32 {
   return v;
 #else
   return 0.0;
+#endif
+}
+
+// t[t, j] as the epilogue multiplies it into L_B: with int8 L_B, times L_B's scale for rank row j
+// (r products per token instead of one per factor element).
+fn t_scaled(tok: u32, j: u32, splits: u32) -> f32 {
+#ifdef LR_I8
+  return t_at(tok, j, splits) * lb_scale[j];
+#else
+  return t_at(tok, j, splits);
 #endif
 }
 
@@ -339,7 +367,7 @@ fn gemv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 #endif
 #ifdef HAS_LR
   let splits = lr_splits(tokens);
-  for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_at(tok, j, splits); }
+  for (var j = lid; j < p.rank; j += GR * GK) { t_sh[j] = t_scaled(tok, j, splits); }
   workgroupBarrier();
   // Side path: k-split ks takes rank columns ks, ks + GK, … of each segment overlapping this
   // workgroup's rows; the partial sums ride the same tree as the integer accumulators. Straight-line
@@ -482,7 +510,7 @@ fn gemm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
         let jj = e / TM_;
         let tt = e % TM_;
         var v = 0.0;
-        if (r0 + jj < sg.w && t0 + tt < tokens) { v = t_at(t0 + tt, sg.z + r0 + jj, splits); }
+        if (r0 + jj < sg.w && t0 + tt < tokens) { v = t_scaled(t0 + tt, sg.z + r0 + jj, splits); }
         ts[e] = v;
       }
       for (var e = lid; e < RC2_ * TN_; e += WGX * WGY) {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { basename, dirname, join } from 'node:path';
 import { w4Blocks } from '../core/w4-layout.js';
 import { f32ToF16Array } from '../core/dtype.js';
-import { classifierWeightBits, type ClassifierFormat, type QuantizedLinear } from '../core/quantized.js';
+import { classifierWeightBits, type ClassifierFormat, type LowRankDtype, type QuantizedLinear } from '../core/quantized.js';
 import { weightWordsPerBlock } from '../core/w8-layout.js';
 import { sharedInputKey } from '../core/model.js';
 import { fsyncDir, tempSibling, writeBytesAtomic } from './atomic.js';
@@ -40,7 +40,13 @@ function tensorsOf(name: string, q: QuantizedLinear): SafetensorsWriteTensor[] {
     { name: `${name}.wscale`, dtype: 'F32', shape: [q.outFeatures], data: bytesOf(q.wScale) },
   ];
   if (q.smooth) t.push({ name: `${name}.smooth`, dtype: 'F32', shape: [q.inFeatures], data: bytesOf(q.smooth) });
-  if (q.rank > 0) {
+  const i8 = q.lowRankInt8;
+  if (q.rank > 0 && i8) {
+    t.push({ name: `${name}.la`, dtype: 'I8', shape: [q.inFeatures, q.rank], data: bytesOf(i8.la) });
+    t.push({ name: `${name}.la_scale`, dtype: 'F32', shape: [q.rank], data: bytesOf(i8.laScale) });
+    t.push({ name: `${name}.lb`, dtype: 'I8', shape: [q.rank, q.outFeatures], data: bytesOf(i8.lb) });
+    t.push({ name: `${name}.lb_scale`, dtype: 'F32', shape: [q.rank], data: bytesOf(i8.lbScale) });
+  } else if (q.rank > 0) {
     t.push({ name: `${name}.la`, dtype: 'F16', shape: [q.inFeatures, q.rank], data: bytesOf(f32ToF16Array(q.la!)) });
     t.push({ name: `${name}.lb`, dtype: 'F16', shape: [q.rank, q.outFeatures], data: bytesOf(f32ToF16Array(q.lb!)) });
   }
@@ -123,6 +129,8 @@ export class ArtifactWriter {
   private readonly layers: Record<string, ArtifactLayerEntry> = {};
   private readonly files: Record<string, { sha256: string; bytes: number }> = {};
   private classifier?: ArtifactClassifier;
+  /** Side-path storage of the linears written so far (rank > 0 only): commit checks it against the header's. */
+  private readonly lowRankDtypes = new Set<LowRankDtype>();
   /** Per block linear: its shared-input key and a digest of its smoothing vector ('' = none). */
   private readonly smoothDigests = new Map<string, { key: string; digest: string }>();
   private done = false;
@@ -153,6 +161,7 @@ export class ArtifactWriter {
       if (this.layers[name]) throw new LoadError(join(this.dir, file), `linear ${name} written twice`);
       checkQuantizedLinear(`${name} (writing ${file})`, q);
       tensors.push(...tensorsOf(name, q));
+      if (q.rank > 0) this.lowRankDtypes.add(q.lowRankInt8 ? 'int8' : 'f16');
       const outliers = q.outlierChannels ? Array.from(q.outlierChannels) : [];
       const entry: ArtifactLayerEntry = {
         file, inFeatures: q.inFeatures, outFeatures: q.outFeatures, wBits: q.wBits, aBits: q.aBits,
@@ -195,12 +204,16 @@ export class ArtifactWriter {
     this.checkOpen();
     const { createdBy, ...rest } = header;
     if (header.smoothing === 'shared-input') this.checkSharedSmoothing();
+    const lowRankDtype = header.lowRankDtype ?? (this.lowRankDtypes.has('int8') ? 'int8' : 'f16');
+    const other = [...this.lowRankDtypes].find((d) => d !== lowRankDtype);
+    if (other) throw new LoadError(this.dir, `lowRankDtype is ${lowRankDtype} but a linear's L_A/L_B are ${other}`);
     const manifest: ArtifactManifest = {
       format: ARTIFACT_FORMAT,
       formatVersion: ARTIFACT_FORMAT_VERSION,
       createdBy: createdBy ?? packageVersion(),
       createdAt: new Date().toISOString(),
       ...rest,
+      lowRankDtype,
       layers: this.layers,
       files: this.files,
       ...(this.classifier ? { classifier: this.classifier } : {}),

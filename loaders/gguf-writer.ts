@@ -7,6 +7,7 @@ import type { ModelConfig, ModelSource, TensorRef } from '../core/model.js';
 import { bytesToF32, f32ToF16Array, f32ToF16Bits } from '../core/dtype.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
 import { GgufWriteError } from './errors.js';
+import { GGUF_TOKEN_TYPE, type GgufVocab } from './gguf-vocab.js';
 import { requiredTensorShapes } from './hf-model.js';
 import {
   GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_BYTES, GGUF_VALUE_TYPES, type GgmlTypeInfo,
@@ -191,20 +192,7 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
 // ------------------------------------------------------------------ model export
 
 /** llama.cpp token types (llama_token_type / gguf-py TokenType). */
-export const GGUF_TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
-
-/** A SentencePiece-style vocabulary as llama.cpp's "llama" tokenizer model stores it. */
-export interface GgufVocab {
-  /** Pieces with SentencePiece's ▁ (U+2581) for spaces; byte pieces as `<0xXX>`. */
-  tokens: string[];
-  scores: Float32Array;
-  /** GGUF_TOKEN_TYPE per token. */
-  tokenTypes: Int32Array;
-  bosId: number;
-  eosId: number;
-  unkId: number;
-  addBos: boolean;
-}
+export { GGUF_TOKEN_TYPE, type GgufVocab } from './gguf-vocab.js';
 
 export type GgufExportDType = 'f32' | 'f16';
 

@@ -23,6 +23,4 @@ export function readJsonFile(file: string, what: string): unknown {
   }
 }
 
-export function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
+export { isRecord } from './json-record.js';

@@ -1,7 +1,8 @@
 // Positioned reads for the lazy loaders: open a file for reading, read exactly N bytes at an offset.
 // Reads go in chunks because one readSync call is capped below 2 GiB and may return fewer bytes.
-import { openSync, readSync } from 'node:fs';
-import { FormatError, NotFoundError } from './errors.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { ByteSource } from './byte-source.js';
+import { FormatError, LoadError, NotFoundError } from './errors.js';
 
 const CHUNK_BYTES = 1 << 30;
 
@@ -24,4 +25,34 @@ export function readAt(fd: number, file: string, position: number, length: numbe
     done += got;
   }
   return out;
+}
+
+/**
+ * A regular file as a ByteSource (read lazily, positioned); anything else is a FormatError
+ * "not a <what>: not a regular file". close() releases the descriptor.
+ */
+export function openFileBytes(file: string, what: string): ByteSource {
+  const fd = openForRead(file, what);
+  let size: number;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new FormatError(file, `not a ${what}: not a regular file`);
+    size = stat.size;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let closed = false;
+  return {
+    name: file,
+    size,
+    read(offset, length, part) {
+      if (closed) throw new LoadError(file, `read of ${part} after close()`);
+      return readAt(fd, file, offset, length, part);
+    },
+    close() {
+      if (!closed) closeSync(fd);
+      closed = true;
+    },
+  };
 }

@@ -12,6 +12,7 @@ import { loadGguf } from './gguf.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import { loadHfModel } from './hf-model.js';
 import { loadHfTokenizer } from './hf-tokenizer.js';
+import { checkTokenizerFits } from './tokenizer-fit.js';
 import { isRecord, readJsonFile } from './json-file.js';
 import { loadLlama2c } from './llama2c.js';
 import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
@@ -115,10 +116,7 @@ export function loadTokenizerFile(path: string, opts: { vocabSize?: number; bosI
   const tok: TextTokenizer = extname(file) === '.json'
     ? loadHfTokenizer(file, { bosId: opts.bosId, eosId: opts.eosId })
     : loadLlama2cTokenizer(file, opts.vocabSize);
-  if (opts.vocabSize !== undefined && tok.vocabSize > opts.vocabSize) {
-    throw new FormatError(file, `the tokenizer has ${tok.vocabSize} tokens but the model only ${opts.vocabSize}: not this model's tokenizer`);
-  }
-  return tok;
+  return checkTokenizerFits(file, tok, opts.vocabSize);
 }
 
 function loadLlama2cModel(file: string, id: string, tokenizerPath: string | undefined): ResolvedModel {

@@ -9,7 +9,7 @@ import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact
 import { resolveModel } from '../loaders/registry.js';
 import { cacheKey } from './cache.js';
 import { repoRoot } from '../loaders/datasets.js';
-import { quantizeToArtifact, requestedSmoothing, type QuantizeRequest, type QuantizeToArtifactOptions } from './quantize.js';
+import { quantizeToArtifact, requestedLowRankDtype, requestedSmoothing, type QuantizeRequest, type QuantizeToArtifactOptions } from './quantize.js';
 import { modelIdentity } from './session.js';
 
 export type ArtifactRequest = Omit<QuantizeRequest, 'out'>;
@@ -33,7 +33,11 @@ export function artifactKey(req: ArtifactRequest, hash = modelHash(req.model)): 
   const { model: _model, ...settings } = req;
   // The smoothing scope is always part of the key, default included: a format-1 artifact cached before
   // the default became 'shared-input' has a key without it, so it is never taken for a shared one.
-  return `${req.method}-w${req.wbits}a${req.abits}-${cacheKey('artifact', { modelHash: hash, ...settings, smoothing: requestedSmoothing(req) })}`;
+  // int8 L_A/L_B are in the key by value; f16 (every artifact cached before the choice existed) keeps
+  // the key it had.
+  const { lowRankDtype: _dtype, ...rest } = settings;
+  const lowRank = requestedLowRankDtype(req) === 'f16' ? {} : { lowRankDtype: requestedLowRankDtype(req) };
+  return `${req.method}-w${req.wbits}a${req.abits}-${cacheKey('artifact', { modelHash: hash, ...rest, smoothing: requestedSmoothing(req), ...lowRank })}`;
 }
 
 /**
@@ -50,10 +54,10 @@ export async function ensureArtifact(
     try {
       // Only the manifest here: the runtime's readArtifact checks every tensor's sha256 before use.
       const manifest = readArtifactManifest(dir);
-      if (manifest.smoothing === requestedSmoothing(req)) return { dir, manifest, fresh: false };
+      if (manifest.smoothing === requestedSmoothing(req) && manifest.lowRankDtype === requestedLowRankDtype(req)) return { dir, manifest, fresh: false };
     } catch {
       // unreadable: fall through and quantize again (the write replaces it atomically); so does one
-      // whose smoothing scope is not the one asked for
+      // whose smoothing scope or L_A/L_B dtype is not the one asked for
     }
   }
   const { manifest } = await quantizeToArtifact({ ...req, out: dir }, { stats: opts.stats });

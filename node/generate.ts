@@ -5,6 +5,7 @@ import { createDetokenizer } from '../loaders/detokenizer.js';
 import type { ExecutorMemory } from '../runtime/executor-options.js';
 import { UsageError } from '../core/errors.js';
 import { openSession } from './session.js';
+import { StopText } from '../loaders/stop-strings.js';
 
 export interface GenerateTextOptions {
   model: string;
@@ -19,6 +20,14 @@ export interface GenerateTextOptions {
   topK?: number;
   topP: number;
   seed?: number;
+  /** min-p and the penalties (runtime/sampler.ts; absent = off). */
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Text that ends generation where it first appears (not printed). */
+  stop?: readonly string[];
   /** Where tokens are chosen (default 'gpu'; 'host' reads each logits row back). */
   sampling?: SamplingSite;
   /** The model is open and the prompt fits: generation starts. */
@@ -51,17 +60,20 @@ export async function generateText(o: GenerateTextOptions): Promise<GenerateText
       throw new UsageError(`the prompt is ${prompt.length} tokens, the context holds ${limit}`, 'shorten the prompt');
     }
     const detok = createDetokenizer(session.tokenizer, prompt);
+    const stops = new StopText(o.stop ?? []);
     let text = '';
     o.onStart?.();
     const result = await generate(session.executor, prompt, {
       maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, sampling: o.sampling,
+      minP: o.minP, repeatPenalty: o.repeatPenalty, repeatLastN: o.repeatLastN, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
       onToken: (id) => {
-        const piece = detok.push(id);
+        const piece = stops.push(detok.push(id));
         text += piece;
         o.onText?.(piece);
+        return !stops.stopped;
       },
     });
-    const tail = detok.flush();
+    const tail = stops.stopped ? stops.flush() : stops.push(detok.flush()) + stops.flush();
     text += tail;
     return { model: session.source.id, text, tail, result, loadSeconds, gpuMemory: session.executor.memory() };
   } finally {

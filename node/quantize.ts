@@ -16,13 +16,20 @@ import {
 import { quantizeClassifier } from '../quant/classifier.js';
 import { tensorRows } from '../runtime/weight-rows.js';
 import { quantizeModel } from '../quant/quantize-model.js';
-import { LOW_RANK_METHODS, type QuantMethod } from '../quant/methods.js';
+import { LOW_RANK_METHODS, lowRankExactColumns, type OutlierColumns, type QuantDiagnostics, type QuantizeResult, type QuantMethod } from '../quant/methods.js';
+import { BUDGET_UNITS, allocateRanks, largestAffordableRank, spendBudget, type BudgetRecord, type RankBudget } from '../quant/budget.js';
+import { linearShapes } from '../runtime/memory-plan.js';
+import { QuantizeError } from '../quant/errors.js';
+import { BLOCK_LINEARS } from '../core/model.js';
 import { dataDir, loadDatasetText } from '../loaders/datasets.js';
 import { progressBar } from './progress.js';
 import { UsageError } from '../core/errors.js';
 import { modelIdentity, openModelSession, openSession } from './session.js';
 import { DEFAULT_MAX_BATCH_TOKENS } from '../runtime/executor-options.js';
-import { DEFAULT_SMOOTHING_SCOPE, isSmoothingScope, type SmoothingScope } from '../core/quantized.js';
+import {
+  DEFAULT_LOW_RANK_DTYPE, DEFAULT_SMOOTHING_SCOPE, LOW_RANK_DTYPES, isLowRankDtype, isSmoothingScope, type LowRankDtype, type QuantizedLinear, type SmoothingScope,
+} from '../core/quantized.js';
+import { withInt8LowRank } from '../core/lowrank-int8.js';
 
 /** Calibration text: a dataset's calibration file (never its evaluation text), or any text file. */
 export function calibrationText(name: string): { name: string; text: string } {
@@ -59,6 +66,30 @@ export interface QuantizeRequest extends CalibrationRequest {
   classifier?: ClassifierFormat;
   /** One smoothing vector per shared input (q|k|v, gate|up; default) or per linear; recorded in the manifest. */
   smoothing?: SmoothingScope;
+  /**
+   * Instead of rank/alpha: allocate the reconstruction ranks over all block linears so the side path
+   * (outlier columns included) costs at most `percent` % of the base FLOPs or bytes (quant/budget.ts).
+   */
+  budget?: RankBudget;
+  /** With `budget`: the most reconstruction columns any linear may get (bounds the quantizer's work and memory). */
+  budgetMaxRank?: number;
+  /** ASER's outlier columns: exact one-hot side-path columns (default) or reconstructed by the rank-r path (QuantizeOptions.outlierColumns). */
+  outlierColumns?: OutlierColumns;
+  /** How L_A / L_B are stored (default DEFAULT_LOW_RANK_DTYPE); recorded in the manifest. */
+  lowRankDtype?: LowRankDtype;
+}
+
+/** The request's low-rank storage, default filled in; anything else is a usage error. */
+export function requestedLowRankDtype(args: { lowRankDtype?: string }): LowRankDtype {
+  const d = args.lowRankDtype ?? DEFAULT_LOW_RANK_DTYPE;
+  if (!isLowRankDtype(d)) throw new UsageError(`--lowrank-dtype ${JSON.stringify(d)} is not one of ${LOW_RANK_DTYPES.join(', ')}`);
+  return d;
+}
+
+/** The linears with their side path stored as the request asks (int8: core/lowrank-int8.ts). */
+function inLowRankDtype(linears: Map<string, QuantizedLinear>, dtype: LowRankDtype): Map<string, QuantizedLinear> {
+  if (dtype === 'f16') return linears;
+  return new Map([...linears].map(([name, q]) => [name, withInt8LowRank(q)]));
 }
 
 
@@ -147,46 +178,106 @@ export async function calibrateModel(req: CalibrationRequest): Promise<Calibrati
   }
 }
 
+/**
+ * A budget request's checks, and the rank every linear is computed at before the allocation cuts it:
+ * the most any one linear could afford (capped by --budget-max-rank).
+ */
+function budgetComputeRank(args: QuantizeRequest, c: ModelConfig): number {
+  const b = args.budget!;
+  const flag = `--budget-${b.unit}`;
+  if (!(BUDGET_UNITS as readonly string[]).includes(b.unit)) throw new UsageError(`budget unit must be ${BUDGET_UNITS.join(' or ')}, got ${JSON.stringify(b.unit)}`);
+  if (!(LOW_RANK_METHODS as readonly string[]).includes(args.method)) throw new UsageError(`${flag} allocates reconstruction ranks: it needs a low-rank method (${LOW_RANK_METHODS.join(', ')}), not ${args.method}`);
+  if (args.rank !== undefined || args.alpha !== undefined) throw new UsageError(`${flag} chooses the ranks itself: drop --rank/--side-width/--alpha`);
+  if (!(Number.isFinite(b.percent) && b.percent >= 0)) throw new UsageError(`${flag} ${b.percent}: must be a non-negative percentage`);
+  // The bytes cost counts f16 factors (quant/budget.ts); int8 factors would leave a bytes budget half spent.
+  if (b.unit === 'bytes' && requestedLowRankDtype(args) !== 'f16') throw new UsageError('--budget-bytes counts f16 L_A/L_B: use it with --lowrank-dtype f16, or give --budget-flops');
+  if (args.budgetMaxRank !== undefined && !(Number.isInteger(args.budgetMaxRank) && args.budgetMaxRank >= 0)) throw new UsageError(`--budget-max-rank ${args.budgetMaxRank}: must be a non-negative integer`);
+  const shapes = linearShapes(c);
+  const linears = Array.from({ length: c.nLayers }, () => BLOCK_LINEARS.map(({ name }) => {
+    const { in: inFeatures, out: outFeatures } = shapes[name];
+    let fixedColumns: number;
+    try {
+      fixedColumns = lowRankExactColumns(args.method, inFeatures, args.outliers, args.outlierColumns);
+    } catch (err) {
+      if (err instanceof QuantizeError) throw new UsageError(`--outliers: ${err.message}`);
+      throw err;
+    }
+    return { inFeatures, outFeatures, smooth: true, fixedColumns, sigma: [] };
+  })).flat();
+  // Before calibrating: a budget the outlier columns alone exceed is refused now, not after the work.
+  try {
+    allocateRanks(linears, b, { wBits: args.wbits });
+  } catch (err) {
+    if (err instanceof QuantizeError) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
+  const bound = largestAffordableRank(linears, b, { wBits: args.wbits });
+  return Math.min(bound, args.budgetMaxRank ?? Infinity);
+}
+
+/** Cuts linears computed at `computedRank` down to the budget's allocation; a budget below the outlier columns is a usage error. */
+function applyBudget(args: QuantizeRequest, computedRank: number, layers: Map<string, QuantizedLinear>, diagnostics: Map<string, QuantDiagnostics>): BudgetRecord {
+  const results = new Map<string, QuantizeResult>([...layers].map(([name, linear]) => [name, { linear, diag: diagnostics.get(name)! }]));
+  let spent: ReturnType<typeof spendBudget>;
+  try {
+    spent = spendBudget(results, args.budget!, computedRank, { wBits: args.wbits });
+  } catch (err) {
+    if (err instanceof QuantizeError) throw new UsageError(`--budget-${args.budget!.unit}: ${err.message}`);
+    throw err;
+  }
+  for (const [name, r] of spent.results) {
+    layers.set(name, r.linear);
+    diagnostics.set(name, r.diag);
+  }
+  return spent.record;
+}
+
 /** Error-reconstruction rank a request asks for: --rank, or 8 for low-rank methods when neither --rank nor --alpha is given. */
-function requestedRank(args: QuantizeRequest): number | undefined {
+function requestedRank(args: QuantizeRequest, config?: ModelConfig): number | undefined {
   if (args.rank !== undefined && args.alpha !== undefined) throw new UsageError('give --rank or --alpha, not both');
+  if (args.budget) return config ? budgetComputeRank(args, config) : undefined;
   const lowRank = (LOW_RANK_METHODS as readonly string[]).includes(args.method);
   return lowRank && args.alpha === undefined ? (args.rank ?? 8) : args.rank;
 }
 
 function quantizeOptions(args: QuantizeRequest, rank: number | undefined) {
   return {
-    wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.rankCountsOutliers,
-    smoothing: requestedSmoothing(args),
+    wBits: args.wbits, aBits: args.abits, rank, alpha: args.alpha, outliers: args.outliers, rankIncludesOutliers: args.budget ? false : args.rankCountsOutliers,
+    smoothing: requestedSmoothing(args), ...(args.outlierColumns ? { outlierColumns: args.outlierColumns } : {}),
   };
 }
 
 function manifestOptions(args: QuantizeRequest, extra: Record<string, unknown>): Record<string, unknown> {
-  return { outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}), ...extra };
+  return {
+    outliers: args.outliers ?? null, ...(args.rankCountsOutliers ? { rankCountsOutliers: true } : {}),
+    ...(args.outlierColumns && args.outlierColumns !== 'exact' ? { outlierColumns: args.outlierColumns } : {}), ...extra,
+  };
 }
 
 /** Quantizes every block linear from whole-model statistics given by the caller, and writes the artifact atomically. */
 async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<QuantizeToArtifactOptions['stats']>): Promise<QuantizeReport> {
   const method = args.method;
-  const rank = requestedRank(args);
   const started = performance.now();
-  const stats = typeof statsGiven === 'function' ? await statsGiven() : statsGiven;
-  const calibrateSeconds = (performance.now() - started) / 1000;
   const resolved = resolveModel(args.model);
   const { source } = resolved;
   try {
+    const rank = requestedRank(args, source.config);
+    const stats = typeof statsGiven === 'function' ? await statsGiven() : statsGiven;
+    const calibrateSeconds = (performance.now() - started) / 1000;
     const { samples, seqLen } = calibrationShape(args, source.config);
     const qbar = progressBar(`quantize ${method}`, source.config.nLayers * 7, 'linears');
     let done = 0;
     const q0 = performance.now();
     const result = quantizeModel(source, stats, method, { ...quantizeOptions(args, rank), onLinear: () => qbar.update(++done) });
     qbar.finish();
+    const budget = args.budget ? applyBudget(args, rank!, result.layers, result.diagnostics) : undefined;
     const w0 = performance.now();
+    const lowRankDtype = requestedLowRankDtype(args);
     const manifest = writeArtifact(args.out, {
       source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-      rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args),
-      calibration: { dataset: args.calib, samples, seqLen, seed: args.seed },
-    }, result.layers, result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
+      rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, {}), smoothing: requestedSmoothing(args), lowRankDtype,
+      calibration: { dataset: args.calib, samples, seqLen, seed: args.seed }, ...(budget ? { budget } : {}),
+    }, inLowRankDtype(result.layers, lowRankDtype), result.diagnostics as Map<string, object>, (writer) => writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT));
     const end = performance.now();
     return {
       manifest, seconds: (end - started) / 1000, loadSeconds: 0, calibrateSeconds, quantizeSeconds: (w0 - q0) / 1000, writeSeconds: (end - w0) / 1000,
@@ -206,11 +297,11 @@ async function quantizeFromStats(args: QuantizeRequest, statsGiven: NonNullable<
 export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeToArtifactOptions = {}): Promise<QuantizeReport> {
   if (opts.stats) return quantizeFromStats(args, opts.stats);
   const method = args.method;
-  const rank = requestedRank(args);
   const resolved = resolveModel(args.model);
   const { source, tokenizer } = resolved;
   try {
     const c = source.config;
+    const rank = requestedRank(args, c);
     const layersPerPass = args.layersPerPass ?? 1;
     if (!Number.isInteger(layersPerPass) || layersPerPass < 1) throw new UsageError(`--layers-per-pass ${layersPerPass} must be a positive integer`);
     const { dataset, samples: calibSamples, seqLen: calibLen, windows } = calibrationWindows(args, source, tokenizer);
@@ -223,6 +314,7 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
       if (dtype === 'f16' && !gpu.features.shaderF16) throw new UsageError(`--calib-dtype f16 needs shader-f16, which ${gpu.describe()} lacks`, 'use --calib-dtype f32');
       // One executor per layer group, holding only that group's fp weights (quant/group-capture.ts).
       const capture = groupCapture(gpu, source, { dtype, maxSeqLen: calibLen, maxBatchTokens: Math.min(calibLen, DEFAULT_MAX_BATCH_TOKENS), pipelines: session.pipelines });
+      const lowRankDtype = requestedLowRankDtype(args);
       const writer = ArtifactWriter.begin(args.out);
       let calibrateSeconds = 0, quantizeSeconds = 0, writeSeconds = 0;
       try {
@@ -230,8 +322,13 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         const cbar = progressBar('calibrate', passes * windows.length, 'windows');
         const qbar = progressBar(`quantize ${method}`, c.nLayers * 7, 'linears');
         let pass = 0, done = 0;
+        // With a budget every layer is held until all spectra are known (the allocation is global).
+        const held = { layers: new Map<string, QuantizedLinear>(), diagnostics: new Map<string, QuantDiagnostics>() };
         const { groups } = await quantizeLayerwise(capture, source, windows, method, (layer, linears, diagnostics) => {
-          writer.addFile(artifactFileFor(`model.layers.${layer}.`), linears, diagnostics as unknown as Map<string, Record<string, unknown>>);
+          if (args.budget) {
+            for (const [name, l] of linears) held.layers.set(name, l);
+            for (const [name, d] of diagnostics) held.diagnostics.set(name, d);
+          } else writer.addFile(artifactFileFor(`model.layers.${layer}.`), inLowRankDtype(linears, lowRankDtype), diagnostics as unknown as Map<string, Record<string, unknown>>);
         }, {
           ...quantizeOptions(args, rank), layersPerPass, seed: args.seed,
           onCalibrate: (_g, w) => cbar.update(pass * windows.length + w),
@@ -246,13 +343,24 @@ export async function quantizeToArtifact(args: QuantizeRequest, opts: QuantizeTo
         cbar.finish();
         qbar.finish();
         capture.destroy();
+        let budget: BudgetRecord | undefined;
+        if (args.budget) {
+          const w0 = performance.now();
+          budget = applyBudget(args, rank!, held.layers, held.diagnostics);
+          for (let layer = 0; layer < c.nLayers; layer++) {
+            const prefix = `model.layers.${layer}.`;
+            const pick = <T>(m: Map<string, T>) => new Map([...m].filter(([name]) => name.startsWith(prefix)));
+            writer.addFile(artifactFileFor(prefix), inLowRankDtype(pick(held.layers), lowRankDtype), pick(held.diagnostics) as unknown as Map<string, Record<string, unknown>>);
+          }
+          writeSeconds += (performance.now() - w0) / 1000;
+        }
         const c0 = performance.now();
         writeClassifier(writer, source, args.classifier ?? DEFAULT_CLASSIFIER_FORMAT);
         quantizeSeconds += (performance.now() - c0) / 1000;
         const manifest = writer.commit({
           source: modelIdentity(source.id, resolved.path), method, wBits: args.wbits, aBits: args.abits,
-          rank: rank ?? null, alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args),
-          calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens },
+          rank: budget ? null : (rank ?? null), alpha: args.alpha ?? null, options: manifestOptions(args, { layersPerPass, calibDtype: dtype }), smoothing: requestedSmoothing(args), lowRankDtype,
+          calibration: { dataset, samples: calibSamples, seqLen: calibLen, seed: args.seed, tokens: groups[0]?.tokens }, ...(budget ? { budget } : {}),
         });
         return {
           // Group executors are built inside the calibration passes: their build time is load, not calibration.

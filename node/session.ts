@@ -5,42 +5,25 @@
 // executors → model → device; a model handed in already resolved stays the caller's unless `closeModel`.
 import { openNodeDevice } from './gpu.js';
 import { resolveModel, type ResolvedModel } from '../loaders/registry.js';
-import { Executor } from '../runtime/executor.js';
-import { DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_SEQ_LEN } from '../runtime/executor-options.js';
+import type { Executor } from '../runtime/executor.js';
+import { createModelExecutor, type ModelExecutorSettings } from '../runtime/model-executor.js';
 import type { GpuContext } from '../core/gpu.js';
 import type { ModelSource, TextTokenizer } from '../core/model.js';
-import type { QuantizedLinear } from '../core/quantized.js';
 import { UsageError } from '../core/errors.js';
-import { openArtifact, type ArtifactReader } from '../loaders/artifact.js';
-import { describeModelFiles, type ArtifactManifest } from '../loaders/artifact-manifest.js';
+import { artifactClassifier, openArtifact, type ArtifactReader } from '../loaders/artifact.js';
+import { describeModelFiles } from '../loaders/artifact-manifest.js';
 import { PipelineCache } from '../runtime/pipelines.js';
-import { quantizedClassifierFactory, quantizedLinearFactory } from '../runtime/artifact-linears.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** How one executor of a session is built. */
-export interface ExecutorSettings {
-  dtype?: 'f32' | 'f16';
-  /** KV-cache length (default DEFAULT_MAX_SEQ_LEN), never more than the model's context. Prefill chunks: min(DEFAULT_MAX_BATCH_TOKENS, this). */
-  maxSeqLen?: number;
-  /**
-   * Quantized linears by module name: they replace the dense block linears (default: the session's
-   * artifact's, if it has one).
-   */
-  linears?: (module: string) => QuantizedLinear | undefined;
-  /** With quantized linears: run them as f32 fake quant on the dense path instead of the fused kernels. */
-  simulate?: boolean;
-  /** Check every block's outputs for NaN/Inf (slow; names the first bad layer). */
-  checkNumerics?: boolean;
-  /** Fuse q|k|v and gate|up of dense layers (the executor's default: true). */
-  fuseProjections?: boolean;
-  /**
-   * The classifier instead of the model's in `dtype`: a quantized one (an artifact's int8/int4
-   * lm_head) or the model's held in 'f16'. Default: the session artifact's, unless `linears` are
-   * given (then the model's).
-   */
-  classifier?: QuantizedLinear | 'f16';
-}
+export { artifactClassifier } from '../loaders/artifact.js';
+
+/**
+ * How one executor of a session is built (runtime/model-executor.ts). `linears` default to the
+ * session artifact's, if it has one; `classifier` defaults to the artifact's unless `linears` are
+ * given (then the model's).
+ */
+export type ExecutorSettings = ModelExecutorSettings;
 
 export interface ModelSessionOptions {
   /** Preset name or path, or a model already resolved by the caller (then closed by the caller unless `closeModel`). */
@@ -95,27 +78,11 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
     return {
       gpu: device, source, tokenizer, path: resolved.path, pipelines, artifact,
       async createExecutor(settings: ExecutorSettings = {}) {
-        const dtype = settings.dtype ?? 'f32';
-        if (dtype === 'f16' && !device.features.shaderF16) {
-          throw new UsageError(`--dtype f16 needs the shader-f16 feature, which this adapter (${device.describe()}) lacks`, 'use --dtype f32');
-        }
-        const maxSeqLen = Math.min(settings.maxSeqLen ?? DEFAULT_MAX_SEQ_LEN, source.config.maxSeqLen);
-        const maxBatchTokens = Math.min(DEFAULT_MAX_BATCH_TOKENS, maxSeqLen);
-        const lookup = settings.linears ?? (artifact ? (module: string) => artifact.linear(module) : undefined);
-        const linearFactory = lookup
-          ? quantizedLinearFactory(device, pipelines, lookup, { maxTokens: maxBatchTokens, path: settings.simulate ? 'simulate' : 'fused' })
-          : undefined;
-        // The artifact's classifier: quantized (int8/int4) through the integer kernels, or the model's in f16.
         // Callers giving their own `linears` (method tables, tests) keep the dense classifier.
-        const classifier = settings.classifier ?? (settings.linears ? undefined : artifactClassifier(artifact));
-        const quantizedClassifier = classifier === 'f16' ? undefined : classifier;
-        const classifierFactory = quantizedClassifier
-          ? quantizedClassifierFactory(device, pipelines, quantizedClassifier, { path: settings.simulate ? 'simulate' : 'fused' })
-          : undefined;
-        const executor = await Executor.create(device, source, {
-          dtype, maxSeqLen, maxBatchTokens, pipelines, linearFactory, checkNumerics: settings.checkNumerics, fuseProjections: settings.fuseProjections,
-          // An f16 classifier on an adapter without shader-f16 runs from the same weights in f32.
-          classifierFactory, classifierDtype: classifier === 'f16' && device.features.shaderF16 ? 'f16' : undefined,
+        const executor = await createModelExecutor(device, source, pipelines, {
+          ...settings,
+          linears: settings.linears ?? (artifact ? (module: string) => artifact.linear(module) : undefined),
+          classifier: settings.classifier ?? (settings.linears ? undefined : artifactClassifier(artifact)),
         });
         executors.push(executor);
         return executor;
@@ -132,12 +99,6 @@ export async function openModelSession(opts: ModelSessionOptions): Promise<Model
     if (ownsModel) source.close();
     throw err;
   }
-}
-
-/** The classifier an artifact asks for: its quantized lm_head, 'f16', or undefined (the model's, as in format 1). */
-export function artifactClassifier(artifact: { manifest: ArtifactManifest; classifier(): QuantizedLinear | undefined } | undefined): QuantizedLinear | 'f16' | undefined {
-  const format = artifact?.manifest.classifier?.format;
-  return format === 'f16' ? 'f16' : format ? artifact!.classifier() : undefined;
 }
 
 /** Opens the model on the GPU with one executor (`session.executor`). */

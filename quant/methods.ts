@@ -36,6 +36,9 @@ export type QuantMethod = (typeof QUANT_METHODS)[number];
  */
 export const SCOPE_SENSITIVE_METHODS: readonly QuantMethod[] = ['smoothquant', 'smoothquant-plus', 'aser'];
 
+export const OUTLIER_COLUMN_MODES = ['exact', 'reconstructed'] as const;
+export type OutlierColumns = (typeof OUTLIER_COLUMN_MODES)[number];
+
 /** Methods with a low-rank error reconstruction (they need `rank` or `alpha`). */
 export const LOW_RANK_METHODS: readonly QuantMethod[] = ['lorc', 'l2qer', 'aser-noas', 'aser'];
 
@@ -63,6 +66,13 @@ export interface QuantizeOptions {
   outlierThreshold?: number;
   /** ASER: number f of outlier channels; 'auto' = min(32, max(1, round(in / 128))) — the paper's 32 at width 4096. */
   outliers?: number | 'auto';
+  /**
+   * How the unquantized outlier columns W̃[:, O] reach the output (ASER; LLM.int4()). 'exact' (default):
+   * zeroed in E and carried by f one-hot side-path columns on top of the reconstruction. 'reconstructed':
+   * kept in E (E[:, O] = W̃[:, O]) and carried, approximately, by the rank-r reconstruction itself — the
+   * variant the method notes describe; the side path is then r wide.
+   */
+  outlierColumns?: OutlierColumns;
   /** Initial Cholesky damping λ (× mean diag H); raised along a ladder on failure. Default 0. */
   damping?: number;
   /**
@@ -253,6 +263,14 @@ function searchSmoothQuantPlus(
   return { ...best, search };
 }
 
+/**
+ * Exactly carried outlier columns a low-rank method gives a linear of input width inF (ASER's f; the
+ * others none), known before quantizing. (LLM.int4() is not low-rank: its count depends on the data.)
+ */
+export function lowRankExactColumns(method: QuantMethod, inF: number, outliers?: number | 'auto', outlierColumns: OutlierColumns = 'exact'): number {
+  return method === 'aser' && outlierColumns === 'exact' ? resolveOutlierCount(outliers, inF) : 0;
+}
+
 function resolveOutlierCount(option: number | 'auto' | undefined, inF: number): number {
   if (option === undefined || option === 'auto') return Math.min(32, Math.max(1, Math.round(inF / 128)));
   if (!Number.isInteger(option) || option < 0 || option > inF) throw new QuantizeError(`outliers must be an integer in 0..${inF} or 'auto', got ${option}`);
@@ -403,12 +421,20 @@ function quantizeLinearWithPlan(method: QuantMethod, layer: LinearToQuantize, op
   lap('stats');
   timings.smoothing = plan.seconds;
 
-  if (choice && 'rank' in choice && opts.rankIncludesOutliers) choice = { rank: Math.max(0, choice.rank - plan.exact.length) };
+  const outlierColumns = opts.outlierColumns ?? 'exact';
+  if (!(OUTLIER_COLUMN_MODES as readonly string[]).includes(outlierColumns)) throw new QuantizeError(`${where}: outlierColumns must be ${OUTLIER_COLUMN_MODES.join(' or ')}, got ${JSON.stringify(outlierColumns)}`);
+  // 'reconstructed' without a reconstruction would drop the outlier columns altogether
+  if (outlierColumns === 'reconstructed' && !lowRank && plan.exact.length > 0) throw new QuantizeError(`${where}: outlierColumns 'reconstructed' needs a low-rank method`);
+  // one-hot columns only when the outlier columns are carried exactly
+  const exactColumns = outlierColumns === 'exact' ? plan.exact : [];
+  if (choice && 'rank' in choice && opts.rankIncludesOutliers) choice = { rank: Math.max(0, choice.rank - exactColumns.length) };
 
-  // 2. RTN of W̃ outside the exact channels; E = W̃ − Q̂ with exact columns zeroed
+  // 2. RTN of W̃ outside the outlier channels; E = W̃ − Q̂ with the outlier columns zeroed ('exact') or
+  // whole ('reconstructed': Q̂ is 0 there, so E[:, O] = W̃[:, O])
   const ws = scaledWeight(layer.weight, out, inF, plan.smooth);
   const e = matrix(out, inF);
   const quant: WeightQuantization = quantizeWeightsPerChannel(ws.data, out, inF, wBits, plan.exact, e.data);
+  if (outlierColumns === 'reconstructed') for (const j of plan.exact) for (let o = 0; o < out; o++) e.data[o * inF + j] = ws.data[o * inF + j]!;
   // h is this call's own copy, and only the smoothed coordinates are needed from here on
   // (‖X Wᵀ‖ = ‖X̃ W̃ᵀ‖), so H̃ overwrites it.
   const hs = smoothHessianInPlace(h, plan.smooth);
@@ -438,14 +464,14 @@ function quantizeLinearWithPlan(method: QuantMethod, layer: LinearToQuantize, op
   lap('lowRank');
 
   // 4. side path: reconstruction columns, then one-hot columns for the exact channels
-  const f = plan.exact.length;
+  const f = exactColumns.length;
   const k = rank + f;
   const factors = balancedF16Factors(laT, lbLow, where);
   const la = new Float32Array(inF * k);
   const lb = new Float32Array(k * out);
   for (let i = 0; i < inF; i++) la.set(factors.la.subarray(i * rank, (i + 1) * rank), i * k);
   lb.set(factors.lb);
-  plan.exact.forEach((j, c) => {
+  exactColumns.forEach((j, c) => {
     la[j * k + rank + c] = 1;
     for (let o = 0; o < out; o++) lb[(rank + c) * out + o] = f16BitsToF32(f32ToF16Bits(ws.data[o * inF + j]!));
   });
@@ -466,7 +492,7 @@ function quantizeLinearWithPlan(method: QuantMethod, layer: LinearToQuantize, op
     linear.lb = lb;
   }
   if (layer.bias) linear.bias = Float32Array.from(layer.bias);
-  if (f > 0) linear.outlierChannels = Uint32Array.from(plan.exact);
+  if (f > 0) linear.outlierChannels = Uint32Array.from(exactColumns);
   lap('factors');
 
   // Diagnostics. The stored side path Ê_s = L_Bᵀ L_Aᵀ covers E plus the exact columns; relative to E the
@@ -475,7 +501,7 @@ function quantizeLinearWithPlan(method: QuantMethod, layer: LinearToQuantize, op
   const allLb = matrix(k, out);
   for (let i = 0; i < inF; i++) for (let j = 0; j < k; j++) allLaT.data[j * inF + i] = la[i * k + j]!;
   allLb.data.set(lb);
-  plan.exact.forEach((j, c) => {
+  exactColumns.forEach((j, c) => {
     for (let o = 0; o < out; o++) allLb.data[(rank + c) * out + o] -= ws.data[o * inF + j]!;
   });
   const afterSq = Math.max(0, weightedResidualSq(errorSq, e, hs, allLaT, allLb));

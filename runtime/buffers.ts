@@ -28,7 +28,7 @@ export function uploadBuffer(device: GPUDevice, data: ArrayBufferView, label: st
 export function writeBuffer(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const whole = bytes.byteLength - (bytes.byteLength % 4);
-  if (whole) device.queue.writeBuffer(buffer, offset, bytes, 0, whole);
+  if (whole) device.queue.writeBuffer(buffer, offset, bytes as Uint8Array<ArrayBuffer>, 0, whole);
   if (whole !== bytes.byteLength) {
     const tail = new Uint8Array(4);
     tail.set(bytes.subarray(whole));

@@ -49,6 +49,11 @@ export interface ExecutorOptions {
   embedding?: 'auto' | 'gpu' | 'host';
   /** Source bytes per streamed weight upload chunk (default 16 MiB; tests force many chunks with it). */
   uploadChunkBytes?: number;
+  /**
+   * KV-cache slots of maxSeqLen positions each (default 1). Above 1 the executor also runs
+   * forwardBatch: one forward over rows of several sequences, each in its own slot (continuous batching).
+   */
+  slots?: number;
 }
 
 /** Embedding tables with at least this many values stay on the host by default. */
@@ -88,6 +93,7 @@ export interface ResolvedOptions {
   embedding: 'gpu' | 'host';
   /** The attention variant when fixed by option; undefined picks by adapter and rows. */
   attention?: AttentionVariant;
+  slots: number;
 }
 
 /** Checks `opts` against the device and the model and applies the defaults. */
@@ -104,7 +110,10 @@ export function resolveOptions(gpu: GpuContext, model: ModelSource, opts: Execut
     throw new ExecutorError(`headRows ${opts.headRows} must be an integer in 1..${maxBatchTokens} (maxBatchTokens)`);
   }
   const choice = opts.embedding ?? 'auto';
+  const slots = opts.slots ?? 1;
+  if (!Number.isInteger(slots) || slots < 1 || slots > 1024) throw new ExecutorError(`slots ${slots} must be an integer in 1..1024`);
   return {
+    slots,
     dtype: opts.dtype,
     kvDtype: opts.kvDtype ?? opts.dtype,
     maxSeqLen,

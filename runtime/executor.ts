@@ -79,6 +79,8 @@ export class Executor {
   readonly maxBatchTokens: number;
   /** Rows per classifier sub-chunk in nll() (bounded by 64 MiB of f32 logits). */
   readonly headRows: number;
+  /** KV-cache slots (ExecutorOptions.slots): sequences forwardBatch can hold at once. */
+  readonly slots: number;
   /** Where the embedding table lives (resolved from ExecutorOptions.embedding). */
   readonly embedding: 'gpu' | 'host';
   /** What loading read from the model and how (bf16 widened on the GPU or not), for reports. */
@@ -103,6 +105,8 @@ export class Executor {
   private traffic?: TrafficCounter;
   private numerics?: NumericsChecker;
   private chain: Promise<unknown> = Promise.resolve();
+  /** forwardBatch's logits readback, [slots, vocab] f32, created on first use. */
+  private batchRead?: GPUBuffer;
   private destroyed = false;
 
   private constructor(
@@ -121,6 +125,7 @@ export class Executor {
     this.maxBatchTokens = resolved.maxBatchTokens;
     this.headRows = resolved.headRows;
     this.embedding = resolved.embedding;
+    this.slots = resolved.slots;
     this.kernels = new ForwardKernels(model.config, isCpuAdapter(gpu), { tableF16: this.dtype === 'f16', kvF16: this.kvDtype === 'f16' }, resolved.attention);
     this.loss = new DeviceLossWatch(gpu.device, model.id);
     if (checkNumerics) this.numerics = new NumericsChecker(gpu.device, model.id);
@@ -299,8 +304,8 @@ export class Executor {
         prepareChunk(this.device.queue, g, chunk, this.pos);
         if (from) {
           // After prepareChunk: the queue runs writes in order, so these replace any embedding rows it wrote.
-          this.device.queue.writeBuffer(g.buf.x, 0, from.x.subarray(t0 * c.dim, (t0 + T) * c.dim));
-          this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim));
+          this.device.queue.writeBuffer(g.buf.x, 0, from.x.subarray(t0 * c.dim, (t0 + T) * c.dim) as Float32Array<ArrayBuffer>);
+          this.device.queue.writeBuffer(g.buf.xn, 0, from.xn.subarray(t0 * c.dim, (t0 + T) * c.dim) as Float32Array<ArrayBuffer>);
         }
         for (let l = firstLayer; l <= lastLayer; l++) {
           const rec = this.recorder(`${label}/layer${l}`, this.pos);
@@ -317,6 +322,73 @@ export class Executor {
     });
   }
 
+  /**
+   * Continuous batching: one forward over `ids.length` rows of several sequences, row i being token
+   * ids[i] at position positions[i] of the sequence held in KV slot slots[i] (needs
+   * ExecutorOptions.slots > 1). RoPE and attention take each row's own position, and a row attends
+   * to its slot's positions 0..positions[i] only, so rows of one sequence may prefill a chunk while
+   * other rows decode. The caller keeps each slot's positions (nothing here tracks them) and puts
+   * rows whose logits it wants last: the logits of the last `logitRows` rows come back,
+   * [logitRows, vocab] row-major (none for 0: a step of prompt rows only). Leaves position()/logits() of the single-sequence calls alone,
+   * but shares slot 0's cache region with them. Throws on NaN/Inf logits.
+   */
+  forwardBatch(ids: ArrayLike<number>, slots: ArrayLike<number>, positions: ArrayLike<number>, logitRows: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      const c = this.config;
+      const T = ids.length;
+      if (this.slots < 2) throw new ExecutorError('forwardBatch: this executor was built with one KV slot (ExecutorOptions.slots)');
+      if (T === 0 || T > this.maxBatchTokens) throw new ExecutorError(`forwardBatch: ${T} rows; a step takes 1..${this.maxBatchTokens} (maxBatchTokens)`);
+      if (slots.length !== T || positions.length !== T) throw new ExecutorError(`forwardBatch: ${T} ids but ${slots.length} slots and ${positions.length} positions`);
+      if (!Number.isInteger(logitRows) || logitRows < 0 || logitRows > Math.min(T, this.slots)) {
+        throw new ExecutorError(`forwardBatch: logitRows ${logitRows} must be an integer in 0..${Math.min(T, this.slots)}`);
+      }
+      const idArray = this.checkTokens(ids, 'forwardBatch', 0);
+      const rowPos = new Uint32Array(2 * T);
+      for (let i = 0; i < T; i++) {
+        const s = slots[i]!;
+        const p = positions[i]!;
+        if (!Number.isInteger(s) || s < 0 || s >= this.slots) throw new ExecutorError(`forwardBatch: row ${i} names slot ${s}; the executor has slots 0..${this.slots - 1}`);
+        if (!Number.isInteger(p) || p < 0 || p >= this.maxSeqLen) {
+          throw new ContextOverflowError(`forwardBatch: row ${i} at position ${p} is outside the slot's ${this.maxSeqLen} cache positions (maxSeqLen)`);
+        }
+        rowPos[2 * i] = s * this.maxSeqLen;
+        rowPos[2 * i + 1] = p;
+      }
+      const g = this.graph!;
+      const queue = this.device.queue;
+      const bytes = logitRows * c.vocabSize * 4;
+      this.batchRead ??= await createBufferChecked(this.device, { size: this.slots * c.vocabSize * 4, usage: READBACK, label: 'forward_batch/read' });
+      this.steps++;
+      prepareChunk(queue, g, idArray, 0);
+      queue.writeBuffer(g.buf.rowPos!, 0, rowPos);
+      let rec = this.recorder(`forwardBatch/${c.nLayers}L/T${T}`, 0);
+      encodeInput(rec, g, T, true);
+      for (let l = 0; l < c.nLayers; l++) encodeLayer(rec, g, l, T, undefined, true, true);
+      // On CPU adapters the tiled GEMM pads the rows to its tile, which for a large vocabulary costs far
+      // more than GEMV passes of ≤ 2 rows (a 4-row decode step of the 8B-shaped artifact took ~40× a
+      // 1-row one on llvmpipe in `bench serve`): the logit rows go through the classifier in such groups there.
+      const group = this.kernels.cpu ? Math.min(2, this.headRows) : this.headRows;
+      let slot = 0;
+      for (let r0 = T - logitRows; r0 < T; r0 += group, slot++) {
+        if (slot === g.slots.length) {
+          // Head slots reused: their uniforms are rewritten after this submit, which the queue orders.
+          queue.submit([rec.finish()]);
+          rec = this.recorder(`forwardBatch/head/T${T}`, 0);
+          slot = 0;
+        }
+        const rows = Math.min(group, T - r0);
+        encodeHead(rec, g, queue, slot, r0, rows, undefined);
+        rec.copy(g.buf.logits, this.batchRead, rows * c.vocabSize * 4, (r0 - (T - logitRows)) * c.vocabSize * 4);
+      }
+      queue.submit([rec.finish()]);
+      // The single-sequence logits() row is no longer what the last forward() left there.
+      this.lastLogitsRow = -1;
+      // Only prompt rows (a chunk of a long prefill): nothing to read; the queue keeps the order.
+      if (logitRows === 0) return new Float32Array(0);
+      return this.checked(await readLogitRows(this.batchRead, bytes, c.vocabSize, 0, this.run()));
+    });
+  }
+
   memory(): ExecutorMemory {
     const bytes = this.built?.bytes ?? { blockLinears: 0, embedding: 0, classifier: 0, norms: 0 };
     const weights = bytes.blockLinears + bytes.embedding + bytes.classifier + bytes.norms;
@@ -330,6 +402,7 @@ export class Executor {
     if (this.destroyed) return;
     this.destroyed = true;
     this.built?.destroy();
+    this.batchRead?.destroy();
     this.scratch.release();
     this.numerics?.destroy();
   }
@@ -346,10 +419,10 @@ export class Executor {
     return run;
   }
 
-  private checkTokens(tokens: ArrayLike<number>, what: string): Uint32Array {
+  private checkTokens(tokens: ArrayLike<number>, what: string, pos = this.pos): Uint32Array {
     const n = tokens.length;
     if (n === 0) throw new ExecutorError(`${what}: no tokens`);
-    if (this.pos + n > this.maxSeqLen) {
+    if (pos + n > this.maxSeqLen) {
       throw new ContextOverflowError(
         `${what}: ${n} tokens at position ${this.pos} need ${this.pos + n} cache positions; the KV cache holds ${this.maxSeqLen} (maxSeqLen)`,
       );
@@ -443,7 +516,7 @@ export class Executor {
     try {
       const shape = {
         dtype: this.dtype, kvDtype: this.kvDtype, maxSeqLen: this.maxSeqLen, maxBatchTokens: this.maxBatchTokens, headRows: this.headRows,
-        embedding: this.embedding, fuseProjections, linearFactory: opts.linearFactory, scratch: this.scratch,
+        embedding: this.embedding, fuseProjections, slots: this.slots, linearFactory: opts.linearFactory, scratch: this.scratch,
         classifierFactory: opts.classifierFactory, classifierDtype: opts.classifierDtype ?? this.dtype,
       };
       const built = await buildForward(this.gpu, this.model, this.cache, this.kernels, shape, uploader);

@@ -63,6 +63,11 @@ export interface ForwardShape {
   classifierFactory?: ClassifierFactory;
   /** Weights of the dense classifier. */
   classifierDtype: 'f32' | 'f16';
+  /**
+   * KV-cache regions of maxSeqLen positions each (continuous batching); above 1 the row-position
+   * variants of rope_kv and attention are built too.
+   */
+  slots: number;
 }
 
 /** Weight bytes on the GPU by part. */
@@ -231,6 +236,15 @@ async function build(
     },
     nll: await planned(kernels.nll(1, 0)),
     sample: await planned(kernels.sample(0, { temperature: 0, topK: 0, topP: 1, u: 0 })),
+    rowPositions: shape.slots > 1
+      ? {
+          ropeKv: {
+            fused: anyQkvFused ? await planned(kernels.ropeKv(1, 0, true, true)) : undefined!,
+            separate: anyQkvSeparate ? await planned(kernels.ropeKv(1, 0, false, true)) : undefined!,
+          },
+          attention: { keys: await planned(kernels.attention(1, 0, 'keys', undefined, true)), rows: await planned(kernels.attention(1, 0, 'rows', undefined, true)) },
+        }
+      : undefined,
   };
 
   // Activations, sized for maxBatchTokens rows.
@@ -262,6 +276,7 @@ async function build(
     sampleCandidates: buffer(sampleBytes.candidates, 'sample/candidates'),
     sampleOut: buffer(sampleBytes.out, 'sample/out'),
     sampleRead: buffer(sampleBytes.out, 'sample/read', READBACK),
+    rowPos: maybe(shape.slots > 1, B * 8, 'row_pos'),
   };
   for (const [name, b] of Object.entries(buf)) {
     if (b && b.size > maxBinding) {
@@ -277,10 +292,14 @@ async function build(
     swiglu: uniform('swiglu/params'),
   };
 
-  const kv = own(new KvCache(device, { nLayers: c.nLayers, maxSeqLen: shape.maxSeqLen, kvDim, f16: shape.kvDtype === 'f16' }));
-  if (kv.bytesPerLayerBuffer > maxBinding) {
-    throw new ExecutorError(`${model.id}: one layer's K cache needs ${kv.bytesPerLayerBuffer} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${shape.maxSeqLen})`);
+  // Slot s holds cache rows [s·maxSeqLen, (s+1)·maxSeqLen); checked before allocating.
+  const kvShape = { nLayers: c.nLayers, maxSeqLen: shape.slots * shape.maxSeqLen, kvDim, f16: shape.kvDtype === 'f16' };
+  const kvLayerBytes = kvShape.maxSeqLen * kvDim * (kvShape.f16 ? 2 : 4);
+  if (kvLayerBytes > maxBinding) {
+    const slots = shape.slots > 1 ? ` × ${shape.slots} slots` : '';
+    throw new ExecutorError(`${model.id}: one layer's K cache needs ${kvLayerBytes} bytes, over the ${maxBinding}-byte binding limit; lower maxSeqLen (${shape.maxSeqLen})${slots}`);
   }
+  const kv = own(new KvCache(device, kvShape));
 
   // Embedding table: on the host (rows gathered per chunk), or on the GPU split by rows where it
   // exceeds one binding, f16 in f16 mode.
@@ -321,6 +340,19 @@ async function build(
     const caches = { k_cache: kv.k[l]!, v_cache: kv.v[l]! };
     // Attention reads q from the fused q|k|v buffer (its own uniforms: wider rows) or from q.
     const attention = { params: qkvFused ? U.attentionQkv : U.attention, q: qkvFused ? b.qkv : b.q, ...caches, out: b.att };
+    const rp = P.rowPositions;
+    const attentionRows = { ...attention, row_pos: b.rowPos };
+    const rowPositions = rp
+      ? {
+          ropeKv: qkvFused
+            ? bind(rp.ropeKv.fused, `rope_kv_qkv_rowpos/layers.${l}`, { params: U.ropeKv, qkv: b.qkv, table: b.rope, ...caches, row_pos: b.rowPos })
+            : bind(rp.ropeKv.separate, `rope_kv_rowpos/layers.${l}`, { params: U.ropeKv, q: b.q, k: b.k, v: b.v, table: b.rope, ...caches, row_pos: b.rowPos }),
+          attention: {
+            keys: bind(rp.attention.keys, `attention_keys_rowpos/layers.${l}`, attentionRows),
+            rows: bind(rp.attention.rows, `attention_rows_rowpos/layers.${l}`, attentionRows),
+          },
+        }
+      : undefined;
     // x += delta, then xn = norm(x) · weight.
     const residualNorm = (weight: GPUBuffer) => ({ params: U.norm, x: b.x, weight, out: b.xn, delta: b.delta });
     return {
@@ -343,6 +375,7 @@ async function build(
       normPostAttn: bind(P.normAdd, `rmsnorm_add/layers.${l}.post`, residualNorm(norms[l]!.post)),
       normNext: l + 1 < c.nLayers ? bind(P.normAdd, `rmsnorm_add/layers.${l + 1}.input`, residualNorm(norms[l + 1]!.input)) : undefined,
       edges,
+      rowPositions,
     };
   });
 

@@ -11,12 +11,12 @@ export interface GenerateOptions extends SamplerOptions {
   maxTokens: number;
   /** Ids that end generation (not emitted); default: the model's EOS. */
   stopTokens?: readonly number[];
-  /** Called with each generated id as soon as it is chosen; may be async (awaited). */
-  onToken?: (id: number, index: number) => void | Promise<void>;
+  /** Called with each generated id as soon as it is chosen; may be async (awaited). Returning false ends generation ('stop'). */
+  onToken?: (id: number, index: number) => void | boolean | Promise<void | boolean>;
   signal?: AbortSignal;
   /** Continue after what the executor already holds instead of starting from reset(). */
   keepCache?: boolean;
-  /** Where the next token is chosen: 'gpu' (default; in the forward's submit) or 'host' (logits read back). */
+  /** Where the next token is chosen: 'gpu' (default; in the forward's submit) or 'host' (logits read back; always with min-p or penalties). */
   sampling?: SamplingSite;
 }
 
@@ -50,9 +50,12 @@ export async function generate(executor: Executor, promptTokens: readonly number
   const sampling = opts.sampling ?? 'gpu';
   if (!SAMPLING_SITES.includes(sampling)) throw new RangeError(`generate: sampling '${sampling}' must be one of ${SAMPLING_SITES.join(', ')}`);
   const sampler = new Sampler(opts);
+  sampler.observePrompt(promptTokens);
+  // The GPU kernel has no min-p or penalties: those sample on the host.
+  const site: SamplingSite = sampler.hostOnly ? 'host' : sampling;
   // One draw per forward on both paths, so the n-th token uses the n-th draw of the seed either way.
   const step = async (ids: readonly number[]): Promise<number> => {
-    if (sampling === 'gpu') return executor.forwardSample(ids, sampler.nextDraw());
+    if (site === 'gpu') return executor.forwardSample(ids, sampler.nextDraw());
     await executor.forward(ids);
     return sampler.sample(await executor.logits());
   };
@@ -72,7 +75,10 @@ export async function generate(executor: Executor, promptTokens: readonly number
       break;
     }
     tokens.push(id);
-    await opts.onToken?.(id, tokens.length - 1);
+    if ((await opts.onToken?.(id, tokens.length - 1)) === false) {
+      stopReason = 'stop';
+      break;
+    }
     if (tokens.length === opts.maxTokens) break;
     if (executor.position >= executor.maxSeqLen) {
       stopReason = 'context';

@@ -32,8 +32,11 @@ export interface MemoryPlanOptions {
   outliers?: number;
   /** Per-input-channel smoothing vectors (w4a8; default true). */
   smoothing?: boolean;
-  /** L_A/L_B element type on the GPU: f16 where shader-f16 is granted (default), f32 otherwise. */
-  lowRankDtype?: 'f16' | 'f32';
+  /**
+   * L_A/L_B element type on the GPU: f16 where shader-f16 is granted (default), f32 otherwise, int8
+   * for an artifact written with `--lowrank-dtype int8` (the unfused path's dense side path stays f16).
+   */
+  lowRankDtype?: 'f16' | 'f32' | 'int8';
   /** KV-cache length in tokens (the executor's maxSeqLen). */
   ctx: number;
   kvDtype: 'f32' | 'f16';
@@ -219,7 +222,8 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
   const { ranks, source } = resolveRanks(c, options);
 
   const shapes = linearShapes(c);
-  const lrBytes = resolved.lowRankDtype === 'f16' ? 2 : 4;
+  // The unfused path's dense x·L_A and t·L_B (int8 factors run there as f16).
+  const lrBytes = resolved.lowRankDtype === 'f32' ? 4 : 2;
   const denseBytes = options.weights === 'f32' ? 4 : 2;
   const tiling = resolved.actQuantTiling;
   // Weight slices along `out`, each with its own params uniform (runtime/dense-linear.ts, quantized-linear.ts).
@@ -267,7 +271,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
       const rankPad = paddedRank(whole, tiling);
       const a = actQuantBuffers({ tokens: B, inFeatures: s.in, rank: kernelRank }, { smooth: resolved.smoothing, lowRank: kernelLowRank, tiling });
       smoothing += allocated(a.inv_m);
-      lowRank += allocated(a.la);
+      lowRank += allocated(a.la) + allocated(a.la_scale);
       uniforms += actQuantUniforms(s.in, kernelRank, tiling).byteLength;
       // One weight slice (packed rows + params uniform) per binding's worth of rows; s_w and L_B are whole-layer buffers.
       const rowsPerSlice = Math.max(1, w4RowsPerSlice(s.in, maxBinding));
@@ -278,7 +282,7 @@ export function planMemory(config: ModelConfig, options: MemoryPlanOptions): Mem
         uniforms += w4MatmulUniforms(slice).byteLength;
         if (rowStart === 0) {
           scales += allocated(m.sw);
-          lowRank += allocated(m.lb);
+          lowRank += allocated(m.lb) + allocated(m.lb_scale);
         }
       }
       if (whole > 0 && !resolved.fused) {

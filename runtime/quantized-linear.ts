@@ -14,7 +14,8 @@ import type { GpuContext } from '../core/gpu.js';
 import type { KernelSpec } from '../core/kernel-spec.js';
 import type { LinearFusion, LinearOp } from './linear.js';
 import type { PipelineCache } from './pipelines.js';
-import { ACTIVATION_BITS_TEXT, isActivationBits, type QuantizedLinear } from '../core/quantized.js';
+import { ACTIVATION_BITS_TEXT, isActivationBits, type LowRankInt8, type QuantizedLinear } from '../core/quantized.js';
+import { packInt8Words } from '../core/lowrank-int8.js';
 import { createBuffer, uniformBufferFrom, uploadBuffer } from './buffers.js';
 import { f32ToF16Array } from '../core/dtype.js';
 import { createDenseLinear } from './dense-linear.js';
@@ -24,7 +25,8 @@ import { ScratchPool } from './scratch-pool.js';
 import { sliceW4Rows, stackW4Rows, w4Blocks, w4WordCount } from '../core/w4-layout.js';
 import { sliceW8Rows, w8WordCount, weightWordsPerBlock, W8_MAX_IN } from '../core/w8-layout.js';
 import {
-  actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedRank, planActQuant, regroupLowRankA,
+  actQuantScratchBytes, actQuantSplits, actQuantTiling, activationQmax, activationWordsPerRow, inverseSmoothing, lowRankFormat, paddedLowRankScales, paddedRank,
+  planActQuant, regroupLowRankA,
   type ActQuantOptions, type ActQuantTiling, type LowRankFormat,
 } from '../kernels/w4a8_act_quant.js';
 import {
@@ -191,6 +193,11 @@ function stackGroup(qs: readonly QuantizedLinear[]): { q: QuantizedLinear; segme
   const bias = qs.some((q) => q.bias) ? new Float32Array(N) : undefined;
   const la = R ? new Float32Array(K * R) : undefined;
   const lb = R ? new Float32Array(qs.reduce((n, q) => n + q.rank * q.outFeatures, 0)) : undefined;
+  // int8 factors stack the same way (with their scales along the rank) when every member with a side path has them.
+  const int8 = R > 0 && qs.every((q) => q.rank === 0 || q.lowRankInt8);
+  const i8: LowRankInt8 | undefined = int8
+    ? { la: new Int8Array(K * R), laScale: new Float32Array(R), lb: new Int8Array(lb!.length), lbScale: new Float32Array(R) }
+    : undefined;
   const segments: W4Segment[] = [];
   let row = 0, rankOffset = 0, lbOffset = 0;
   for (const q of qs) {
@@ -198,13 +205,20 @@ function stackGroup(qs: readonly QuantizedLinear[]): { q: QuantizedLinear; segme
     if (q.bias) bias!.set(q.bias, row);
     for (let k = 0; k < K; k++) for (let j = 0; j < q.rank; j++) la![k * R + rankOffset + j] = q.la![k * q.rank + j]!;
     if (q.rank) lb!.set(q.lb!, lbOffset);
+    const f = q.lowRankInt8;
+    if (i8 && f) {
+      for (let k = 0; k < K; k++) for (let j = 0; j < q.rank; j++) i8.la[k * R + rankOffset + j] = f.la[k * q.rank + j]!;
+      i8.laScale.set(f.laScale, rankOffset);
+      i8.lb.set(f.lb, lbOffset);
+      i8.lbScale.set(f.lbScale, rankOffset);
+    }
     segments.push({ rowStart: row, rows: q.outFeatures, rankOffset, rank: q.rank });
     row += q.outFeatures;
     rankOffset += q.rank;
     lbOffset += q.rank * q.outFeatures;
   }
   const qweight = stackW4Rows(qs.map((q) => ({ words: q.qweight, outFeatures: q.outFeatures })), K);
-  return { q: { inFeatures: K, outFeatures: N, wBits: 4, aBits: qs[0]!.aBits, qweight, wScale, smooth: qs[0]!.smooth, rank: R, la, lb, bias }, segments };
+  return { q: { inFeatures: K, outFeatures: N, wBits: 4, aBits: qs[0]!.aBits, qweight, wScale, smooth: qs[0]!.smooth, rank: R, la, lb, lowRankInt8: i8, bias }, segments };
 }
 
 // ---------------------------------------------------------------- the op
@@ -232,7 +246,8 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   const N = q.outFeatures;
   const rank = q.rank;
   const weightBits = q.wBits as WeightBits;
-  const lowRank = lowRankFormat(gpu, rank);
+  // int8 factors run as int8 on the fused path; the unfused baseline's dense products take f16/f32.
+  const lowRank = lowRankFormat(gpu, rank, !!q.lowRankInt8 && (opts.fused ?? true));
   const aTiling: ActQuantTiling = { ...actQuantTiling(gpu), ...opts.actQuantTiling };
   const mTiling: W4MatmulTiling = { ...w4MatmulTiling(gpu, weightBits), ...opts.matmulTiling };
   const wordsPerRow = activationWordsPerRow(K);
@@ -297,7 +312,15 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
   let lbBuf: GPUBuffer | undefined;
   let denseA: LinearOp | undefined;
   let denseB: LinearOp | undefined;
-  if (rank > 0 && fused) {
+  let laScaleBuf: GPUBuffer | undefined;
+  let lbScaleBuf: GPUBuffer | undefined;
+  if (rank > 0 && fused && lowRank === 'int8') {
+    const f = q.lowRankInt8!;
+    laBuf = own(uploadBuffer(device, packInt8Words(regroupLowRankA(f.la, K, rank, aTiling)), `${label}/la`));
+    laScaleBuf = own(uploadBuffer(device, paddedLowRankScales(f.laScale, rank, aTiling), `${label}/la_scale`));
+    lbBuf = own(uploadBuffer(device, packInt8Words(f.lb), `${label}/lb`));
+    lbScaleBuf = own(uploadBuffer(device, f.lbScale, `${label}/lb_scale`));
+  } else if (rank > 0 && fused) {
     laBuf = own(uploadLowRank(device, regroupLowRankA(q.la!, K, rank, aTiling), lowRank, `${label}/la`));
     lbBuf = own(uploadLowRank(device, q.lb!, lowRank, `${label}/lb`));
   } else if (rank > 0) {
@@ -368,6 +391,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
         sx,
         inv_m: invSmoothBuf && { buffer: invSmoothBuf },
         la: laBuf && { buffer: laBuf },
+        la_scale: laScaleBuf && { buffer: laScaleBuf },
         tpart,
         norm_w: f.norm && { buffer: f.norm.weight },
         rstd: { buffer: s.rstd, offset: 0, size: Math.max(4, a.buffers.rstd) },
@@ -391,6 +415,7 @@ export function createQuantizedLinear(gpu: GpuContext, cache: PipelineCache, lin
           bias: bias && { buffer: bias },
           tpart,
           lb: lbBuf && { buffer: lbBuf },
+          lb_scale: lbScaleBuf && { buffer: lbScaleBuf },
           acc_dbg: accDbg && { buffer: accDbg, offset: 0, size: b.buffers.acc_dbg },
         }, `${label}/w4a8_matmul`),
         workgroups: b.workgroups,

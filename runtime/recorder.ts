@@ -63,6 +63,8 @@ export interface Layer {
   normNext?: GPUBindGroup;
   /** Where the layer's linears take the block's edges (see the top of this file): its norm weights. */
   edges?: LayerEdges;
+  /** rope_kv and attention reading per-row (kvBase, pos) from buf.rowPos (executors with several KV slots). */
+  rowPositions?: { ropeKv: GPUBindGroup; attention: Record<AttentionVariant, GPUBindGroup> };
 }
 
 /** A layer run with the norms in kernel A, the residual adds in kernel B and the SwiGLU in down's kernel A. */
@@ -87,6 +89,11 @@ export interface Pipelines {
   swiglu: { fused: PlannedPipeline<SwigluBinding>; separate: PlannedPipeline<SwigluBinding> };
   nll: PlannedPipeline<LogsoftmaxNllBinding>;
   sample: PlannedPipeline<SampleBinding>;
+  /** The ROW_POSITIONS variants of rope_kv and attention (executors with several KV slots). */
+  rowPositions?: {
+    ropeKv: { fused: PlannedPipeline<RopeKvBinding>; separate: PlannedPipeline<RopeKvBinding> };
+    attention: Record<AttentionVariant, PlannedPipeline<AttentionBinding>>;
+  };
 }
 
 /** Classifier sub-chunk slot: its own uniforms, so several sub-chunks can share one submit. */
@@ -131,6 +138,7 @@ export interface ActivationBuffers {
   sampleCandidates: GPUBuffer; // u32 [vocab] sample scratch: kept ids
   sampleOut: GPUBuffer; // u32 [2] sampled id, non-finite logits
   sampleRead: GPUBuffer; // MAP_READ u32 [2]
+  rowPos?: GPUBuffer; // u32 [B, 2] (kvBase, pos) per row (executors with several KV slots)
 }
 
 /** Uniforms every layer of a chunk shares (token count, positions), written once per chunk. */
@@ -197,14 +205,14 @@ export class ForwardKernels {
     return planRmsnorm({ rows, dim: c.dim, eps: c.normEps, cpu: this.cpu, rowStart, addResidual: true });
   }
 
-  ropeKv(T: number, pos0: number, qkvFused = false): KernelPlan<RopeKvBinding> {
+  ropeKv(T: number, pos0: number, qkvFused = false, rowPositions = false): KernelPlan<RopeKvBinding> {
     const c = this.config;
-    return planRopeKv({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, style: c.ropeStyle, kvF16: this.dtypes.kvF16, qkvFused });
+    return planRopeKv({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, style: c.ropeStyle, kvF16: this.dtypes.kvF16, qkvFused, rowPositions });
   }
 
-  attention(T: number, pos0: number, variant = this.attentionVariant(T), qStride?: number): KernelPlan<AttentionBinding> {
+  attention(T: number, pos0: number, variant = this.attentionVariant(T), qStride?: number, rowPositions = false): KernelPlan<AttentionBinding> {
     const c = this.config;
-    return planAttention({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, kvF16: this.dtypes.kvF16, variant, qStride });
+    return planAttention({ rows: T, pos0, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, kvF16: this.dtypes.kvF16, variant, qStride, rowPositions });
   }
 
   nll(rows: number, first: number): KernelPlan<LogsoftmaxNllBinding> {
@@ -287,8 +295,8 @@ export function prepareChunk(queue: GPUQueue, g: ForwardGraph, ids: Uint32Array,
   const c = g.config;
   const k = g.kernels;
   const T = ids.length;
-  queue.writeBuffer(g.buf.ids, 0, ids);
-  if (g.embedHost) queue.writeBuffer(g.buf.x, 0, gatherEmbeddings(g.embedHost, ids, c.dim));
+  queue.writeBuffer(g.buf.ids, 0, ids as Uint32Array<ArrayBuffer>);
+  if (g.embedHost) queue.writeBuffer(g.buf.x, 0, gatherEmbeddings(g.embedHost, ids, c.dim) as Float32Array<ArrayBuffer>);
   for (const part of g.embedParts) queue.writeBuffer(part.uniform, 0, k.embedding(T, part).uniforms);
   queue.writeBuffer(g.uniforms.norm, 0, k.norm(T, false).uniforms);
   queue.writeBuffer(g.uniforms.ropeKv, 0, k.ropeKv(T, pos0).uniforms);
@@ -315,7 +323,11 @@ export function encodeInput(rec: Recorder, g: ForwardGraph, T: number, fuseEdges
  * order: attn_in, the q|k|v projection(s), attn_out, o_proj, mlp_in, gate|up, mlp_act, down_proj,
  * and the residual stream after the add (not in the last layer, whose add rides in the final norm).
  */
-export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number, tap?: OpTap, fuseEdges = false): void {
+/**
+ * `rowPositions`: rope_kv and attention take each row's (kvBase, pos) from buf.rowPos (written by
+ * the caller) instead of the chunk's pos0; the layer must have been built with them.
+ */
+export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number, tap?: OpTap, fuseEdges = false, rowPositions = false): void {
   const c = g.config;
   const b = g.buf;
   const P = g.pipelines;
@@ -325,18 +337,20 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
   const normWg = k.norm(T, true).workgroups;
   if (fuseEdges && layer.edges) {
     if (tap) throw new RangeError('encodeLayer: taps need the unfused layer (fuseEdges off)');
-    encodeLayerEdges(rec, g, l, T, layer.edges);
+    encodeLayerEdges(rec, g, l, T, layer.edges, rowPositions);
     return;
   }
+  const rp = rowPositions ? rowPositionBindings(g, l) : undefined;
   tap?.('attn_in', b.xn, c.dim);
   for (const p of layer.attnIn) {
     rec.linear(p.op, p.kind, b.xn, p.out, T);
     tap?.(p.kind, p.out, p.op.outFeatures);
   }
-  rec.dispatch('rope_kv', P.ropeKv[layer.qkvFused ? 'fused' : 'separate'].pipeline, layer.ropeKv, k.ropeKv(T, 0).workgroups);
+  const ropeKind = layer.qkvFused ? 'fused' : 'separate';
+  rec.dispatch('rope_kv', (rp?.pipelines.ropeKv ?? P.ropeKv)[ropeKind].pipeline, rp?.layer.ropeKv ?? layer.ropeKv, k.ropeKv(T, 0).workgroups);
   const variant = k.attentionVariant(T);
   const attention = k.attention(T, rec.pos0, variant); // its reads grow with the position (the KV cache)
-  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], attention.workgroups, callReadBytes(attention));
+  rec.dispatch('attention', (rp?.pipelines.attention ?? P.attention)[variant].pipeline, (rp?.layer.attention ?? layer.attention)[variant], attention.workgroups, callReadBytes(attention));
   tap?.('attn_out', b.att, qDim);
   rec.linear(layer.oProj, 'o_proj', b.att, b.delta, T);
   tap?.('o_proj', b.delta, c.dim);
@@ -357,7 +371,7 @@ export function encodeLayer(rec: Recorder, g: ForwardGraph, l: number, T: number
 }
 
 /** Layer `l` with its edges fused (see the top of this file): 10 dispatches. */
-function encodeLayerEdges(rec: Recorder, g: ForwardGraph, l: number, T: number, e: LayerEdges): void {
+function encodeLayerEdges(rec: Recorder, g: ForwardGraph, l: number, T: number, e: LayerEdges, rowPositions: boolean): void {
   const c = g.config;
   const b = g.buf;
   const P = g.pipelines;
@@ -368,14 +382,23 @@ function encodeLayerEdges(rec: Recorder, g: ForwardGraph, l: number, T: number, 
   const gateUp = layer.mlpIn[0]!;
   const last = l + 1 === c.nLayers;
   rec.op(qkv.kind, (pass) => qkv.op.encodeFused!(pass, b.x, qkv.out, T, { norm: { weight: e.inputNorm, eps } }));
-  rec.dispatch('rope_kv', P.ropeKv.fused.pipeline, layer.ropeKv, k.ropeKv(T, 0).workgroups);
+  const rp = rowPositions ? rowPositionBindings(g, l) : undefined;
+  rec.dispatch('rope_kv', (rp?.pipelines.ropeKv ?? P.ropeKv).fused.pipeline, rp?.layer.ropeKv ?? layer.ropeKv, k.ropeKv(T, 0).workgroups);
   const variant = k.attentionVariant(T);
-  rec.dispatch('attention', P.attention[variant].pipeline, layer.attention[variant], k.attention(T, 0).workgroups);
+  rec.dispatch('attention', (rp?.pipelines.attention ?? P.attention)[variant].pipeline, (rp?.layer.attention ?? layer.attention)[variant], k.attention(T, 0).workgroups);
   rec.op('o_proj', (pass) => layer.oProj.encodeFused!(pass, b.att, b.x, T, { residual: true }));
   rec.op(gateUp.kind, (pass) => gateUp.op.encodeFused!(pass, b.x, gateUp.out, T, { norm: { weight: e.postNorm, eps } }));
   // The last layer's residual add stays in the head's rmsnorm_add (delta), as on the unfused path.
   rec.op('down_proj', (pass) => layer.downProj.encodeFused!(pass, gateUp.out, last ? b.delta : b.x, T, { swiglu: true, residual: !last }));
   if (e.normNextOnly && !g.layers[l + 1]!.edges) rec.dispatch('rmsnorm', P.norm.pipeline, e.normNextOnly, k.norm(T, false).workgroups);
+}
+
+/** Layer `l`'s row-position pipelines and bind groups; a graph built without KV slots has none. */
+function rowPositionBindings(g: ForwardGraph, l: number) {
+  const layer = g.layers[l]!.rowPositions;
+  const pipelines = g.pipelines.rowPositions;
+  if (!layer || !pipelines) throw new RangeError('encodeLayer: per-row positions need a forward built with several KV slots');
+  return { layer, pipelines };
 }
 
 /**

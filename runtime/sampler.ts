@@ -1,5 +1,8 @@
 // Next-token choice from a logits row: greedy (temperature 0), or temperature sampling with optional
 // top-k and nucleus (top-p) truncation, driven by a seeded PRNG so a seed always gives the same tokens.
+// Host-only extras (what llama-server and OpenAI clients send): min-p truncation and repeat, presence
+// and frequency penalties, which need the tokens seen so far; a sampler using any of them reports
+// `hostOnly`, and callers then read logits back instead of choosing on the GPU.
 // `sampleFrom` is the semantics; kernels/sample.wgsl computes the same choice on the GPU from the same
 // draw (the tests compare the two), so a seeded run gives the same tokens with either.
 //
@@ -24,6 +27,47 @@ export interface SamplerOptions {
   topP?: number;
   /** PRNG seed (default: a random one, reported by `seed`). */
   seed?: number;
+  /** Drop tokens less likely than minP × the most likely one (after temperature; before top-k/top-p); 0 (default) = off. */
+  minP?: number;
+  /**
+   * llama.cpp's repeat penalty over the last `repeatLastN` tokens (prompt included): their positive
+   * logits are divided by it, negative ones multiplied; 1 (default) = off.
+   */
+  repeatPenalty?: number;
+  /** Window of repeatPenalty in tokens (default 64). */
+  repeatLastN?: number;
+  /** OpenAI's presence penalty: subtracted once from the logit of every token generated so far; 0 = off. */
+  presencePenalty?: number;
+  /** OpenAI's frequency penalty: subtracted from a token's logit once per time it was generated; 0 = off. */
+  frequencyPenalty?: number;
+}
+
+/** What the penalties look at: the prompt's tail and the tokens generated so far. */
+export interface PenaltyState {
+  /** Last repeatLastN tokens of prompt + output (repeat penalty). */
+  recent: number[];
+  /** Times each generated token was sampled (presence and frequency penalties). */
+  counts: Map<number, number>;
+}
+
+/**
+ * `logits` with the penalties applied (a copy; the input is left alone). Repeat penalty first, as in
+ * llama.cpp, then presence/frequency as in OpenAI's formula: logit − count·frequency − [count > 0]·presence.
+ */
+export function penalizedLogits(
+  logits: ArrayLike<number>, state: PenaltyState, opts: { repeatPenalty: number; presencePenalty: number; frequencyPenalty: number },
+): Float32Array {
+  const out = Float32Array.from(logits as ArrayLike<number>);
+  if (opts.repeatPenalty !== 1) {
+    for (const id of new Set(state.recent)) {
+      const v = out[id]!;
+      out[id] = v > 0 ? v / opts.repeatPenalty : v * opts.repeatPenalty;
+    }
+  }
+  if (opts.presencePenalty !== 0 || opts.frequencyPenalty !== 0) {
+    for (const [id, n] of state.counts) out[id]! -= n * opts.frequencyPenalty + (n > 0 ? opts.presencePenalty : 0);
+  }
+  return out;
 }
 
 /** Index of the largest logit (the first one on ties). */
@@ -47,11 +91,11 @@ class Workspace {
 }
 
 /** The token `draw` picks from `logits` (its u is the uniform number; unused when greedy). */
-export function sampleFrom(logits: ArrayLike<number>, draw: SampleDraw): number {
-  return pick(logits, draw, new Workspace());
+export function sampleFrom(logits: ArrayLike<number>, draw: SampleDraw, minP = 0): number {
+  return pick(logits, draw, new Workspace(), minP);
 }
 
-function pick(logits: ArrayLike<number>, draw: SampleDraw, ws: Workspace): number {
+function pick(logits: ArrayLike<number>, draw: SampleDraw, ws: Workspace, minP = 0): number {
   const n = logits.length;
   if (n === 0) throw new SamplerError('empty logits row');
   if (draw.temperature === 0) return argmax(logits);
@@ -61,6 +105,15 @@ function pick(logits: ArrayLike<number>, draw: SampleDraw, ws: Workspace): numbe
   for (let i = 0; i < n; i++) mx = Math.max(mx, logits[i]!);
   let sum = 0;
   for (let i = 0; i < n; i++) sum += p[i] = Math.exp((logits[i]! - mx) / draw.temperature);
+  if (minP > 0) {
+    // The most likely token has p = 1 here, so minP itself is the cut; zeroed tokens keep no mass.
+    for (let i = 0; i < n; i++) {
+      if (p[i]! < minP) {
+        sum -= p[i]!;
+        p[i] = 0;
+      }
+    }
+  }
   const r = draw.u;
   const topK = draw.topK > 0 && draw.topK < n ? draw.topK : 0;
   if (!topK && draw.topP >= 1) {
@@ -129,8 +182,14 @@ export class Sampler {
   readonly topK: number;
   readonly topP: number;
   readonly seed: number;
+  readonly minP: number;
+  readonly repeatPenalty: number;
+  readonly repeatLastN: number;
+  readonly presencePenalty: number;
+  readonly frequencyPenalty: number;
   private readonly rng: () => number;
   private readonly ws = new Workspace();
+  private readonly penalties: PenaltyState = { recent: [], counts: new Map() };
 
   constructor(opts: SamplerOptions = {}) {
     this.temperature = opts.temperature ?? 0;
@@ -139,8 +198,43 @@ export class Sampler {
     if (!Number.isFinite(this.temperature) || this.temperature < 0) throw new SamplerError(`temperature ${this.temperature} must be a finite number ≥ 0`);
     if (!Number.isInteger(this.topK) || this.topK < 0) throw new SamplerError(`topK ${this.topK} must be an integer ≥ 0 (0 = off)`);
     if (!(this.topP > 0 && this.topP <= 1)) throw new SamplerError(`topP ${this.topP} must lie in (0, 1]`);
+    this.minP = opts.minP ?? 0;
+    this.repeatPenalty = opts.repeatPenalty ?? 1;
+    this.repeatLastN = opts.repeatLastN ?? 64;
+    this.presencePenalty = opts.presencePenalty ?? 0;
+    this.frequencyPenalty = opts.frequencyPenalty ?? 0;
+    if (!(this.minP >= 0 && this.minP <= 1)) throw new SamplerError(`minP ${this.minP} must lie in [0, 1]`);
+    if (!(this.repeatPenalty > 0 && Number.isFinite(this.repeatPenalty))) throw new SamplerError(`repeatPenalty ${this.repeatPenalty} must be a finite number > 0 (1 = off)`);
+    if (!Number.isInteger(this.repeatLastN) || this.repeatLastN < 0) throw new SamplerError(`repeatLastN ${this.repeatLastN} must be an integer ≥ 0`);
+    for (const [name, v] of [['presencePenalty', this.presencePenalty], ['frequencyPenalty', this.frequencyPenalty]] as const) {
+      if (!(v >= -2 && v <= 2)) throw new SamplerError(`${name} ${v} must lie in [-2, 2]`);
+    }
     this.seed = (opts.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
     this.rng = createRng(this.seed);
+  }
+
+  /** min-p or a penalty is on: tokens must be chosen on the host (the GPU kernel has neither). */
+  get hostOnly(): boolean {
+    return this.minP > 0 || this.penalized;
+  }
+
+  private get penalized(): boolean {
+    return this.repeatPenalty !== 1 || this.presencePenalty !== 0 || this.frequencyPenalty !== 0;
+  }
+
+  /** Tokens the model has read before the first sample (the prompt): the repeat penalty's window starts with them. */
+  observePrompt(ids: readonly number[]): void {
+    if (this.repeatLastN === 0) return;
+    this.penalties.recent = ids.slice(Math.max(0, ids.length - this.repeatLastN));
+  }
+
+  /** Counts a chosen token for the penalties (sample() does this itself; GPU-chosen tokens come here). */
+  accept(id: number): void {
+    if (this.repeatLastN > 0) {
+      this.penalties.recent.push(id);
+      if (this.penalties.recent.length > this.repeatLastN) this.penalties.recent.shift();
+    }
+    this.penalties.counts.set(id, (this.penalties.counts.get(id) ?? 0) + 1);
   }
 
   /** The next draw: the settings and, when not greedy, the next uniform number of the PRNG. */
@@ -148,9 +242,12 @@ export class Sampler {
     return { temperature: this.temperature, topK: this.topK, topP: this.topP, u: this.temperature > 0 ? this.rng() : 0 };
   }
 
-  /** The next token from `logits` on the host (uses one draw). */
+  /** The next token from `logits` on the host (uses one draw), penalties and min-p applied; counted for the penalties. */
   sample(logits: ArrayLike<number>): number {
-    return pick(logits, this.nextDraw(), this.ws);
+    const row = this.penalized ? penalizedLogits(logits, this.penalties, this) : logits;
+    const id = pick(row, this.nextDraw(), this.ws, this.minP);
+    this.accept(id);
+    return id;
   }
 }
 

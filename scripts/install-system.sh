@@ -5,7 +5,8 @@
 #      skipped when a lavapipe ICD is present (FORCE_MESA_INSTALL=1 reinstalls).
 #   2. LAPACK for the quantizer's native addon (quant/native): liblapacke-dev + libopenblas-dev, and the
 #      compiler toolchain node-gyp needs (g++, make, python3).
-#   3. Debian's chromium, for the test that renders `aser eval report`'s HTML headlessly (playwright-core).
+#   3. Debian's chromium, for the tests that render `aser eval report`'s HTML and run the web page
+#      (WebGPU on SwiftShader) headlessly (playwright-core).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -49,7 +50,7 @@ else
   echo "lapack and build tools: installed ${missing[*]}"
 fi
 
-# --- 3. chromium (headless report test) ----------------------------------------------------------
+# --- 3. chromium (headless report and web page tests) ----------------------------------------------------------
 if command -v chromium >/dev/null 2>&1; then
   echo "chromium: present"
 else

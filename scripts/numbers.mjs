@@ -30,6 +30,17 @@ export const SOURCES = [
   { id: 'smoothing', file: 'bench/results/smoothing.json', command: 'npm run bench -- smoothing --max-windows 32' },
   { id: 'classifier', file: 'bench/results/classifier.json', command: 'npm run bench -- classifier' },
   { id: 'decodeSpeedup', file: 'bench/results/decode-speedup.json', command: 'npm run bench -- decode-speedup' },
+  { id: 'web', file: 'bench/results/web.json', command: 'npm run bench -- web' },
+
+  { id: 'budget', file: 'bench/results/budget.json', command: 'npm run bench -- budget' },
+  { id: 'outliers', file: 'bench/results/outliers.json', command: 'npm run bench -- outliers' },
+  ...[8, 4].map((a) => ({
+    id: `budgetCurveA${a}`, file: `bench/results/budget-curve-a${a}/alpha.json`,
+    command: `aser eval alpha --budget-curve --alphas 0.1,0.05,0.015 --uniform-ranks 1,3,6 --abits ${a} --max-windows 32 --out bench/results/budget-curve-a${a}`,
+  })),
+
+  { id: 'lowrank', file: 'bench/results/lowrank.json', command: 'npm run bench -- lowrank --part quality --max-windows 48' },
+  { id: 'lowrankKernels', file: 'bench/results/lowrank-kernels.json', command: 'npm run bench -- lowrank --part kernels' },
   {
     id: 'gpuKit',
     file: 'bench/results/gpu-check-llvmpipe.json',
@@ -199,18 +210,33 @@ function peer(src, j) {
 
 function serve(src, j) {
   const s = j.settings ?? {};
-  const rows = (j.results ?? []).map((r) => [r.clients, r.requests, r.errors, f(r.tokensPerSec, 0), `${f(r.ttftMs?.p50, 0)} / ${f(r.ttftMs?.p95, 0)}`, `${f(r.interChunkMs?.p50, 1)} / ${f(r.interChunkMs?.p95, 1)}`, `${f(r.latencyMs?.p50, 0)} / ${f(r.latencyMs?.p95, 0)}`]);
-  const b = j.baseline;
-  return [
-    `## Serving, ${j.model?.id ?? ''} ${j.model?.dtype ?? ''} on loopback — \`${src.command}\``,
+  // Files written before continuous batching hold one model and no variants.
+  const models = j.models ?? [{ label: j.model?.id, model: j.model, maxTokens: s.maxTokens, variants: [{ parallel: 1, engine: s.scheduler, levels: j.results ?? [] }] }];
+  const parts = [
+    `## Serving: continuous batching vs one request at a time, on loopback — \`${src.command}\``,
     sourceLine(src, j),
     '',
-    `${s.maxTokens} tokens per request, ${s.sampling}; scheduler: ${s.scheduler}; requests per level: ${s.requests}.`,
-    '',
-    table(['clients', 'requests', 'errors', 'generated tok/s', 'time to first token p50 / p95 ms', 'inter-chunk p50 / p95 ms', 'latency p50 / p95 ms'], rows),
-    '',
-    b ? `In-process baseline (no HTTP), ${b.requests} requests: ${f(b.tokensPerSec, 0)} tok/s (${f(b.tokensPerSecBefore, 0)} before and ${f(b.tokensPerSecAfter, 0)} after the HTTP runs).` : '',
-  ].join('\n');
+    `Streaming completions, ${s.sampling ?? 'sampled'}; requests per level: ${s.requests}. Every level runs on each server back to back (order alternating by level). Time to first token includes the queue wait; inter-token latency is the gap between text chunks of one stream.`,
+  ];
+  if (j.complete === false) parts.push('', 'This run was cut short: the models below are those that finished.');
+  for (const m of models) {
+    const rows = [];
+    for (const v of m.variants ?? []) {
+      for (const r of v.levels ?? []) {
+        const itl = r.itlMs ?? r.interChunkMs;
+        rows.push([v.parallel, r.clients, r.requests, r.errors, f(r.tokensPerSec, 1), `${f(r.ttftMs?.p50, 0)} / ${f(r.ttftMs?.p95, 0)}`, `${f(itl?.p50, 1)} / ${f(itl?.p95, 1)}`, `${f(r.latencyMs?.p50, 0)} / ${f(r.latencyMs?.p95, 0)}`]);
+      }
+    }
+    const sum = m.summary ?? {};
+    parts.push(
+      '',
+      `### ${m.label ?? m.model?.id} (${m.model?.artifact ? 'artifact' : m.model?.dtype ?? ''}), ${m.maxTokens} tokens per request, context ${m.model?.contextLength ?? '—'}`,
+      '',
+      table(['--parallel', 'clients', 'requests', 'errors', 'generated tok/s', 'time to first token p50 / p95 ms', 'inter-token p50 / p95 ms', 'latency p50 / p95 ms'], rows),
+    );
+    if (isNum(sum.batchingScaling)) parts.push('', `Batching: ${sum.mostClients} clients get ${f(sum.batchingScaling, 2)}× the aggregate tok/s of ${sum.fewestClients}; at ${sum.mostClients} clients, ${f(sum.batchingVsParallel1, 2)}× the tok/s of \`--parallel 1\`.`);
+  }
+  return parts.join('\n');
 }
 
 function load(src, j) {
@@ -471,7 +497,124 @@ function gpuKit(src, j) {
   ].join('\n');
 }
 
-const RENDER = { gpuKit, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup };
+function web(src, j) {
+  const rows = j.rows ?? [];
+  const ratio = (v) => f(j.pageOverNode?.[v], 3);
+  return [
+    `## Web page against Node, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Warm greedy decode of ${j.maxTokens ?? NR} tokens from ${JSON.stringify(j.prompt ?? '')}: the page in headless Chromium (${(j.chromiumArgs ?? []).filter((a) => a.startsWith('--use-webgpu')).join(' ') || NR}) and \`aser\` in Node on Dawn, on the same machine, ${j.rounds ?? NR} rounds alternating which goes first; every sample is listed. "same text": the page's greedy text equals Node's.`,
+    '',
+    table(['variant', 'where', 'adapter', 'decode tok/s (median)', 'samples', 'same text'],
+      rows.map((r) => [r.variant, r.where, r.adapter, f(r.median, 1), (r.samples ?? []).map((x) => f(x.decodeTokensPerSecond, 1)).join(', '), r.sameTextAsNode ? 'yes' : 'no'])),
+    '',
+    `Page / Node (medians): dense ${ratio('dense')}, W4A8 ${ratio('w4a8')}. The two sides run different WebGPU implementations (SwiftShader in Chromium, Dawn's Vulkan backend on the machine's adapter in Node), so the ratio compares the whole stack, not the page's overhead alone.`,
+  ].join('\n');
+}
+
+function budget(src, j) {
+  const ds = j.datasets ?? [];
+  const rows = j.rows ?? [];
+  const first = rows[0];
+  const diff = (a, b) => (isNum(a) && isNum(b) ? `${a <= b ? '' : '+'}${f((100 * (a - b)) / b, 2)}` : '—');
+  const out = [
+    `## Ranks for a budget vs uniform rank, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `ASER with reconstruction rank ${j.rank} on every linear (its outlier columns on top: \`aser quantize --rank ${j.rank}\`) beside ASER with the ranks quant/budget.ts allocates for that artifact's +FLOPs (\`aser quantize --budget-flops P\`, P its \`flopsOverhead\` × 100; "allocator (relative)": \`--budget-objective relative\`, each linear's dropped σ² over its own output energy), at each activation width. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² on the calibration tokens (manifest diagnostics), what the allocator minimizes.`,
+    '',
+    table(['W4A', 'rule', '+FLOPs %', 'mean side rank', ...ds.flatMap((d) => [`${d} ppl`, 'vs uniform %']), 'whitened residual'],
+      rows.flatMap((r) => [r.uniform, r.allocator, r.relative].filter(Boolean).map((v) => [r.abits, v.rule === 'uniform' ? `uniform r = ${j.rank}` : v.rule, f(v.flopsPct, 3), f(v.meanSideRank, 2),
+        ...ds.flatMap((d) => [f(v.ppl?.[d], 4), v.rule === 'uniform' ? '' : diff(v.ppl?.[d], r.uniform.ppl?.[d])]), isNum(v.residualSq) ? v.residualSq.toExponential(3) : '—']))),
+    '',
+    j.caption ?? '',
+  ];
+  if (first) {
+    out.push('', `Where the allocator puts the columns (W4A${first.abits}): reconstruction ranks per layer and the whitened residual each kind of linear leaves.`, '',
+      table(['linear', 'uniform ranks', 'allocator ranks', 'relative ranks', 'uniform residual', 'allocator residual', 'relative residual', 'error before reconstruction'],
+        (first.uniform.kinds ?? []).map((k) => {
+          const a = (first.allocator.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const r = (first.relative?.kinds ?? []).find((x) => x.kind === k.kind) ?? {};
+          const e = (x) => (isNum(x) ? x.toExponential(3) : '—');
+          return [k.kind, (k.ranks ?? []).join(' '), (a.ranks ?? []).join(' '), (r.ranks ?? []).join(' '), e(k.residualSq), e(a.residualSq), e(r.residualSq), e(k.errorSq)];
+        })));
+  }
+  return out.join('\n');
+}
+
+function outliers(src, j) {
+  const ds = j.datasets ?? [];
+  const cols = [];
+  for (const a of j.abits ?? []) for (const d of ds) cols.push([a, d]);
+  const methods = [];
+  for (const c of j.cells ?? []) if (!methods.some((m) => m.method === c.method)) methods.push(c);
+  const cell = (m, a, d) => (j.cells ?? []).find((c) => c.method === m.method && c.abits === a && c.dataset === d);
+  const rows = [...(j.outlierRows ?? [])].sort((a, b) => b.abits - a.abits || a.f - b.f || (a.outlierColumns < b.outlierColumns ? -1 : 1));
+  return [
+    `## Outlier columns and f, with a W4A4 column, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `The method table (eval/ppl-table.ts) at every activation width, W4A4 included, every low-rank method at side-path width ${j.sideWidth ?? '—'} (ASER: ${j.sideWidth ?? '—'} − f reconstruction + f outlier columns).`,
+    '',
+    table(['method', 'side rank', '+FLOPs %', ...cols.map(([a, d]) => `W4A${a} ${d}`)], methods.map((m) => [m.label, f(m.meanSideRank, 2), f(m.flopsPct, 2), ...cols.map(([a, d]) => f(cell(m, a, d)?.ppl, 3))])),
+    '',
+    j.caption ?? '',
+    '',
+    `ASER's outlier count f at the same side-path width ${j.sideWidth ?? '—'}, each with its outlier columns carried exactly (one-hot side-path columns, the default; reconstruction rank width − f) or kept in E and reconstructed by the rank-r path (reconstruction rank = width). Mean activation outlier ratio (max / median channel mean |x|, over the linears): ${f(rows[0]?.activationOutlierRatio, 2)}. Whitened residual: Σ over linears of ‖X (W − W_eff)ᵀ‖² (weight error only).`,
+    '',
+    table(['W4A', 'f', 'outlier columns', 'side rank', 'reconstruction rank', '+FLOPs %', ...ds.map((d) => `${d} ppl`), 'whitened residual'],
+      rows.map((r) => [r.abits, r.f, r.outlierColumns, f(r.meanSideRank, 2), f(r.meanRank, 2), f(r.flopsPct, 2), ...ds.map((d) => f(r.ppl?.[d], 4)), isNum(r.residualSq) ? r.residualSq.toExponential(3) : '—'])),
+  ].join('\n');
+}
+
+function budgetCurve(src, j) {
+  const ds = j.datasets ?? [];
+  const rules = ['α rule', 'uniform rank', 'allocator'];
+  const points = rules.flatMap((rule) => (j.curve ?? []).filter((p) => p.rule === rule).sort((a, b) => a.flopsPct - b.flopsPct));
+  return [
+    `## Budget curve, ${j.method} W${j.wbits}A${j.abits}, ${j.model} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `Three rank rules on one +FLOPs axis: the α rule (Eq. 9), one reconstruction rank for every linear (ASER's outlier columns on top), and the budget allocator (\`aser quantize --budget-flops\`) at the +FLOPs of every other point. fp32: ${ds.map((d) => `${d} ${f(j.fp?.[d], 4)}`).join(', ')}. Plot: \`${dirname(src.file)}/budget.svg\`.`,
+    '',
+    table(['rule', 'setting', '+FLOPs %', 'mean side rank', ...ds.map((d) => `${d} ppl`)], points.map((p) => [p.rule, p.setting, f(p.flopsPct, 2), f(p.meanSideRank, 2), ...ds.map((d) => f(p.ppl?.[d], 4))])),
+    '',
+    j.caption ?? '',
+  ].join('\n');
+}
+
+function lowrank(src, j) {
+  const q = j.quality ?? {};
+  const ds = q.datasets ?? [];
+  return [
+    `## Side path in 8 bits (L_A / L_B f16 vs int8), ${q.model ?? NR} — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `ASER W4 at rank ${q.rank ?? NR}, calibrated once; at each activation width one artifact with f16 factors and one with int8 factors (\`aser quantize --lowrank-dtype\`: a scale per rank column of L_A and per rank row of L_B). Perplexity: GPTQ protocol, ctx ${q.ctx ?? NR}, at most ${q.maxWindows ?? NR} windows; Δ against the f16-factor artifact of the same width; KLD and top-token agreement against it on the first windows. FLOPs and bytes: \`aser flops --artifact\` (side path over the int4 weights and scales, per token). Default \`--lowrank-dtype\` when the run was made: ${j.defaultLowRankDtype ?? NR}.`,
+    '',
+    table(['A', 'L_A/L_B', ...ds.flatMap((d) => [`${d} ppl`, 'Δ %', 'KLD mean', 'same top %']), '+FLOPs %', 'side bytes %', 'bytes share / FLOPs share'],
+      (q.rows ?? []).map((r) => [r.aBits, r.lowRankDtype, ...ds.flatMap((d) => [f(r.ppl?.[d], 4), f(100 * r.pplChange?.[d], 3), isNum(r.kld?.[d]?.mean) ? r.kld[d].mean.toExponential(2) : '—', pct(r.kld?.[d]?.sameTop, 2)]),
+        f(r.flopsPct, 2), f(r.bytePct, 2), f(r.bytesPerFlopsShare, 2)])),
+  ].join('\n');
+}
+
+function lowrankKernels(src, j) {
+  const k = j.kernels ?? {};
+  return [
+    `## Side path at decode: latency overhead over FLOPs share, f16 vs int8 factors — \`${src.command}\``,
+    sourceLine(src, j),
+    '',
+    `One token through kernels A + B (\`unfused\`: kernel A, kernel B, x·L_A, ·L_B and an add) on ${k.adapter ?? NR}, timer ${k.timer ?? NR}, ${k.rounds ?? NR} rounds in which every variant of a shape ran once (round-robin). Overhead: the variant's time over rank 0's in the same round, minus 1; median over rounds, with min–max; and from the minimum times (the least-disturbed samples). A sample is ${k.repsPerSample ?? 1} encodes in one pass. \`float\` factors are f16 where the adapter has shader-f16, else f32 (column "factors"). ${j.note ?? ''}`,
+    '',
+    table(['shape', 'variant', 'factors', 'median ms', 'min–max ms', '+FLOPs %', 'latency overhead % (min–max)', 'overhead / FLOPs share', 'min-time overhead %', 'min-time overhead / FLOPs share'],
+      (k.rows ?? []).map((r) => [r.shape, r.variant, r.lowRank, f(r.medianMs, 3), `${f(r.minMs, 3)}–${f(r.maxMs, 3)}`, f(r.flopsPct, 2),
+        r.latencyOverheadPct ? `${f(r.latencyOverheadPct.median, 1)} (${f(r.latencyOverheadPct.min, 1)}–${f(r.latencyOverheadPct.max, 1)})` : '—', f(r.overheadPerFlopsShare, 2),
+        f(r.minOverheadPct, 1), f(r.minOverheadPerFlopsShare, 2)])),
+  ].join('\n');
+}
+
+const RENDER = { gpuKit, forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

@@ -20,6 +20,16 @@ export interface GenerateParams {
   /** 0 = greedy. */
   temperature: number;
   topP: number;
+  /** Keep the k most likely tokens (0 / absent = off). */
+  topK?: number;
+  /** Drop tokens less likely than minP × the most likely one (0 / absent = off). */
+  minP?: number;
+  /** llama.cpp's repeat penalty over the last repeatLastN tokens (1 / absent = off). */
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  /** OpenAI's presence and frequency penalties over the generated tokens (0 / absent = off). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
   seed?: number;
   /** Compute each sampled token's logprob (and `topLogprobs` alternatives). */
   logprobs: boolean;
@@ -43,6 +53,17 @@ export interface GenerationResult {
   reusedPromptTokens: number;
 }
 
+/** One step of a batching engine (serve/batching-engine.ts), for /metrics. */
+export interface StepStats {
+  /** Rows in the step's forward: decode rows plus prompt rows. */
+  rows: number;
+  decodeRows: number;
+  prefillRows: number;
+  /** Slots holding a sequence during the step, and slots in all. */
+  busySlots: number;
+  slots: number;
+}
+
 export interface GenerationEngine {
   /** Served model id (what `/v1/models` lists). */
   readonly modelId: string;
@@ -51,9 +72,13 @@ export interface GenerationEngine {
   readonly tokenizer: TextTokenizer;
   /** Engines that re-create their GPU device after a loss count the losses here (serve/recovering-engine.ts). */
   readonly deviceEpoch?: number;
+  /** generate() calls that may run at once (default 1: callers serialize through serve/scheduler.ts). */
+  readonly parallel?: number;
+  /** Sees every step of an engine that batches sequences (absent on engines that do not). */
+  observeSteps?(fn: (s: StepStats) => void): void;
   /**
    * Prefill `prompt`, then sample until a stop token, `maxTokens`, the context end, the signal, or
-   * `onToken` returning false. One generation at a time: callers serialize (serve/scheduler.ts).
+   * `onToken` returning false. At most `parallel` generations at a time: callers queue (serve/scheduler.ts).
    */
   generate(prompt: readonly number[], params: GenerateParams, onToken: (token: SampledToken) => boolean | void): Promise<GenerationResult>;
   close(): void;

@@ -35,9 +35,23 @@ export function toApiError(err: unknown): ApiError {
 /** Why a request's signal was aborted; the abort reason carries one of these. */
 export class RequestAborted extends Error {
   override name = 'RequestAborted';
-  constructor(readonly why: 'disconnect' | 'timeout') {
-    super(why === 'timeout' ? 'request timed out' : 'client disconnected');
+  constructor(readonly why: 'disconnect' | 'timeout' | 'shutdown') {
+    super(why === 'timeout' ? 'request timed out' : why === 'shutdown' ? 'the server is shutting down' : 'client disconnected');
   }
+}
+
+/** What a client without the server's API key gets (OpenAI's shape and code). */
+export function invalidApiKey(given: boolean): ApiError {
+  return new ApiError(
+    401,
+    given ? 'Incorrect API key provided. Send the key the server was started with as "Authorization: Bearer <key>".' : 'You didn\'t provide an API key. Send it as "Authorization: Bearer <key>".',
+    'invalid_request_error',
+    'invalid_api_key',
+  );
+}
+
+export function shuttingDown(): ApiError {
+  return new ApiError(503, 'the server is shutting down; retry on another instance or after the restart', 'server_error', 'shutting_down');
 }
 
 export class ChatTemplateError extends Error {

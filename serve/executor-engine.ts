@@ -40,6 +40,15 @@ export function logprobsOf(logits: Float32Array, id: number, k: number): { logpr
   return { logprob: logits[id]! - logZ, top };
 }
 
+/** The request's sampler; top_p 0 (or temperature 0) keeps only the most likely token: greedy. */
+export function samplerFor(p: GenerateParams): Sampler {
+  const greedy = p.temperature === 0 || p.topP === 0;
+  return new Sampler({
+    temperature: greedy ? 0 : p.temperature, topP: greedy ? 1 : p.topP, topK: p.topK ?? 0, minP: p.minP ?? 0, seed: p.seed,
+    repeatPenalty: p.repeatPenalty ?? 1, repeatLastN: p.repeatLastN, presencePenalty: p.presencePenalty ?? 0, frequencyPenalty: p.frequencyPenalty ?? 0,
+  });
+}
+
 export class ExecutorEngine implements GenerationEngine {
   readonly modelId: string;
   readonly contextLength: number;
@@ -71,11 +80,10 @@ export class ExecutorEngine implements GenerationEngine {
     if (prompt.length === 0) throw new RangeError('generate: empty prompt');
     if (prompt.length >= this.contextLength) throw new RangeError(`generate: prompt of ${prompt.length} tokens leaves no room in a ${this.contextLength}-token context`);
     const reused = await this.prefill(prompt);
-    // top_p 0 keeps only the most likely token: the same as greedy.
-    const greedy = params.temperature === 0 || params.topP === 0;
-    const sampler = new Sampler({ temperature: greedy ? 0 : params.temperature, topP: greedy ? 1 : params.topP, seed: params.seed });
-    // Logprobs need the logits on the host; otherwise only the chosen id comes back.
-    const onGpu = !params.logprobs;
+    const sampler = samplerFor(params);
+    sampler.observePrompt(prompt);
+    // Logprobs, min-p and penalties need the logits on the host; otherwise only the chosen id comes back.
+    const onGpu = !params.logprobs && !sampler.hostOnly;
     const stop = new Set(params.stopTokens);
     const budget = Math.min(params.maxTokens, this.contextLength - prompt.length);
     let sampled = 0;

@@ -1,7 +1,7 @@
 // One generation request end to end, below the HTTP formatting: wait for the executor in the FIFO
 // queue, run the engine, turn tokens into stop-aware text chunks, record metrics.
-import { ApiError } from './errors.js';
-import type { GenerationEngine, SampledToken } from './engine.js';
+import type { GenerateParams, GenerationEngine, SampledToken } from './engine.js';
+import { ApiError, RequestAborted } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { FifoScheduler } from './scheduler.js';
 import { CompletionText, type TextChunk } from './text-stream.js';
@@ -25,6 +25,8 @@ export interface GenerationJob {
   maxTokens: number;
   temperature: number;
   topP: number;
+  /** top_k, min_p and the penalties, as GenerateParams names them (absent = off). */
+  extra?: Pick<GenerateParams, 'topK' | 'minP' | 'repeatPenalty' | 'repeatLastN' | 'presencePenalty' | 'frequencyPenalty'>;
   seed?: number;
   stop: readonly string[];
   stopTokens: readonly number[];
@@ -68,6 +70,7 @@ export function runGeneration(ctx: GenerationContext, job: GenerationJob): Promi
   const { engine, metrics } = ctx;
   const tokenizer = engine.tokenizer;
   return ctx.scheduler.submit(async () => {
+    metrics.queueTime.observe((performance.now() - job.arrivedAt) / 1000);
     const text = new CompletionText(tokenizer, job.prompt, job.stop, { trimStart: job.trimStart });
     const sampled: SampledToken[] = [];
     const reported: LogprobEntry[] = [];
@@ -110,6 +113,7 @@ export function runGeneration(ctx: GenerationContext, job: GenerationJob): Promi
         maxTokens: job.maxTokens,
         temperature: job.temperature,
         topP: job.topP,
+        ...job.extra,
         seed: job.seed,
         logprobs: job.logprobs,
         topLogprobs: job.topLogprobs,
@@ -129,9 +133,11 @@ export function runGeneration(ctx: GenerationContext, job: GenerationJob): Promi
         return !stopped;
       },
     );
-    if (job.signal.aborted) throw job.signal.reason;
+    // A shutdown past its grace period ends the answer where it got to, like a length limit.
+    const shutdown = job.signal.aborted && job.signal.reason instanceof RequestAborted && job.signal.reason.why === 'shutdown';
+    if (job.signal.aborted && !shutdown) throw job.signal.reason;
     emit(true);
-    const finishReason: FinishReason = result.finish === 'length' ? 'length' : 'stop';
+    const finishReason: FinishReason = result.finish === 'length' || shutdown ? 'length' : 'stop';
     return {
       text: text.value,
       finishReason,

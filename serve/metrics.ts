@@ -105,6 +105,7 @@ export class RateWindow {
 
 // Latency buckets in seconds: llvmpipe decode sits in the 10–100 ms range, a real GPU in 1–10 ms.
 const TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 const REQUEST_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class ServerMetrics {
@@ -117,6 +118,11 @@ export class ServerMetrics {
   readonly timeToFirstToken = new Histogram('aser_time_to_first_token_seconds', 'From request arrival (queue wait included) to the first sampled token', REQUEST_BUCKETS);
   readonly interTokenLatency = new Histogram('aser_inter_token_latency_seconds', 'Time between consecutive sampled tokens of one request', TOKEN_BUCKETS);
   readonly requestDuration = new Histogram('aser_request_duration_seconds', 'From arrival to the end of a generation request', REQUEST_BUCKETS);
+  readonly queueTime = new Histogram('aser_queue_time_seconds', 'From request arrival to the start of its generation (waiting for a free slot)', REQUEST_BUCKETS);
+  readonly slots = new Gauge('aser_slots', 'Sequences the engine decodes together (--parallel)');
+  readonly slotsBusy = new Gauge('aser_slots_busy', 'Slots holding a sequence at the last step');
+  readonly stepRows = new Histogram('aser_step_rows', 'Rows per batched forward step (decode rows plus prompt rows)', ROW_BUCKETS);
+  readonly stepDecodeRows = new Counter('aser_step_rows_total', 'Rows run in batched forward steps, by kind (decode, prefill)');
   private readonly rate = new RateWindow(10_000);
   readonly tokensPerSecond = new Gauge('aser_generation_tokens_per_second', 'Tokens sampled per second over the last 10 s', () => this.rate.perSecond());
 
@@ -128,7 +134,7 @@ export class ServerMetrics {
   render(): string {
     const parts = [
       this.requests, this.promptTokens, this.generatedTokens, this.tokensPerSecond, this.cancelled, this.queueDepth, this.running,
-      this.timeToFirstToken, this.interTokenLatency, this.requestDuration,
+      this.timeToFirstToken, this.interTokenLatency, this.requestDuration, this.queueTime, this.slots, this.slotsBusy, this.stepRows, this.stepDecodeRows,
     ];
     return parts.map((m) => m.render()).join('\n') + '\n';
   }

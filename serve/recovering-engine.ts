@@ -4,7 +4,7 @@
 // already queued behind it get a 503 `device_lost` error (their KV cache and queue slot belonged to
 // the dead device); requests that arrive later wait for the new engine and are served normally.
 import { ApiError } from './errors.js';
-import type { GenerateParams, GenerationEngine, GenerationResult, SampledToken } from './engine.js';
+import type { GenerateParams, GenerationEngine, GenerationResult, SampledToken, StepStats } from './engine.js';
 import type { TextTokenizer } from '../core/model.js';
 
 /** One engine on one device. `close` frees everything (the device included). */
@@ -29,6 +29,8 @@ export class RecoveringEngine implements GenerationEngine {
   readonly modelId: string;
   readonly contextLength: number;
   readonly tokenizer: TextTokenizer;
+  readonly parallel?: number;
+  private stepObserver?: (s: StepStats) => void;
   /** Incremented at every device loss; a request remembers the epoch it was accepted in. */
   deviceEpoch = 0;
   /** Device losses seen and restarts completed (for /health and tests). */
@@ -48,7 +50,13 @@ export class RecoveringEngine implements GenerationEngine {
     this.modelId = first.engine.modelId;
     this.contextLength = first.engine.contextLength;
     this.tokenizer = first.engine.tokenizer;
+    this.parallel = first.engine.parallel;
     this.watch(first);
+  }
+
+  observeSteps(fn: (s: StepStats) => void): void {
+    this.stepObserver = fn;
+    this.current.engine.observeSteps?.(fn);
   }
 
   /** The device requests currently run on (tests destroy it to simulate a loss). */
@@ -109,6 +117,7 @@ export class RecoveringEngine implements GenerationEngine {
       try {
         const next = await this.open();
         this.current = next;
+        if (this.stepObserver) next.engine.observeSteps?.(this.stepObserver);
         this.restarts++;
         this.watch(next);
         this.options.log?.(`GPU device re-created (restart ${this.restarts})`);

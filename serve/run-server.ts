@@ -13,6 +13,8 @@ export interface ServerSettings {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   defaultMaxTokens: number;
+  /** Bearer key /v1/* requires (none: open). */
+  apiKey?: string;
 }
 
 export interface RunningServer {
@@ -21,6 +23,8 @@ export interface RunningServer {
   serving: Serving;
   /** Stops accepting, finishes what is running, then frees the engine and the device. */
   close(): Promise<void>;
+  /** Graceful stop (RunningServer.shutdown in serve/server.ts): drain for `graceMs`, end the rest cleanly, then free the engine and the device. */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 /** Opens the model and serves it; a port in use or a host that is not ours becomes a UsageError. */
@@ -32,18 +36,25 @@ export async function runServer(args: ServingArgs, settings: ServerSettings, log
   try {
     server = await startServer({ engine, chatTemplate: serving.chatTemplate, ...settings, log: logRequests ? log : undefined });
   } catch (err) {
-    serving.close();
+    // Through the engine, which marks itself closed first: the device it destroys is not a "loss" to recover from.
+    engine.close();
     const code = (err as { code?: string }).code;
     if (code === 'EADDRINUSE') throw new UsageError(`port ${settings.port} on ${settings.host} is already in use`, 'pick another with --port (0 = any free port)');
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`cannot bind to --host ${settings.host}`, 'use an address of this machine, e.g. 127.0.0.1');
     throw err;
   }
+  let stopped: Promise<void> | undefined;
   return {
     url: server.url,
     serving,
     close: async () => {
       await server.close();
       engine.close();
+    },
+    shutdown: (graceMs) => {
+      const draining = server.shutdown(graceMs); // a repeated call shortens the grace period
+      stopped ??= draining.then(() => engine.close());
+      return stopped;
     },
   };
 }

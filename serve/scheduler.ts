@@ -1,6 +1,7 @@
 // Several clients, one executor: a strict first-in-first-out queue with a bounded number of waiting
-// requests. One job runs at a time (the executor holds one KV cache); a job cancelled while it waits
-// leaves the queue at once, so a disconnected client never costs GPU time.
+// requests. Up to `concurrency` jobs run at once (1 for an executor with one KV cache; the slot count
+// for a batching engine); a job cancelled while it waits leaves the queue at once, so a disconnected
+// client never costs GPU time.
 import { ApiError } from './errors.js';
 
 interface Waiting {
@@ -11,20 +12,27 @@ interface Waiting {
 
 export class FifoScheduler {
   private readonly waiting: Waiting[] = [];
-  private busy = false;
+  private running = 0;
 
-  /** `maxWaiting`: requests allowed to wait behind the running one before `submit` refuses with 429. */
+  /** `maxWaiting`: requests allowed to wait behind the running ones before `submit` refuses with 429. */
   constructor(
     readonly maxWaiting: number,
     private readonly onChange: (waiting: number, running: number) => void = () => {},
-  ) {}
+    readonly concurrency = 1,
+  ) {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`FifoScheduler: concurrency ${concurrency} must be a positive integer`);
+  }
 
   get waitingCount(): number {
     return this.waiting.length;
   }
 
   get runningCount(): number {
-    return this.busy ? 1 : 0;
+    return this.running;
+  }
+
+  private get busy(): boolean {
+    return this.running >= this.concurrency;
   }
 
   /** Whether a new request would be refused right now. */
@@ -44,11 +52,11 @@ export class FifoScheduler {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
       const run = () => {
-        this.busy = true;
+        this.running++;
         this.changed();
         // The slot is free before the caller hears the result, so counts are right when it looks.
         const release = () => {
-          this.busy = false;
+          this.running--;
           this.next();
         };
         job().then(
@@ -86,7 +94,7 @@ export class FifoScheduler {
   }
 
   private next(): void {
-    const entry = this.waiting.shift();
+    const entry = this.busy ? undefined : this.waiting.shift();
     if (entry) entry.start();
     else this.changed();
   }

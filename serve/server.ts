@@ -1,10 +1,11 @@
 // The OpenAI-compatible HTTP server on Node's built-in `http`: routes, bounded bodies, per-request
-// timeouts, cancellation on disconnect, and response formatting. Generation itself is in
+// timeouts, cancellation on disconnect, an optional API key on /v1/* (and /tokenize, /detokenize),
+// graceful shutdown (shutdown(): drain, then end what is left with a final chunk), and response formatting. Generation itself is in
 // serve/generation.ts; the model behind it is any GenerationEngine.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import { ApiError, toApiError, ChatTemplateError, RequestAborted } from './errors.js';
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { ApiError, toApiError, ChatTemplateError, RequestAborted, invalidApiKey, invalidParam, shuttingDown } from './errors.js';
 import type { GenerationEngine } from './engine.js';
 import { ServerMetrics } from './metrics.js';
 import { FifoScheduler } from './scheduler.js';
@@ -32,6 +33,8 @@ export interface ServerOptions {
   defaultMaxTokens?: number;
   /** One line per request (method, path, status, ms); off by default. */
   log?: (line: string) => void;
+  /** When set, /v1/*, /tokenize and /detokenize need `Authorization: Bearer <apiKey>` (else 401); /health and /metrics stay open. */
+  apiKey?: string;
 }
 
 export interface RunningServer {
@@ -42,6 +45,12 @@ export interface RunningServer {
   readonly http: Server;
   /** Stops accepting connections, aborts running generations and waits for the socket to close. */
   close(): Promise<void>;
+  /**
+   * Graceful stop: refuses new connections and requests (503), lets running generations finish for
+   * up to `graceMs`, then ends the rest where they are (a final chunk with finish_reason 'length'
+   * and [DONE] for streams, the text so far otherwise), and closes. Resolves when all is answered.
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 const DEFAULTS = { host: '127.0.0.1', port: 8080, maxQueue: 64, maxBodyBytes: 1 << 20, requestTimeoutMs: 300_000, defaultMaxTokens: 256 };
@@ -134,7 +143,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const scheduler = new FifoScheduler(opts.maxQueue, (waiting, running) => {
     metrics.queueDepth.set(waiting);
     metrics.running.set(running);
+  }, engine.parallel ?? 1);
+  metrics.slots.set(engine.parallel ?? 1);
+  engine.observeSteps?.((step) => {
+    metrics.slotsBusy.set(step.busySlots);
+    metrics.stepRows.observe(step.rows);
+    if (step.decodeRows) metrics.stepDecodeRows.inc({ kind: 'decode' }, step.decodeRows);
+    if (step.prefillRows) metrics.stepDecodeRows.inc({ kind: 'prefill' }, step.prefillRows);
   });
+  // Compared as digests so the comparison takes the same time whatever the client sent.
+  const keyDigest = options.apiKey ? createHash('sha256').update(options.apiKey).digest() : undefined;
+  const checkApiKey = (req: IncomingMessage) => {
+    if (!keyDigest) return;
+    const header = req.headers.authorization;
+    const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
+    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), keyDigest)) throw invalidApiKey(!!m);
+  };
+  let draining = false;
+  let stopping: Promise<void> | undefined;
+  let endGrace: () => void = () => {};
+  /** Generation handlers still running, and who waits for them all to end. */
+  let inflight = 0;
+  const idleWaiters: Array<() => void> = [];
+  const settled = () => {
+    if (inflight === 0) for (const w of idleWaiters.splice(0)) w();
+  };
   const ctx = { engine, scheduler, metrics };
   const created = () => Math.floor(Date.now() / 1000);
   const active = new Set<AbortController>();
@@ -167,6 +200,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
 
   async function handleGeneration(req: IncomingMessage, res: ServerResponse, kind: 'completion' | 'chat'): Promise<number> {
+    inflight++;
+    try {
+      return await generation(req, res, kind);
+    } finally {
+      inflight--;
+      settled();
+    }
+  }
+
+  async function generation(req: IncomingMessage, res: ServerResponse, kind: 'completion' | 'chat'): Promise<number> {
     const arrivedAt = performance.now();
     const body = parseJsonBody(await readBody(req, opts.maxBodyBytes));
     const request = kind === 'chat' ? parseChatRequest(body) : parseCompletionRequest(body);
@@ -200,7 +243,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     let outcome: GenerationOutcome;
     try {
       const pending = runGeneration(ctx, {
-        prompt: prompt.ids, maxTokens, temperature: request.temperature, topP: request.topP, seed: request.seed,
+        prompt: prompt.ids, maxTokens, temperature: request.temperature, topP: request.topP, extra: request.extra, seed: request.seed,
         stop: prompt.stop, stopTokens: prompt.stopTokens, logprobs: request.logprobs, topLogprobs: request.topLogprobs,
         signal: controller.signal, arrivedAt, trimStart: kind === 'chat', deviceEpoch: engine.deviceEpoch,
         onChunk: stream
@@ -217,7 +260,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     } catch (err) {
       const reason = err instanceof RequestAborted ? err : controller.signal.reason instanceof RequestAborted ? controller.signal.reason : undefined;
       if (reason) metrics.cancelled.inc({ reason: reason.why });
-      const apiErr = reason?.why === 'timeout' ? timeoutError(opts.requestTimeoutMs) : toApiError(err);
+      if (reason?.why === 'shutdown' && stream?.isOpen) {
+        // Still queued when the grace period ran out: the stream ends cleanly with nothing generated.
+        if (kind === 'chat') stream.send(chunk({ delta: {}, logprobs: null, finish_reason: 'length' }));
+        else stream.send(chunk({ text: '', logprobs: null, finish_reason: 'length' }));
+        stream.close();
+        return 200;
+      }
+      const apiErr = reason?.why === 'timeout' ? timeoutError(opts.requestTimeoutMs) : reason?.why === 'shutdown' ? shuttingDown() : toApiError(err);
       if (reason?.why === 'disconnect') return 499; // nobody is listening; nginx's "client closed request"
       if (stream?.isOpen) {
         stream.send(apiErr.toJSON());
@@ -254,10 +304,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const allow = (methods: string[]) => {
       if (!methods.includes(method)) throw new ApiError(405, `${method} is not allowed on ${path} (use ${methods.join(', ')})`, 'invalid_request_error', 'method_not_allowed');
     };
+    const protectedPath = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize';
+    if (protectedPath) checkApiKey(req);
     switch (path) {
       case '/health':
         allow(['GET']);
-        sendJson(res, 200, { status: 'ok', model: engine.modelId, queue_depth: scheduler.waitingCount, running: scheduler.runningCount, chat_template: chatTemplate.origin });
+        sendJson(res, 200, {
+          status: draining ? 'shutting_down' : 'ok', model: engine.modelId, queue_depth: scheduler.waitingCount, running: scheduler.runningCount,
+          slots: engine.parallel ?? 1, chat_template: chatTemplate.origin,
+        });
         return { route: path, status: 200 };
       case '/metrics':
         allow(['GET']);
@@ -270,10 +325,37 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         return { route: path, status: 200 };
       case '/v1/completions':
         allow(['POST']);
+        if (draining) throw shuttingDown();
         return { route: path, status: await handleGeneration(req, res, 'completion') };
       case '/v1/chat/completions':
         allow(['POST']);
+        if (draining) throw shuttingDown();
         return { route: path, status: await handleGeneration(req, res, 'chat') };
+      case '/tokenize': {
+        // llama-server's shape: { content, add_special?, with_pieces? } → { tokens: [id | { id, piece }] }.
+        allow(['POST']);
+        const body = parseJsonBody(await readBody(req, opts.maxBodyBytes));
+        if (typeof body.content !== 'string') throw invalidParam('content', "'content' must be a string", body.content === undefined ? 'missing_required_parameter' : 'invalid_type');
+        for (const key of ['add_special', 'with_pieces']) {
+          if (body[key] !== undefined && typeof body[key] !== 'boolean') throw invalidParam(key, `'${key}' must be a boolean`, 'invalid_type');
+        }
+        const tok = engine.tokenizer;
+        const ids = tok.encode(body.content, { bos: body.add_special === true });
+        const tokens = body.with_pieces === true ? ids.map((id) => ({ id, piece: tok.decode([id]) })) : ids;
+        sendJson(res, 200, { tokens });
+        return { route: path, status: 200 };
+      }
+      case '/detokenize': {
+        allow(['POST']);
+        const body = parseJsonBody(await readBody(req, opts.maxBodyBytes));
+        const tok = engine.tokenizer;
+        const ids = body.tokens;
+        if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < tok.vocabSize)) {
+          throw invalidParam('tokens', `'tokens' must be an array of token ids in 0..${tok.vocabSize - 1}`, ids === undefined ? 'missing_required_parameter' : 'invalid_value');
+        }
+        sendJson(res, 200, { content: tok.decode(ids as number[]) });
+        return { route: path, status: 200 };
+      }
       default:
         if (path.startsWith('/v1/models/')) {
           allow(['GET']);
@@ -293,6 +375,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const http = createServer((req, res) => {
     const started = performance.now();
+    // While draining, each answer closes its connection so keep-alive clients go elsewhere.
+    if (draining) res.setHeader('connection', 'close');
     route(req, res)
       .catch((err: unknown) => {
         if (err instanceof RequestAborted) return { route: knownRoute(req.url), status: 499 };
@@ -330,12 +414,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         http.close(() => resolve());
         http.closeAllConnections();
       }),
+    shutdown: (graceMs: number) => {
+      // A second call (a second signal) with no grace ends the grace period now.
+      if (stopping) {
+        if (graceMs <= 0) endGrace();
+        return stopping;
+      }
+      stopping = (async () => {
+        draining = true;
+        const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeIdleConnections();
+        const idle = new Promise<void>((resolve) => {
+          idleWaiters.push(resolve);
+          settled();
+        });
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<'grace'>((resolve) => {
+          endGrace = () => resolve('grace');
+          timer = setTimeout(endGrace, Math.max(0, graceMs));
+        });
+        if ((await Promise.race([idle, graceOver])) === 'grace') {
+          for (const c of active) c.abort(new RequestAborted('shutdown'));
+          await idle;
+        }
+        clearTimeout(timer);
+        // Every answer is written; what remains are idle keep-alive sockets.
+        http.closeAllConnections();
+        await closed;
+      })();
+      return stopping;
+    },
   };
 }
 
 /** Route label for metrics without echoing arbitrary client paths (bounded label cardinality). */
 function knownRoute(url: string | undefined): string {
   const path = (url ?? '/').split('?')[0]!;
-  if (['/health', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions'].includes(path)) return path;
+  if (['/health', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions', '/tokenize', '/detokenize'].includes(path)) return path;
   return path.startsWith('/v1/models/') ? '/v1/models/:id' : 'other';
 }

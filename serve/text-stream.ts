@@ -3,30 +3,7 @@
 // starts, so logprobs can be cut at the same place as the text.
 import type { TextTokenizer } from '../core/model.js';
 import { createDetokenizer, type Detokenizer } from '../loaders/detokenizer.js';
-
-/** Index of the earliest stop-sequence match in `text`, or -1. */
-function findStop(text: string, stops: readonly string[]): number {
-  let best = -1;
-  for (const s of stops) {
-    const at = text.indexOf(s);
-    if (at >= 0 && (best < 0 || at < best)) best = at;
-  }
-  return best;
-}
-
-/** Length of the longest suffix of `text` that is a proper prefix of some stop sequence. */
-function heldSuffix(text: string, stops: readonly string[]): number {
-  let held = 0;
-  for (const s of stops) {
-    for (let k = Math.min(s.length - 1, text.length); k > held; k--) {
-      if (text.endsWith(s.slice(0, k))) {
-        held = k;
-        break;
-      }
-    }
-  }
-  return held;
-}
+import { findStop, heldSuffix } from '../loaders/stop-strings.js';
 
 export interface TextChunk {
   text: string;

@@ -1,8 +1,10 @@
 // Request bodies of /v1/completions and /v1/chat/completions → checked, normalized parameters.
 // Every rejection is a 400 naming the offending field; unknown fields are ignored (as OpenAI does),
-// but known ones this server cannot honour (n > 1, echo, penalties, tools) are refused rather than
-// silently dropped.
+// but known ones this server cannot honour (n > 1, echo, logit_bias, tools) are refused rather than
+// silently dropped. Beside OpenAI's fields, llama-server's sampling fields are taken: top_k, min_p,
+// repeat_penalty, repeat_last_n.
 import { ApiError, invalidParam } from './errors.js';
+import type { GenerateParams } from './engine.js';
 import type { ChatMessage } from './chat-template.js';
 
 export interface SamplingRequest {
@@ -13,6 +15,8 @@ export interface SamplingRequest {
   maxTokens?: number;
   temperature: number;
   topP: number;
+  /** top_k, min_p, repeat_penalty/repeat_last_n, presence_penalty, frequency_penalty (absent = off). */
+  extra: Pick<GenerateParams, 'topK' | 'minP' | 'repeatPenalty' | 'repeatLastN' | 'presencePenalty' | 'frequencyPenalty'>;
   seed?: number;
   stop: string[];
   /** Report logprobs; `topLogprobs` alternatives per token (0..20). */
@@ -92,10 +96,6 @@ function refuseUnsupported(body: Body): void {
   if (bestOf !== undefined && bestOf !== 1) throw invalidParam('best_of', "only 'best_of': 1 is supported", 'unsupported_value');
   if (optionalBoolean(body, 'echo')) throw invalidParam('echo', "'echo' is not supported", 'unsupported_value');
   if (body.suffix !== undefined && body.suffix !== null) throw invalidParam('suffix', "'suffix' is not supported", 'unsupported_value');
-  for (const key of ['presence_penalty', 'frequency_penalty']) {
-    const p = optionalNumber(body, key, -2, 2);
-    if (p !== undefined && p !== 0) throw invalidParam(key, `'${key}' is not supported (only 0)`, 'unsupported_value');
-  }
   if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias as object).length > 0) {
     throw invalidParam('logit_bias', "'logit_bias' is not supported", 'unsupported_value');
   }
@@ -129,6 +129,15 @@ function parseSampling(body: Body, maxTokensKeys: string[]): Omit<SamplingReques
     temperature: optionalNumber(body, 'temperature', 0, 2) ?? 1,
     // top_p 0 is accepted as "greedy-like": keep only the most likely token.
     topP: optionalNumber(body, 'top_p', 0, 1) ?? 1,
+    extra: {
+      topK: optionalNumber(body, 'top_k', 0, 1 << 20, true),
+      minP: optionalNumber(body, 'min_p', 0, 1),
+      // llama-server takes repeat_penalty ≤ 0 as "off"; here it must be a real factor.
+      repeatPenalty: optionalNumber(body, 'repeat_penalty', 0.01, 10),
+      repeatLastN: optionalNumber(body, 'repeat_last_n', 0, 1 << 16, true),
+      presencePenalty: optionalNumber(body, 'presence_penalty', -2, 2),
+      frequencyPenalty: optionalNumber(body, 'frequency_penalty', -2, 2),
+    },
     seed: optionalNumber(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
     stop: parseStop(body),
   };

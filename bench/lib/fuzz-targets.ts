@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoadError } from '../../loaders/errors.js';
-import { SAFETENSORS_DTYPE_BYTES, SafetensorsFile } from '../../loaders/safetensors.js';
+import { SAFETENSORS_DTYPE_BYTES, openSafetensors } from '../../loaders/safetensors.js';
 import { loadLlama2c } from '../../loaders/llama2c.js';
 import { loadGguf } from '../../loaders/gguf.js';
 import { exportGguf, GGUF_TOKEN_TYPE } from '../../loaders/gguf-writer.js';
@@ -264,7 +264,7 @@ export function safetensorsTarget(): FuzzTarget<SafetensorsInput> {
       else if (input.kind === 'generated') bytes = safetensorsBytes(input.header, new Uint8Array(input.dataBytes), input.lengthLie);
       else bytes = safetensorsBytes(input.text, new Uint8Array(input.dataBytes));
       writeFileSync(file, bytes);
-      const st = SafetensorsFile.open(file, { dtypes: Object.keys(SAFETENSORS_DTYPE_BYTES) as Array<keyof typeof SAFETENSORS_DTYPE_BYTES> });
+      const st = openSafetensors(file, { dtypes: Object.keys(SAFETENSORS_DTYPE_BYTES) as Array<keyof typeof SAFETENSORS_DTYPE_BYTES> });
       try {
         for (const name of st.names()) {
           const e = st.entry(name);

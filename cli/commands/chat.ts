@@ -58,7 +58,7 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
     requireInteger('max-tokens', args['max-tokens'], 1);
     if (!(Number.isFinite(args.temperature) && args.temperature >= 0)) throw badValue('temperature', args.temperature, 'must be ≥ 0 (0 = greedy)');
     if (!(args['top-p'] > 0 && args['top-p'] <= 1)) throw badValue('top-p', args['top-p'], 'must lie in (0, 1]');
-    const serving = await openServing(args);
+    const serving = await openServing({ ...args, parallel: 1 }); // one conversation: no batching
     const { engine, chatTemplate } = serving;
     const out = process.stdout;
     const tty = Boolean(process.stdin.isTTY);

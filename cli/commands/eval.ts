@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeBytesAtomic } from '../../loaders/atomic.js';
 import { formatPplTableCsv, formatPplTableMarkdown, runPplTable, TABLE_METHODS } from '../../eval/ppl-table.js';
-import { formatAlphaSweepMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
+import { budgetCurveChart, formatAlphaSweepMarkdown, formatBudgetCurveMarkdown, runAlphaSweep, alphaSweepChart } from '../../eval/alpha-sweep.js';
 import { renderSvg } from '../../eval/plot.js';
 import { diagnosisCharts, formatDiagnosisMarkdown, runDiagnose } from '../../eval/diagnose.js';
 import { UsageError } from '../../core/errors.js';
@@ -13,8 +13,9 @@ import { kldCommand } from './eval-kld.js';
 import { zeroshotCommand } from './eval-zeroshot.js';
 import { reportCommand } from './eval-report.js';
 import { PplTableError } from '../../eval/errors.js';
+import type { OutlierColumns } from '../../quant/methods.js';
 import {
-  abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outliersOption,
+  abitsListOption, alphaOption, cacheOption, calibrationOptions, ctxOption, modelOption, outlierColumnsOption, outliersOption,
   parseSmoothing, rankOptions, sidePathSize, wbitsOption,
 } from '../options.js';
 
@@ -66,7 +67,7 @@ async function asUsage<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; sideWidth?: number; alpha?: number; outliers?: string; smoothing: string }
+interface EvalPplArgs extends EvalCommon { methods: string; datasets: string; abits: string; rank?: number; sideWidth?: number; alpha?: number; outliers?: string; smoothing: string; outlierColumns: string }
 
 /** --outliers N | auto. */
 function parseOutliers(v: string | undefined): number | 'auto' | undefined {
@@ -85,7 +86,7 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
       .option('datasets', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
       .options(abitsListOption)
       .options({ ...rankOptions, 'side-width': { ...rankOptions['side-width'], describe: `${rankOptions['side-width'].describe} (default 8: every low-rank method gets the same budget)` } })
-      .options({ ...alphaOption, ...outliersOption })
+      .options({ ...alphaOption, ...outliersOption, ...outlierColumnsOption })
       .option('smoothing', { type: 'string', default: 'shared', describe: 'Comma list of smoothing scopes, shared and/or per-linear: the first for every method, a second adds rows for SmoothQuant, SmoothQuant+ and ASER' })
       .example('$0 eval ppl --methods fp,rtn,aser --datasets tinystories --abits 8 --out /tmp/table', 'a small table')
       .example('$0 eval ppl --methods fp,smoothquant,aser --datasets tinystories --smoothing shared,per-linear', 'one smoothing vector per shared input vs one per linear') as never,
@@ -97,7 +98,7 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
       runPplTable({
         smoothing,
         model: args.model, methods: listOption(args.methods), datasets: listOption(args.datasets), abits: numberListOption('abits', args.abits),
-        wbits: args.wbits, rank: size.rank, alpha: args.alpha, rankBudget: size.countsOutliers || size.rank === undefined ? 'side' : 'reconstruction', outliers: parseOutliers(args.outliers), protocol: args.protocol, ctx: args.ctx,
+        wbits: args.wbits, rank: size.rank, alpha: args.alpha, rankBudget: size.countsOutliers || size.rank === undefined ? 'side' : 'reconstruction', outliers: parseOutliers(args.outliers), outlierColumns: args.outlierColumns as OutlierColumns, protocol: args.protocol, ctx: args.ctx,
         maxWindows: args.maxWindows, calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed,
         cache: args.cache, onProgress: progress,
       }),
@@ -108,7 +109,7 @@ export const evalPplCommand: CommandModule<object, EvalPplArgs> = {
   },
 };
 
-interface EvalAlphaArgs extends EvalCommon { alphas: string; method: string; abits: number; dataset: string }
+interface EvalAlphaArgs extends EvalCommon { alphas: string; method: string; abits: number; dataset: string; budgetCurve: boolean; uniformRanks: string }
 
 export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
   command: 'alpha',
@@ -119,18 +120,29 @@ export const evalAlphaCommand: CommandModule<object, EvalAlphaArgs> = {
       .option('method', { type: 'string', default: 'aser', describe: 'Low-rank method to sweep' })
       .option('abits', { type: 'number', default: 8, describe: 'Activation bits' })
       .option('dataset', { type: 'string', default: 'wikitext2,tinystories', describe: 'Comma list of datasets' })
-      .example('$0 eval alpha --out /tmp/alpha', 'the default sweep, with alpha.md, alpha.json and alpha.svg') as never,
+      .option('budget-curve', { type: 'boolean', default: false, describe: 'Also uniform ranks and the budget allocator at every point\'s +FLOPs: a Pareto plot of the three rank rules (budget.md, budget.svg)' })
+      .option('uniform-ranks', { type: 'string', default: '1,2,3,4,6,8', describe: 'Reconstruction ranks of the budget curve\'s uniform-rank points' })
+      .example('$0 eval alpha --out /tmp/alpha', 'the default sweep, with alpha.md, alpha.json and alpha.svg')
+      .example('$0 eval alpha --budget-curve --abits 4 --max-windows 32 --out /tmp/alpha-a4', 'α rule vs uniform rank vs the budget allocator at A4') as never,
   handler: async (args) => {
     const sweep = await asUsage(() =>
       runAlphaSweep({
         model: args.model, method: args.method, alphas: numberListOption('alphas', args.alphas), abits: args.abits,
         datasets: listOption(args.dataset), wbits: args.wbits, protocol: args.protocol, ctx: args.ctx, maxWindows: args.maxWindows,
         calib: args.calib, calibSamples: args.calibSamples, calibLen: args.calibLen, seed: args.seed, cache: args.cache, onProgress: progress,
+        ...(args.budgetCurve ? { curve: { uniformRanks: numberListOption('uniform-ranks', args.uniformRanks) } } : {}),
       }),
     );
     const md = formatAlphaSweepMarkdown(sweep);
     console.log(md);
-    writeOutputs(args.out, { 'alpha.md': md, 'alpha.json': JSON.stringify(sweep, null, 2) + '\n', 'alpha.svg': await renderSvg(alphaSweepChart(sweep)) });
+    const files: Record<string, string> = { 'alpha.md': md, 'alpha.json': JSON.stringify(sweep, null, 2) + '\n', 'alpha.svg': await renderSvg(alphaSweepChart(sweep)) };
+    if (sweep.curve) {
+      const curve = formatBudgetCurveMarkdown(sweep);
+      console.log(curve);
+      files['budget.md'] = curve;
+      files['budget.svg'] = await renderSvg(budgetCurveChart(sweep));
+    }
+    writeOutputs(args.out, files);
   },
 };
 

@@ -14,5 +14,6 @@ import { quantizeCommand } from './quantize.js';
 import { flopsCommand } from './flops.js';
 import { profileCommand } from './profile.js';
 import { evalCommand } from './eval.js';
+import { webCommand } from './web.js';
 
-export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand, evalCommand, flopsCommand, profileCommand] as never[];
+export const commands: CommandModule<object, never>[] = [demoCommand, quantizeCommand, pplCommand, generateCommand, serveCommand, webCommand, chatCommand, convertCommand, exportCommand, synthCommand, planCommand, infoCommand, evalCommand, flopsCommand, profileCommand] as never[];

@@ -18,9 +18,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   serve: ['node', 'runtime', 'kernels', 'loaders', 'core'],
   cli: ['eval', 'serve', 'node', 'quant', 'runtime', 'kernels', 'loaders', 'core'],
   bench: ['eval', 'serve', 'node', 'quant', 'runtime', 'kernels', 'loaders', 'core'],
+  web: ['eval', 'runtime', 'kernels', 'loaders', 'core'],
 };
 /** Browser-portable folders: no Node modules, no npm packages, no Node globals. */
 const PORTABLE = ['core', 'kernels', 'runtime'];
+/** The web page: everything it reaches is bundled for a browser (npm packages allowed, Node not). */
+const BROWSER = ['web'];
 const NODE_GLOBALS = /\b(Buffer|process|__dirname|__filename|require)\b/;
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -106,11 +109,12 @@ describe('layering (import graph)', () => {
     expect(cycles).toEqual([]);
   });
 
-  it('nothing reachable from runtime/, kernels/ or core/ uses Node or an npm package', () => {
+  /** Files reachable from `roots` through relative imports, and what they break: Node modules, Node globals, and (unless allowed) npm packages. */
+  function portabilityProblems(roots: string[], allowPackages: boolean): { reachable: Set<string>; problems: string[] } {
     const byFile = new Map<string, Import[]>();
     for (const i of imports) (byFile.get(i.from) ?? byFile.set(i.from, []).get(i.from)!).push(i);
     const reachable = new Set<string>();
-    const stack = files.filter((f) => PORTABLE.includes(topFolder(f)));
+    const stack = files.filter((f) => roots.includes(topFolder(f)));
     while (stack.length) {
       const f = stack.pop()!;
       if (reachable.has(f)) continue;
@@ -121,12 +125,24 @@ describe('layering (import graph)', () => {
     for (const f of reachable) {
       for (const i of byFile.get(f) ?? []) {
         if (isNodeModule(i.spec)) problems.push(`${f} imports Node module ${i.spec}`);
-        else if (!i.target) problems.push(`${f} imports package ${i.spec}`);
+        else if (!i.target && !allowPackages) problems.push(`${f} imports package ${i.spec}`);
+        else if (i.target && !files.includes(i.target)) problems.push(`${f} imports ${i.spec}, which is outside the checked folders`);
       }
       const hit = NODE_GLOBALS.exec(codeOnly(readFileSync(join(ROOT, f), 'utf8')));
       if (hit) problems.push(`${f} uses the Node global ${hit[1]}`);
     }
+    return { reachable, problems };
+  }
+
+  it('nothing reachable from runtime/, kernels/ or core/ uses Node or an npm package', () => {
+    const { reachable, problems } = portabilityProblems(PORTABLE, false);
     expect([...reachable].some((f) => f.startsWith('runtime/'))).toBe(true);
+    expect(problems).toEqual([]);
+  });
+
+  it('nothing reachable from the web page (web/) uses Node: the portable loaders stay portable', () => {
+    const { reachable, problems } = portabilityProblems(BROWSER, true);
+    expect([...reachable].some((f) => f.startsWith('loaders/') && f.endsWith('-format.ts'))).toBe(true);
     expect(problems).toEqual([]);
   });
 

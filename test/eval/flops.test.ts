@@ -37,6 +37,18 @@ describe('flopsAccounting', () => {
     expect(() => configLinears(c, [1, 2, 3])).toThrow(/14/);
   });
 
+  it('int8 factors: a byte a value plus 8 bytes of scales per rank; bytes share / FLOPs share drops from 4× to 2× on LLaMA-3-8B shapes', () => {
+    const c = SYNTH_SHAPES['llama3-8b'];
+    const f16 = flopsAccounting(configLinears(c, 30.58)).total;
+    const i8 = flopsAccounting(configLinears(c, 30.58), { lowRankDtype: 'int8' }).total;
+    expect(i8.sideMacs).toBe(f16.sideMacs);
+    expect(i8.sideBytes).toBeCloseTo(f16.sideBytes / 2 + 32 * 7 * 8 * 30.58, 3);
+    expect(f16.bytesPerFlopsShare).toBeGreaterThan(3.9);
+    expect(i8.bytesPerFlopsShare).toBeGreaterThan(1.9);
+    expect(i8.bytesPerFlopsShare).toBeLessThanOrEqual(2.1);
+    expect(flopsAccounting(configLinears(c, 0)).total.bytesPerFlopsShare).toBe(0);
+  });
+
   it('reads an artifact manifest’s layers', () => {
     const lin = manifestLinears({
       'model.layers.1.mlp.down_proj': { inFeatures: 256, outFeatures: 64, rank: 9, smooth: true },
@@ -59,9 +71,14 @@ describe('aser flops / aser eval (built CLI)', () => {
     expect(a.total.meanRank).toBeCloseTo(30.58, 6);
     // Non-square linears: Σ r̄(in+out)/Σ in·out = 30.58 · 81920 / 218103808 per layer.
     expect(a.total.flopsPct).toBeCloseTo((100 * 30.58 * 81920) / 218103808, 6);
+    const i8 = run('flops', '--model', 'llama3-8b', '--alpha', '0.05', '--lowrank-dtype', 'int8', '--json');
+    expect(i8.status, i8.stderr).toBe(0);
+    const b = JSON.parse(i8.stdout.trim().split('\n').pop()!) as { origin: string; total: { bytesPerFlopsShare: number } };
+    expect(b.origin).toMatch(/int8 L_A\/L_B/);
+    expect(b.total.bytesPerFlopsShare).toBeLessThanOrEqual(2.1);
   });
   it('bad usage is one line and exit code 2', () => {
-    for (const args of [['flops', '--model', 'stories260k'], ['flops', '--model', 'stories260k', '--ranks', '1,2'], ['eval', 'zeroshot', '--tasks', 'nope'], ['eval', 'kld', '--ctx', '2'], ['eval', 'report', '--abits', '8', '--max-windows', '0']]) {
+    for (const args of [['flops', '--model', 'stories260k'], ['flops', '--model', 'stories260k', '--ranks', '1,2'], ['eval', 'zeroshot', '--tasks', 'nope'], ['eval', 'kld', '--ctx', '2'], ['eval', 'report', '--abits', '8', '--max-windows', '0'], ['flops', '--model', 'llama3-8b', '--ranks', '8', '--lowrank-dtype', 'int4'], ['quantize', '--lowrank-dtype', 'int4', '--out', '/tmp/aser-never-written']]) {
       const r = run(...args);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(/^aser: error: /m);

@@ -96,6 +96,8 @@ describe('runPplTable', () => {
   it('refuses unknown methods and contradictory options with a clear message', async () => {
     await expect(runPplTable({ ...opts, methods: ['fp', 'gptq'] })).rejects.toThrow(/unknown method "gptq"/);
     await expect(runPplTable({ ...opts, rank: 4, alpha: 0.1 })).rejects.toThrow(/rank or alpha, not both/);
+    await expect(runPplTable({ ...opts, rank: 4, budget: { unit: 'flops', percent: 5 } })).rejects.toThrow(/budget chooses the ranks/);
+    await expect(runPplTable({ ...opts, rank: undefined, budget: { unit: 'flops', percent: -5 } })).rejects.toThrow(/non-negative percentage/);
     await expect(runPplTable({ ...opts, abits: [5] })).rejects.toThrow(/activation bits must be 8, 6 or 4/);
     await expect(runPplTable({ ...opts, smoothing: ['stacked' as never] })).rejects.toThrow(/smoothing must be shared-input or per-linear, got "stacked"/);
   });

@@ -37,4 +37,21 @@ describe('attention (causal, GQA, over the KV cache)', () => {
       expect(maxAbsDiff(new Float32Array(res.out!), attentionRef(c, q, kRef, vRef))).toBeLessThan(2e-5);
     });
   }
+
+  // Continuous batching: rows of three sequences in one chunk, each with its own cache region and position.
+  for (const variant of ['keys', 'rows'] as const) {
+    it(`${variant}: per-row positions over per-sequence cache regions`, async () => {
+      const gpu = await testGpu();
+      const c = { rows: 6, pos0: 0, nHeads: 4, nKvHeads: 2, headDim: 16, kvF16: false, variant, rowPositions: true };
+      const region = 40;
+      // (kvBase, pos): a decode row of sequence 0 at 30, a 3-row prefill of sequence 2, decode rows of 1 and 0's neighbour.
+      const rowPos = Uint32Array.from([0, 30, 2 * region, 0, 2 * region, 1, 2 * region, 2, region, 7, 3 * region, 39]);
+      const kvElems = 4 * region * c.nKvHeads * c.headDim;
+      const q = seededValues(c.rows * c.nHeads * c.headDim, 11, 3);
+      const kc = seededValues(kvElems, 12, 3);
+      const vc = seededValues(kvElems, 13, 2);
+      const res = await runPlan(gpu, planAttention(c), { q, k_cache: kc, v_cache: vc, out: c.rows * c.nHeads * c.headDim * 4, row_pos: rowPos }, ['out']);
+      expect(maxAbsDiff(new Float32Array(res.out!), attentionRef(c, q, kc, vc, rowPos))).toBeLessThan(2e-5);
+    });
+  }
 });

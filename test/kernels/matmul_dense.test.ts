@@ -101,3 +101,18 @@ describe('dense linear errors and chunking', () => {
     expect(() => tokenChunks(150, 16, 16 * 10)).toThrow(RangeError);
   });
 });
+
+describe('dense GEMV tiling on CPU adapters with narrow subgroups', () => {
+  it('keeps at least gemvRows threads per workgroup (SwiftShader reports 4-wide subgroups)', async () => {
+    const gpu = await testGpu();
+    const swiftshader: GpuContext = {
+      ...gpu,
+      adapterInfo: { vendor: 'google', architecture: 'swiftshader', device: '', description: '' },
+      limits: { ...gpu.limits, subgroupMinSize: 4, subgroupMaxSize: 4 },
+    };
+    const t = denseTiling(swiftshader);
+    expect(t.gemvWg).toBeGreaterThanOrEqual(t.gemvRows);
+    // The tiling this adapter gets writes every output row (a 4-thread workgroup left rows 4..7 of each group unset).
+    await check(gpu, { name: 'swiftshader-like gemv', tokens: 1, inF: 64, outF: 37, dtype: 'f32', tiling: t }, 11);
+  });
+});

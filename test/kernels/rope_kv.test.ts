@@ -63,6 +63,44 @@ describe('rope_kv', () => {
     });
   }
 
+  for (const qkvFused of [false, true]) {
+    it(`${qkvFused ? 'fused qkv, ' : ''}per-row positions write each sequence's cache region`, async () => {
+      const gpu = await testGpu();
+      const c = { rows: 5, pos0: 0, nHeads: 4, nKvHeads: 2, headDim: 8, style: 'half' as const, kvF16: false, qkvFused, rowPositions: true };
+      const region = 16;
+      const rowPos = Uint32Array.from([0, 9, region, 0, region, 1, 2 * region, 15, 3 * region, 4]);
+      const table = ropeTable(c.headDim, 10000, region);
+      const hd = c.headDim, qRow = c.nHeads * hd, kvRow = c.nKvHeads * hd;
+      const q = seededValues(c.rows * qRow, 21, 2);
+      const k = seededValues(c.rows * kvRow, 22, 2);
+      const v = seededValues(c.rows * kvRow, 23, 2);
+      const cacheElems = 4 * region * kvRow;
+      const cacheInit = seededValues(cacheElems, 24);
+      const qkv = new Float32Array(c.rows * (qRow + 2 * kvRow));
+      for (let t = 0; t < c.rows; t++) {
+        const at = t * (qRow + 2 * kvRow);
+        qkv.set(q.subarray(t * qRow, (t + 1) * qRow), at);
+        qkv.set(k.subarray(t * kvRow, (t + 1) * kvRow), at + qRow);
+        qkv.set(v.subarray(t * kvRow, (t + 1) * kvRow), at + qRow + kvRow);
+      }
+      const inputs = qkvFused ? { qkv, table, k_cache: cacheInit, v_cache: cacheInit, row_pos: rowPos } : { q, k, v, table, k_cache: cacheInit, v_cache: cacheInit, row_pos: rowPos };
+      const res = await runPlan(gpu, planRopeKv(c), inputs, [qkvFused ? 'qkv' : 'q', 'k_cache', 'v_cache']);
+      let gotQ = new Float32Array(res.q ?? new ArrayBuffer(0));
+      if (qkvFused) {
+        const out = new Float32Array(res.qkv!);
+        gotQ = new Float32Array(c.rows * qRow);
+        for (let t = 0; t < c.rows; t++) gotQ.set(out.subarray(t * (qRow + 2 * kvRow), t * (qRow + 2 * kvRow) + qRow), t * qRow);
+      }
+      const qRef = Float64Array.from(q);
+      const kRef = Float64Array.from(cacheInit);
+      const vRef = kRef.slice();
+      ropeKvRef(c, qRef, k, v, table, kRef, vRef, rowPos);
+      expect(maxAbsDiff(gotQ, qRef)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(new Float32Array(res.k_cache!), kRef)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(new Float32Array(res.v_cache!), vRef)).toBeLessThan(1e-6);
+    });
+  }
+
   it('applies llama3 frequency scaling band by band', () => {
     const scaling = { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
     const plain = ropeInvFrequencies(128, 500000);

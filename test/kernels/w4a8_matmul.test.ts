@@ -10,6 +10,7 @@ import { quantizedLinearRef } from '../../kernels/w4a8_matmul.ref.js';
 import { actQuantRef, packActivationsRef } from '../../kernels/w4a8_act_quant.ref.js';
 import { inverseSmoothing } from '../../kernels/w4a8_act_quant.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
+import { withInt8LowRank } from '../../core/lowrank-int8.js';
 import { roundToF16 } from '../../kernels/matmul_dense.ref.js';
 import { seededFloats } from './linear-harness.js';
 import {
@@ -47,6 +48,8 @@ interface Case extends SyntheticLayer {
   yOnly?: boolean;
   /** Every weight ±7 (sign per row parity) and every activation at ±qmax: the accumulators' extremes. */
   extreme?: boolean;
+  /** L_A / L_B as int8 with a scale per rank index (core/lowrank-int8.ts): the kernels' LR_I8 variant. */
+  int8Factors?: boolean;
 }
 
 function makeInput(c: Case, seed: number): Float32Array {
@@ -71,11 +74,13 @@ function extremeCase(q: QuantizedLinear, x: Float32Array, c: Case): void {
 }
 
 async function check(gpu: GpuContext, cache: PipelineCache, c: Case, seed: number): Promise<void> {
-  const q = syntheticQuantizedLinear(c, seed);
+  const synthetic = syntheticQuantizedLinear(c, seed);
+  const q = c.int8Factors ? withInt8LowRank(synthetic) : synthetic;
   const x = makeInput(c, seed + 100);
   if (c.extreme) extremeCase(q, x, c);
   const op = createQuantizedLinear(gpu, cache, q, { label: c.name, maxTokens: c.tokens, fused: c.fused, debugAcc: true, ...c.opts });
   try {
+    if (c.int8Factors) expect(op.lowRank).toBe(c.fused === false ? (gpu.features.shaderF16 ? 'f16' : 'f32') : 'int8');
     const got = await runQuantized(gpu, op, x, c.tokens);
     const ref = quantizedLinearRef(q, x, c.tokens, op.lowRank);
     for (let i = 0; i < got.y.length; i++) if (!Number.isFinite(got.y[i]!)) throw new Error(`y[${i}] = ${got.y[i]}`);
@@ -136,6 +141,26 @@ const CASES: Case[] = [
     opts: { maxSliceBytes: 20 * 2 * 16, maxBindingBytes: 64 * 64 * 4 },
   },
 ];
+
+// L_A / L_B in int8 (LR_I8): kernel A widens 4 lanes a word and scales the reduced t per rank column,
+// kernel B widens L_B's byte lanes and scales t per rank row. The reference takes the f32 values the
+// int8 factors stand for (q·scale), so the check is the same as for f32 factors.
+const INT8_FACTOR_CASES: Case[] = [
+  { name: 'int8 factors gemv 1 token, in 37, out 13, r 3, smooth, bias', tokens: 1, inF: 37, outF: 13, rank: 3, smooth: true, bias: true, int8Factors: true },
+  { name: 'int8 factors gemv 2 tokens, A6, in 300, out 70, r 14, 2 k-splits × 3 rows/thread', tokens: 2, inF: 300, outF: 70, rank: 14, aBits: 6, int8Factors: true, opts: { matmulTiling: { gemvKsplit: 2, gemvRowsPerThread: 3 } } },
+  { name: 'int8 factors gemv 1 token, in 1000, r 31, GPU tiling (k-splits)', tokens: 1, inF: 1000, outF: 45, rank: 31, bias: true, int8Factors: true, opts: GPU_TILING },
+  { name: 'int8 factors gemm 67 tokens, A4, r 14, smooth, zero/huge rows', tokens: 67, inF: 172, outF: 63, rank: 14, aBits: 4, smooth: true, special: { 0: 'zero', 9: 'huge' }, int8Factors: true },
+  { name: 'int8 factors, split weight (4 slices), gemm', tokens: 9, inF: 40, outF: 50, rank: 5, bias: true, int8Factors: true, opts: { maxSliceBytes: 13 * 2 * 16 } },
+  { name: 'int8 factors, W8 gemv 3 tokens, r 5, GPU tiling', tokens: 3, inF: 200, outF: 33, rank: 5, smooth: true, wBits: 8, int8Factors: true, opts: GPU_TILING },
+  { name: 'int8 factors, unfused gemv 1 token, r 6 (dense side path from the dequantized factors)', tokens: 1, inF: 64, outF: 24, rank: 6, fused: false, int8Factors: true },
+];
+
+describe('quantized linear with int8 L_A / L_B against the reference', () => {
+  const cache = testGpu().then((g) => new PipelineCache(g.device));
+  it.each(INT8_FACTOR_CASES.map((c, i) => [`${c.name} (seed ${7000 + 19 * i})`, c, 7000 + 19 * i] as const))('%s', async (_n, c, seed) => {
+    await check(await testGpu(), await cache, c, seed);
+  });
+});
 
 describe('quantized linear on the default adapter', () => {
   const cache = testGpu().then((g) => new PipelineCache(g.device));
@@ -224,15 +249,18 @@ interface GroupCase {
   smooth?: boolean;
   aBits?: number;
   opts?: Partial<QuantizedLinearOptions>;
+  int8Factors?: boolean;
 }
 
 /** A group against its members' references: the same x̃ quantized once, each member's rows with its own side path. */
 async function checkGroup(gpu: GpuContext, cache: PipelineCache, c: GroupCase, seed: number): Promise<void> {
   const qs = c.members.map((m, i) => syntheticQuantizedLinear({ inF: c.inF, outF: m.outF, rank: m.rank, bias: m.bias, smooth: c.smooth, aBits: c.aBits }, seed + 31 * i));
   for (const q of qs) q.smooth = qs[0]!.smooth; // the grouping rule: one smoothing vector
+  if (c.int8Factors) qs.forEach((q, i) => (qs[i] = withInt8LowRank(q)));
   const x = seededFloats(c.tokens * c.inF, seed + 100, 2);
   const op = createQuantizedLinear(gpu, cache, qs, { label: c.name, maxTokens: c.tokens, debugAcc: true, ...c.opts });
   try {
+    if (c.int8Factors) expect(op.lowRank).toBe('int8');
     const N = op.outFeatures;
     expect(N).toBe(c.members.reduce((n, m) => n + m.outF, 0));
     const got = await runQuantized(gpu, op, x, c.tokens);
@@ -272,6 +300,10 @@ const GROUP_CASES: GroupCase[] = [
   { name: 'straddling gemm 70 tokens, ranks 17/0/5', tokens: 70, inF: 100, members: [{ outF: 30, rank: 17 }, { outF: 11, rank: 0 }, { outF: 40, rank: 5, bias: true }], smooth: true },
   { name: 'gemm 9 tokens, GPU tiling, split weight (slices cross segments)', tokens: 9, inF: 40, members: [{ outF: 20, rank: 3 }, { outF: 30, rank: 6 }], opts: { ...GPU_TILING, maxSliceBytes: 13 * 2 * 16 } },
   { name: 'gemv 1 token, rank 0 group', tokens: 1, inF: 64, members: [{ outF: 64, rank: 0 }, { outF: 32, rank: 0 }, { outF: 32, rank: 0 }] },
+  // int8 factors: L_B's byte lanes with segments starting inside a word, scales stacked along the rank.
+  { name: 'int8 factors, q|k|v gemv 1 token, ranks 5/0/9, odd rows', tokens: 1, inF: 64, members: [{ outF: 63, rank: 5 }, { outF: 33, rank: 0, bias: true }, { outF: 31, rank: 9 }], smooth: true, int8Factors: true },
+  { name: 'int8 factors, straddling gemv, GPU tiling, ranks 1/20/4', tokens: 3, inF: 300, members: [{ outF: 13, rank: 1 }, { outF: 45, rank: 20, bias: true }, { outF: 7, rank: 4 }], smooth: true, opts: GPU_TILING, int8Factors: true },
+  { name: 'int8 factors, straddling gemm 70 tokens, ranks 17/0/5', tokens: 70, inF: 100, members: [{ outF: 30, rank: 17 }, { outF: 11, rank: 0 }, { outF: 41, rank: 5, bias: true }], smooth: true, int8Factors: true },
 ];
 
 describe('quantized linear groups (one kernel A, one kernel B over stacked rows)', () => {

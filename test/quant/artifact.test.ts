@@ -14,6 +14,7 @@ import { CalibrationStats, LINEAR_INPUT_KINDS } from '../../quant/calibrate.js';
 import { quantizeModel } from '../../quant/quantize-model.js';
 import { FormatError, LoadError, NotFoundError } from '../../loaders/errors.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
+import { withInt8LowRank } from '../../core/lowrank-int8.js';
 import { quantizeLinear, type QuantDiagnostics } from '../../quant/methods.js';
 import { LinearInputStats } from '../../quant/stats.js';
 import { ensureNativeBuilt, gaussian } from './helpers.js';
@@ -119,11 +120,11 @@ describe('artifact directory', () => {
     const m = JSON.parse(readFileSync(path, 'utf8'));
     m.formatVersion = ARTIFACT_FORMAT_VERSION + 1;
     writeFileSync(path, JSON.stringify(m));
-    expect(() => readArtifact(dir)).toThrow(new RegExp(`artifact format version ${ARTIFACT_FORMAT_VERSION + 1} is not supported: this build reads versions 1 and 2 .*; use the aser-webgpu that wrote it, or re-quantize the model with this build$`));
+    expect(() => readArtifact(dir)).toThrow(new RegExp(`artifact format version ${ARTIFACT_FORMAT_VERSION + 1} is not supported: this build reads versions 1, 2, 3 .*; use the aser-webgpu that wrote it, or re-quantize the model with this build$`));
     expect(() => readArtifact(dir)).not.toThrow(/\n/);
     m.formatVersion = 0;
     writeFileSync(path, JSON.stringify(m));
-    expect(() => readArtifact(dir)).toThrow(/artifact format version 0 is not supported: this build reads versions 1 and 2 .*; re-quantize the model with this build$/);
+    expect(() => readArtifact(dir)).toThrow(/artifact format version 0 is not supported: this build reads versions 1, 2, 3 .*; re-quantize the model with this build$/);
     m.formatVersion = ARTIFACT_FORMAT_VERSION;
     m.format = 'something-else';
     writeFileSync(path, JSON.stringify(m));
@@ -156,6 +157,7 @@ describe('artifact directory', () => {
     const path = join(f16, MANIFEST_FILE);
     const m = JSON.parse(readFileSync(path, 'utf8'));
     m.formatVersion = 1;
+    delete m.lowRankDtype; // version 3's field
     writeFileSync(path, JSON.stringify(m));
     expect(() => readArtifactManifest(f16)).toThrow(/"classifier" needs format version 2/);
     delete m.classifier;
@@ -168,18 +170,19 @@ describe('artifact directory', () => {
   });
 
   it('version 2 records the smoothing scope; a version-1 manifest loads as per-linear', () => {
-    expect(ARTIFACT_FORMAT_VERSION).toBe(2);
+    expect(ARTIFACT_FORMAT_VERSION).toBe(3);
     const dir = freshArtifact('smoothing-v2');
     const path = join(dir, MANIFEST_FILE);
     const m = JSON.parse(readFileSync(path, 'utf8'));
-    expect(m.formatVersion).toBe(2);
+    expect(m.formatVersion).toBe(3);
     expect(m.smoothing).toBe('per-linear');
     const shared = join(root, 'smoothing-shared');
     // layers 0 and 1 hold no two linears of one input, so 'shared-input' holds trivially here
     writeArtifact(shared, { ...header, smoothing: 'shared-input' }, layers, diagnostics);
     expect(readArtifact(shared).manifest.smoothing).toBe('shared-input');
-    // a manifest as version 1 wrote it: no smoothing field
+    // a manifest as version 1 wrote it: no smoothing field (nor version 3's lowRankDtype)
     delete m.smoothing;
+    delete m.lowRankDtype;
     m.formatVersion = 1;
     writeFileSync(path, JSON.stringify(m));
     const v1 = readArtifact(dir, { expectModelHash: header.source.sha256 });
@@ -193,6 +196,50 @@ describe('artifact directory', () => {
     m.smoothing = 'shared';
     writeFileSync(path, JSON.stringify(m));
     expect(() => readArtifactManifest(dir)).toThrow(/"smoothing" must be "shared-input" or "per-linear", got "shared"/);
+  });
+
+  it('version 3: int8 L_A/L_B (scales per rank index) round-trip; f16 stays the default; mixed or mislabelled factors are refused', () => {
+    const int8 = new Map([...layers].map(([n, q]) => [n, withInt8LowRank(q)]));
+    const dir = join(root, 'lowrank-int8');
+    const manifest = writeArtifact(dir, header, int8, diagnostics);
+    expect(manifest.formatVersion).toBe(3);
+    expect(manifest.lowRankDtype).toBe('int8');
+    const read = readArtifact(dir);
+    for (const [name, want] of int8) {
+      expect(read.layers.get(name), name).toEqual(want);
+      if (want.rank > 0) expect(read.layers.get(name)!.lowRankInt8!.la).toBeInstanceOf(Int8Array);
+    }
+    // the file holds int8 factors (half the f16 bytes) with their scales
+    const f16Dir = freshArtifact('lowrank-f16');
+    expect(readArtifact(f16Dir).manifest.lowRankDtype).toBe('f16');
+    expect(read.manifest.files['layer-000.safetensors']!.bytes).toBeLessThan(readArtifact(f16Dir).manifest.files['layer-000.safetensors']!.bytes);
+    // f16 and int8 factors in one artifact, or a header that says otherwise, are refused
+    const mixed = new Map(layers);
+    mixed.set('model.layers.0.self_attn.q_proj', int8.get('model.layers.0.self_attn.q_proj')!);
+    expect(() => writeArtifact(join(root, 'lowrank-mixed'), header, mixed, diagnostics)).toThrow(/lowRankDtype is int8 but a linear's L_A\/L_B are f16/);
+    expect(() => writeArtifact(join(root, 'lowrank-mislabelled'), { ...header, lowRankDtype: 'f16' }, int8, diagnostics)).toThrow(/lowRankDtype is f16 but a linear's L_A\/L_B are int8/);
+    // a manifest that says f16 over int8 tensors names the tensor; version 2 cannot carry the field
+    const path = join(dir, MANIFEST_FILE);
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    m.lowRankDtype = 'f16';
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifact(dir)).toThrow(/tensor model\.layers\.0\.self_attn\.q_proj\.la is I8 \[40,6\], the manifest implies F16 \[40,6\]/);
+    m.lowRankDtype = 'int4';
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(dir)).toThrow(/"lowRankDtype" must be "f16" or "int8", got "int4"/);
+    m.lowRankDtype = 'int8';
+    m.formatVersion = 2;
+    writeFileSync(path, JSON.stringify(m));
+    expect(() => readArtifactManifest(dir)).toThrow(/"lowRankDtype" needs format version 3, this manifest is version 2/);
+    // a version-2 manifest (no field) reads its F16 factors as before
+    const f16Path = join(f16Dir, MANIFEST_FILE);
+    const m2 = JSON.parse(readFileSync(f16Path, 'utf8'));
+    m2.formatVersion = 2;
+    delete m2.lowRankDtype;
+    writeFileSync(f16Path, JSON.stringify(m2));
+    const v2 = readArtifact(f16Dir);
+    expect(v2.manifest.lowRankDtype).toBe('f16');
+    for (const [name, want] of layers) expect(v2.layers.get(name), name).toEqual(want);
   });
 
   it("the writer refuses 'shared-input' when linears of one input carry different smoothing vectors", () => {

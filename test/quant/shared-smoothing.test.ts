@@ -192,7 +192,7 @@ describe('stories260K: quantizeModel and the artifact, shared-input vs per-linea
     const { manifest } = await quantizeToArtifact({
       model: 'stories260k', calib: 'tinystories', seed: 0, method: 'smoothquant', wbits: 4, abits: 8, out: dir,
     });
-    expect(manifest.formatVersion).toBe(2);
+    expect(manifest.formatVersion).toBe(3);
     expect(manifest.smoothing).toBe('shared-input');
     const { layers } = readArtifact(dir);
     const q = layers.get('model.layers.2.self_attn.q_proj')!;

@@ -15,6 +15,7 @@ import { BLOCK_LINEARS, type ModelConfig, type ModelSource } from '../../core/mo
 import { PipelineCache } from '../../runtime/pipelines.js';
 import { createQuantizedLinear } from '../../runtime/quantized-linear.js';
 import { quantizedClassifierFactory, quantizedLinearFactory } from '../../runtime/artifact-linears.js';
+import { withInt8LowRank } from '../../core/lowrank-int8.js';
 import type { QuantizedLinear } from '../../core/quantized.js';
 import type { GpuContext } from '../../core/gpu.js';
 import { actQuantTiling } from '../../kernels/w4a8_act_quant.js';
@@ -74,11 +75,12 @@ async function quantized(source: ModelSource, gpu: GpuContext): Promise<Map<stri
   }
 }
 
-async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fused = true, embedding: 'gpu' | 'host' = 'gpu', classifier: 'dense' | 'int8' = 'dense'): Promise<void> {
+async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fused = true, embedding: 'gpu' | 'host' = 'gpu', classifier: 'dense' | 'int8' = 'dense', int8Factors = false): Promise<void> {
   const { source } = loadHfModel(join(root, dir));
   try {
     const c = source.config;
-    const layers = weights === 'w4a8' ? await quantized(source, gpu) : undefined;
+    const fp = weights === 'w4a8' ? await quantized(source, gpu) : undefined;
+    const layers = fp && int8Factors ? new Map([...fp].map(([n, q]) => [n, withInt8LowRank(q)])) : fp;
     const cache = new PipelineCache(gpu.device);
     const dtype = weights === 'w4a8' && gpu.features.shaderF16 ? 'f16' : 'f32';
     const head = classifier === 'int8'
@@ -101,7 +103,7 @@ async function compare(dir: string, gpu: GpuContext, weights: 'f32' | 'w4a8', fu
         // The artifact's real per-linear column counts (rank + outliers), layer-major in BLOCK_LINEARS order.
         opts.rank = Array.from({ length: c.nLayers }, (_, l) => BLOCK_LINEARS.map(({ name }) => layers.get(`model.layers.${l}.${name}`)!.rank)).flat();
         opts.smoothing = [...layers.values()].every((q) => q.smooth);
-        opts.lowRankDtype = gpu.features.shaderF16 ? 'f16' : 'f32';
+        opts.lowRankDtype = int8Factors ? 'int8' : gpu.features.shaderF16 ? 'f16' : 'f32';
         opts.actQuantTiling = actQuantTiling(gpu);
         opts.fused = fused;
         opts.groups = fused;
@@ -123,6 +125,10 @@ describe('aser plan = Executor.memory(), byte for byte', () => {
 
   it('W4A8 ASER (fused kernels, q|k|v and gate|up groups), Qwen bias + tied int8 classifier, host embedding', async () => {
     await compare('qwen-tied', await testGpu(), 'w4a8', true, 'host', 'int8');
+  });
+
+  it('W4A8 ASER with int8 L_A / L_B (fused, groups): the factors\' bytes and their scales', async () => {
+    await compare('llama', await testGpu(), 'w4a8', true, 'gpu', 'dense', true);
   });
 
   it('W4A8 ASER, LLaMA shape, unfused baseline: its t / y2 scratch and dense side-path ops', async () => {

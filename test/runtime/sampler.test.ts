@@ -64,4 +64,38 @@ describe('sampler', () => {
     expect(() => new Sampler({ topP: 0 })).toThrow(/topP 0/);
     expect(() => new Sampler({ topP: 1.5 })).toThrow(SamplerError);
   });
+
+  it('min-p drops tokens below min_p × the most likely one and renormalizes the rest', () => {
+    // After temperature 1: probabilities 0.5, 0.3, 0.15, 0.05 → min_p 0.25 keeps those ≥ 0.125 (ids 0, 1, 2).
+    const logits = logitsOf([0.5, 0.3, 0.15, 0.05]);
+    const freq = frequencies(new Sampler({ temperature: 1, minP: 0.25, seed: 3 }), logits, 20000);
+    expect(freq[3]).toBe(0);
+    expect(freq[0]! / freq[2]!).toBeCloseTo(0.5 / 0.15, 0);
+    expect(freq[0]).toBeCloseTo(0.5 / 0.95, 1);
+    // min_p 1 keeps only the most likely token.
+    expect(new Set(Array.from({ length: 50 }, () => new Sampler({ temperature: 2, minP: 1, seed: 9 }).sample(logits)))).toEqual(new Set([0]));
+    expect(() => new Sampler({ minP: 1.5 })).toThrow(/minP/);
+  });
+
+  it('applies llama.cpp repeat penalty and OpenAI presence/frequency penalties to what was seen', () => {
+    const logits = Float32Array.of(2, 1.9, -1, 0.5);
+    // Greedy picks 0; a repeat penalty on the prompt's token 0 (2 / 1.5 = 1.33 < 1.9) makes it 1.
+    const repeat = new Sampler({ temperature: 0, repeatPenalty: 1.5 });
+    repeat.observePrompt([3, 0]);
+    expect(repeat.sample(logits)).toBe(1);
+    // Negative logits are multiplied: token 2 goes further down, never up.
+    const negative = new Sampler({ temperature: 0, repeatPenalty: 2 });
+    negative.observePrompt([2]);
+    expect(negative.sample(Float32Array.of(-1, -1.5, -0.9))).toBe(0);
+    // Frequency penalty grows with each use: 0, then 1 (2 − 0.5 < 1.9), then 0 again (1.5 vs 1.9 − 0.5), …
+    const freq = new Sampler({ temperature: 0, frequencyPenalty: 0.5 });
+    expect([0, 1, 2, 3].map(() => freq.sample(logits))).toEqual([0, 1, 0, 1]);
+    // Presence penalty is paid once, however often: once 0 and 1 were both used, 0 leads again for good.
+    const presence = new Sampler({ temperature: 0, presencePenalty: 1.2 });
+    expect([0, 1, 2, 3].map(() => presence.sample(logits))).toEqual([0, 1, 0, 0]);
+    expect(presence.hostOnly).toBe(true);
+    expect(new Sampler({ temperature: 1, topK: 3 }).hostOnly).toBe(false);
+    expect(() => new Sampler({ repeatPenalty: 0 })).toThrow(/repeatPenalty/);
+    expect(() => new Sampler({ presencePenalty: 3 })).toThrow(/presencePenalty/);
+  });
 });

@@ -101,7 +101,7 @@ describe('aser serve as a process', () => {
       });
       child!.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
     });
-    expect(stderr).toMatch(/serving stories260k \(context 512 tokens, chat template: fallback\)/);
+    expect(stderr).toMatch(/serving stories260k \(context 512 tokens, continuous batching, \d+ slots, chat template: fallback\)/);
     const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m) => m.id)).toEqual(['stories260k']);
     const res = await fetch(`${url}/v1/completions`, {
@@ -124,5 +124,52 @@ describe('aser serve as a process', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/already in use/);
     expect(r.stderr).toMatch(/hint: .*--port/);
+    // Freeing the model after a bind error is not a device loss.
+    expect(r.stderr).not.toMatch(/device lost|re-creat/i);
   }, 30_000);
+
+  it('on SIGTERM ends 3 streams in flight with a final chunk and [DONE], and exits 0 without re-creating the device', async () => {
+    const proc = spawn(process.execPath, [ENTRY, 'serve', '--model', 'stories260k', '--port', '0', '--parallel', '4', '--shutdown-grace', '0.5', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (d) => {
+        out += d;
+        const m = out.match(/^listening (http:\/\/127\.0\.0\.1:\d+)$/m);
+        if (m) resolve(m[1]!);
+      });
+      proc.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+    });
+    const { readSse } = await import('./sse-client.js');
+    let firstTokens = 0;
+    let allStarted!: () => void;
+    const started = new Promise<void>((r) => (allStarted = r));
+    const streams = [0, 1, 2].map(async (i) => {
+      const res = await fetch(`${url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'stories260k', prompt: 'Once upon a time', max_tokens: 500, temperature: 0.8, seed: i, stream: true }),
+      });
+      let seen = false;
+      return readSse(res, (data) => {
+        if (!seen && data.includes('"text":"') && !data.includes('"text":""')) {
+          seen = true;
+          if (++firstTokens === 3) allStarted();
+        }
+      });
+    });
+    await started;
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    const results = await Promise.all(streams);
+    for (const r of results) {
+      expect(r.events.at(-1)).toBe('[DONE]');
+      const last = JSON.parse(r.events.at(-2)!) as { choices: Array<{ finish_reason: string | null }> };
+      expect(last.choices[0]!.finish_reason).toBe('length');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).toMatch(/shutting down/);
+    expect(stderr).not.toMatch(/device lost|re-creat/i);
+  }, 60_000);
 });

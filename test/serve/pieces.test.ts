@@ -225,6 +225,30 @@ describe('request validation', () => {
 describe('FifoScheduler', () => {
   const tick = () => new Promise((r) => setTimeout(r, 1));
 
+  it('runs up to `concurrency` jobs at once, in arrival order, and starts the next as one ends', async () => {
+    const s = new FifoScheduler(4, () => {}, 2);
+    const gates = new Map<string, () => void>();
+    const started: string[] = [];
+    const job = (name: string) => () => new Promise<string>((resolve) => {
+      started.push(name);
+      gates.set(name, () => resolve(name));
+    });
+    const all = ['a', 'b', 'c', 'd'].map((n) => s.submit(job(n)));
+    await tick();
+    expect(started).toEqual(['a', 'b']);
+    expect([s.runningCount, s.waitingCount]).toEqual([2, 2]);
+    gates.get('b')!();
+    await tick();
+    expect(started).toEqual(['a', 'b', 'c']);
+    gates.get('a')!();
+    gates.get('c')!();
+    await tick();
+    gates.get('d')!();
+    expect(await Promise.all(all)).toEqual(['a', 'b', 'c', 'd']);
+    expect([s.runningCount, s.waitingCount]).toEqual([0, 0]);
+    expect(() => new FifoScheduler(1, () => {}, 0)).toThrow(/concurrency/);
+  });
+
   it('runs jobs one at a time in arrival order and refuses with 429 beyond the bound', async () => {
     const depth: number[] = [];
     const s = new FifoScheduler(2, (w) => depth.push(w));
