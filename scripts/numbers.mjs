@@ -490,7 +490,7 @@ function gpuKit(src, j) {
     table(['tests passed', 'failed', 'skipped', 'copy peak GB/s', 'dot4 peak GOP/s', 'best kernel GB/s', 'best kernel GOP/s'],
       [[int(j.tests?.passed), int(j.tests?.failed), int(j.tests?.skipped), f(k.peaks?.copyGBs, 2), f(k.peaks?.dot4GOPs, 1), f(k.bestGBs, 2), f(k.bestGOPs, 1)]]),
     '',
-    `8B-shaped decode: ${d.layers ?? NR} LLaMA-3-8B-shaped layers (synthesized), \`aser profile\`; copy peak in that run ${f(d.copyPeakGBs, 2)} GB/s.`,
+    `8B-shaped decode: ${d.layers ?? NR} LLaMA-3-8B-shaped layers (synthesized), \`aser profile\` (${j.quick ? 'one round' : 'medians of rounds'}); copy peak measured by that profile ${f(d.copyPeakGBs, 2)} GB/s (the kernel bench's, above, is another process's probe). "Side path off" of a rank-0 method runs the same kernels as "on": their difference is the run's noise.${s.software ? ' On a software adapter the host runs the kernels and everything else at once, so a fraction of the copy peak above 100 % means the probe was slowed, not that decode beat memory.' : ''}`,
     '',
     table(['variant', 'prefill tok/s', 'decode tok/s', 'dispatches/token', 'MB/token (ideal)', 'achieved GB/s', 'of copy peak'],
       variants.map(([name, v]) => [name, f(v.prefillTokPerSec, 2), f(v.decodeTokPerSec, 2), int(v.dispatchesPerToken), `${f(v.mbPerToken, 1)} (${f(v.idealMbPerToken, 1)})`, f(v.achievedGBs, 2), `${pct(v.copyPeakFraction)} %`])),
