@@ -15,7 +15,6 @@
 // samples (GPU timestamp queries when the device has them, else wall clock around submit→done); the
 // minimum is recorded too. Memory traffic counted for GB/s: weights (incl. scales, L_A, L_B) read once,
 // x read once, y written once; intermediates (packed activations, t) are not counted.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openNodeDevice } from '../node/gpu.js';
@@ -31,7 +30,7 @@ import { packW4, w4Blocks, W4_BLOCK_BYTES } from '../core/w4-layout.js';
 import { packW8, W8_BLOCK_BYTES } from '../core/w8-layout.js';
 import { w4MatmulTiling, type W4GemvInner } from '../kernels/w4a8_matmul.js';
 import { BenchTimer } from './gpu-timer.js';
-import { runIfMain, writeJsonReport } from './lib/report.js';
+import { gitCommit, runIfMain, writeJsonReport } from './lib/report.js';
 
 interface Shape {
   name: string;
@@ -504,10 +503,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of skipped) console.log(`    ${s}`);
   }
 
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch { /* not a git checkout */ }
+  const commit = gitCommit();
   const result = {
     bench: 'kernels',
     date: new Date().toISOString(),

@@ -1,12 +1,14 @@
 // Charts as standalone SVG strings: a Vega-Lite spec compiled and rendered headlessly (no DOM, no
 // canvas), so reports, diagnostics and benchmarks draw plots with one well-kept library.
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+// Vega loads on the first chart: every CLI command imports this module, few draw (and the GPU kit
+// carries no Vega).
+import type { TopLevelSpec } from 'vega-lite';
 
 export type ChartSpec = TopLevelSpec;
 
 /** Renders a Vega-Lite spec to an SVG document. Data must be inline (`data: { values }`). */
 export async function renderSvg(spec: ChartSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -54,6 +54,12 @@ export const SOURCES = [
     command: 'npm run bench -- peer-llamacpp --model llama3-8b-l1 --prefill 32 --decode 8 --repeats 1 --ctx 64 --windows 1 --ours f16,w4a8 --out bench/results/peer-llamacpp-8b.json',
   },
   {
+    id: 'gpuKit',
+    file: 'bench/results/gpu-check-llvmpipe.json',
+    command: '`npm run gpu-kit -- --out out/gpu-kit`, then `bash out/gpu-kit/run.sh --quick --out bench/results/gpu-check-llvmpipe.json` with no Node on PATH',
+    short: 'bash out/gpu-kit/run.sh --quick',
+  },
+  {
     id: 'report',
     file: 'test/fixtures/report-results.json',
     command: '`aser eval report --model stories260k` (its `report/results.json`, committed as the fixture of test/eval/report-html.test.ts)',
@@ -512,6 +518,28 @@ function classifier(src, j) {
   ].join('\n');
 }
 
+function gpuKit(src, j) {
+  const s = j.summary ?? {};
+  const k = j.kernels ?? {};
+  const d = j.decode8b ?? {};
+  const kit = j.kit ?? {};
+  const variants = Object.entries(d.variants ?? {}).flatMap(([name, v]) => (v.sideOn ? [[`${name}, side path on`, v.sideOn], [`${name}, side path off`, v.sideOff]] : v.error ? [] : [[name, v]]));
+  return [
+    `## GPU kit — \`${src.short}\``,
+    sourceLine(src, j),
+    '',
+    `Adapter: ${s.adapter ?? NR}${s.software ? ' (a software adapter: these are not GPU figures)' : ''}. Kit: ${kit.bytes ? `${mib(kit.bytes)} MiB` : NR} (node ${kit.node ?? NR}, webgpu ${kit.webgpu ?? NR}, built from ${kit.commit ?? NR}). ${j.quick ? '`--quick`' : 'full run'}, ${f(s.seconds, 0)} s in all.`,
+    '',
+    table(['tests passed', 'failed', 'skipped', 'copy peak GB/s', 'dot4 peak GOP/s', 'best kernel GB/s', 'best kernel GOP/s'],
+      [[int(j.tests?.passed), int(j.tests?.failed), int(j.tests?.skipped), f(k.peaks?.copyGBs, 2), f(k.peaks?.dot4GOPs, 1), f(k.bestGBs, 2), f(k.bestGOPs, 1)]]),
+    '',
+    `8B-shaped decode: ${d.layers ?? NR} LLaMA-3-8B-shaped layer${d.layers === 1 ? "" : "s"} (synthesized), \`aser profile\` (${j.quick ? 'one round' : 'medians of rounds'}); copy peak measured by that profile ${f(d.copyPeakGBs, 2)} GB/s (the kernel bench's, above, is another process's probe). "Side path off" of a rank-0 method runs the same kernels as "on": their difference is the run's noise.${s.software ? ' On a software adapter the host runs the kernels and everything else at once, so a fraction of the copy peak above 100 % means the probe was slowed, not that decode beat memory.' : ''}`,
+    '',
+    table(['variant', 'prefill tok/s', 'decode tok/s', 'dispatches/token', 'MB/token (ideal)', 'achieved GB/s', 'of copy peak'],
+      variants.map(([name, v]) => [name, f(v.prefillTokPerSec, 2), f(v.decodeTokPerSec, 2), int(v.dispatchesPerToken), `${f(v.mbPerToken, 1)} (${f(v.idealMbPerToken, 1)})`, f(v.achievedGBs, 2), `${pct(v.copyPeakFraction)} %`])),
+  ].join('\n');
+}
+
 function web(src, j) {
   const rows = j.rows ?? [];
   const ratio = (v) => f(j.pageOverNode?.[v], 3);
@@ -629,7 +657,7 @@ function lowrankKernels(src, j) {
   ].join('\n');
 }
 
-const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels, peer8b: peer, gguf, ggufStories: gguf };
+const RENDER = { forward, kernels, peer, serve, load, fuzz, quantLayer, quantizeModel, llama8b, report, sameOutputs, smoothing, classifier, decodeSpeedup, web, budget, budgetCurveA8: budgetCurve, budgetCurveA4: budgetCurve, outliers, lowrank, lowrankKernels, peer8b: peer, gguf, ggufStories: gguf, gpuKit };
 
 /** docs/numbers.md as `npm run numbers` writes it, from the files under `root`. */
 export function renderNumbers(root = repoRoot) {

@@ -34,9 +34,9 @@ function git(args: string[]): string | null {
   }
 }
 
-/** The checkout's short commit id, 'unknown' outside a git checkout. */
+/** The checkout's short commit id; outside a git checkout ASER_COMMIT (the GPU kit sets its build's), else 'unknown'. */
 export function gitCommit(): string {
-  return git(['rev-parse', '--short', 'HEAD']) ?? 'unknown';
+  return git(['rev-parse', '--short', 'HEAD']) ?? process.env.ASER_COMMIT ?? 'unknown';
 }
 
 export function runMeta(adapter: string): RunMeta {
