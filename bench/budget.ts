@@ -16,6 +16,7 @@ import { pplCell, runPplTable, type PplTable } from '../eval/ppl-table.js';
 import { readArtifactManifest, type ArtifactManifest } from '../loaders/artifact-manifest.js';
 import { repoRoot } from '../loaders/datasets.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
+import { benchOptions } from './lib/args.js';
 
 interface KindSummary {
   /** e.g. "self_attn.q_proj". */
@@ -67,11 +68,7 @@ function variantOf(t: PplTable, rule: Variant['rule'], abits: number, datasets: 
 }
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
-  const opt = (name: string, dflt: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
-  const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const { opt, list } = benchOptions(args);
   const model = opt('model', 'stories260k');
   const datasets = list(opt('datasets', 'tinystories,wikitext2'));
   const abitsList = list(opt('abits', '8,4')).map(Number);

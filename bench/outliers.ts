@@ -14,6 +14,7 @@ import { readArtifactManifest } from '../loaders/artifact-manifest.js';
 import { repoRoot } from '../loaders/datasets.js';
 import type { OutlierColumns } from '../quant/methods.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
+import { benchOptions } from './lib/args.js';
 
 interface OutlierRow {
   f: number;
@@ -30,11 +31,7 @@ interface OutlierRow {
 }
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
-  const opt = (name: string, dflt: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
-  const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const { opt, list } = benchOptions(args);
   const model = opt('model', 'stories260k');
   const datasets = list(opt('datasets', 'tinystories,wikitext2'));
   const abits = list(opt('abits', '8,4')).map(Number);

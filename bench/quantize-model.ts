@@ -11,12 +11,10 @@ import { calibrateModel, quantizeToArtifact, type QuantizeRequest } from '../nod
 import { QUANT_METHODS, type QuantMethod } from '../quant/methods.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 import { repoRoot } from '../loaders/datasets.js';
+import { benchOptions } from './lib/args.js';
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
-  const opt = (name: string, dflt: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
+  const { opt } = benchOptions(args);
   const model = opt('model', 'stories260k');
   const methods = opt('methods', 'aser').split(',') as QuantMethod[];
   for (const m of methods) if (!QUANT_METHODS.includes(m)) throw new Error(`--methods: ${m} is not one of ${QUANT_METHODS.join(', ')}`);

@@ -12,13 +12,10 @@ import { formatPplTableMarkdown, pplCell, runPplTable } from '../eval/ppl-table.
 import { SCOPE_SENSITIVE_METHODS } from '../quant/methods.js';
 import { probeAdapter, runIfMain, writeJsonReport } from './lib/report.js';
 import { repoRoot } from '../loaders/datasets.js';
+import { benchOptions } from './lib/args.js';
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
-  const opt = (name: string, dflt: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
-  const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const { opt, list } = benchOptions(args);
   const model = opt('model', 'stories260k');
   const datasets = list(opt('datasets', 'tinystories'));
   const abits = list(opt('abits', '8,6')).map(Number);
