@@ -30,19 +30,9 @@ fn bf16_at(e: u32) -> u32 {
   return select(w & 0xffffu, w >> 16u, (i & 1u) == 1u);
 }
 
-#include "f16_bits.wgsl"
-
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = (wid.x + wid.y * nwg.x) * WG + lid;
-  let total = p.rows * p.dst_stride;
-#ifdef OUT_F16
-  if (2u * w >= total) { return; }
-  let lo = f16_bits(bf16_at(2u * w) << 16u);
-  let hi = select(0u, f16_bits(bf16_at(2u * w + 1u) << 16u), 2u * w + 1u < total);
-  dst[p.dst_offset + w] = lo | (hi << 16u);
-#else
-  if (w >= total) { return; }
-  dst[p.dst_offset + w] = bf16_at(w) << 16u;
-#endif
+/** f32 bits of output element e (bf16 is the upper half of an f32). */
+fn value_bits(e: u32) -> u32 {
+  return bf16_at(e) << 16u;
 }
+
+#include "widen_store.wgsl"

@@ -99,8 +99,6 @@ fn block_value(b: u32, i: u32) -> f32 {
 }
 #endif
 
-#include "f16_bits.wgsl"
-
 /** f32 bits of output element e of the chunk (+0 for row padding). */
 fn value_bits(e: u32) -> u32 {
   let r = e / p.dst_stride;
@@ -110,17 +108,4 @@ fn value_bits(e: u32) -> u32 {
   return bitcast<u32>(block_value(r * p.row_bytes + blk * TYPE_SIZE, c - blk * BLOCK));
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = (wid.x + wid.y * nwg.x) * WG + lid;
-  let total = p.rows * p.dst_stride;
-#ifdef OUT_F16
-  if (2u * w >= total) { return; }
-  let lo = f16_bits(value_bits(2u * w));
-  let hi = select(0u, f16_bits(value_bits(2u * w + 1u)), 2u * w + 1u < total);
-  dst[p.dst_offset + w] = lo | (hi << 16u);
-#else
-  if (w >= total) { return; }
-  dst[p.dst_offset + w] = value_bits(w);
-#endif
-}
+#include "widen_store.wgsl"

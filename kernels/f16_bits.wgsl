@@ -1,7 +1,7 @@
 // f32 bit pattern → f16 bits, rounded to nearest even in integer arithmetic, so every adapter gives the
 // same bits (WGSL's own f32→f16 conversion leaves the rounding direction to the implementation):
 // |x| ≥ 65520 → ±Inf, results below 2^-14 become f16 subnormals, below 2^-25 ±0, NaN stays a quiet NaN.
-// Shared by the load-time converters (convert_bf16, dequant_ggml).
+// Shared by the load-time converters (convert_bf16, dequant_ggml) through widen_store.wgsl.
 
 /** The same steps as core/dtype.ts f32ToF16Bits. */
 fn f16_bits(x: u32) -> u32 {
