@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Part of `npm run build:native`: compiles the stderr-capture addon (node/native) with node-gyp
-// (scripts/build-addon.mjs). The addon is optional: without it the CLI runs the same and only shows
+// (quant/native/build-addon.mjs). The addon is optional: without it the CLI runs the same and only shows
 // Dawn's limit notices, so a failed build warns and exits 0.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildAddon } from '../../scripts/build-addon.mjs';
+import { buildAddon } from '../../quant/native/build-addon.mjs';
 
 process.exit(buildAddon({
   dir: dirname(fileURLToPath(import.meta.url)),

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// `npm run build:native`: compiles the LAPACK addon (quant/native) with node-gyp (scripts/build-addon.mjs).
+// `npm run build:native`: compiles the LAPACK addon (quant/native) with node-gyp (build-addon.mjs).
 // The quantizer cannot run without it, so a missing LAPACK or a failed build fails the build.
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildAddon } from '../../scripts/build-addon.mjs';
+import { buildAddon } from './build-addon.mjs';
 
 process.exit(buildAddon({
   dir: dirname(fileURLToPath(import.meta.url)),

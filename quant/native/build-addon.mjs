@@ -1,12 +1,13 @@
-// The one node-gyp build of the project's native addons (quant/native, node/native): skipped while the
-// built addon is newer than its sources (FORCE=1 rebuilds); uses the headers of the running Node when
-// they are installed next to it (Debian/nodesource: /usr/include/node), so no header download is needed.
+// The one node-gyp build of the project's native addons: quant/native's, and node/native's (node may
+// import quant, not the reverse). Skipped while the built addon is newer than its sources (FORCE=1
+// rebuilds); uses the headers of the running Node when they are installed next to it
+// (Debian/nodesource: /usr/include/node), so no header download is needed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
  * Builds the addon `dir/build/Release/<name>.node` from `sources` (names in `dir`) and returns the exit
